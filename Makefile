@@ -1,0 +1,33 @@
+# make run   install into .venv (created when missing), then the main job
+# make test  install with test extras, then the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+STAMP_TEST := $(VENV)/.installed-test
+
+.PHONY: run test install install-test bench-smoke clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(STAMP_TEST): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+install-test: $(STAMP_TEST)
+
+run: $(STAMP)
+	$(BIN)/vqcodec simulate --channel bsc --p 0.01
+
+test: $(STAMP_TEST)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info

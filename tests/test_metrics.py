@@ -1,0 +1,38 @@
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from vqcodec.metrics import mean_ci95, ms_ssim, psnr
+
+
+def test_psnr_closed_form():
+    a = np.zeros((4, 4, 3), np.uint8)
+    b = a.copy()
+    b[0, 0, 0] = 10  # MSE = 100 / 48
+    assert psnr(a, b) == pytest.approx(10 * math.log10(255 ** 2 / (100 / 48)))
+    assert psnr(a, a) == math.inf
+
+
+def test_ms_ssim_identity_and_order(rgb_image):
+    big = np.tile(rgb_image, (6, 4, 1))[:200, :200]
+    assert ms_ssim(big, big) == pytest.approx(1.0, abs=1e-9)
+    rng = np.random.default_rng(0)
+    n1 = np.clip(big + rng.normal(0, 5, big.shape), 0, 255).astype(np.uint8)
+    n2 = np.clip(big + rng.normal(0, 25, big.shape), 0, 255).astype(np.uint8)
+    assert 1 > ms_ssim(big, n1) > ms_ssim(big, n2) > 0
+
+
+def test_ms_ssim_small_image(rgb_image):
+    small = rgb_image[:20, :20]
+    assert ms_ssim(small, small) == pytest.approx(1.0)
+
+
+def test_ci_matches_t_interval():
+    v = np.array([1.0, 2.0, 4.0, 3.0])
+    lo, hi = stats.t.interval(0.95, len(v) - 1, loc=v.mean(), scale=stats.sem(v))
+    r = mean_ci95(v)
+    assert r["mean"] == pytest.approx(2.5)
+    assert r["ci95"] == pytest.approx((hi - lo) / 2)
+    assert mean_ci95([3.0])["ci95"] == math.inf

@@ -1,0 +1,138 @@
+"""Index <-> label <-> bits packing, and the ``.vqc`` index file.
+
+A model with K codewords sends each index as a fixed-length label of
+``b = ceil(log2 K)`` bits, most significant bit first. The label of index i
+is ``assignment[i]`` (a permutation of range(K); identity unless an index
+assignment has been optimised, see ``vqcodec.assignment``). When K is not a
+power of two, labels K .. 2^b - 1 are unused: receiving one is a detectable
+error that the receiver resolves.
+"""
+from __future__ import annotations
+
+import json
+import math
+import struct
+
+import numpy as np
+
+
+def bits_per_label(K: int) -> int:
+    if K < 2:
+        raise ValueError(f"K must be >= 2, got {K}")
+    return max(1, math.ceil(math.log2(K)))
+
+
+def identity_assignment(K: int) -> np.ndarray:
+    return np.arange(K, dtype=np.int64)
+
+
+def check_assignment(assignment: np.ndarray, K: int) -> np.ndarray:
+    a = np.asarray(assignment, dtype=np.int64)
+    if a.shape != (K,) or a.min(initial=0) < 0 or a.max(initial=0) >= 2 ** bits_per_label(K) \
+            or len(np.unique(a)) != K:
+        raise ValueError(f"assignment must be {K} distinct labels in [0, {2 ** bits_per_label(K)})")
+    return a
+
+
+def inverse_assignment(assignment: np.ndarray, K: int) -> np.ndarray:
+    """Table label -> index over all 2^b labels; unused labels map to -1."""
+    inv = np.full(2 ** bits_per_label(K), -1, dtype=np.int64)
+    inv[np.asarray(assignment)] = np.arange(K)
+    return inv
+
+
+def labels_to_bits(labels: np.ndarray, b: int) -> np.ndarray:
+    """Labels (any shape, ints in [0, 2^b)) -> uint8 bits (n*b,), MSB first, in C order."""
+    flat = np.asarray(labels, dtype=np.int64).reshape(-1)
+    shifts = np.arange(b - 1, -1, -1, dtype=np.int64)
+    return ((flat[:, None] >> shifts[None, :]) & 1).astype(np.uint8).reshape(-1)
+
+
+def bits_to_labels(bits: np.ndarray, b: int) -> np.ndarray:
+    """uint8 bits (n*b,) of 0/1, MSB first -> labels int64 (n,)."""
+    bits = np.asarray(bits)
+    if bits.size % b:
+        raise ValueError(f"bit count {bits.size} is not a multiple of {b}")
+    weights = (1 << np.arange(b - 1, -1, -1, dtype=np.int64))
+    return bits.reshape(-1, b).astype(np.int64) @ weights
+
+
+def indices_to_bits(indices: np.ndarray, K: int, assignment: np.ndarray | None = None) -> np.ndarray:
+    """Index grid (any shape) -> transmitted bits uint8 (indices.size * b,)."""
+    idx = np.asarray(indices, dtype=np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= K):
+        raise ValueError(f"indices must be in [0, {K})")
+    labels = idx if assignment is None else np.asarray(assignment, dtype=np.int64)[idx]
+    return labels_to_bits(labels, bits_per_label(K))
+
+
+def bits_to_indices(bits: np.ndarray, K: int, assignment: np.ndarray | None = None) -> np.ndarray:
+    """Bits -> indices int64 (n,); a label that no index uses gives -1."""
+    labels = bits_to_labels(bits, bits_per_label(K))
+    inv = inverse_assignment(identity_assignment(K) if assignment is None else assignment, K)
+    return inv[labels]
+
+
+# --------------------------------------------------------------------------- .vqc files
+
+VQC_MAGIC = b"VQC1"
+MAX_HEADER = 65536
+
+
+class IndexFileError(ValueError):
+    """A .vqc file that is truncated, corrupt, or inconsistent (one-line message)."""
+
+
+def write_index_file(path, indices: np.ndarray, *, model: str, K: int, height: int, width: int) -> None:
+    """``VQC1`` | u32 header length | JSON header | packed fixed-length labels (identity assignment)."""
+    import os
+    from pathlib import Path
+
+    idx = np.asarray(indices)
+    header = json.dumps({"model": model, "K": int(K), "height": int(height), "width": int(width),
+                         "grid": [int(idx.shape[0]), int(idx.shape[1])]}).encode()
+    payload = np.packbits(indices_to_bits(idx, K)).tobytes()
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(VQC_MAGIC + struct.pack("<I", len(header)) + header + payload)
+    os.replace(tmp, path)
+
+
+def read_index_file(path) -> tuple[np.ndarray, dict]:
+    """(indices int64 (h, w), header dict). Raises IndexFileError on any malformed input."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise IndexFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return parse_index_file(data, str(path))
+
+
+def parse_index_file(data: bytes, name: str = "index file") -> tuple[np.ndarray, dict]:
+    if len(data) < 8 or data[:4] != VQC_MAGIC:
+        raise IndexFileError(f"{name}: not a .vqc index file (bad magic)")
+    (hlen,) = struct.unpack("<I", data[4:8])
+    if hlen > MAX_HEADER or 8 + hlen > len(data):
+        raise IndexFileError(f"{name}: truncated or corrupt header")
+    try:
+        header = json.loads(data[8:8 + hlen].decode("utf-8"))
+        K, H, W = int(header["K"]), int(header["height"]), int(header["width"])
+        h, w = (int(v) for v in header["grid"])
+        model = str(header["model"])
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise IndexFileError(f"{name}: corrupt header ({exc.__class__.__name__})") from None
+    if not (2 <= K <= 65536) or min(H, W, h, w) < 1 or h * w > 10 ** 8 or H > h * 64 or W > w * 64:
+        raise IndexFileError(f"{name}: header values out of range")
+    header = {"model": model, "K": K, "height": H, "width": W, "grid": [h, w]}
+    b = bits_per_label(K)
+    nbytes = (h * w * b + 7) // 8
+    payload = data[8 + hlen:]
+    if len(payload) != nbytes:
+        raise IndexFileError(f"{name}: payload is {len(payload)} bytes, header says {nbytes}")
+    bits = np.unpackbits(np.frombuffer(payload, dtype=np.uint8))[: h * w * b]
+    idx = bits_to_indices(bits, K)
+    if (idx < 0).any():
+        raise IndexFileError(f"{name}: payload holds labels >= K={K}")
+    return idx.reshape(h, w), header

@@ -1,0 +1,104 @@
+"""PSNR, MS-SSIM, bits per pixel, confidence intervals.
+
+PSNR is computed on 8-bit RGB (peak 255) over all three channels, the way
+CompressAI's ``psnr-rgb`` is. MS-SSIM follows Wang, Simoncelli & Bovik,
+"Multi-scale structural similarity for image quality assessment" (Asilomar
+2003): 11x11 Gaussian window (sigma 1.5), five scales with weights
+(0.0448, 0.2856, 0.3001, 0.2363, 0.1333), K1 = 0.01, K2 = 0.03, computed per
+RGB channel on [0, 1] data and averaged (as pytorch-msssim does). Images too
+small for five scales (shorter side < 161 px) use the scales that fit, with
+the weights renormalised.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def mse(a: np.ndarray, b: np.ndarray) -> float:
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
+    d = a.astype(np.float64) - b.astype(np.float64)
+    return float(np.mean(d * d))
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    """PSNR in dB of two uint8 images; identical images give +inf."""
+    m = mse(a, b)
+    return math.inf if m == 0 else 10.0 * math.log10(peak * peak / m)
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
+    return g / g.sum()
+
+
+def _ssim_parts(x: torch.Tensor, y: torch.Tensor, win: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    C1, C2 = 0.01 ** 2, 0.03 ** 2
+    c = x.shape[1]
+    wh = win.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+    wv = win.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+
+    def blur(t):
+        return F.conv2d(F.conv2d(t, wh, groups=c), wv, groups=c)
+
+    mx, my = blur(x), blur(y)
+    sxx = blur(x * x) - mx * mx
+    syy = blur(y * y) - my * my
+    sxy = blur(x * y) - mx * my
+    cs = (2 * sxy + C2) / (sxx + syy + C2)
+    ssim = ((2 * mx * my + C1) / (mx * mx + my * my + C1)) * cs
+    return ssim.mean(dim=(2, 3)), cs.mean(dim=(2, 3))
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """MS-SSIM of two uint8 RGB images (H, W, 3), in [0, 1] (1 = identical)."""
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
+    x = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].double() / 255.0
+    y = torch.from_numpy(np.ascontiguousarray(b)).permute(2, 0, 1)[None].double() / 255.0
+    win = _gaussian_window()
+    side = min(a.shape[:2])
+    levels = 1
+    while levels < 5 and side // (2 ** levels) >= 11:
+        levels += 1
+    if side < 11:
+        win = _gaussian_window(side if side % 2 else side - 1 or 1, 1.5)
+    weights = torch.tensor(MSSSIM_WEIGHTS[:levels], dtype=torch.float64)
+    weights = weights / weights.sum()
+    values = []
+    for i in range(levels):
+        ssim, cs = _ssim_parts(x, y, win)
+        if i < levels - 1:
+            values.append(torch.relu(cs))
+            x = F.avg_pool2d(x, 2, ceil_mode=False)
+            y = F.avg_pool2d(y, 2, ceil_mode=False)
+        else:
+            values.append(torch.relu(ssim))
+    stack = torch.stack(values, dim=0)  # (levels, 1, C)
+    out = torch.prod(stack ** weights.view(-1, 1, 1), dim=0)
+    return float(out.mean())
+
+
+def bpp(bits: int, height: int, width: int) -> float:
+    return bits / float(height * width)
+
+
+def mean_ci95(values) -> dict:
+    """Mean and 95% confidence half-width (Student t) of a sample; half-width inf for n < 2."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=np.float64)
+    n = v.size
+    if n == 0:
+        return {"mean": float("nan"), "ci95": float("inf")}
+    if n == 1:
+        return {"mean": float(v[0]), "ci95": float("inf")}
+    half = float(stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n))
+    return {"mean": float(v.mean()), "ci95": half}

@@ -1,0 +1,353 @@
+"""VQ-VAE: convolutional encoder, EMA vector quantiser, mirrored decoder.
+
+Contract (shapes for a batch of B images of H x W pixels, f = stride):
+
+* ``encode(x)``  x float32 (B, 3, H, W) in [0, 1]  ->  indices int64 (B, h, w),
+  h = ceil(H / f), w = ceil(W / f). Inputs whose size is not a multiple of f
+  are padded (reflect, replicate where reflect cannot) inside ``encode``.
+* ``decode(indices)``  ->  x_hat float32 (B, 3, h*f, w*f), not clamped; the
+  caller crops the padding (``vqcodec.images.crop``).
+* ``decode_embeddings(z)``  z float32 (B, d, h, w), any code vectors, e.g. the
+  expected codeword of a soft posterior (MMSE reconstruction).
+* ``forward(x)`` returns a dict with keys ``x_hat``, ``indices``,
+  ``commit_loss``, ``perplexity``; in eval mode ``decode(encode(x))`` equals
+  ``forward(x)["x_hat"]``.
+* ``codebook`` (K, d).
+
+The quantiser follows van den Oord et al., "Neural Discrete Representation
+Learning" (NeurIPS 2017): nearest-neighbour assignment, straight-through
+gradient, commitment loss, with EMA codebook updates (their appendix; also
+Razavi et al., VQ-VAE-2, 2019), k-means initialisation on the first
+training batch and restart of dead codes from encoder outputs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ALLOWED_F = (4, 8, 16)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a VQ-VAE. Stored as JSON beside every checkpoint."""
+
+    f: int = 4
+    K: int = 256
+    d: int = 32
+    channels: tuple[int, ...] = (48, 96)
+    res_blocks: int = 1
+    decoder_res_blocks: int = 2
+    commitment: float = 0.25
+    ema_decay: float = 0.99
+    architecture: str = field(default="vqvae-conv-v1")
+
+    def __post_init__(self) -> None:
+        if self.f not in ALLOWED_F:
+            raise ValueError(f"f must be one of {ALLOWED_F}, got {self.f}")
+        if len(self.channels) != int(math.log2(self.f)):
+            raise ValueError(
+                f"channels needs one entry per 2x downsampling stage "
+                f"({int(math.log2(self.f))} for f={self.f}), got {len(self.channels)}")
+        if not 2 <= self.K <= 65536:
+            raise ValueError(f"K must be in [2, 65536], got {self.K}")
+        if self.d < 1 or any(c < 1 for c in self.channels):
+            raise ValueError("d and channels must be positive")
+        if self.res_blocks < 0 or self.decoder_res_blocks < 0:
+            raise ValueError("res_blocks must be >= 0")
+        if self.architecture != "vqvae-conv-v1":
+            raise ValueError(f"unknown architecture {self.architecture!r}")
+
+    @property
+    def bits_per_index(self) -> int:
+        return max(1, math.ceil(math.log2(self.K)))
+
+    @property
+    def bpp(self) -> float:
+        """Bits per pixel of the fixed-length index stream."""
+        return self.bits_per_index / (self.f * self.f)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["channels"] = list(self.channels)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        if "channels" in known:
+            known["channels"] = tuple(int(c) for c in known["channels"])
+        return cls(**known)
+
+
+class ResBlock(nn.Module):
+    """x + conv1x1(act(conv3x3(act(x))))."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1)
+        self.conv2 = nn.Conv2d(c, c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.silu(self.conv1(F.silu(x))))
+
+
+class LightBlock(nn.Module):
+    """x + pw(silu(pw(dw3x3(x)))): a cheap block for the high-resolution stages."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.dw = nn.Conv2d(c, c, 3, padding=1, groups=c)
+        self.pw1 = nn.Conv2d(c, 2 * c, 1)
+        self.pw2 = nn.Conv2d(2 * c, c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.pw2(F.silu(self.pw1(self.dw(x))))
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 3
+        for i, c in enumerate(cfg.channels):
+            k = 4 if i == 0 else 3  # 4x4 on the 3-channel input is cheap; 3x3 after
+            layers += [nn.Conv2d(c_in, c, k, stride=2, padding=1), nn.SiLU()]
+            c_in = c
+        layers += [ResBlock(c_in) for _ in range(cfg.res_blocks)]
+        layers += [nn.SiLU(), nn.Conv2d(c_in, cfg.d, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x - 0.5)
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        chans = list(cfg.channels)
+        layers: list[nn.Module] = [nn.Conv2d(cfg.d, chans[-1], 3, padding=1)]
+        layers += [ResBlock(chans[-1]) for _ in range(cfg.decoder_res_blocks)]
+        for i in range(len(chans) - 1, 0, -1):
+            # upsample 2x: 1x1 conv to 4x the next channel count, pixel shuffle
+            layers += [nn.SiLU(), nn.Conv2d(chans[i], 4 * chans[i - 1], 1), nn.PixelShuffle(2),
+                       LightBlock(chans[i - 1])]
+        layers += [nn.SiLU(), nn.Conv2d(chans[0], 12, 3, padding=1), nn.PixelShuffle(2)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z) + 0.5
+
+
+class EMAQuantizer(nn.Module):
+    """Nearest-codeword quantiser with EMA codebook updates.
+
+    Buffers (saved in checkpoints): ``embedding`` (K, d), ``cluster_size`` (K,),
+    ``embed_sum`` (K, d), ``initialised`` (scalar).
+    """
+
+    def __init__(self, K: int, d: int, decay: float = 0.99, eps: float = 1e-5,
+                 dead_fraction: float = 0.03):
+        super().__init__()
+        self.K, self.d, self.decay, self.eps = K, d, decay, eps
+        self.dead_fraction = dead_fraction
+        self.generator: torch.Generator | None = None  # set by the trainer for reproducible restarts
+        self.register_buffer("embedding", torch.randn(K, d) * 0.1)
+        self.register_buffer("cluster_size", torch.ones(K))
+        self.register_buffer("embed_sum", self.embedding.clone())
+        self.register_buffer("initialised", torch.tensor(0, dtype=torch.uint8))
+
+    def nearest(self, flat: torch.Tensor) -> torch.Tensor:
+        """Indices (N,) of the nearest codeword to each row of flat (N, d)."""
+        e = self.embedding
+        dist = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.t() + e.pow(2).sum(1)[None, :])
+        return dist.argmin(1)
+
+    @torch.no_grad()
+    def _kmeans_init(self, flat: torch.Tensor, iters: int = 10) -> None:
+        g = torch.Generator().manual_seed(0)
+        n = flat.shape[0]
+        pick = torch.randint(n, (self.K,), generator=g) if n < self.K else torch.randperm(n, generator=g)[: self.K]
+        centres = flat[pick].clone()
+        for _ in range(iters):
+            e = centres
+            idx = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.t() + e.pow(2).sum(1)[None]).argmin(1)
+            counts = torch.bincount(idx, minlength=self.K).float()
+            sums = torch.zeros_like(centres).index_add_(0, idx, flat)
+            used = counts > 0
+            centres[used] = sums[used] / counts[used, None]
+        self.embedding.copy_(centres)
+        self.embed_sum.copy_(centres)
+        self.cluster_size.fill_(1.0)
+        self.initialised.fill_(1)
+
+    @torch.no_grad()
+    def _ema_update(self, flat: torch.Tensor, idx: torch.Tensor) -> None:
+        counts = torch.bincount(idx, minlength=self.K).float()
+        sums = torch.zeros(self.K, self.d, dtype=flat.dtype, device=flat.device).index_add_(0, idx, flat)
+        self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
+        n = self.cluster_size.sum()
+        size = (self.cluster_size + self.eps) / (n + self.K * self.eps) * n
+        self.embedding.copy_(self.embed_sum / size[:, None])
+        # dead-code restart: codes whose usage fell far below average take encoder outputs
+        dead = self.cluster_size < self.dead_fraction * flat.shape[0] / self.K
+        n_dead = int(dead.sum())
+        if n_dead:
+            pick = torch.randint(flat.shape[0], (n_dead,), generator=self.generator).to(flat.device)
+            self.embedding[dead] = flat[pick]
+            self.embed_sum[dead] = flat[pick]
+            self.cluster_size[dead] = 1.0
+
+    def forward(self, z: torch.Tensor) -> dict:
+        B, d, h, w = z.shape
+        flat = z.permute(0, 2, 3, 1).reshape(-1, d)
+        if self.training and not bool(self.initialised):
+            self._kmeans_init(flat.detach().float())
+        idx = self.nearest(flat.detach())
+        if self.training:
+            self._ema_update(flat.detach(), idx)
+        z_q = self.embedding[idx].view(B, h, w, d).permute(0, 3, 1, 2)
+        commit = F.mse_loss(z, z_q.detach())
+        z_st = z + (z_q - z).detach()
+        probs = torch.bincount(idx, minlength=self.K).float() / idx.numel()
+        perplexity = torch.exp(-(probs * torch.log(probs + 1e-10)).sum())
+        return {"z_q": z_st, "indices": idx.view(B, h, w), "commit_loss": commit, "perplexity": perplexity}
+
+
+class VQVAE(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.quantizer = EMAQuantizer(cfg.K, cfg.d, decay=cfg.ema_decay)
+        self.decoder = Decoder(cfg)
+
+    @property
+    def f(self) -> int:
+        return self.cfg.f
+
+    @property
+    def K(self) -> int:
+        return self.cfg.K
+
+    @property
+    def codebook(self) -> torch.Tensor:
+        return self.quantizer.embedding
+
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        from vqcodec.images import pad_tensor
+
+        return pad_tensor(x, self.f)
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.encoder(self._pad(x))
+        B, d, h, w = z.shape
+        return self.quantizer.nearest(z.permute(0, 2, 3, 1).reshape(-1, d)).view(B, h, w)
+
+    def decode_embeddings(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def embed(self, indices: torch.Tensor) -> torch.Tensor:
+        """Code vectors (B, d, h, w) of indices (B, h, w)."""
+        return self.codebook[indices].permute(0, 3, 1, 2)
+
+    def decode(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.decode_embeddings(self.embed(indices))
+
+    def forward(self, x: torch.Tensor) -> dict:
+        q = self.quantizer(self.encoder(self._pad(x)))
+        return {"x_hat": self.decoder(q["z_q"]), "indices": q["indices"],
+                "commit_loss": q["commit_loss"], "perplexity": q["perplexity"]}
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+CHECKPOINT_FORMAT = "vqcodec.checkpoint/1"
+
+
+class CheckpointError(ValueError):
+    """A weights file that is missing, corrupt, or does not match its config (one-line message)."""
+
+
+def checkpoint_paths(path: str | "os.PathLike") -> tuple["Path", "Path"]:
+    """(weights.safetensors, config.json) for a stem, either file, or a directory holding one pair."""
+    from pathlib import Path
+
+    p = Path(path)
+    if p.suffix in (".safetensors", ".json"):
+        p = p.with_suffix("")
+    return p.with_suffix(".safetensors"), p.with_suffix(".json")
+
+
+def save_model(model: VQVAE, path, meta: dict | None = None) -> tuple:
+    """Write ``<stem>.safetensors`` (tensors) and ``<stem>.json`` (config + meta), atomically."""
+    import json
+    import os
+
+    from safetensors.torch import save_file
+
+    wpath, cpath = checkpoint_paths(path)
+    wpath.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp_w = wpath.with_name(wpath.name + ".tmp")
+    save_file(state, str(tmp_w))
+    doc = {"format": CHECKPOINT_FORMAT, "config": model.cfg.to_dict(), **(meta or {})}
+    tmp_c = cpath.with_name(cpath.name + ".tmp")
+    tmp_c.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp_w, wpath)
+    os.replace(tmp_c, cpath)
+    return wpath, cpath
+
+
+def read_checkpoint_meta(path) -> dict:
+    import json
+
+    _, cpath = checkpoint_paths(path)
+    if not cpath.exists():
+        raise CheckpointError(f"{cpath}: checkpoint config not found")
+    try:
+        doc = json.loads(cpath.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{cpath}: corrupt checkpoint config ({exc.__class__.__name__})") from None
+    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{cpath}: not a vqcodec checkpoint config (format must be {CHECKPOINT_FORMAT!r})")
+    return doc
+
+
+def load_model(path, device: str = "cpu") -> tuple[VQVAE, dict]:
+    """Load ``(model in eval mode, meta)`` from a checkpoint stem. Never unpickles."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    wpath, cpath = checkpoint_paths(path)
+    doc = read_checkpoint_meta(path)
+    try:
+        cfg = ModelConfig.from_dict(doc.get("config") or {})
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{cpath}: invalid model config ({exc})") from None
+    if not wpath.exists():
+        raise CheckpointError(f"{wpath}: weights file not found")
+    try:
+        state = load_file(str(wpath))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{wpath}: corrupt weights file ({str(exc).splitlines()[0][:120]})") from None
+    model = VQVAE(cfg)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    if missing or extra:
+        raise CheckpointError(f"{wpath}: weights do not match config "
+                              f"({len(missing)} missing, {len(extra)} unexpected tensors, e.g. {(missing + extra)[0]})")
+    for k, v in expected.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise CheckpointError(f"{wpath}: weights do not match config ({k}: shape {tuple(state[k].shape)}, "
+                                  f"config needs {tuple(v.shape)})")
+    model.load_state_dict(state)
+    model.eval()
+    return model.to(device), doc

@@ -1,0 +1,121 @@
+"""Figures from results files only.
+
+``plot_curves`` draws a metric against the channel parameter: one curve per
+results object (model x receiver x channel), its 95% confidence band, and
+each curve's clean PSNR as a dashed line. Probabilities get a log x-axis
+(zero is left out of the axis and reported in the legend label). Saved as
+PNG and/or PDF by the file suffix.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from vqcodec.results import ResultsError, metrics_in
+
+METRIC_LABELS = {
+    "psnr": "PSNR (dB, RGB)",
+    "ms_ssim": "MS-SSIM (RGB)",
+    "ber": "bit error rate",
+    "index_error_rate": "index error rate",
+    "failure_rate": "decode failure rate",
+}
+PARAM_LABELS = {
+    "p": {"bsc": "BSC flip probability p", "erasure": "bit erasure probability p",
+          "packet-erasure": "packet loss probability p", "burst": "average bit error rate p"},
+    "snr_db": "Es/N0 (dB)",
+}
+
+
+def _value(point: dict, metric: str) -> tuple[float, float]:
+    v = point.get(metric)
+    if isinstance(v, dict):
+        return float(v.get("mean", np.nan)), float(v.get("ci95", 0.0) if v.get("ci95") not in ("inf", None) else np.nan)
+    if v is None:
+        return np.nan, 0.0
+    return float(v), 0.0
+
+
+def param_label(channel: dict) -> str:
+    param = channel.get("param", "p")
+    lab = PARAM_LABELS.get(param, param)
+    return lab.get(channel.get("kind"), "channel parameter p") if isinstance(lab, dict) else lab
+
+
+def curve_label(res: dict) -> str:
+    label = res.get("label")
+    if label:
+        return label
+    return f"{res['model'].get('name', '?')} · {res['receiver']}"
+
+
+def plot_curves(results: Sequence[dict], out: str | Path, metric: str = "psnr", title: str | None = None) -> list[Path]:
+    """Draw ``metric`` against the channel parameter for every results object; returns files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for res in results:
+        have = metrics_in(res)
+        if metric not in have:
+            raise ResultsError(f"{res.get('name', '?')} ({curve_label(res)}) has no metric {metric!r}; "
+                               f"it has: {', '.join(have) or 'none'}")
+    kinds = {r["channel"].get("kind") for r in results}
+    params = {r["channel"].get("param", "p") for r in results}
+    if len(params) > 1:
+        raise ResultsError(f"cannot draw different channel parameters on one axis: {', '.join(sorted(params))}")
+    param = params.pop()
+    log_x = param == "p" and metric != "psnr_clean"
+    fig, ax = plt.subplots(figsize=(7.0, 4.6), dpi=120)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    clean_drawn = set()
+    for i, res in enumerate(results):
+        pts = sorted(res["points"], key=lambda p: float(p["param"]))
+        x = np.array([float(p["param"]) for p in pts])
+        y, ci = map(np.array, zip(*[_value(p, metric) for p in pts])) if pts else (np.array([]), np.array([]))
+        keep = x > 0 if log_x else np.ones_like(x, dtype=bool)
+        color = colors[i % len(colors)]
+        style = res.get("style", {})
+        ax.plot(x[keep], y[keep], marker=style.get("marker", "o"), ms=4, lw=1.6, color=color,
+                ls=style.get("ls", "-"), label=curve_label(res))
+        ci = np.nan_to_num(ci, nan=0.0)
+        if np.any(ci[keep] > 0):
+            ax.fill_between(x[keep], (y - ci)[keep], (y + ci)[keep], color=color, alpha=0.2, lw=0)
+        clean = [p.get("psnr_clean") for p in pts if p.get("psnr_clean") is not None]
+        model_name = res["model"].get("name")
+        if metric == "psnr" and clean and model_name not in clean_drawn:
+            clean_drawn.add(model_name)
+            ax.axhline(float(clean[0]), color=color, ls="--", lw=1.0, alpha=0.8,
+                       label=f"{model_name} clean channel ({float(clean[0]):.2f} dB)")
+    if log_x:
+        ax.set_xscale("log")
+    if metric in ("ber", "index_error_rate", "failure_rate"):
+        ax.set_yscale("log")
+    ax.set_xlabel(param_label(results[0]["channel"]) if len(kinds) == 1 else "channel parameter")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    images = results[0].get("images", {})
+    ax.set_title(title or f"{', '.join(sorted(k for k in kinds if k))} channel · "
+                          f"{images.get('source', '?')} ({images.get('count', '?')} images)", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def _save(fig, out) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    written = []
+    suffixes = [out.suffix.lower()] if out.suffix.lower() in (".png", ".pdf", ".svg") else [".png", ".pdf"]
+    for suf in suffixes:
+        p = out.with_suffix(suf)
+        tmp = p.with_name(f".{p.stem}.tmp{suf}")
+        fig.savefig(tmp)
+        tmp.replace(p)
+        written.append(p)
+    plt.close(fig)
+    return written

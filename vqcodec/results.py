@@ -1,0 +1,139 @@
+"""The results file: schema ``vqcodec.results/1``, read, write (atomic).
+
+One results object is one curve (one model, one receiver, one channel); a
+file holds one object or a JSON array of them. See DESIGN.md for the fields.
+Writers go through a temporary file in the same directory and ``os.replace``,
+so a reader never sees a half-written file and a failed write leaves the
+previous file intact.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import subprocess
+from pathlib import Path
+
+SCHEMA = "vqcodec.results/1"
+REQUIRED = ("schema", "name", "model", "channel", "receiver", "points")
+POINT_METRICS = ("psnr", "ms_ssim", "ber", "index_error_rate", "psnr_clean", "bpp", "failure_rate")
+
+
+class ResultsError(ValueError):
+    """A results file that is missing, truncated, or not of our schema (one-line message)."""
+
+
+def versions() -> dict:
+    import numpy
+    import torch
+
+    from vqcodec import __version__
+
+    out = {"vqcodec": __version__, "torch": torch.__version__, "numpy": numpy.__version__}
+    try:
+        root = Path(__file__).resolve().parent.parent
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+        out["git"] = sha.stdout.strip() if sha.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        out["git"] = None
+    return out
+
+
+def new_results(*, name: str, description: str, seed: int, model: dict, images: dict, channel: dict,
+                receiver: str, points: list | None = None, extra: dict | None = None) -> dict:
+    res = {"schema": SCHEMA, "name": name, "description": description,
+           "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+           "seed": seed, "versions": versions(), "model": model, "images": images, "channel": channel,
+           "receiver": receiver, "points": points or []}
+    if extra:
+        res.update(extra)
+    return res
+
+
+def _clean(obj):
+    """Replace non-finite floats (not valid JSON) by strings "inf", "-inf", "nan"."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def dumps(results) -> str:
+    return json.dumps(_clean(results), indent=1, sort_keys=False) + "\n"
+
+
+def write_results(path, results, *, overwrite: bool = True) -> Path:
+    """Atomically write one results object or a list of them."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: exists (use --overwrite to replace it)")
+    if path.is_dir():
+        raise ResultsError(f"{path}: is a directory")
+    text = dumps(results)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def as_float(v) -> float:
+    if isinstance(v, str):
+        return float(v)
+    return float(v)
+
+
+def validate(obj, name: str) -> dict:
+    if not isinstance(obj, dict):
+        raise ResultsError(f"{name}: results entries must be JSON objects")
+    if obj.get("schema") != SCHEMA:
+        raise ResultsError(f"{name}: unknown schema {obj.get('schema')!r} (expected {SCHEMA!r})")
+    missing = [k for k in REQUIRED if k not in obj]
+    if missing:
+        raise ResultsError(f"{name}: missing field(s) {', '.join(missing)}")
+    if not isinstance(obj["points"], list) or not all(isinstance(p, dict) and "param" in p for p in obj["points"]):
+        raise ResultsError(f"{name}: 'points' must be a list of objects with a 'param'")
+    if not isinstance(obj["channel"], dict) or "kind" not in obj["channel"]:
+        raise ResultsError(f"{name}: 'channel' must be an object with a 'kind'")
+    return obj
+
+
+def read_results(path) -> list[dict]:
+    """All results objects in a file (a single object is returned as a list of one)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: not valid JSON (truncated or corrupt at line {exc.lineno})") from None
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise ResultsError(f"{path}: holds no results")
+    return [validate(obj, str(path)) for obj in items]
+
+
+def metrics_in(res: dict) -> list[str]:
+    """Names of the metrics that every point of a results object carries."""
+    names = set()
+    for p in res["points"]:
+        names |= {k for k in POINT_METRICS if k in p and p[k] is not None}
+    return sorted(names)

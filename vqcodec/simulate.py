@@ -1,0 +1,225 @@
+"""One transmission, and Monte Carlo sweeps with a confidence-interval stopping rule.
+
+Data flow per image and trial (DESIGN.md): indices (encoded once, cached) ->
+labels -> bits -> channel -> receiver -> indices or code vectors -> decoder
+-> crop -> PSNR / MS-SSIM against the original.
+
+Randomness: the channel realisation of (seed, image, point, trial) comes
+from ``numpy.random.default_rng(SeedSequence([seed, crc32(image name),
+param bits, trial]))``, so a result does not depend on the order of the
+work, on how it is split, or on which other images or points are in the run.
+All receivers of a run see the same channel realisations (paired
+comparison).
+
+Stopping rule (per parameter point): trials are run in rounds; after each
+trial the mean PSNR over images of every finished trial is a sample; the
+point stops when every receiver's 95% confidence half-width (Student t over
+trials) is <= ``ci_target`` dB and at least ``min_trials`` ran
+("ci-reached"), or when ``max_trials`` ran ("budget"). A channel that makes
+no errors at all stops at ``min_trials`` with a zero-width interval.
+"""
+from __future__ import annotations
+
+import math
+import struct
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from vqcodec.bits import indices_to_bits
+from vqcodec.correct import Decision, ReceiverContext, get_receiver
+from vqcodec.images import crop, load_image, to_tensor, to_uint8
+from vqcodec.metrics import mean_ci95, ms_ssim, psnr
+from vqcodec.zoo import Codec
+
+
+@dataclass
+class EncodedImage:
+    name: str
+    image: np.ndarray  # uint8 (H, W, 3)
+    indices: np.ndarray  # int64 (h, w)
+    clean: np.ndarray  # uint8 (H, W, 3): decoded without channel errors
+    psnr_clean: float
+    ms_ssim_clean: float | None = None
+
+
+_CACHE: dict[tuple, EncodedImage] = {}
+
+
+@torch.inference_mode()
+def decode_image(codec: Codec, decision: Decision, H: int, W: int) -> np.ndarray:
+    """Hard indices or soft code vectors -> uint8 image cropped to (H, W)."""
+    model = codec.model
+    dev = model.codebook.device
+    if decision.embeddings is not None:
+        z = torch.from_numpy(np.ascontiguousarray(decision.embeddings, dtype=np.float32)).to(dev)
+        x = model.decode_embeddings(z.permute(2, 0, 1)[None])
+    else:
+        x = model.decode(torch.from_numpy(np.asarray(decision.indices, dtype=np.int64))[None].to(dev))
+    return to_uint8(crop(x, H, W))
+
+
+@torch.inference_mode()
+def encode_image(codec: Codec, path, with_ms_ssim: bool = True) -> EncodedImage:
+    """Encode (and clean-decode) an image once per (codec, file); cached in-process."""
+    path = Path(path)
+    st = path.stat()
+    key = (id(codec.model), str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if key in _CACHE and (not with_ms_ssim or _CACHE[key].ms_ssim_clean is not None):
+        return _CACHE[key]
+    img = load_image(path)
+    H, W = img.shape[:2]
+    x = to_tensor(img).to(codec.model.codebook.device)
+    idx = codec.model.encode(x)[0].cpu().numpy().astype(np.int64)
+    clean = decode_image(codec, Decision(idx), H, W)
+    enc = EncodedImage(path.name, img, idx, clean, psnr(img, clean), ms_ssim(img, clean) if with_ms_ssim else None)
+    _CACHE[key] = enc
+    return enc
+
+
+def trial_rng(seed: int, image_name: str, param: float, trial: int) -> np.random.Generator:
+    """The generator for one channel realisation; independent of work order and split."""
+    pbits = struct.unpack("<Q", struct.pack("<d", float(param)))[0]
+    return np.random.default_rng(np.random.SeedSequence(
+        [int(seed) & 0xFFFFFFFFFFFFFFFF, zlib.crc32(image_name.encode()), pbits, int(trial)]))
+
+
+@dataclass(frozen=True)
+class StopRule:
+    min_trials: int = 3
+    max_trials: int = 10
+    ci_target: float = 0.05  # dB, 95% half-width of the mean PSNR
+
+    def __post_init__(self) -> None:
+        if self.min_trials < 1 or self.max_trials < self.min_trials:
+            raise ValueError(f"need 1 <= min_trials <= max_trials, got {self.min_trials}, {self.max_trials}")
+        if not self.ci_target > 0:
+            raise ValueError(f"ci_target must be > 0, got {self.ci_target}")
+
+    def decide(self, trial_means: Sequence[Sequence[float]]) -> str | None:
+        """trial_means[r] = per-trial mean PSNR of receiver r. Returns a stop reason or None."""
+        n = len(trial_means[0]) if trial_means else 0
+        if n >= self.min_trials:
+            widths = [mean_ci95(m)["ci95"] if np.ptp(m) > 0 else 0.0 for m in trial_means]
+            if all(w <= self.ci_target for w in widths):
+                return "ci-reached"
+        if n >= self.max_trials:
+            return "budget"
+        return None
+
+
+@dataclass
+class Counters:
+    bits: int = 0
+    bit_errors: int = 0
+    erased_bits: int = 0
+    indices: int = 0
+    index_errors: int = 0
+
+
+@dataclass
+class ReceiverTally:
+    trial_means: list = field(default_factory=list)  # mean PSNR over images, per trial
+    per_image: dict = field(default_factory=dict)  # image -> list of PSNR
+    ms_ssim: list = field(default_factory=list)  # per trial mean
+    index_errors: int = 0
+    seconds: float = 0.0
+
+
+def run_point(codec: Codec, images: Sequence[EncodedImage], channel, receivers: Sequence[str], *, seed: int,
+              param: float, stop: StopRule, with_ms_ssim: bool = True,
+              on_trial: Callable[[int], None] | None = None,
+              on_image: Callable[[str, str, int, np.ndarray], None] | None = None) -> dict[str, dict]:
+    """Run trials at one channel parameter until the stop rule fires.
+
+    Returns ``{receiver: point dict}`` in the results-file point format.
+    ``on_image(receiver, image, trial, reconstruction)`` sees every decoded image.
+    """
+    funcs = {r: get_receiver(r) for r in receivers}
+    ctx = ReceiverContext(K=codec.K, assignment=codec.assignment,
+                          codebook=codec.model.codebook.detach().cpu().numpy(), channel=channel, prior=codec.prior)
+    tallies = {r: ReceiverTally() for r in receivers}
+    counts = Counters()
+    t_channel = 0.0
+    reason = None
+    trial = 0
+    payloads = [indices_to_bits(enc.indices, codec.K, codec.assignment) for enc in images]
+    while reason is None:
+        sums = {r: [] for r in receivers}
+        ssims = {r: [] for r in receivers}
+        for enc, bits in zip(images, payloads):
+            t0 = time.perf_counter()
+            rx = channel(bits, trial_rng(seed, enc.name, param, trial))
+            t_channel += time.perf_counter() - t0
+            counts.bits += bits.size
+            counts.bit_errors += int(np.count_nonzero((rx.hard >= 0) & (rx.hard != bits)))
+            counts.erased_bits += int(np.count_nonzero(rx.hard < 0))
+            counts.indices += enc.indices.size
+            H, W = enc.image.shape[:2]
+            for r, fn in funcs.items():
+                t0 = time.perf_counter()
+                dec = fn(rx, enc.indices.shape, ctx)
+                out = decode_image(codec, dec, H, W)
+                tallies[r].seconds += time.perf_counter() - t0
+                tallies[r].index_errors += int(np.count_nonzero(dec.indices != enc.indices))
+                v = psnr(enc.image, out)
+                sums[r].append(v)
+                tallies[r].per_image.setdefault(enc.name, []).append(v)
+                if with_ms_ssim:
+                    ssims[r].append(ms_ssim(enc.image, out))
+                if on_image:
+                    on_image(r, enc.name, trial, out)
+        for r in receivers:
+            tallies[r].trial_means.append(float(np.mean(sums[r])))
+            if with_ms_ssim:
+                tallies[r].ms_ssim.append(float(np.mean(ssims[r])))
+        trial += 1
+        if on_trial:
+            on_trial(trial)
+        reason = stop.decide([tallies[r].trial_means for r in receivers])
+
+    out: dict[str, dict] = {}
+    psnr_clean = float(np.mean([e.psnr_clean for e in images]))
+    for r in receivers:
+        t = tallies[r]
+        ci = mean_ci95(t.trial_means)
+        if np.ptp(t.trial_means) == 0:
+            ci["ci95"] = 0.0
+        point = {"param": float(param), "trials": trial, "stop": reason,
+                 "psnr": ci, "psnr_clean": psnr_clean,
+                 "bits": counts.bits, "bit_errors": counts.bit_errors, "erased_bits": counts.erased_bits,
+                 "ber": counts.bit_errors / counts.bits if counts.bits else 0.0,
+                 "indices": counts.indices, "index_errors": t.index_errors,
+                 "index_error_rate": t.index_errors / counts.indices if counts.indices else 0.0,
+                 "per_image": [{"image": k, "psnr": float(np.mean(v))} for k, v in t.per_image.items()],
+                 "seconds": {"channel": t_channel, "receiver_and_decode": t.seconds}}
+        if with_ms_ssim:
+            ms = mean_ci95(t.ms_ssim)
+            if np.ptp(t.ms_ssim) == 0:
+                ms["ci95"] = 0.0
+            point["ms_ssim"] = ms
+            point["ms_ssim_clean"] = float(np.mean([e.ms_ssim_clean for e in images]))
+        out[r] = point
+    return out
+
+
+def clean_point(codec: Codec, images: Sequence[EncodedImage]) -> dict:
+    """The point of a clean-channel evaluation (channel kind "none")."""
+    ps = [e.psnr_clean for e in images]
+    ss = [e.ms_ssim_clean for e in images]
+    n_idx = int(sum(e.indices.size for e in images))
+    pix = int(sum(e.image.shape[0] * e.image.shape[1] for e in images))
+    return {"param": 0.0, "trials": 1, "stop": "clean",
+            "psnr": {"mean": float(np.mean(ps)), "ci95": 0.0}, "psnr_clean": float(np.mean(ps)),
+            "ms_ssim": {"mean": float(np.mean(ss)), "ci95": 0.0},
+            "bits": n_idx * codec.bits_per_index, "bit_errors": 0, "ber": 0.0,
+            "indices": n_idx, "index_errors": 0, "index_error_rate": 0.0,
+            "bpp": n_idx * codec.bits_per_index / pix,
+            "per_image": [{"image": e.name, "psnr": e.psnr_clean, "ms_ssim": e.ms_ssim_clean,
+                           "bpp": e.indices.size * codec.bits_per_index / (e.image.shape[0] * e.image.shape[1])}
+                          for e in images]}

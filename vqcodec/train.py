@@ -1,0 +1,208 @@
+"""Training loop for the VQ-VAE, with resumable checkpoints.
+
+Random crops with horizontal/vertical flips from an image folder, MSE loss
+plus the commitment term, Adam with linear warm-up and a cosine learning-rate
+schedule, gradient clipping. The loop never prints: it reports through a
+``progress(step, metrics)`` callback.
+
+Files written for ``out = DIR/NAME``:
+
+* ``NAME.safetensors`` + ``NAME.json``: the model (see ``model.save_model``),
+  written at the end and at every checkpoint interval;
+* ``NAME.train.safetensors`` + ``NAME.train.json``: optimiser and RNG state
+  for ``--resume`` (not needed to use the model).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vqcodec.images import list_images, load_image
+from vqcodec.model import ModelConfig, VQVAE, checkpoint_paths, load_model, save_model
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 20000
+    batch: int = 16
+    crop: int = 64
+    lr: float = 1.5e-3
+    warmup: int = 500
+    min_lr_ratio: float = 0.01
+    clip: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 1000
+    log_every: int = 25
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch", "crop", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+
+
+def lr_at(step: int, tc: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay from lr to lr * min_lr_ratio."""
+    if step < tc.warmup:
+        return tc.lr * (step + 1) / tc.warmup
+    t = (step - tc.warmup) / max(1, tc.steps - tc.warmup)
+    return tc.lr * (tc.min_lr_ratio + (1 - tc.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+class CropSampler:
+    """Random crops (with flips) from images held in memory as uint8 arrays."""
+
+    def __init__(self, images: list[np.ndarray], crop: int):
+        small = [i for i, im in enumerate(images) if min(im.shape[:2]) < crop]
+        if small:
+            raise ValueError(f"{len(small)} training images are smaller than the crop size {crop}")
+        self.images = images
+        self.crop = crop
+
+    def sample(self, batch: int, rng: np.random.Generator) -> torch.Tensor:
+        c = self.crop
+        out = np.empty((batch, c, c, 3), dtype=np.uint8)
+        which = rng.integers(len(self.images), size=batch)
+        for b, i in enumerate(which):
+            im = self.images[i]
+            y = rng.integers(im.shape[0] - c + 1)
+            x = rng.integers(im.shape[1] - c + 1)
+            patch = im[y:y + c, x:x + c]
+            if rng.random() < 0.5:
+                patch = patch[:, ::-1]
+            if rng.random() < 0.5:
+                patch = patch[::-1]
+            out[b] = patch
+        return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def load_training_images(folder) -> tuple[list[np.ndarray], list[Path]]:
+    paths = list_images(folder)
+    return [load_image(p) for p in paths], paths
+
+
+def _train_state_paths(out) -> tuple[Path, Path]:
+    w, c = checkpoint_paths(out)
+    return w.with_suffix(".train.safetensors"), c.with_suffix(".train.json")
+
+
+def _save_train_state(out, step: int, opt: torch.optim.Optimizer, rng: np.random.Generator,
+                      gen: torch.Generator, tc: TrainConfig, history: list) -> None:
+    from safetensors.torch import save_file
+
+    wpath, jpath = _train_state_paths(out)
+    tensors, scalars = {}, {}
+    for pi, st in opt.state_dict()["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{pi}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                scalars[f"{pi}.{k}"] = v
+    tensors["torch_generator"] = gen.get_state()
+    tmp = wpath.with_name(wpath.name + ".tmp")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, wpath)
+    doc = {"step": step, "train_config": asdict(tc), "numpy_rng": rng.bit_generator.state,
+           "scalars": scalars, "history": history}
+    tmp = jpath.with_name(jpath.name + ".tmp")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, jpath)
+
+
+def _load_train_state(out, opt: torch.optim.Optimizer, rng: np.random.Generator, gen: torch.Generator):
+    from safetensors.torch import load_file
+
+    wpath, jpath = _train_state_paths(out)
+    if not (wpath.exists() and jpath.exists()):
+        raise FileNotFoundError(f"{jpath}: no training state to resume from")
+    doc = json.loads(jpath.read_text())
+    tensors = load_file(str(wpath))
+    sd = opt.state_dict()
+    state = {}
+    for pi in range(len(sd["param_groups"][0]["params"])):
+        st = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.split(".", 1)[0] == str(pi)}
+        st.update({k.split(".", 1)[1]: v for k, v in doc["scalars"].items() if k.split(".", 1)[0] == str(pi)})
+        if st:
+            state[pi] = st
+    sd["state"] = state
+    opt.load_state_dict(sd)
+    rng.bit_generator.state = doc["numpy_rng"]
+    gen.set_state(tensors["torch_generator"])
+    return doc["step"], doc.get("history", [])
+
+
+def train(model_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *, resume: bool = False,
+          device: str = "cpu", name: str | None = None, command: str | None = None,
+          progress: Callable[[int, dict], None] | None = None) -> dict:
+    """Train a VQ-VAE and write it to ``out``; returns the final metrics."""
+    images, paths = load_training_images(images_folder)
+    sampler = CropSampler(images, tc.crop)
+    rng = np.random.default_rng(tc.seed)
+    gen = torch.Generator().manual_seed(tc.seed)
+    torch.manual_seed(tc.seed)  # parameter initialisation only
+    model = VQVAE(model_cfg)
+    start, history = 0, []
+    opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    if resume:
+        model, _ = load_model(out)
+        model.train()
+        opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
+        start, history = _load_train_state(out, opt, rng, gen)
+    model.to(device).train()
+    model.quantizer.generator = gen
+    window: list[tuple[float, float, float]] = []
+    t0 = time.time()
+
+    def meta(step: int) -> dict:
+        return {"name": name or Path(out).name,
+                "training": {"command": command, "images": str(images_folder), "image_count": len(paths),
+                             "steps_done": step, "train_config": asdict(tc), "device": device,
+                             "torch": torch.__version__},
+                "metrics": summary(), "history": history[-200:]}
+
+    def summary() -> dict:
+        if not window:
+            return {}
+        mse = float(np.mean([w[0] for w in window]))
+        return {"train_mse": mse, "train_psnr": 10 * math.log10(1.0 / max(mse, 1e-12)),
+                "train_perplexity": float(np.mean([w[2] for w in window]))}
+
+    for step in range(start, tc.steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, tc)
+        x = sampler.sample(tc.batch, rng).to(device)
+        outd = model(x)
+        mse = F.mse_loss(outd["x_hat"], x)
+        loss = mse + model_cfg.commitment * outd["commit_loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
+        opt.step()
+        window.append((mse.item(), loss.item(), outd["perplexity"].item()))
+        window = window[-200:]
+        done = step + 1
+        if done % tc.log_every == 0 or done == tc.steps:
+            m = summary()
+            m.update(lr=lr_at(step, tc), loss=float(np.mean([w[1] for w in window[-tc.log_every:]])),
+                     elapsed=time.time() - t0)
+            history.append({"step": done, **{k: round(v, 6) for k, v in m.items()}})
+            if progress:
+                progress(done, m)
+        if done % tc.checkpoint_every == 0 or done == tc.steps:
+            model.eval()
+            save_model(model, out, meta(done))
+            _save_train_state(out, done, opt, rng, gen, tc, history)
+            model.train()
+    model.eval()
+    save_model(model, out, meta(tc.steps))
+    return summary()
