@@ -27,7 +27,7 @@ run: $(STAMP)
 	$(BIN)/vqcodec simulate --channel bsc --p 0.01
 
 test: $(STAMP_TEST)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) build *.egg-info
