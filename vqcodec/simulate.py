@@ -214,7 +214,12 @@ def clean_point(codec: Codec, images: Sequence[EncodedImage]) -> dict:
     ss = [e.ms_ssim_clean for e in images]
     n_idx = int(sum(e.indices.size for e in images))
     pix = int(sum(e.image.shape[0] * e.image.shape[1] for e in images))
+    counts = np.bincount(np.concatenate([e.indices.ravel() for e in images]), minlength=codec.K)
+    probs = counts / counts.sum()
+    nz = probs[probs > 0]
     return {"param": 0.0, "trials": 1, "stop": "clean",
+            "codebook_usage": float(np.count_nonzero(counts) / codec.K),
+            "perplexity": float(np.exp(-(nz * np.log(nz)).sum())),
             "psnr": {"mean": float(np.mean(ps)), "ci95": 0.0}, "psnr_clean": float(np.mean(ps)),
             "ms_ssim": {"mean": float(np.mean(ss)), "ci95": 0.0},
             "bits": n_idx * codec.bits_per_index, "bit_errors": 0, "ber": 0.0,

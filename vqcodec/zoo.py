@@ -121,4 +121,78 @@ def load_codec(name: str | None = None, checkpoint: str | None = None) -> Codec:
             assignment = check_assignment(np.asarray(meta_["assignment"]), model.K)
         except ValueError as exc:
             raise CheckpointError(f"{label}: invalid index assignment in checkpoint ({exc})") from None
-    return Codec(name=label, model=model, meta=meta_, assignment=assignment, prior=None)
+    from vqcodec.prior import load_prior, prior_path
+
+    stem = Path(checkpoint) if checkpoint is not None else resolve(label)
+    ppath = prior_path(stem)
+    prior = load_prior(ppath, model.K) if ppath.exists() else None
+    return Codec(name=label, model=model, meta=meta_, assignment=assignment, prior=prior)
+
+
+def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, progress=None) -> dict:
+    """Learn and store what the receivers need beside a checkpoint.
+
+    1. Encode every training image; count index statistics -> ``<stem>.prior.safetensors``.
+    2. Optimise the index assignment (binary switching algorithm) on the codebook,
+       weighted by the training index frequencies -> ``assignment`` in ``<stem>.json``.
+    3. When ``kodak_folder`` is given: the clean-channel Kodak metrics and codebook
+       health -> ``kodak`` in ``<stem>.json`` (shown by ``vqcodec models``).
+
+    ``progress(stage, done, total)`` is called along the way. Returns the summary written.
+    """
+    import json
+    import os
+
+    import numpy as np
+    import torch
+
+    from vqcodec.assignment import optimise_assignment
+    from vqcodec.images import list_images, load_image, to_tensor
+    from vqcodec.model import checkpoint_paths
+    from vqcodec.prior import learn_prior, prior_path, save_prior
+
+    model, doc = load_model(stem)
+    paths = list_images(images_folder)
+    grids = []
+    with torch.inference_mode():
+        for i, p in enumerate(paths):
+            grids.append(model.encode(to_tensor(load_image(p)))[0].numpy())
+            if progress:
+                progress("index statistics", i + 1, len(paths))
+    prior = learn_prior(grids, model.K)
+    save_prior(prior, prior_path(stem))
+    probs = prior.unigram / prior.unigram.sum()
+    if progress:
+        progress("index assignment", 0, 1)
+    assignment, info = optimise_assignment(model.codebook.detach().cpu().numpy().astype(np.float64), probs)
+    if progress:
+        progress("index assignment", 1, 1)
+    summary = {"images": str(images_folder), "image_count": len(paths), "entropy_bits": prior.entropies(),
+               "assignment": {k: float(v) if isinstance(v, (int, float, np.floating)) else v
+                              for k, v in info.items()}}
+    doc["assignment"] = [int(a) for a in assignment]
+    doc["prior"] = summary
+    if kodak_folder is not None:
+        from vqcodec.simulate import clean_point, encode_image
+
+        _load.cache_clear()
+        codec = Codec(name=doc.get("name", "model"), model=model, meta=doc,
+                      assignment=np.asarray(assignment), prior=prior)
+        kpaths = list_images(kodak_folder)
+        encs = []
+        for i, p in enumerate(kpaths):
+            encs.append(encode_image(codec, p))
+            if progress:
+                progress("kodak", i + 1, len(kpaths))
+        pt = clean_point(codec, encs)
+        held = prior.cross_entropy([e.indices for e in encs], beta=1.0)
+        doc["kodak"] = {"psnr": pt["psnr"]["mean"], "ms_ssim": pt["ms_ssim"]["mean"], "bpp": pt["bpp"],
+                        "codebook_usage": pt["codebook_usage"], "perplexity": pt["perplexity"],
+                        "cross_entropy_bits": held, "images": len(encs)}
+        summary["kodak"] = doc["kodak"]
+    _, cpath = checkpoint_paths(stem)
+    tmp = cpath.with_name(cpath.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, cpath)
+    _load.cache_clear()
+    return summary

@@ -1,0 +1,176 @@
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from vqcodec.bits import indices_to_bits, inverse_assignment
+from vqcodec.correct import (SpatialParams, ReceiverContext, _bp_nb, _bp_ref, _candidates_nb, _candidates_ref,
+                             get_receiver, spatial_posterior)
+from vqcodec.prior import IndexPrior, learn_prior
+
+import channels
+
+
+def random_prior(K, rng, strength=2.0):
+    uni = rng.integers(1, 50, K).astype(float)
+    hor = rng.gamma(0.3, strength, (K, K)) * 10
+    ver = rng.gamma(0.3, strength, (K, K)) * 10
+    return IndexPrior(uni, hor, ver)
+
+
+def tables(prior, beta):
+    ph, pv = beta * prior.pmi("h"), beta * prior.pmi("v")
+    return prior.log_unigram(), ph, pv, np.exp(ph), np.exp(pv)
+
+
+@settings(max_examples=40, deadline=None)
+@given(K=st.sampled_from([2, 3, 5, 13, 16, 32]), h=st.integers(1, 4), w=st.integers(1, 4),
+       seed=st.integers(0, 2 ** 31), erase=st.floats(0, 1), radius=st.integers(0, 2), keep=st.integers(1, 8))
+def test_kernels_equal_references(K, h, w, seed, erase, radius, keep):
+    rng = np.random.default_rng(seed)
+    b = int(np.ceil(np.log2(K)))
+    prior = random_prior(K, rng)
+    lu, ph, pv, eh, ev = tables(prior, 0.7)
+    inv = inverse_assignment(rng.permutation(2 ** b)[:K], K)
+    llr = rng.normal(0, 4, (h * w, b))
+    llr[rng.random(llr.shape) < erase] = 0.0
+    args = (llr, inv, lu, ph, pv, h, w, radius, keep, 0.05, 12.0)
+    c1, u1, n1 = _candidates_nb(*args)
+    c2, u2, n2 = _candidates_ref(*args)
+    assert np.array_equal(n1, n2)
+    assert np.array_equal(c1, c2)
+    assert np.allclose(u1, u2, equal_nan=True)
+    if (n1 == 0).any():
+        return
+    b1 = _bp_nb(c1, u1, n1, eh, ev, h, w, 3)
+    b2 = _bp_ref(c1, u1, n1, eh, ev, h, w, 3)
+    assert np.allclose(b1, b2, rtol=1e-9, atol=1e-12)
+    assert np.allclose(b1.sum(axis=1), 1.0)
+
+
+def _exact_marginals(unary_full, pmi_h, pmi_v, h, w):
+    K = unary_full.shape[1]
+    n = h * w
+    marg = np.zeros((n, K))
+    for cfg in itertools.product(range(K), repeat=n):
+        x = np.array(cfg)
+        lp = unary_full[np.arange(n), x].sum()
+        for r in range(h):
+            for c in range(w):
+                s = r * w + c
+                if c < w - 1:
+                    lp += pmi_h[x[s], x[s + 1]]
+                if r < h - 1:
+                    lp += pmi_v[x[s], x[s + w]]
+        marg[np.arange(n), x] += np.exp(lp)
+    return marg / marg.sum(axis=1, keepdims=True)
+
+
+def _all_candidates_setup(K, h, w, rng):
+    """Every label is a candidate: all bits 'free' (|llr| < free_llr), so BP runs over the full alphabet."""
+    b = int(np.log2(K))
+    llr = rng.uniform(-0.04, 0.04, (h * w, b))
+    prior = random_prior(K, rng, strength=5.0)
+    return b, llr, prior
+
+
+def test_bp_is_exact_on_a_chain():
+    rng = np.random.default_rng(3)
+    K, h, w = 4, 1, 5
+    b, llr, prior = _all_candidates_setup(K, h, w, rng)
+    beta = 1.0
+    lu, ph, pv, eh, ev = tables(prior, beta)
+    inv = np.arange(K)
+    cand, unary, ncand = _candidates_nb(llr, inv, lu, ph, pv, h, w, 0, K, 0.05, 12.0)
+    assert (ncand == K).all()
+    bel = _bp_nb(cand, unary, ncand, eh, ev, h, w, 4)
+    unary_full = np.zeros((h * w, K))
+    for s in range(h * w):
+        unary_full[s, cand[s]] = unary[s]
+    exact = _exact_marginals(unary_full, ph, pv, h, w)
+    got = np.zeros_like(exact)
+    for s in range(h * w):
+        got[s, cand[s]] = bel[s]
+    assert np.allclose(got, exact, atol=1e-9)
+
+
+def test_bp_map_matches_brute_force_on_a_small_loopy_grid():
+    # weak coupling on a 2x3 grid: loopy BP marginals are close to the exact ones and pick the same argmax
+    rng = np.random.default_rng(5)
+    K, h, w = 4, 2, 3
+    b, llr, prior = _all_candidates_setup(K, h, w, rng)
+    llr = rng.normal(0, 1.0, llr.shape).clip(-0.04, 0.04)
+    beta = 0.3
+    lu, ph, pv, eh, ev = tables(prior, beta)
+    cand, unary, ncand = _candidates_nb(llr, np.arange(K), lu, ph, pv, h, w, 0, K, 0.05, 12.0)
+    bel = _bp_nb(cand, unary, ncand, eh, ev, h, w, 10)
+    unary_full = np.zeros((h * w, K))
+    got = np.zeros((h * w, K))
+    for s in range(h * w):
+        unary_full[s, cand[s]] = unary[s]
+        got[s, cand[s]] = bel[s]
+    exact = _exact_marginals(unary_full, ph, pv, h, w)
+    assert np.abs(got - exact).max() < 0.05
+    top2 = np.sort(exact, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 0.02  # argmax is only well defined away from near-ties
+    assert clear.sum() >= 3
+    assert np.array_equal(got.argmax(1)[clear], exact.argmax(1)[clear])
+
+
+def _ctx(K, prior=None, channel=None, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return ReceiverContext(K=K, assignment=np.arange(K), codebook=rng.normal(size=(K, d)).astype(np.float32),
+                           channel=channel, prior=prior)
+
+
+@pytest.mark.parametrize("name", ["naive", "map", "spatial", "spatial-mmse"])
+@pytest.mark.parametrize("K", [16, 100])
+def test_clean_channel_returns_exact_indices(name, K):
+    rng = np.random.default_rng(1)
+    grid = rng.integers(0, K, (5, 7))
+    prior = learn_prior([grid, rng.integers(0, K, (9, 9))], K)
+    ch = channels.get_channel("bsc", p=0.0)
+    ctx = _ctx(K, prior, ch)
+    rx = ch(indices_to_bits(grid, K), np.random.default_rng(0))
+    dec = get_receiver(name)(rx, grid.shape, ctx)
+    assert np.array_equal(dec.indices, grid)
+    if dec.embeddings is not None:
+        assert np.array_equal(dec.embeddings, ctx.codebook[grid])
+
+
+def test_posteriors_sum_to_one_and_candidates_valid():
+    rng = np.random.default_rng(2)
+    K = 100
+    grid = rng.integers(0, K, (6, 6))
+    prior = learn_prior([grid], K)
+    ch = channels.get_channel("bsc", p=0.1)
+    ctx = _ctx(K, prior, ch)
+    rx = ch(indices_to_bits(grid, K), rng)
+    from vqcodec.correct import bit_llrs
+
+    post = spatial_posterior(bit_llrs(rx, ch, ctx.b), grid.shape, ctx)
+    assert np.allclose(post.prob.sum(-1), 1.0)
+    assert ((post.cand >= 0) | (post.prob == 0)).all() and (post.cand < K).all()
+
+
+def test_erased_index_is_concealed_from_its_neighbours():
+    # a field whose rows repeat one index: neighbours predict an erased index exactly
+    K = 16
+    rows = np.repeat(np.arange(8)[:, None] * 2, 8, axis=1)  # index 2r along row r
+    prior = learn_prior([rows, rows.T.copy()], K)
+    ch = channels.get_channel("packet-erasure", p=0.0, packet_bits=4)
+    ctx = _ctx(K, prior, ch)
+    bits = indices_to_bits(rows, K)
+    hard = bits.astype(np.int8).copy()
+    hard[4 * 27: 4 * 28] = -1  # erase index (3, 3)
+    rx = channels.Received(hard=hard, llr=np.where(hard < 0, 0.0, np.where(hard == 0, 30.0, -30.0)).astype(np.float32))
+    assert get_receiver("naive")(rx, rows.shape, ctx).indices[3, 3] == 0
+    assert get_receiver("spatial")(rx, rows.shape, ctx).indices[3, 3] == rows[3, 3]
+
+
+def test_spatial_receiver_needs_a_prior():
+    ch = channels.get_channel("bsc", p=0.01)
+    rx = ch(indices_to_bits(np.zeros((2, 2), int), 16), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="index prior"):
+        get_receiver("spatial")(rx, (2, 2), _ctx(16, None, ch))

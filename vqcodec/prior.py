@@ -1,0 +1,143 @@
+"""Index statistics learned from training data: the prior the spatial receivers use.
+
+From the index maps of the training images we count
+
+* ``unigram[i]``: how often index i occurs;
+* ``horizontal[i, j]``: how often index j sits right of index i;
+* ``vertical[i, j]``: how often index j sits below index i.
+
+The receivers use a pairwise Markov random field over the index grid,
+
+    P(x) ∝ prod_s P(x_s) * prod_(s,t) [ P(x_s, x_t) / (P(x_s) P(x_t)) ]^beta,
+
+i.e. unigram unaries and tempered pointwise mutual information (PMI) on
+horizontal and vertical edges (beta < 1 compensates for the loops of the grid
+double-counting evidence). Probabilities are add-alpha smoothed.
+
+Stored beside the model as ``<stem>.prior.safetensors`` (float32 counts) so
+it travels with the checkpoint; never pickled.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vqcodec.model import checkpoint_paths
+
+
+def count_pairs(indices: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(unigram (K,), horizontal (K, K), vertical (K, K)) counts of one index grid (h, w)."""
+    g = np.asarray(indices, dtype=np.int64)
+    uni = np.bincount(g.ravel(), minlength=K).astype(np.float64)
+    hor = np.bincount((g[:, :-1] * K + g[:, 1:]).ravel(), minlength=K * K).reshape(K, K).astype(np.float64)
+    ver = np.bincount((g[:-1, :] * K + g[1:, :]).ravel(), minlength=K * K).reshape(K, K).astype(np.float64)
+    return uni, hor, ver
+
+
+@dataclass(frozen=True, eq=False)
+class IndexPrior:
+    unigram: np.ndarray  # counts (K,)
+    horizontal: np.ndarray  # counts (K, K): [left, right]
+    vertical: np.ndarray  # counts (K, K): [up, down]
+    alpha: float = 0.5  # add-alpha smoothing per cell (pairs) / per entry (unigram)
+
+    @property
+    def K(self) -> int:
+        return int(self.unigram.shape[0])
+
+    def log_unigram(self) -> np.ndarray:
+        u = self.unigram + self.alpha
+        return np.log(u / u.sum())
+
+    def _log_joint(self, pairs: np.ndarray) -> np.ndarray:
+        c = pairs + self.alpha / self.K
+        return np.log(c / c.sum())
+
+    def pmi(self, direction: str) -> np.ndarray:
+        """log P(i, j) / (P_first(i) P_second(j)) for 'h' ([left, right]) or 'v' ([up, down]), float64 (K, K)."""
+        pairs = self.horizontal if direction == "h" else self.vertical
+        lj = self._log_joint(pairs)
+        row = np.logaddexp.reduce(lj, axis=1)
+        col = np.logaddexp.reduce(lj, axis=0)
+        return lj - row[:, None] - col[None, :]
+
+    # --- statistics reported to users -------------------------------------------------
+    def entropies(self) -> dict:
+        """H(X), H(X | left), H(X | up) in bits, from the smoothed training statistics."""
+        lu = self.log_unigram()
+        pu = np.exp(lu)
+        out = {"H": float(-(pu * lu).sum() / np.log(2))}
+        for name, d in (("H_given_left", "h"), ("H_given_up", "v")):
+            lj = self._log_joint(self.horizontal if d == "h" else self.vertical)
+            pj = np.exp(lj)
+            first = np.logaddexp.reduce(lj, axis=1)
+            out[name] = float(-(pj * (lj - first[:, None])).sum() / np.log(2))
+        out["log2K"] = float(np.log2(self.K))
+        return out
+
+    def cross_entropy(self, grids: list[np.ndarray], beta: float = 1.0) -> dict:
+        """Bits per index of held-out grids under (a) the unigram, (b) the product of left and up
+        models P(x | l, u) ∝ P(x) [PMI_h(l, x) + PMI_v(u, x)]^beta, normalised over x."""
+        lu = self.log_unigram()
+        ph, pv = self.pmi("h"), self.pmi("v")
+        tot_u = tot_p = 0.0
+        n = 0
+        for g in grids:
+            g = np.asarray(g, dtype=np.int64)
+            tot_u -= lu[g].sum()
+            inner = g[1:, 1:]
+            left, up = g[1:, :-1], g[:-1, 1:]
+            logits = lu[None, :] + beta * (ph[left.ravel()] + pv[up.ravel()])
+            logits -= np.logaddexp.reduce(logits, axis=1)[:, None]
+            tot_p -= logits[np.arange(inner.size), inner.ravel()].sum()
+            tot_p -= lu[g[0]].sum() + lu[g[1:, 0]].sum()  # border: unigram
+            n += g.size
+        return {"unigram_bits": tot_u / n / np.log(2), "context_bits": tot_p / n / np.log(2)}
+
+
+def prior_path(model_path) -> Path:
+    w, _ = checkpoint_paths(model_path)
+    return w.with_suffix(".prior.safetensors")
+
+
+def save_prior(prior: IndexPrior, path) -> None:
+    import os
+
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({"unigram": prior.unigram.astype(np.float32), "horizontal": prior.horizontal.astype(np.float32),
+               "vertical": prior.vertical.astype(np.float32)}, str(tmp))
+    os.replace(tmp, path)
+
+
+def load_prior(path, K: int) -> IndexPrior:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    from vqcodec.model import CheckpointError
+
+    try:
+        t = load_file(str(path))
+        prior = IndexPrior(t["unigram"].astype(np.float64), t["horizontal"].astype(np.float64),
+                           t["vertical"].astype(np.float64))
+    except (SafetensorError, OSError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"{path}: corrupt index prior ({exc.__class__.__name__})") from None
+    if prior.unigram.shape != (K,) or prior.horizontal.shape != (K, K) or prior.vertical.shape != (K, K):
+        raise CheckpointError(f"{path}: index prior does not match K={K}")
+    return prior
+
+
+def learn_prior(grids, K: int) -> IndexPrior:
+    uni = np.zeros(K)
+    hor = np.zeros((K, K))
+    ver = np.zeros((K, K))
+    for g in grids:
+        u, h, v = count_pairs(g, K)
+        uni += u
+        hor += h
+        ver += v
+    return IndexPrior(uni, hor, ver)
