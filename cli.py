@@ -378,13 +378,19 @@ def simulate(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model
 @click.option("--receiver", "-r", "receivers", default="naive", show_default=True, help="Receivers, comma-separated.")
 @_stop_options
 @click.option("--json", "json_out", type=click.Path(), required=True, help="Results file to write.")
+@click.option("--baselines", default=None, help="Also send JPEG/WebP + CRC + channel code: 'jpeg,webp'.")
+@click.option("--rates", default="uncoded,3/4,2/3,1/2,1/3,1/4", show_default=True,
+              help="Code rates the baselines may use.")
+@click.option("--budget-bpp", type=float, default=None,
+              help="Channel bits per pixel of the baselines [default: the VQ model's bpp].")
 @click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
 @click.option("--overwrite", is_flag=True)
 def sweep(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, images, receivers,
-          trials, min_trials, ci_target, seed, json_out, no_ms_ssim, overwrite):
-    """Sweep a grid of channel parameters; one curve per receiver."""
+          trials, min_trials, ci_target, seed, json_out, baselines, rates, budget_bpp, no_ms_ssim, overwrite):
+    """Sweep a grid of channel parameters; one curve per receiver (and per baseline)."""
     _run_sweep("sweep", kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, images,
-               receivers, trials, min_trials, ci_target, seed, json_out, None, no_ms_ssim, overwrite)
+               receivers, trials, min_trials, ci_target, seed, json_out, None, no_ms_ssim, overwrite,
+               baselines=baselines, rates=rates, budget_bpp=budget_bpp)
 
 
 def _grid_for(param, text):
@@ -402,7 +408,8 @@ def _grid_for(param, text):
 
 
 def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, images,
-               receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite):
+               receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
+               baselines=None, rates=None, budget_bpp=None):
     from tqdm import tqdm
 
     from vqcodec.correct import REGISTRY as RECEIVERS
@@ -430,6 +437,19 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
         text = _param_value(param, p, snr_db, kind)
         grid = _grid_for(param, text)
     chans = [make(v) for v in grid]  # validates every value before any work
+    base_codecs = [c.strip() for c in baselines.split(",") if c.strip()] if baselines else []
+    bad = [c for c in base_codecs if c not in ("jpeg", "webp")]
+    if bad:
+        _fail(f"unknown baseline {bad[0]!r} (known: jpeg, webp)")
+    rate_list = [r.strip() for r in (rates or "").split(",") if r.strip()]
+    if base_codecs:
+        from vqcodec.baselines import RATES
+
+        badr = [r for r in rate_list if r not in RATES]
+        if badr or not rate_list:
+            _fail(f"unknown code rate {badr[0] if badr else ''!r} (known: {', '.join(RATES)})")
+        if budget_bpp is not None and not (0 < budget_bpp <= 24 and math.isfinite(budget_bpp)):
+            _fail(f"--budget-bpp must be in (0, 24], got {budget_bpp}")
     if save_dir:
         Path(save_dir).mkdir(parents=True, exist_ok=True)
         if not os.access(save_dir, os.W_OK):
@@ -463,6 +483,25 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
                            seed=seed, model=codec.describe(), images=img_desc, channel=ch_desc, receiver=r,
                            points=curves[r]) for r in recv]
     _print_table(results, param)
+    if base_codecs:
+        from vqcodec.baselines import baseline_sweep
+
+        budget = budget_bpp if budget_bpp is not None else codec.bpp
+        bbar = tqdm(total=len(grid) * len(base_codecs), desc="baselines", unit="point", leave=False)
+
+        def bprog(done, total, message):
+            bbar.total = total
+            bbar.n = done
+            bbar.set_postfix_str(message[:40])
+            bbar.refresh()
+
+        base = baseline_sweep([(e.name, e.image) for e in encs], codecs=base_codecs, rates=rate_list,
+                              channel_kind=kind, grid=grid, channel_extra=extra, budget_bpp=budget, seed=seed,
+                              trials=trials, with_ms_ssim=not no_ms_ssim, images_source=img_desc["source"],
+                              progress=bprog)
+        bbar.close()
+        _print_baselines(base, param, budget)
+        results += base
     click.echo("side information (image size, model, index assignment) is assumed to arrive error-free; "
                "only the index payload crosses the channel")
     if json_out:
@@ -485,6 +524,66 @@ def _print_table(results, param):
 
 
 @main.command()
+@_model_options
+@click.option("--images", type=click.Path(), default=None,
+              help="Training images for the index statistics [default: ../shared/datasets/bsds500].")
+@click.option("--kodak", type=click.Path(), default=None,
+              help="Also record clean Kodak metrics in the checkpoint [default: ../shared/datasets/kodak if present].")
+def prepare(model, checkpoint, images, kodak):
+    """Learn the index prior and the pseudo-Gray index assignment of a model and store them with it."""
+    from tqdm import tqdm
+
+    from vqcodec.images import DATASETS, ImageError, default_training_folder
+    from vqcodec.model import CheckpointError
+    from vqcodec.zoo import prepare_checkpoint, resolve
+
+    try:
+        stem = Path(checkpoint) if checkpoint else resolve(model or "f4-k256")
+    except CheckpointError as exc:
+        _fail(str(exc))
+    images = images or default_training_folder()
+    if images is None:
+        _fail("--images is required (../shared/datasets/bsds500 not found)")
+    if kodak is None and (DATASETS / "kodak").is_dir():
+        kodak = DATASETS / "kodak"
+    bars = {}
+
+    def progress(stage, done, total):
+        if stage not in bars:
+            bars[stage] = tqdm(total=total, desc=stage, leave=False)
+        bars[stage].n = done
+        bars[stage].refresh()
+
+    try:
+        summary = prepare_checkpoint(stem, images, kodak_folder=kodak, progress=progress)
+    except (CheckpointError, ImageError) as exc:
+        _fail(str(exc))
+    for b in bars.values():
+        b.close()
+    ent = summary["entropy_bits"]
+    a = summary["assignment"]
+    click.echo(f"{stem}: index prior from {summary['image_count']} images: H = {ent['H']:.2f} bits, "
+               f"H(x|left) = {ent['H_given_left']:.2f}, H(x|up) = {ent['H_given_up']:.2f} (log2 K = {ent['log2K']:.0f})")
+    click.echo(f"index assignment: one-flip distortion identity {a['identity_cost']:.4f} -> "
+               f"BSA {a['final_cost']:.4f}")
+    if "kodak" in summary:
+        k = summary["kodak"]
+        click.echo(f"Kodak: PSNR {k['psnr']:.2f} dB, MS-SSIM {k['ms_ssim']:.4f}, {k['bpp']:.4f} bpp, codebook usage "
+                   f"{100 * k['codebook_usage']:.1f}%, perplexity {k['perplexity']:.1f}, context cross-entropy "
+                   f"{k['cross_entropy_bits']['context_bits']:.2f} bits/index (unigram "
+                   f"{k['cross_entropy_bits']['unigram_bits']:.2f})")
+
+
+def _print_baselines(results, param, budget):
+    click.echo(f"baselines at {budget:.4g} channel bits per pixel (CRC-32 + convolutional code, fallback: grey):")
+    click.echo(f"{'curve':<34} {param:>9} {'PSNR dB':>8} {'fail':>6} {'rate':>8}")
+    for res in results:
+        for pt in res["points"]:
+            click.echo(f"{res.get('label', res['model']['name']):<34} {pt['param']:>9.3g} {pt['psnr']['mean']:>8.2f} "
+                       f"{pt.get('failure_rate', 0.0):>6.2f} {str(pt.get('rate', '')):>8}")
+
+
+@main.command()
 def receivers():
     """List the receivers (index decoders)."""
     from vqcodec.correct import REGISTRY
@@ -500,14 +599,22 @@ def receivers():
 @click.option("--metric", default="psnr", show_default=True,
               type=click.Choice(["psnr", "ms_ssim", "ber", "index_error_rate", "failure_rate"]))
 @click.option("--title", default=None)
-def plot(results_files, output, metric, title):
+@click.option("--select", "select", multiple=True,
+              help="Only curves whose legend label matches this glob (repeatable), e.g. --select '*best*'.")
+def plot(results_files, output, metric, title, select):
     """Draw curves from results files."""
-    from vqcodec.plot import plot_curves
+    import fnmatch
+
+    from vqcodec.plot import curve_label, plot_curves
     from vqcodec.results import ResultsError, read_results
 
     _check_output(output, True)
     try:
         results = [r for f in results_files for r in read_results(f)]
+        if select:
+            results = [r for r in results if any(fnmatch.fnmatch(curve_label(r), pat) for pat in select)]
+            if not results:
+                _fail("no curve matches --select")
         written = plot_curves(results, output, metric=metric, title=title)
     except ResultsError as exc:
         _fail(str(exc))

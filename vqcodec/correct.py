@@ -133,7 +133,7 @@ class SpatialParams:
 
     radius: int = 2
     keep: int = 8
-    beta: float = 0.7
+    beta: float | None = None  # None: the temperature stored with the model's prior
     sweeps: int = 4
     free_llr: float = 0.05
     flip_llr: float = 12.0
@@ -488,7 +488,8 @@ def spatial_posterior(llr: np.ndarray, grid: tuple[int, int], ctx: ReceiverConte
         raise ValueError("the spatial receivers need an index prior, and this model has none "
                          "(build one with `vqcodec prepare`)")
     keep = max(1, min(params.keep, MAX_KEEP))
-    log_uni, pmi_h, pmi_v, psi_h, psi_v = prior_tables(ctx.prior if spatial else None, ctx.K, params.beta)
+    beta = params.beta if params.beta is not None else (ctx.prior.beta if ctx.prior is not None else 1.0)
+    log_uni, pmi_h, pmi_v, psi_h, psi_v = prior_tables(ctx.prior if spatial else None, ctx.K, beta)
     if not spatial and ctx.prior is not None:
         log_uni = ctx.prior.log_unigram()
     inv = ctx.inverse

@@ -61,8 +61,8 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     """MS-SSIM of two uint8 RGB images (H, W, 3), in [0, 1] (1 = identical)."""
     if a.shape != b.shape:
         raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].double() / 255.0
-    y = torch.from_numpy(np.ascontiguousarray(b)).permute(2, 0, 1)[None].double() / 255.0
+    x = torch.from_numpy(np.array(a, dtype=np.float64)).permute(2, 0, 1)[None] / 255.0
+    y = torch.from_numpy(np.array(b, dtype=np.float64)).permute(2, 0, 1)[None] / 255.0
     win = _gaussian_window()
     side = min(a.shape[:2])
     levels = 1

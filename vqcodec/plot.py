@@ -86,7 +86,7 @@ def plot_curves(results: Sequence[dict], out: str | Path, metric: str = "psnr", 
             ax.fill_between(x[keep], (y - ci)[keep], (y + ci)[keep], color=color, alpha=0.2, lw=0)
         clean = [p.get("psnr_clean") for p in pts if p.get("psnr_clean") is not None]
         model_name = res["model"].get("name")
-        if metric == "psnr" and clean and model_name not in clean_drawn:
+        if metric == "psnr" and clean and "K" in res["model"] and model_name not in clean_drawn:
             clean_drawn.add(model_name)
             ax.axhline(float(clean[0]), color=color, ls="--", lw=1.0, alpha=0.8,
                        label=f"{model_name} clean channel ({float(clean[0]):.2f} dB)")

@@ -41,7 +41,9 @@ class IndexPrior:
     unigram: np.ndarray  # counts (K,)
     horizontal: np.ndarray  # counts (K, K): [left, right]
     vertical: np.ndarray  # counts (K, K): [up, down]
-    alpha: float = 0.5  # add-alpha smoothing per cell (pairs) / per entry (unigram)
+    alpha: float = 0.5  # add-alpha smoothing of the unigram counts
+    lam: float = 0.6  # weight of the empirical pair distribution (Jelinek-Mercer)
+    beta: float = 0.8  # PMI temperature the receivers use (tuned with lam on held-out training images)
 
     @property
     def K(self) -> int:
@@ -51,35 +53,39 @@ class IndexPrior:
         u = self.unigram + self.alpha
         return np.log(u / u.sum())
 
-    def _log_joint(self, pairs: np.ndarray) -> np.ndarray:
-        c = pairs + self.alpha / self.K
-        return np.log(c / c.sum())
-
     def pmi(self, direction: str) -> np.ndarray:
-        """log P(i, j) / (P_first(i) P_second(j)) for 'h' ([left, right]) or 'v' ([up, down]), float64 (K, K)."""
+        """Smoothed log P(i, j) / (P(i) P(j)) for 'h' ([left, right]) or 'v' ([up, down]), float64 (K, K).
+
+        Jelinek-Mercer interpolation of the empirical pair distribution with
+        independence, P(i, j) = lam * P_emp(i, j) + (1 - lam) * P(i) P(j), so
+        PMI = log(lam * P_emp(i, j) / (P(i) P(j)) + 1 - lam): pairs never seen in
+        training get log(1 - lam), not -inf, and seen pairs keep their evidence.
+        """
         pairs = self.horizontal if direction == "h" else self.vertical
-        lj = self._log_joint(pairs)
-        row = np.logaddexp.reduce(lj, axis=1)
-        col = np.logaddexp.reduce(lj, axis=0)
-        return lj - row[:, None] - col[None, :]
+        n = max(pairs.sum(), 1.0)
+        row = (pairs.sum(axis=1) + self.alpha) / (n + self.alpha * self.K)
+        col = (pairs.sum(axis=0) + self.alpha) / (n + self.alpha * self.K)
+        return np.log(self.lam * (pairs / n) / (row[:, None] * col[None, :]) + (1.0 - self.lam))
 
     # --- statistics reported to users -------------------------------------------------
     def entropies(self) -> dict:
-        """H(X), H(X | left), H(X | up) in bits, from the smoothed training statistics."""
-        lu = self.log_unigram()
-        pu = np.exp(lu)
-        out = {"H": float(-(pu * lu).sum() / np.log(2))}
-        for name, d in (("H_given_left", "h"), ("H_given_up", "v")):
-            lj = self._log_joint(self.horizontal if d == "h" else self.vertical)
-            pj = np.exp(lj)
-            first = np.logaddexp.reduce(lj, axis=1)
-            out[name] = float(-(pj * (lj - first[:, None])).sum() / np.log(2))
-        out["log2K"] = float(np.log2(self.K))
-        return out
+        """H(X), H(X | left), H(X | up) in bits, from the (unsmoothed) training pair counts."""
+        def cond(pairs):
+            n = pairs.sum()
+            pj = pairs / n
+            first = pj.sum(axis=1, keepdims=True)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t = np.where(pj > 0, pj * np.log2(pj / first), 0.0)
+            return float(-t.sum())
+
+        pu = self.unigram / self.unigram.sum()
+        h = float(-(pu[pu > 0] * np.log2(pu[pu > 0])).sum())
+        return {"H": h, "H_given_left": cond(self.horizontal), "H_given_up": cond(self.vertical),
+                "log2K": float(np.log2(self.K))}
 
     def cross_entropy(self, grids: list[np.ndarray], beta: float = 1.0) -> dict:
         """Bits per index of held-out grids under (a) the unigram, (b) the product of left and up
-        models P(x | l, u) ∝ P(x) [PMI_h(l, x) + PMI_v(u, x)]^beta, normalised over x."""
+        models, log P(x | l, u) = log P(x) + beta * (PMI_h(l, x) + PMI_v(u, x)) - log Z."""
         lu = self.log_unigram()
         ph, pv = self.pmi("h"), self.pmi("v")
         tot_u = tot_p = 0.0
@@ -90,7 +96,8 @@ class IndexPrior:
             inner = g[1:, 1:]
             left, up = g[1:, :-1], g[:-1, 1:]
             logits = lu[None, :] + beta * (ph[left.ravel()] + pv[up.ravel()])
-            logits -= np.logaddexp.reduce(logits, axis=1)[:, None]
+            m = logits.max(axis=1, keepdims=True)
+            logits -= m + np.log(np.exp(logits - m).sum(axis=1, keepdims=True))
             tot_p -= logits[np.arange(inner.size), inner.ravel()].sum()
             tot_p -= lu[g[0]].sum() + lu[g[1:, 0]].sum()  # border: unigram
             n += g.size
@@ -114,7 +121,7 @@ def save_prior(prior: IndexPrior, path) -> None:
     os.replace(tmp, path)
 
 
-def load_prior(path, K: int) -> IndexPrior:
+def load_prior(path, K: int, **smoothing) -> IndexPrior:
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
@@ -123,7 +130,7 @@ def load_prior(path, K: int) -> IndexPrior:
     try:
         t = load_file(str(path))
         prior = IndexPrior(t["unigram"].astype(np.float64), t["horizontal"].astype(np.float64),
-                           t["vertical"].astype(np.float64))
+                           t["vertical"].astype(np.float64), **smoothing)
     except (SafetensorError, OSError, KeyError, ValueError) as exc:
         raise CheckpointError(f"{path}: corrupt index prior ({exc.__class__.__name__})") from None
     if prior.unigram.shape != (K,) or prior.horizontal.shape != (K, K) or prior.vertical.shape != (K, K):
@@ -141,3 +148,20 @@ def learn_prior(grids, K: int) -> IndexPrior:
         hor += h
         ver += v
     return IndexPrior(uni, hor, ver)
+
+
+def tune_smoothing(grids, K: int, lams=(0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95), betas=(0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+                   holdout_every: int = 5) -> tuple[float, float, float]:
+    """(lam, beta, bits) minimising the held-out cross-entropy of the left/up context model:
+    statistics from all grids but every ``holdout_every``-th, evaluated on those."""
+    train = [g for i, g in enumerate(grids) if i % holdout_every]
+    held = [g for i, g in enumerate(grids) if i % holdout_every == 0]
+    base = learn_prior(train, K)
+    best = (None, None, np.inf)
+    for lam in lams:
+        pr = IndexPrior(base.unigram, base.horizontal, base.vertical, lam=lam)
+        for beta in betas:
+            bits = pr.cross_entropy(held, beta=beta)["context_bits"]
+            if bits < best[2]:
+                best = (lam, beta, bits)
+    return best

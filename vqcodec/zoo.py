@@ -125,7 +125,8 @@ def load_codec(name: str | None = None, checkpoint: str | None = None) -> Codec:
 
     stem = Path(checkpoint) if checkpoint is not None else resolve(label)
     ppath = prior_path(stem)
-    prior = load_prior(ppath, model.K) if ppath.exists() else None
+    smoothing = {k: float(meta_["prior"][k]) for k in ("lam", "beta") if k in (meta_.get("prior") or {})}
+    prior = load_prior(ppath, model.K, **smoothing) if ppath.exists() else None
     return Codec(name=label, model=model, meta=meta_, assignment=assignment, prior=prior)
 
 
@@ -149,18 +150,22 @@ def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, progress=None)
     from vqcodec.assignment import optimise_assignment
     from vqcodec.images import list_images, load_image, to_tensor
     from vqcodec.model import checkpoint_paths
-    from vqcodec.prior import learn_prior, prior_path, save_prior
+    from vqcodec.prior import IndexPrior, learn_prior, prior_path, save_prior, tune_smoothing
 
     model, doc = load_model(stem)
     paths = list_images(images_folder)
+    kpaths = list_images(kodak_folder) if kodak_folder is not None else []
     grids = []
     with torch.inference_mode():
         for i, p in enumerate(paths):
             grids.append(model.encode(to_tensor(load_image(p)))[0].numpy())
             if progress:
                 progress("index statistics", i + 1, len(paths))
-    prior = learn_prior(grids, model.K)
-    save_prior(prior, prior_path(stem))
+    if progress:
+        progress("prior smoothing", 0, 1)
+    lam, beta, _ = tune_smoothing(grids, model.K)
+    counts = learn_prior(grids, model.K)
+    prior = IndexPrior(counts.unigram, counts.horizontal, counts.vertical, lam=lam, beta=beta)
     probs = prior.unigram / prior.unigram.sum()
     if progress:
         progress("index assignment", 0, 1)
@@ -168,6 +173,7 @@ def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, progress=None)
     if progress:
         progress("index assignment", 1, 1)
     summary = {"images": str(images_folder), "image_count": len(paths), "entropy_bits": prior.entropies(),
+               "lam": lam, "beta": beta,
                "assignment": {k: float(v) if isinstance(v, (int, float, np.floating)) else v
                               for k, v in info.items()}}
     doc["assignment"] = [int(a) for a in assignment]
@@ -178,7 +184,6 @@ def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, progress=None)
         _load.cache_clear()
         codec = Codec(name=doc.get("name", "model"), model=model, meta=doc,
                       assignment=np.asarray(assignment), prior=prior)
-        kpaths = list_images(kodak_folder)
         encs = []
         for i, p in enumerate(kpaths):
             encs.append(encode_image(codec, p))
@@ -190,6 +195,7 @@ def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, progress=None)
                         "codebook_usage": pt["codebook_usage"], "perplexity": pt["perplexity"],
                         "cross_entropy_bits": held, "images": len(encs)}
         summary["kodak"] = doc["kodak"]
+    save_prior(prior, prior_path(stem))
     _, cpath = checkpoint_paths(stem)
     tmp = cpath.with_name(cpath.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")

@@ -1,0 +1,331 @@
+"""Tests for vqcodec.baselines: JPEG / WebP over noisy channels, oracle, separation bound."""
+
+import math
+
+import numpy as np
+import pytest
+
+import channels
+from vqcodec import baselines as bl
+from vqcodec import fec
+from vqcodec.metrics import psnr
+from vqcodec.results import validate
+
+H, W = 64, 96
+BUDGET = 4.0  # channel bits per pixel: every rate fits both codecs on these small images
+CODECS = ("jpeg", "webp")
+
+
+def synth(h, w, seed):
+    """Smooth colour pattern plus mild noise (codecs behave as on photographs)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    img = np.stack([128 + 90 * np.sin(6 * x + 3 * y + seed), 128 + 80 * np.cos(5 * y - 2 * x + seed),
+                    100 + 100 * x * y], 2)
+    img += rng.normal(0, 6, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return bl.as_baseline_images([("a.png", synth(H, W, 0)), ("b.png", synth(H, W, 1))])
+
+
+def bsc(p):
+    return channels.get_channel("bsc", p=p)
+
+
+# ---------------------------------------------------------------- budget
+
+
+@pytest.mark.parametrize("rate", bl.RATES)
+@pytest.mark.parametrize("crc", [True, False])
+def test_max_payload_is_exact(rate, crc):
+    code = bl.get_rate_code(rate)
+    extra = 32 if crc else 0
+    for budget in [0, 5, 31, 32, 38, 40, 77, 100, 1001, 4096, 12345]:
+        n = bl.max_payload_bits(code, budget, crc)
+        if n < 0:
+            assert code.coded_length(extra) > budget
+        else:
+            assert code.coded_length(n + extra) <= budget < code.coded_length(n + extra + 1)
+
+
+def test_rate_codes():
+    assert bl.get_rate_code("1").name == "uncoded" and bl.get_rate_code("uncoded").rate == 1.0
+    assert bl.get_rate_code("1/2") is fec.get_code("1/2")
+    bits = np.random.default_rng(0).integers(0, 2, 100).astype(np.uint8)
+    u = bl.get_rate_code("uncoded")
+    assert np.array_equal(u.decode(u.encode(bits).astype(np.int8)), bits)
+    assert np.array_equal(u.decode(np.where(bits == 1, -3.0, 3.0).astype(np.float32)), bits)
+    with pytest.raises(ValueError):
+        bl.get_rate_code("5/6")
+    with pytest.raises(ValueError):
+        bl.encode_file(synth(8, 8, 0), "jpeg", 96)
+
+
+def test_lower_rate_never_higher_quality(images):
+    for codec in CODECS:
+        for budget in (0.6, 1.0, 2.0, 4.0, 8.0):
+            for img in images:
+                qs = []
+                for rate in bl.RATES:  # highest code rate first
+                    q = bl.choose_quality(img, codec, bl.max_file_bytes(img, rate, budget))
+                    qs.append(-1 if q is None else q)
+                assert qs == sorted(qs, reverse=True), (codec, budget, qs)
+
+
+def test_choose_quality_is_highest_that_fits(images):
+    img = images[0]
+    for codec in CODECS:
+        spec = bl.CODECS[codec]
+        max_bytes = bl.max_file_bytes(img, "1/2", 3.0)
+        q = bl.choose_quality(img, codec, max_bytes)
+        assert q is not None and img.file_bytes(codec, q) <= max_bytes
+        if q < spec.q_max:
+            assert img.file_bytes(codec, q + 1) > max_bytes
+        assert bl.choose_quality(img, codec, img.file_bytes(codec, spec.q_min) - 1) is None
+
+
+# ---------------------------------------------------------------- points
+
+
+def test_clean_channel_every_rate_decodes(images):
+    for codec in CODECS:
+        for rate in bl.RATES:
+            pt = bl.run_baseline_point(images, codec, rate, bsc(0.0), budget_bpp=BUDGET, seed=1, trials=2)
+            assert pt["failure_rate"] == 0.0 and pt["no_fit"] == 0
+            assert pt["psnr"]["mean"] == pytest.approx(pt["psnr_clean"], abs=1e-9)
+            assert pt["psnr"]["ci95"] == 0.0
+            assert pt["bit_errors"] == 0 and pt["decoded_bit_errors"] == 0
+            for rec in pt["per_image"]:
+                img = next(i for i in images if i.name == rec["image"])
+                clean = bl.decode_file(img.file(codec, rec["quality"]), codec, H, W)
+                assert rec["psnr_clean"] == pytest.approx(psnr(img.image, clean))
+
+
+def test_half_flip_probability_always_falls_back(images):
+    for codec in CODECS:
+        for rate in ("uncoded", "1/2"):
+            pt = bl.run_baseline_point(images, codec, rate, bsc(0.5), budget_bpp=BUDGET, seed=2, trials=2)
+            assert pt["failure_rate"] == 1.0
+            grey = np.mean([psnr(i.image, bl.fallback_image(H, W)) for i in images])
+            assert pt["psnr"]["mean"] == pytest.approx(grey)
+            assert 0.4 < pt["ber"] < 0.6
+
+
+def test_point_is_reproducible_and_counts(images):
+    ch = bsc(0.02)
+    a = bl.run_baseline_point(images, "jpeg", "2/3", ch, budget_bpp=BUDGET, seed=5, trials=3)
+    b = bl.run_baseline_point(images, "jpeg", "2/3", ch, budget_bpp=BUDGET, seed=5, trials=3)
+    assert a["psnr"] == b["psnr"] and a["bit_errors"] == b["bit_errors"]
+    assert a["bits"] == 3 * sum(r["coded_bits"] for r in a["per_image"])
+    assert a["trials"] == 3 and a["stop"] == "fixed-trials"
+    assert a["param"] == 0.02 and a["rate"] == "2/3"
+    assert 0 <= a["failure_rate"] <= 1
+    assert set(a["quality"]) == {"a.png", "b.png"}
+
+
+def test_no_fit_gets_the_fallback():
+    img = bl.as_baseline_images([("tiny", synth(16, 16, 3))])
+    pt = bl.run_baseline_point(img, "jpeg", "1/4", bsc(0.0), budget_bpp=0.5, seed=0, trials=2)
+    assert pt["no_fit"] == 1 and pt["failure_rate"] == 1.0 and pt["bits"] == 0
+    assert pt["per_image"][0]["quality"] is None
+    assert pt["psnr"]["mean"] == pytest.approx(psnr(img[0].image, bl.fallback_image(16, 16)))
+
+
+def test_without_crc(images):
+    clean = bl.run_baseline_point(images, "jpeg", "uncoded", bsc(0.0), budget_bpp=BUDGET, seed=0, trials=1,
+                                  crc=False)
+    assert clean["failure_rate"] == 0.0
+    assert clean["psnr"]["mean"] == pytest.approx(clean["psnr_clean"])
+    # no CRC: its 32 bits go to the source
+    for rec in clean["per_image"]:
+        assert rec["coded_bits"] == 8 * rec["file_bytes"] <= rec["budget_bits"]
+    noisy = bl.run_baseline_point(images, "jpeg", "uncoded", bsc(1e-3), budget_bpp=BUDGET, seed=0, trials=4,
+                                  crc=False)
+    assert math.isfinite(noisy["psnr"]["mean"])
+    assert noisy["failure_rate"] < 1.0  # some corrupted JPEGs still decode
+
+
+# ---------------------------------------------------------------- corrupted files
+
+
+def _corruptions(data: bytes, rng, n):
+    a = np.frombuffer(data, np.uint8)
+    for k in range(n):
+        kind = k % 5
+        b = a.copy()
+        if kind == 0:  # random byte flips anywhere
+            pos = rng.integers(0, b.size, rng.integers(1, 8))
+            b[pos] ^= rng.integers(1, 256, pos.size).astype(np.uint8)
+        elif kind == 1:  # flips in the header
+            pos = rng.integers(0, min(b.size, 64), rng.integers(1, 4))
+            b[pos] ^= rng.integers(1, 256, pos.size).astype(np.uint8)
+        elif kind == 2:  # truncation
+            b = b[: rng.integers(0, b.size)]
+        elif kind == 3:  # garbage of the same length
+            b = rng.integers(0, 256, b.size).astype(np.uint8)
+        else:  # random bit errors at a high rate
+            bits = np.unpackbits(b)
+            bits ^= (rng.random(bits.size) < 0.01).astype(np.uint8)
+            b = np.packbits(bits)
+        yield b.tobytes()
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_corrupted_files_decode_to_fallback(images, codec):
+    rng = np.random.default_rng(123)
+    img = images[0]
+    data = img.file(codec, 30)
+    grey = bl.fallback_image(H, W)
+    n_fallback = 0
+    for bad in _corruptions(data, rng, 200):
+        out, ok = bl.decode_or_fallback(bad, codec, H, W)  # must not raise
+        assert out.shape == (H, W, 3) and out.dtype == np.uint8
+        if not ok:
+            n_fallback += 1
+            assert np.array_equal(out, grey)
+    assert n_fallback > 0
+    for garbage in (b"", b"\x00", b"RIFF", b"\xff\xd8\xff", bytes(100)):
+        out, ok = bl.decode_or_fallback(garbage, codec, H, W)
+        assert not ok and np.array_equal(out, grey)
+
+
+def test_wrong_declared_size_is_rejected(images):
+    for codec in CODECS:
+        data = images[0].file(codec, 50)
+        with pytest.raises(ValueError):
+            bl.decode_file(data, codec, H + 1, W)
+        assert bl.decode_file(data, codec, H, W).shape == (H, W, 3)
+        # the other codec's file is not accepted
+        other = images[0].file("webp" if codec == "jpeg" else "jpeg", 50)
+        assert not bl.decode_or_fallback(other, codec, H, W)[1]
+
+
+def test_decode_worker_time_limit(images):
+    data = images[0].file("jpeg", 50)
+    worker = bl._DecodeWorker(timeout=60.0)
+    try:
+        assert worker.decode(data, "jpeg", H, W).shape == (H, W, 3)
+        with pytest.raises(ValueError):
+            worker.decode(b"garbage", "jpeg", H, W)
+        worker.timeout = 0.0  # every decode overruns: the worker is killed
+        with pytest.raises(bl.DecodeTimeout):
+            worker.decode(data, "jpeg", H, W)
+        assert worker._proc is None
+    finally:
+        worker.close()
+    pt = bl.run_baseline_point(images[:1], "jpeg", "uncoded", bsc(2e-3), budget_bpp=BUDGET, seed=0, trials=2,
+                               crc=False, decode_timeout=60.0)
+    ref = bl.run_baseline_point(images[:1], "jpeg", "uncoded", bsc(2e-3), budget_bpp=BUDGET, seed=0, trials=2,
+                                crc=False)
+    assert pt["psnr"] == ref["psnr"]
+
+
+# ---------------------------------------------------------------- oracle, bound, sweep
+
+
+@pytest.fixture(scope="module")
+def sweep(images):
+    return bl.baseline_sweep(images, codecs=CODECS, rates=bl.RATES, channel_kind="bsc",
+                             grid=(1e-3, 1e-2, 5e-2, 0.2), budget_bpp=2.0, seed=3, trials=2,
+                             images_source="synthetic")
+
+
+def test_sweep_structure_and_validation(sweep):
+    assert len(sweep) == 2 * (len(bl.RATES) + 2)
+    for res in sweep:
+        validate(res, "sweep")
+        assert res["label"] and isinstance(res.get("style", {}), dict)
+        assert [p["param"] for p in res["points"]] == [1e-3, 1e-2, 5e-2, 0.2]
+        assert res["channel"] == {"kind": "bsc", "param": "p"}
+    names = [r["model"]["name"] for r in sweep]
+    assert "jpeg+r1/2" in names and "webp+uncoded" in names
+    assert "jpeg best digital" in names and "webp separation bound" in names
+    bound = next(r for r in sweep if r["model"]["name"] == "webp separation bound")
+    assert bound["style"]["ls"] == "--" and bound["label"] == "WebP separation bound"
+
+
+def test_oracle_never_overruns_the_budget(sweep, images):
+    for res in sweep:
+        if not res["model"]["name"].endswith("best digital"):
+            continue
+        for pt in res["points"]:
+            code = bl.get_rate_code(pt["rate"])
+            assert pt["rate"] in bl.RATES
+            for rec in pt["per_image"]:
+                if rec["quality"] is None:
+                    continue
+                coded = code.coded_length(8 * rec["file_bytes"] + 32)
+                assert coded == rec["coded_bits"] <= math.floor(2.0 * H * W) == rec["budget_bits"]
+                # the tail and CRC are charged: (file + CRC + tail) / rate <= budget
+                tail = 0 if pt["rate"] == "uncoded" else 6
+                assert (8 * rec["file_bytes"] + 32 + tail) / code.rate <= rec["budget_bits"] + 4
+
+
+def test_oracle_picks_the_best_rate(sweep):
+    for codec in CODECS:
+        fixed = {r["model"]["rate"]: r for r in sweep if r["model"].get("codec") == codec and "rate" in r["model"]}
+        best = next(r for r in sweep if r["model"]["name"] == f"{codec} best digital")
+        for i, pt in enumerate(best["points"]):
+            top = max(f["points"][i]["psnr"]["mean"] for f in fixed.values())
+            assert pt["psnr"]["mean"] == top
+            assert fixed[pt["rate"]]["points"][i]["psnr"] == pt["psnr"]
+
+
+def test_bound_is_above_best_digital(sweep):
+    for codec in CODECS:
+        best = next(r for r in sweep if r["model"]["name"] == f"{codec} best digital")
+        bound = next(r for r in sweep if r["model"]["name"] == f"{codec} separation bound")
+        for b, d in zip(bound["points"], best["points"]):
+            assert b["psnr"]["mean"] >= d["psnr"]["mean"] - 1e-9, (codec, b["param"])
+            assert b["source_bpp"] == pytest.approx(2.0 * channels.get_channel("bsc", p=b["param"]).capacity())
+        means = [p["psnr"]["mean"] for p in bound["points"]]
+        assert means == sorted(means, reverse=True)  # worse channel, lower bound
+
+
+def test_oracle_ties_and_errors():
+    def pt(m, param=0.1):
+        return {"param": param, "psnr": {"mean": m, "ci95": 0.0}}
+
+    best = bl.oracle_best({"1/4": pt(20.0), "1/2": pt(20.0), "1/3": pt(19.0)})
+    assert best["rate"] == "1/2"
+    assert bl.oracle_best({"uncoded": pt(10.0), "3/4": pt(11.0)})["rate"] == "3/4"
+    with pytest.raises(ValueError):
+        bl.oracle_best({"1/2": pt(1.0, 0.1), "1/4": pt(1.0, 0.2)})
+    with pytest.raises(ValueError):
+        bl.oracle_best({})
+
+
+def test_clean_rd_and_bound_interpolation(images):
+    rd = bl.clean_rd(images, "jpeg", [1, 20, 50, 90])
+    assert len(rd) == 2 and all(len(c) == 4 for c in rd)
+    for curve in rd:
+        bpps = [c[0] for c in curve]
+        assert bpps == sorted(bpps) and all(c[2] is None for c in curve)
+    img = images[0]
+    curve = rd[0]
+    grey = psnr(img.image, bl.fallback_image(H, W))
+    lo, hi = curve[0], curve[-1]
+    # below the lowest achievable rate: grey; above the highest: clamped; at a grid point: exact
+    ch = channels.get_channel("bsc", p=0.0)
+    at = lambda b: bl.separation_bound_point(images[:1], "jpeg", ch, budget_bpp=b, rd=rd[:1])  # noqa: E731
+    assert at(lo[0] * 0.99)["psnr"]["mean"] == pytest.approx(grey)
+    assert at(lo[0] * 0.99)["failure_rate"] == 1.0
+    assert at(lo[0])["psnr"]["mean"] == pytest.approx(lo[1])
+    assert at(hi[0] * 10)["psnr"]["mean"] == pytest.approx(hi[1])
+    mid = 0.5 * (curve[1][0] + curve[2][0])
+    assert at(mid)["psnr"]["mean"] == pytest.approx(0.5 * (curve[1][1] + curve[2][1]))
+
+
+def test_sweep_skips_bound_without_capacity(images, monkeypatch):
+    def no_capacity(self):
+        raise NotImplementedError
+
+    monkeypatch.setattr(channels.BinarySymmetric, "capacity", no_capacity)
+    calls = []
+    res = bl.baseline_sweep(images[:1], codecs=("jpeg",), rates=("1/2",), grid=(0.01,), budget_bpp=2.0,
+                            trials=1, progress=lambda d, t, m: calls.append((d, t)))
+    assert [r["model"]["name"] for r in res] == ["jpeg+r1/2", "jpeg best digital"]
+    assert calls == [(1, 1)]

@@ -1,0 +1,100 @@
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cli import main
+
+
+def run(*args):
+    r = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return r
+
+
+def one_line_error(r):
+    assert r.exit_code != 0
+    err = r.output.strip().splitlines()
+    assert err and err[-1].startswith("Error:"), r.output
+    assert "Traceback" not in r.output
+    return err[-1]
+
+
+def test_help_lists_commands():
+    r = run("--help")
+    assert r.exit_code == 0
+    for cmd in ("simulate", "sweep", "eval", "encode", "decode", "train", "plot", "models", "prepare"):
+        assert cmd in r.output
+
+
+def test_eval_writes_results(tiny_checkpoint, image_dir, tmp_path):
+    out = tmp_path / "e.json"
+    r = run("eval", "--checkpoint", tiny_checkpoint, "--images", image_dir, "--json", out)
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert res["schema"] == "vqcodec.results/1" and res["channel"]["kind"] == "none"
+    (pt,) = res["points"]
+    assert len(pt["per_image"]) == 2 and pt["bpp"] == pytest.approx(4 / 16, rel=0.2)
+
+
+def test_encode_decode_bit_exact(tiny_checkpoint, image_dir, tmp_path):
+    from vqcodec.correct import Decision
+    from vqcodec.simulate import decode_image, encode_image
+    from vqcodec.zoo import load_codec
+
+    vqc, png = tmp_path / "a.vqc", tmp_path / "a.png"
+    assert run("encode", image_dir / "a.png", "-o", vqc, "--checkpoint", tiny_checkpoint).exit_code == 0
+    r = run("decode", vqc, "-o", png, "--checkpoint", tiny_checkpoint)
+    assert r.exit_code == 0, r.output
+    codec = load_codec(checkpoint=str(tiny_checkpoint))
+    enc = encode_image(codec, image_dir / "a.png", False)
+    got = np.asarray(Image.open(png))
+    assert np.array_equal(got, enc.clean)
+    assert np.array_equal(got, decode_image(codec, Decision(enc.indices), *enc.image.shape[:2]))
+
+
+def test_simulate_and_plot(tiny_checkpoint, image_dir, tmp_path):
+    out = tmp_path / "s.json"
+    r = run("sweep", "--channel", "bsc", "--p", "0,1e-2", "--checkpoint", tiny_checkpoint, "--images", image_dir,
+            "--trials", "2", "--json", out, "--no-ms-ssim")
+    assert r.exit_code == 0, r.output
+    (res,) = json.loads(out.read_text()) if isinstance(json.loads(out.read_text()), list) else [json.loads(out.read_text())]
+    assert [p["param"] for p in res["points"]] == [0.0, 0.01]
+    fig = tmp_path / "f.png"
+    r = run("plot", out, "-o", fig)
+    assert r.exit_code == 0, r.output
+    assert fig.stat().st_size > 5000 and Image.open(fig).size[0] > 400
+    msg = one_line_error(run("plot", out, "-o", fig, "--metric", "ms_ssim"))
+    assert "has no metric 'ms_ssim'" in msg and "psnr" in msg
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--channel", "nope", "--p", "0.1"], "unknown channel 'nope'"),
+    (["--channel", "bsc"], "needs --p"),
+    (["--channel", "bsc", "--p", "0.7"], "p must be"),
+    (["--channel", "bsc", "--p", "-0.1"], "p must be"),
+    (["--channel", "bsc", "--p", "nan"], "p"),
+    (["--channel", "awgn", "--snr-db", "inf"], "snr_db"),
+    (["--channel", "bsc", "--p", "0.1", "--receiver", "magic"], "unknown receiver 'magic'"),
+    (["--channel", "bsc", "--p", "0.1", "--model", "nomodel"], "unknown model 'nomodel'"),
+])
+def test_simulate_bad_arguments(args, needle, tmp_path, image_dir):
+    out = tmp_path / "r.json"
+    r = run("simulate", *args, "--images", image_dir, "--json", out)
+    msg = one_line_error(r)
+    assert needle in msg
+    assert not out.exists()
+
+
+def test_existing_output_needs_overwrite(tiny_checkpoint, image_dir, tmp_path):
+    out = tmp_path / "e.json"
+    out.write_text("keep")
+    msg = one_line_error(run("eval", "--checkpoint", tiny_checkpoint, "--images", image_dir, "--json", out))
+    assert "--overwrite" in msg and out.read_text() == "keep"
+
+
+def test_corrupt_checkpoint_is_one_line(tiny_checkpoint, image_dir):
+    tiny_checkpoint.with_suffix(".safetensors").write_bytes(b"garbage")
+    msg = one_line_error(run("eval", "--checkpoint", tiny_checkpoint, "--images", image_dir))
+    assert "corrupt weights" in msg

@@ -1,0 +1,85 @@
+import json
+
+import numpy as np
+import pytest
+
+import channels
+from conftest import tiny_config
+from vqcodec.bits import identity_assignment
+from vqcodec.prior import learn_prior
+from vqcodec.simulate import StopRule, encode_image, run_point, trial_rng
+from vqcodec.zoo import Codec
+
+
+@pytest.fixture
+def codec(tiny_model, image_dir):
+    c = Codec(name="tiny", model=tiny_model, meta={}, assignment=identity_assignment(16))
+    grids = [encode_image(c, p, False).indices for p in sorted(image_dir.iterdir())]
+    return Codec(name="tiny", model=tiny_model, meta={}, assignment=identity_assignment(16),
+                 prior=learn_prior(grids, 16))
+
+
+@pytest.fixture
+def encoded(codec, image_dir):
+    return [encode_image(codec, p) for p in sorted(image_dir.iterdir())]
+
+
+def test_clean_channel_gives_exactly_the_clean_psnr(codec, encoded):
+    ch = channels.get_channel("bsc", p=0.0)
+    out = run_point(codec, encoded, ch, ["naive", "map", "spatial", "spatial-mmse"], seed=0, param=0.0,
+                    stop=StopRule(min_trials=2, max_trials=5))
+    for r, pt in out.items():
+        assert pt["psnr"]["mean"] == pt["psnr_clean"], r
+        assert pt["index_errors"] == 0 and pt["bit_errors"] == 0
+        assert pt["stop"] == "ci-reached" and pt["trials"] == 2 and pt["psnr"]["ci95"] == 0.0
+
+
+def test_half_flips_randomise_indices(codec, image_dir, tmp_path):
+    from PIL import Image
+
+    big = np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    Image.fromarray(big).save(tmp_path / "big.png")
+    enc = [encode_image(codec, tmp_path / "big.png", False)]
+    ch = channels.get_channel("bsc", p=0.5)
+    pt = run_point(codec, enc, ch, ["naive"], seed=1, param=0.5, stop=StopRule(4, 4), with_ms_ssim=False)["naive"]
+    # the received label is uniform over K = 16 labels whatever was sent
+    assert pt["indices"] == 10000
+    assert abs(pt["index_error_rate"] - (1 - 1 / 16)) <= 0.01
+    assert abs(pt["ber"] - 0.5) < 0.01
+
+
+def test_seeds_are_order_independent_and_distinct():
+    a = trial_rng(0, "x.png", 0.01, 3).random(5)
+    assert np.array_equal(a, trial_rng(0, "x.png", 0.01, 3).random(5))
+    for other in (trial_rng(1, "x.png", 0.01, 3), trial_rng(0, "y.png", 0.01, 3),
+                  trial_rng(0, "x.png", 0.02, 3), trial_rng(0, "x.png", 0.01, 4)):
+        assert not np.array_equal(a, other.random(5))
+
+
+def test_results_do_not_depend_on_the_image_set(codec, encoded):
+    ch = channels.get_channel("bsc", p=0.05)
+    both = run_point(codec, encoded, ch, ["naive"], seed=0, param=0.05, stop=StopRule(3, 3), with_ms_ssim=False)
+    alone = run_point(codec, encoded[1:], ch, ["naive"], seed=0, param=0.05, stop=StopRule(3, 3), with_ms_ssim=False)
+    b = {d["image"]: d["psnr"] for d in both["naive"]["per_image"]}
+    a = {d["image"]: d["psnr"] for d in alone["naive"]["per_image"]}
+    assert a[encoded[1].name] == b[encoded[1].name]
+
+
+def test_stop_rule_on_synthetic_sequences():
+    rule = StopRule(min_trials=3, max_trials=6, ci_target=0.05)
+    assert rule.decide([[20.0, 20.0]]) is None  # below min_trials
+    assert rule.decide([[20.0, 20.0, 20.0]]) == "ci-reached"  # no spread at all
+    assert rule.decide([[20.0, 20.01, 20.02]]) == "ci-reached"  # half-width 4.303*0.01/sqrt(3) = 0.0248
+    assert rule.decide([[20.0, 20.1, 20.2]]) is None  # half-width 0.248
+    assert rule.decide([[20.0, 20.1, 20.2, 20.0, 20.1, 20.2]]) == "budget"
+    # every receiver must be precise enough
+    assert rule.decide([[20.0, 20.0, 20.0], [20.0, 21.0, 22.0]]) is None
+    with pytest.raises(ValueError):
+        StopRule(min_trials=5, max_trials=2)
+
+
+def test_paired_noise_across_receivers(codec, encoded):
+    ch = channels.get_channel("bsc", p=0.05)
+    out = run_point(codec, encoded, ch, ["naive", "map"], seed=0, param=0.05, stop=StopRule(2, 2),
+                    with_ms_ssim=False)
+    assert out["naive"]["bit_errors"] == out["map"]["bit_errors"] > 0

@@ -1,0 +1,892 @@
+"""Classical baselines: JPEG / WebP through the same channels, and the separation bound.
+
+A *separation* system compresses the image with a classical codec (Pillow's
+JPEG or WebP), protects the file with a CRC-32 and a channel code from
+:mod:`vqcodec.fec`, and sends it over a channel from :mod:`channels`. It is
+compared with the VQ stream at the same **channel-bit budget**: for a budget
+of ``B`` channel bits per pixel an ``H x W`` image may use
+``floor(B * H * W)`` channel bits.
+
+Budget accounting (exact)
+-------------------------
+For a code of rate ``r`` (``"uncoded"`` or one of ``"3/4" "2/3" "1/2" "1/3"
+"1/4"``; every convolutional code is terminated with 6 tail bits), the
+source may use the largest ``n`` info bits with
+``code.coded_length(n + 32) <= budget`` (``n + 0`` without the CRC), i.e.
+the tail and the CRC are charged exactly. The codec file (whole bytes) must
+satisfy ``8 * len(file) <= n``.
+
+Quality choice
+--------------
+Per image, the *highest* codec quality whose file fits: JPEG quality
+1..95 (``optimize=True``: optimised Huffman tables, 4:2:0), WebP quality
+0..100 (``method=6``). The search is a binary search on quality that
+assumes the file size grows with quality; it only ever returns a quality
+whose file was checked to fit, and for nested budgets it returns nested
+answers (a lower code rate never gets a higher quality). Encodings are
+cached per (image, codec, quality) inside :class:`BaselineImage`, so pass
+the same :class:`BaselineImage` objects to repeated calls. When even the
+lowest quality does not fit, the (image, codec, rate) is *no-fit*: nothing
+is sent and every transmission of it counts as a failure.
+
+Side information and receiver
+-----------------------------
+The image size, the codec, the quality and the file length are side
+information (error-free, like the VQ side information in DESIGN.md); only
+the file (+ CRC) crosses the channel. The receiver decodes the channel code
+(soft LLRs when the channel gives them, else hard bits; uncoded: hard
+decisions, erasures read as 0), then:
+
+* ``crc=True`` (receiver ``"crc"``): CRC-32 over the file bits; on a CRC
+  failure or any exception the **fallback image** is shown;
+* ``crc=False`` (receiver ``"no-crc"``): no CRC is sent (its 32 bits go to
+  the source) and whatever arrives is handed to the image decoder; only an
+  exception (or a time-out, see below) gives the fallback. A partially
+  corrupted JPEG often beats grey.
+
+**Fallback image**: a uniform mid-grey image, every pixel (128, 128, 128),
+of the original size. ``failure_rate`` in a point is the fraction of image
+transmissions (image x trial) that fell back, no-fit images included.
+
+Decoding corrupted files safely
+-------------------------------
+Corrupted files are decoded in-process with Pillow, under these guards:
+the format is forced (``formats=[...]``); the *declared* dimensions are
+checked against the expected size before any pixel buffer is allocated (for
+WebP by parsing the RIFF header before Pillow sees it, because Pillow's
+WebP opener allocates the canvas); warnings are silenced; every exception
+is caught per image and turns into the fallback. Since the file length is
+bounded by the channel budget and the output size is fixed, the decoder's
+work is bounded too. For a hard wall-clock limit pass ``decode_timeout``
+(seconds): decoding then runs in a separate worker process (``spawn``),
+which is killed and restarted when a decode overruns; an overrun counts as
+a failure (fallback). With ``crc=True`` a file is only ever decoded when
+its CRC matched, i.e. never a corrupted one (the clean decode is cached).
+
+Separation bound
+----------------
+For a channel of capacity ``C`` (bits per channel use) an ideal separation
+system could deliver ``R = budget_bpp * C`` source bits per pixel. Each
+codec's own clean rate-distortion curve per image (:func:`clean_rd`; PSNR
+against the actual file bpp) is made monotone (best PSNR at a rate <= bpp,
+a running maximum over the qualities sorted by bpp), then interpolated
+linearly (bpp, dB) at ``R``; above the highest quality it is clamped to the
+highest-quality PSNR; **below the lowest achievable bpp the codec cannot
+deliver anything, and the bound gives the grey fallback's PSNR** (as the
+digital systems do for no-fit). The per-image values are averaged in dB.
+
+Oracle
+------
+:func:`oracle_best` picks, at each channel point, the code rate with the
+highest mean PSNR (an oracle that knows the channel); the quality is not
+chosen by the oracle but always follows from the budget (the highest that
+fits for that rate). Ties go to the higher code rate.
+
+Randomness: the channel realisation of (seed, image, param, trial) comes
+from :func:`vqcodec.simulate.trial_rng`, the same convention as the VQ
+simulator (the transmitted bit streams differ anyway).
+
+The library never prints; progress is reported through optional callbacks.
+"""
+from __future__ import annotations
+
+import io
+import math
+import multiprocessing
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from vqcodec import fec
+
+__all__ = [
+    "RATES",
+    "CODECS",
+    "FALLBACK_VALUE",
+    "CodecSpec",
+    "BaselineImage",
+    "Uncoded",
+    "as_baseline_images",
+    "get_rate_code",
+    "rate_label",
+    "max_payload_bits",
+    "max_file_bytes",
+    "encode_file",
+    "decode_file",
+    "decode_or_fallback",
+    "choose_quality",
+    "fallback_image",
+    "clean_rd",
+    "rd_qualities",
+    "run_baseline_point",
+    "oracle_best",
+    "separation_bound_point",
+    "baseline_sweep",
+    "DecodeTimeout",
+]
+
+#: code rates of a sweep, highest first
+RATES = ("uncoded", "3/4", "2/3", "1/2", "1/3", "1/4")
+
+#: pixel value of the fallback image (mid-grey in all three channels)
+FALLBACK_VALUE = 128
+
+CRC_BITS = 32
+
+
+# ---------------------------------------------------------------------------
+# Codecs
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CodecSpec:
+    """A Pillow codec: format name, quality range and fixed save options."""
+
+    name: str
+    label: str
+    pil_format: str
+    q_min: int
+    q_max: int
+    save_options: tuple = ()
+    #: default quality grid of the clean RD curve (:func:`clean_rd`)
+    rd_grid: tuple = ()
+
+    @property
+    def qualities(self) -> range:
+        return range(self.q_min, self.q_max + 1)
+
+
+CODECS: dict[str, CodecSpec] = {
+    "jpeg": CodecSpec("jpeg", "JPEG", "JPEG", 1, 95, (("optimize", True),),
+                      tuple(range(1, 21)) + tuple(range(22, 41, 2)) + tuple(range(45, 96, 5))),
+    "webp": CodecSpec("webp", "WebP", "WEBP", 0, 100, (("method", 6),),
+                      tuple(range(0, 21, 2)) + tuple(range(25, 101, 5))),
+}
+
+
+def _codec(name) -> CodecSpec:
+    if isinstance(name, CodecSpec):
+        return name
+    try:
+        return CODECS[str(name).lower()]
+    except KeyError:
+        raise ValueError(f"unknown codec {name!r}; known codecs: {', '.join(CODECS)}") from None
+
+
+def rd_qualities(codec) -> tuple:
+    """Default quality grid of ``codec``'s clean RD curve."""
+    return _codec(codec).rd_grid
+
+
+def encode_file(image: np.ndarray, codec, quality: int) -> bytes:
+    """Encode a uint8 (H, W, 3) image with ``codec`` ("jpeg"/"webp") at ``quality``."""
+    from PIL import Image
+
+    spec = _codec(codec)
+    q = int(quality)
+    if not spec.q_min <= q <= spec.q_max:
+        raise ValueError(f"{spec.label} quality must be in [{spec.q_min}, {spec.q_max}], got {quality!r}")
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(
+        buf, spec.pil_format, quality=q, **dict(spec.save_options))
+    return buf.getvalue()
+
+
+def _webp_declared_size(data: bytes) -> tuple[int, int]:
+    """(width, height) declared by a WebP file's first chunk; ValueError if unparsable."""
+    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        raise ValueError("not a WebP RIFF header")
+    tag = data[12:16]
+    if tag == b"VP8X":
+        w = 1 + int.from_bytes(data[24:27], "little")
+        h = 1 + int.from_bytes(data[27:30], "little")
+    elif tag == b"VP8 ":
+        if data[23:26] != b"\x9d\x01\x2a":
+            raise ValueError("bad VP8 start code")
+        w = int.from_bytes(data[26:28], "little") & 0x3FFF
+        h = int.from_bytes(data[28:30], "little") & 0x3FFF
+    elif tag == b"VP8L":
+        if data[20] != 0x2F:
+            raise ValueError("bad VP8L signature")
+        v = int.from_bytes(data[21:25], "little")
+        w = 1 + (v & 0x3FFF)
+        h = 1 + ((v >> 14) & 0x3FFF)
+    else:
+        raise ValueError(f"unexpected WebP chunk {tag!r}")
+    return w, h
+
+
+def decode_file(data: bytes, codec, height: int, width: int) -> np.ndarray:
+    """Decode a (possibly corrupted) file -> uint8 (height, width, 3); raises on anything wrong.
+
+    Guards: the format is forced; the declared size must equal (width,
+    height) before pixels are allocated; warnings are silenced.
+    """
+    from PIL import Image
+
+    spec = _codec(codec)
+    data = bytes(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if spec.pil_format == "WEBP" and _webp_declared_size(data) != (width, height):
+            raise ValueError("declared WebP size does not match")
+        with Image.open(io.BytesIO(data), formats=[spec.pil_format]) as im:
+            if im.size != (width, height):
+                raise ValueError(f"declared size {im.size} does not match {(width, height)}")
+            im.load()
+            rgb = im.convert("RGB")
+            arr = np.asarray(rgb, dtype=np.uint8)
+    if arr.shape != (height, width, 3):
+        raise ValueError(f"decoded shape {arr.shape} does not match")
+    return np.ascontiguousarray(arr)
+
+
+def fallback_image(height: int, width: int) -> np.ndarray:
+    """The fallback shown when a transmission fails: uniform mid-grey (128, 128, 128)."""
+    return np.full((int(height), int(width), 3), FALLBACK_VALUE, np.uint8)
+
+
+def decode_or_fallback(data: bytes, codec, height: int, width: int) -> tuple[np.ndarray, bool]:
+    """:func:`decode_file` that never raises: (image, True), or (fallback image, False)."""
+    try:
+        return decode_file(data, codec, height, width), True
+    except Exception:  # noqa: BLE001 - any broken file gives the fallback
+        return fallback_image(height, width), False
+
+
+# ---------------------------------------------------------------------------
+# Images with their encoding caches
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Encoding:
+    data: bytes
+    psnr: float | None = None
+    ms_ssim: float | None = None
+
+
+@dataclass(eq=False)
+class BaselineImage:
+    """An image (uint8 (H, W, 3)) with its name and per-(codec, quality) encoding cache."""
+
+    name: str
+    image: np.ndarray
+    _cache: dict = field(default_factory=dict, repr=False)
+    _grey: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        a = np.asarray(self.image)
+        if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8 or a.shape[0] < 1 or a.shape[1] < 1:
+            raise ValueError(f"{self.name}: expected a uint8 (H, W, 3) image, got {a.dtype} {a.shape}")
+        self.image = np.ascontiguousarray(a)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.image.shape[0]), int(self.image.shape[1])
+
+    @property
+    def pixels(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    def encoding(self, codec, quality: int) -> _Encoding:
+        spec = _codec(codec)
+        key = (spec.name, int(quality))
+        enc = self._cache.get(key)
+        if enc is None:
+            enc = self._cache[key] = _Encoding(encode_file(self.image, spec, quality))
+        return enc
+
+    def file(self, codec, quality: int) -> bytes:
+        return self.encoding(codec, quality).data
+
+    def file_bytes(self, codec, quality: int) -> int:
+        return len(self.encoding(codec, quality).data)
+
+    def clean_metrics(self, codec, quality: int, with_ms_ssim: bool = False) -> tuple[float, float | None]:
+        """(PSNR, MS-SSIM or None) of the clean decode at ``quality`` (cached)."""
+        from vqcodec.metrics import ms_ssim, psnr
+
+        enc = self.encoding(codec, quality)
+        if enc.psnr is None or (with_ms_ssim and enc.ms_ssim is None):
+            H, W = self.shape
+            out = decode_file(enc.data, codec, H, W)
+            enc.psnr = psnr(self.image, out)
+            if with_ms_ssim:
+                enc.ms_ssim = ms_ssim(self.image, out)
+        return enc.psnr, (enc.ms_ssim if with_ms_ssim else None)
+
+    def fallback_metrics(self, with_ms_ssim: bool = False) -> tuple[float, float | None]:
+        """(PSNR, MS-SSIM or None) of the grey fallback (cached)."""
+        from vqcodec.metrics import ms_ssim, psnr
+
+        if "psnr" not in self._grey or (with_ms_ssim and "ms_ssim" not in self._grey):
+            grey = fallback_image(*self.shape)
+            self._grey["psnr"] = psnr(self.image, grey)
+            if with_ms_ssim:
+                self._grey["ms_ssim"] = ms_ssim(self.image, grey)
+        return self._grey["psnr"], (self._grey["ms_ssim"] if with_ms_ssim else None)
+
+
+def as_baseline_images(images) -> list[BaselineImage]:
+    """Normalise images: BaselineImage objects (kept, caches and all), paths (loaded with
+    :func:`vqcodec.images.load_image`, named by file name), ``(name, array)`` pairs, or
+    bare uint8 arrays (named ``image0``, ``image1``, ...)."""
+    if isinstance(images, (BaselineImage, str, os.PathLike, np.ndarray)):
+        images = [images]
+    out = []
+    for i, item in enumerate(images):
+        if isinstance(item, BaselineImage):
+            out.append(item)
+        elif isinstance(item, (str, os.PathLike)):
+            from vqcodec.images import load_image
+
+            out.append(BaselineImage(Path(item).name, load_image(item)))
+        elif isinstance(item, tuple) and len(item) == 2:
+            out.append(BaselineImage(str(item[0]), np.asarray(item[1])))
+        else:
+            out.append(BaselineImage(f"image{i}", np.asarray(item)))
+    if not out:
+        raise ValueError("no images")
+    names = [im.name for im in out]
+    if len(set(names)) != len(names):
+        raise ValueError("image names must be unique (they seed the channel realisations)")
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Channel codes and the budget
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Uncoded:
+    """No channel code: rate 1, no tail. Hard decisions (LLR < 0 -> 1; erasures -> 0)."""
+
+    name: str = "uncoded"
+    rate: float = 1.0
+
+    def coded_length(self, n_info: int) -> int:
+        if int(n_info) < 0:
+            raise ValueError("n_info must be >= 0")
+        return int(n_info)
+
+    def encode(self, bits) -> np.ndarray:
+        return np.asarray(bits, np.uint8)
+
+    def decode(self, received) -> np.ndarray:
+        r = np.asarray(received)
+        if np.issubdtype(r.dtype, np.floating):
+            return (r < 0).astype(np.uint8)
+        return (r == 1).astype(np.uint8)
+
+
+_UNCODED = Uncoded()
+
+
+def get_rate_code(rate_name):
+    """The channel code of a rate name: "uncoded" (also "1", "1/1") or a :mod:`vqcodec.fec` code."""
+    if str(rate_name).strip().lower() in ("uncoded", "1", "1/1", "none"):
+        return _UNCODED
+    return fec.get_code(str(rate_name).strip())
+
+
+def _rate_name(rate_name) -> str:
+    return get_rate_code(rate_name).name
+
+
+def rate_label(rate_name) -> str:
+    """Legend text of a rate: "uncoded" or "CC r=1/2"."""
+    name = _rate_name(rate_name)
+    return "uncoded" if name == "uncoded" else f"CC r={name}"
+
+
+def max_payload_bits(code, budget_bits: int, crc: bool = True) -> int:
+    """Largest n with ``code.coded_length(n + 32*crc) <= budget_bits``; -1 if none."""
+    if isinstance(code, str):
+        code = get_rate_code(code)
+    extra = CRC_BITS if crc else 0
+    budget_bits = int(budget_bits)
+    if code.coded_length(extra) > budget_bits:
+        return -1
+    lo, hi = 0, budget_bits + 1  # coded_length(n) >= n, so n <= budget
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if code.coded_length(mid + extra) <= budget_bits:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _budget_bits(image: BaselineImage, budget_bpp: float) -> int:
+    return int(math.floor(float(budget_bpp) * image.pixels))
+
+
+def max_file_bytes(image, rate_name, budget_bpp: float, crc: bool = True) -> int:
+    """Largest codec file (bytes) that fits the channel budget of ``image`` at ``rate_name``; -1 if none."""
+    img = image if isinstance(image, BaselineImage) else as_baseline_images([image])[0]
+    n = max_payload_bits(get_rate_code(rate_name), _budget_bits(img, budget_bpp), crc)
+    return -1 if n < 0 else n // 8
+
+
+def choose_quality(image: BaselineImage, codec, max_bytes: int) -> int | None:
+    """Highest quality whose file has at most ``max_bytes`` bytes (binary search); None if none fits."""
+    spec = _codec(codec)
+    if max_bytes < 0 or image.file_bytes(spec, spec.q_min) > max_bytes:
+        return None
+    lo, hi = spec.q_min, spec.q_max + 1  # lo fits, hi is a sentinel that does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if image.file_bytes(spec, mid) <= max_bytes:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+# ---------------------------------------------------------------------------
+# Hard time limit: decoding in a worker process
+# ---------------------------------------------------------------------------
+
+
+class DecodeTimeout(RuntimeError):
+    """A decode that overran ``decode_timeout`` (the worker was killed)."""
+
+
+def _worker_main(conn) -> None:  # pragma: no cover - runs in the child process
+    conn.send(("ready", None))
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        data, codec, H, W = job
+        try:
+            conn.send(("ok", decode_file(data, codec, H, W)))
+        except BaseException as exc:  # noqa: BLE001 - report every failure
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+class _DecodeWorker:
+    """A persistent decoding process, killed and restarted when a decode overruns."""
+
+    def __init__(self, timeout: float, startup_timeout: float = 120.0):
+        self.timeout = float(timeout)
+        self.startup_timeout = startup_timeout
+        self._ctx = multiprocessing.get_context("spawn")
+        self._proc = None
+        self._conn = None
+
+    def _start(self) -> None:
+        parent, child = self._ctx.Pipe()
+        proc = self._ctx.Process(target=_worker_main, args=(child,), daemon=True)
+        proc.start()
+        child.close()
+        self._proc, self._conn = proc, parent
+        if not parent.poll(self.startup_timeout):
+            self.close()
+            raise RuntimeError("decode worker did not start")
+        parent.recv()
+
+    def decode(self, data: bytes, codec: str, H: int, W: int) -> np.ndarray:
+        if self._proc is None or not self._proc.is_alive():
+            self.close()
+            self._start()
+        self._conn.send((bytes(data), codec, H, W))
+        if not self._conn.poll(self.timeout):
+            self.close()
+            raise DecodeTimeout(f"decode took longer than {self.timeout:g} s")
+        status, payload = self._conn.recv()
+        if status != "ok":
+            raise ValueError(payload)
+        return payload
+
+    def close(self) -> None:
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if proc is not None:
+            if proc.is_alive():
+                proc.kill()
+            proc.join(5)
+        if conn is not None:
+            conn.close()
+
+
+# ---------------------------------------------------------------------------
+# One channel point
+# ---------------------------------------------------------------------------
+
+
+def _ci(values) -> dict:
+    from vqcodec.metrics import mean_ci95
+
+    out = mean_ci95(values)
+    if len(values) and np.ptp(values) == 0:
+        out["ci95"] = 0.0
+    return out
+
+
+def run_baseline_point(images, codec_name, rate_name, channel, *, budget_bpp: float, seed: int = 0,
+                       param: float | None = None, trials: int = 4, crc: bool = True,
+                       with_ms_ssim: bool = False, decode_timeout: float | None = None,
+                       stop_rule=None, on_trial: Callable[[int], None] | None = None) -> dict:
+    """Send every image ``trials`` times through ``channel`` with ``codec_name`` + ``rate_name``.
+
+    Returns a point in the results-file format: ``param``, ``trials``, ``stop``,
+    ``psnr`` {mean, ci95 over trials of the mean over images}, ``psnr_clean``
+    (mean over images of the chosen quality's clean PSNR; grey for no-fit),
+    ``ms_ssim`` (with ``with_ms_ssim``), ``bits`` / ``bit_errors`` / ``ber``
+    (coded channel bits), ``decoded_bit_errors`` (file + CRC bits after the
+    channel decoder), ``failure_rate``, ``no_fit`` (images), ``source_bpp``
+    and ``channel_bpp`` (means over images), ``quality`` (per image) and
+    ``per_image``. ``param`` defaults to ``channel.param_value``.
+    ``stop_rule`` (a :class:`vqcodec.simulate.StopRule`) replaces the fixed
+    number of trials when given.
+    """
+    from vqcodec.simulate import trial_rng
+
+    imgs = as_baseline_images(images)
+    spec = _codec(codec_name)
+    code = get_rate_code(rate_name)
+    if param is None:
+        param = channel.param_value
+    trials = int(trials)
+    if stop_rule is None and trials < 1:
+        raise ValueError(f"trials must be >= 1, got {trials}")
+    worker = _DecodeWorker(decode_timeout) if (decode_timeout is not None and not crc) else None
+
+    # per image: the chosen quality and the transmitted bits (fixed over trials)
+    plans = []
+    for img in imgs:
+        H, W = img.shape
+        budget = _budget_bits(img, budget_bpp)
+        max_bytes = max_file_bytes(img, code.name, budget_bpp, crc)
+        q = choose_quality(img, spec, max_bytes)
+        plan = {"img": img, "quality": q, "budget": budget}
+        if q is None:
+            plan["clean"] = img.fallback_metrics(with_ms_ssim)
+        else:
+            data = img.file(spec, q)
+            file_bits = np.unpackbits(np.frombuffer(data, np.uint8))
+            payload = fec.append_crc(file_bits) if crc else file_bits
+            coded = code.encode(payload)
+            assert coded.size <= budget
+            plan.update(data=data, payload=payload, coded=coded, clean=img.clean_metrics(spec, q, with_ms_ssim))
+        plans.append(plan)
+
+    bits = bit_errors = erased = decoded_errors = 0
+    failures = {img.name: 0 for img in imgs}
+    per_psnr = {img.name: [] for img in imgs}
+    per_ssim = {img.name: [] for img in imgs}
+    trial_psnr, trial_ssim = [], []
+    trial = 0
+    reason = None
+    try:
+        while reason is None:
+            ps, ss = [], []
+            for plan in plans:
+                img = plan["img"]
+                H, W = img.shape
+                if plan["quality"] is None:
+                    ok, out = False, None
+                else:
+                    coded = plan["coded"]
+                    rx = channel(coded, trial_rng(seed, img.name, param, trial))
+                    bits += coded.size
+                    bit_errors += int(np.count_nonzero((rx.hard >= 0) & (rx.hard != coded)))
+                    erased += int(np.count_nonzero(rx.hard < 0))
+                    ok, out, n_err = _receive(plan, rx, code, spec, crc, H, W, worker)
+                    decoded_errors += n_err
+                if ok:  # the file arrived intact
+                    p, s = plan["clean"]
+                elif out is None:  # fallback
+                    failures[img.name] += 1
+                    p, s = img.fallback_metrics(with_ms_ssim)
+                else:  # a corrupted file that decoded (crc=False)
+                    from vqcodec.metrics import ms_ssim, psnr
+
+                    p = psnr(img.image, out)
+                    s = ms_ssim(img.image, out) if with_ms_ssim else None
+                ps.append(p)
+                per_psnr[img.name].append(p)
+                if with_ms_ssim:
+                    ss.append(s)
+                    per_ssim[img.name].append(s)
+            trial_psnr.append(float(np.mean(ps)))
+            if with_ms_ssim:
+                trial_ssim.append(float(np.mean(ss)))
+            trial += 1
+            if on_trial:
+                on_trial(trial)
+            if stop_rule is not None:
+                reason = stop_rule.decide([trial_psnr])
+            elif trial >= trials:
+                reason = "fixed-trials"
+    finally:
+        if worker is not None:
+            worker.close()
+
+    n_tx = trial * len(imgs)
+    per_image = []
+    for plan in plans:
+        img = plan["img"]
+        q = plan["quality"]
+        fb = len(plan["data"]) if q is not None else 0
+        rec = {"image": img.name, "psnr": float(np.mean(per_psnr[img.name])),
+               "psnr_clean": float(plan["clean"][0]), "quality": q, "fits": q is not None,
+               "file_bytes": fb, "source_bpp": 8 * fb / img.pixels,
+               "coded_bits": int(plan["coded"].size) if q is not None else 0,
+               "budget_bits": plan["budget"], "failures": failures[img.name],
+               "failure_rate": failures[img.name] / trial}
+        if with_ms_ssim:
+            rec["ms_ssim"] = float(np.mean(per_ssim[img.name]))
+        per_image.append(rec)
+    point = {"param": float(param), "trials": trial, "stop": reason,
+             "psnr": _ci(trial_psnr), "psnr_clean": float(np.mean([p["psnr_clean"] for p in per_image])),
+             "bits": int(bits), "bit_errors": int(bit_errors), "erased_bits": int(erased),
+             "ber": bit_errors / bits if bits else 0.0,
+             "decoded_bit_errors": int(decoded_errors),
+             "failure_rate": sum(failures.values()) / n_tx,
+             "no_fit": sum(1 for p in per_image if not p["fits"]),
+             "codec": spec.name, "rate": code.name, "budget_bpp": float(budget_bpp),
+             "source_bpp": float(np.mean([p["source_bpp"] for p in per_image])),
+             "channel_bpp": float(np.mean([p["coded_bits"] / plan["img"].pixels
+                                           for p, plan in zip(per_image, plans)])),
+             "quality": {p["image"]: p["quality"] for p in per_image},
+             "per_image": per_image}
+    if with_ms_ssim:
+        point["ms_ssim"] = _ci(trial_ssim)
+        point["ms_ssim_clean"] = float(np.mean([plan["clean"][1] for plan in plans]))
+    return point
+
+
+def _receive(plan, rx, code, spec, crc, H, W, worker):
+    """Receiver of one transmission -> (file intact?, decoded corrupted image or None,
+    payload bit errors after the channel decoder).
+
+    Never raises: any exception gives (False, None, errors), the fallback.
+    """
+    n_err = 0
+    try:
+        soft = rx.llr if rx.llr is not None else rx.hard
+        dec = np.asarray(code.decode(soft), np.uint8)
+        payload = plan["payload"]
+        if dec.shape != payload.shape:
+            return False, None, int(payload.size)
+        n_err = int(np.count_nonzero(dec != payload))
+        if crc:
+            return fec.check_crc(dec), None, n_err
+        if n_err == 0:
+            return True, None, 0
+        data = np.packbits(dec).tobytes()
+        if worker is not None:
+            out = worker.decode(data, spec.name, H, W)
+        else:
+            out = decode_file(data, spec, H, W)
+        return False, out, n_err
+    except Exception:  # noqa: BLE001 - a broken file must never stop the run
+        return False, None, n_err
+
+
+# ---------------------------------------------------------------------------
+# Oracle over rates, clean RD, separation bound
+# ---------------------------------------------------------------------------
+
+
+def oracle_best(points_by_rate: Mapping[str, dict]) -> dict:
+    """The point (over code rates, one channel point) with the highest mean PSNR.
+
+    ``points_by_rate``: {rate name: point of :func:`run_baseline_point`}, all
+    at the same ``param``. Returns a copy of the winning point with ``rate``
+    set to the winning rate and ``rates_considered``. The oracle picks the
+    rate only; the quality always follows from the budget (the highest that
+    fits at that rate). Ties go to the higher code rate.
+    """
+    if not points_by_rate:
+        raise ValueError("no points to choose from")
+    params = {float(p["param"]) for p in points_by_rate.values()}
+    if len(params) != 1:
+        raise ValueError(f"points of different channel parameters: {sorted(params)}")
+    items = sorted(points_by_rate.items(), key=lambda kv: -get_rate_code(kv[0]).rate)
+    best_rate, best = items[0]
+    for rate, pt in items[1:]:
+        if float(pt["psnr"]["mean"]) > float(best["psnr"]["mean"]):
+            best_rate, best = rate, pt
+    out = dict(best)
+    out["rate"] = _rate_name(best_rate)
+    out["rates_considered"] = [_rate_name(r) for r, _ in items]
+    out["psnr_by_rate"] = {_rate_name(r): float(p["psnr"]["mean"]) for r, p in items}
+    return out
+
+
+def clean_rd(images, codec, qualities: Iterable[int] | None = None,
+             with_ms_ssim: bool = False) -> list[list[tuple]]:
+    """Clean rate-distortion curves: per image, a list of ``(bpp, psnr, ms_ssim)`` tuples,
+    one per quality in the order of ``qualities`` (default :func:`rd_qualities`);
+    bpp = 8 * file bytes / pixels; ms_ssim is None unless ``with_ms_ssim``."""
+    imgs = as_baseline_images(images)
+    spec = _codec(codec)
+    qs = [int(q) for q in (qualities if qualities is not None else spec.rd_grid)]
+    out = []
+    for img in imgs:
+        curve = []
+        for q in qs:
+            p, s = img.clean_metrics(spec, q, with_ms_ssim)
+            curve.append((8 * img.file_bytes(spec, q) / img.pixels, float(p), s))
+        out.append(curve)
+    return out
+
+
+def _interp_rd(curve: Sequence[tuple], rate_bpp: float, grey: float, idx: int) -> float:
+    """Operational RD value at ``rate_bpp``: see the module docstring (grey below the lowest bpp)."""
+    pts = sorted((c[0], c[idx]) for c in curve)
+    x = np.array([p[0] for p in pts], np.float64)
+    y = np.maximum.accumulate(np.array([p[1] for p in pts], np.float64))
+    if rate_bpp < x[0]:
+        return float(grey)
+    return float(max(grey, np.interp(rate_bpp, x, y)))
+
+
+def separation_bound_point(images, codec, channel, *, budget_bpp: float, param: float | None = None,
+                           rd: list | None = None, qualities: Iterable[int] | None = None,
+                           with_ms_ssim: bool = False) -> dict:
+    """The ideal-separation point: each image's clean RD curve at ``budget_bpp * capacity``.
+
+    ``rd``: precomputed :func:`clean_rd` output for ``images`` (else computed
+    with ``qualities``). Raises ``NotImplementedError`` for a channel without
+    a capacity formula.
+    """
+    imgs = as_baseline_images(images)
+    if param is None:
+        param = channel.param_value
+    cap = float(channel.capacity())
+    rate = float(budget_bpp) * cap
+    if rd is None:
+        rd = clean_rd(imgs, codec, qualities, with_ms_ssim)
+    per_image, ps, ss = [], [], []
+    for img, curve in zip(imgs, rd):
+        gp, gs = img.fallback_metrics(with_ms_ssim)
+        p = _interp_rd(curve, rate, gp, 1)
+        rec = {"image": img.name, "psnr": p, "source_bpp": rate,
+               "fallback": rate < min(c[0] for c in curve)}
+        ps.append(p)
+        if with_ms_ssim:
+            s = _interp_rd(curve, rate, gs, 2)
+            rec["ms_ssim"] = s
+            ss.append(s)
+        per_image.append(rec)
+    point = {"param": float(param), "trials": 0, "stop": "bound", "psnr": {"mean": float(np.mean(ps)), "ci95": 0.0},
+             "capacity": cap, "source_bpp": rate, "budget_bpp": float(budget_bpp), "codec": _codec(codec).name,
+             "failure_rate": float(np.mean([r["fallback"] for r in per_image])), "per_image": per_image}
+    if with_ms_ssim:
+        point["ms_ssim"] = {"mean": float(np.mean(ss)), "ci95": 0.0}
+    return point
+
+
+# ---------------------------------------------------------------------------
+# Sweep
+# ---------------------------------------------------------------------------
+
+
+def baseline_sweep(images, codecs: Sequence[str] = ("jpeg", "webp"), rates: Sequence[str] = RATES, *,
+                   channel_kind: str = "bsc", grid: Sequence[float] = (1e-3, 1e-2, 1e-1),
+                   channel_extra: Mapping | None = None, budget_bpp: float = 0.5, seed: int = 0,
+                   trials: int = 4, crc: bool = True, with_ms_ssim: bool = False,
+                   decode_timeout: float | None = None, bound: bool = True, images_source: str | None = None,
+                   progress: Callable[[int, int, str], None] | None = None) -> list[dict]:
+    """All baseline curves for one channel family: a list of results objects (``vqcodec.results/1``).
+
+    Per codec: one curve per fixed code rate (model.name e.g. "jpeg+r1/2",
+    receiver "crc" or "no-crc"), the oracle "best digital" curve (model.name
+    "jpeg best digital", each point records its ``rate``), and the
+    separation bound (model.name "jpeg separation bound", dashed; left out
+    for a channel without a capacity formula or with ``bound=False``).
+    Each object carries ``label`` (legend) and ``style``.
+    ``progress(done, total, message)`` is called after every channel point.
+    """
+    import channels
+    from vqcodec.results import new_results
+
+    imgs = as_baseline_images(images)
+    specs = [_codec(c) for c in codecs]
+    rate_names = [_rate_name(r) for r in rates]
+    if not rate_names:
+        raise ValueError("no code rates")
+    extra = dict(channel_extra or {})
+    cls = channels.REGISTRY.get(channel_kind)
+    if cls is None:
+        raise ValueError(f"unknown channel {channel_kind!r} (known: {', '.join(sorted(channels.REGISTRY))})")
+    pname = cls.param
+    chans = [channels.get_channel(channel_kind, **{pname: v}, **extra) for v in grid]  # validate first
+    ch_desc = {"kind": channel_kind, "param": pname, **extra}
+    img_desc = {"source": images_source or "custom", "count": len(imgs)}
+    receiver = "crc" if crc else "no-crc"
+    common = {"budget_bpp": float(budget_bpp),
+              "side_info": "image size, codec, quality and file length arrive error-free",
+              "fallback": f"uniform grey ({FALLBACK_VALUE}, {FALLBACK_VALUE}, {FALLBACK_VALUE})"}
+    if bound:
+        try:
+            for ch in chans:
+                ch.capacity()
+        except NotImplementedError:
+            bound = False
+    total = len(specs) * len(chans) * (len(rate_names) + (1 if bound else 0))
+    done = 0
+    results = []
+    for spec in specs:
+        curves = {r: [] for r in rate_names}
+        for value, ch in zip(grid, chans):
+            for r in rate_names:
+                curves[r].append(run_baseline_point(imgs, spec, r, ch, budget_bpp=budget_bpp, seed=seed,
+                                                    param=float(value), trials=trials, crc=crc,
+                                                    with_ms_ssim=with_ms_ssim, decode_timeout=decode_timeout))
+                done += 1
+                if progress:
+                    progress(done, total, f"{spec.name} {r} {pname}={value:g}")
+        for r in rate_names:
+            results.append(new_results(
+                name=f"baseline-{spec.name}-{channel_kind}",
+                description=f"{spec.label} + {rate_label(r)} over {channel_kind} at {budget_bpp:g} channel "
+                            f"bits/pixel, receiver {receiver}",
+                seed=seed, model={"name": f"{spec.name}+r{r}" if r != "uncoded" else f"{spec.name}+uncoded",
+                                  "codec": spec.name, "rate": r, "bpp": float(budget_bpp)},
+                images=img_desc, channel=ch_desc, receiver=receiver, points=curves[r],
+                extra={**common, "label": f"{spec.label} + {rate_label(r)}", "style": {"ls": ":", "marker": "."}}))
+        best = [oracle_best({r: curves[r][i] for r in rate_names}) for i in range(len(chans))]
+        results.append(new_results(
+            name=f"baseline-{spec.name}-{channel_kind}",
+            description=f"{spec.label} best digital: per channel point the code rate with the highest mean PSNR "
+                        f"(oracle), quality the highest that fits {budget_bpp:g} channel bits/pixel",
+            seed=seed, model={"name": f"{spec.name} best digital", "codec": spec.name, "bpp": float(budget_bpp),
+                              "rates": rate_names},
+            images=img_desc, channel=ch_desc, receiver=receiver, points=best,
+            extra={**common, "label": f"{spec.label} best digital (oracle)", "style": {"ls": "-", "marker": "s"}}))
+        if bound:
+            # the RD grid plus every quality a digital point chose, so the curve passes through them
+            chosen = {q for r in rate_names for pt in curves[r] for q in pt["quality"].values() if q is not None}
+            qs = sorted(set(spec.rd_grid) | chosen)
+            rd = clean_rd(imgs, spec, qs, with_ms_ssim)
+            pts = []
+            for value, ch in zip(grid, chans):
+                pts.append(separation_bound_point(imgs, spec, ch, budget_bpp=budget_bpp, param=float(value),
+                                                  rd=rd, with_ms_ssim=with_ms_ssim))
+                done += 1
+                if progress:
+                    progress(done, total, f"{spec.name} bound {pname}={value:g}")
+            results.append(new_results(
+                name=f"baseline-{spec.name}-{channel_kind}",
+                description=f"{spec.label} ideal separation: clean RD curve at {budget_bpp:g} x capacity "
+                            f"bits/pixel (grey below the lowest achievable rate)",
+                seed=seed, model={"name": f"{spec.name} separation bound", "codec": spec.name,
+                                  "bpp": float(budget_bpp), "rd_qualities": qs},
+                images=img_desc, channel=ch_desc, receiver="ideal", points=pts,
+                extra={**common, "label": f"{spec.label} separation bound", "style": {"ls": "--", "marker": ""}}))
+    return results
