@@ -98,3 +98,20 @@ def test_corrupt_checkpoint_is_one_line(tiny_checkpoint, image_dir):
     tiny_checkpoint.with_suffix(".safetensors").write_bytes(b"garbage")
     msg = one_line_error(run("eval", "--checkpoint", tiny_checkpoint, "--images", image_dir))
     assert "corrupt weights" in msg
+
+
+def test_same_seed_same_file_different_seed_different_noise(tiny_checkpoint, image_dir, tmp_path):
+    def once(name, seed):
+        out = tmp_path / name
+        r = run("simulate", "--channel", "bsc", "--p", "0.05", "--checkpoint", tiny_checkpoint, "--images", image_dir,
+                "--trials", "3", "--seed", seed, "--json", out, "--receiver", "naive,map")
+        assert r.exit_code == 0, r.output
+        text = out.read_text()
+        return text, json.loads(text)
+
+    t1, a = once("a.json", 7)
+    t2, b = once("b.json", 7)
+    _, c = once("c.json", 8)
+    strip = lambda t: "\n".join(line for line in t.splitlines() if '"created"' not in line)  # noqa: E731
+    assert strip(t1) == strip(t2)
+    assert a[0]["points"][0]["bit_errors"] != c[0]["points"][0]["bit_errors"]

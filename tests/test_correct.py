@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from vqcodec.bits import indices_to_bits, inverse_assignment
 from vqcodec.correct import (SpatialParams, ReceiverContext, _bp_nb, _bp_ref, _candidates_nb, _candidates_ref,
-                             get_receiver, spatial_posterior)
+                             get_receiver, pmi_bounds, spatial_posterior)
 from vqcodec.prior import IndexPrior, learn_prior
 
 import channels
@@ -35,7 +35,7 @@ def test_kernels_equal_references(K, h, w, seed, erase, radius, keep):
     inv = inverse_assignment(rng.permutation(2 ** b)[:K], K)
     llr = rng.normal(0, 4, (h * w, b))
     llr[rng.random(llr.shape) < erase] = 0.0
-    args = (llr, inv, lu, ph, pv, h, w, radius, keep, 0.05, 12.0)
+    args = (llr, inv, lu, ph, pv, pmi_bounds(ph, pv), h, w, radius, keep, 0.05, 12.0)
     c1, u1, n1 = _candidates_nb(*args)
     c2, u2, n2 = _candidates_ref(*args)
     assert np.array_equal(n1, n2)
@@ -82,7 +82,7 @@ def test_bp_is_exact_on_a_chain():
     beta = 1.0
     lu, ph, pv, eh, ev = tables(prior, beta)
     inv = np.arange(K)
-    cand, unary, ncand = _candidates_nb(llr, inv, lu, ph, pv, h, w, 0, K, 0.05, 12.0)
+    cand, unary, ncand = _candidates_nb(llr, inv, lu, ph, pv, pmi_bounds(ph, pv), h, w, 0, K, 0.05, 12.0)
     assert (ncand == K).all()
     bel = _bp_nb(cand, unary, ncand, eh, ev, h, w, 4)
     unary_full = np.zeros((h * w, K))
@@ -103,7 +103,7 @@ def test_bp_map_matches_brute_force_on_a_small_loopy_grid():
     llr = rng.normal(0, 1.0, llr.shape).clip(-0.04, 0.04)
     beta = 0.3
     lu, ph, pv, eh, ev = tables(prior, beta)
-    cand, unary, ncand = _candidates_nb(llr, np.arange(K), lu, ph, pv, h, w, 0, K, 0.05, 12.0)
+    cand, unary, ncand = _candidates_nb(llr, np.arange(K), lu, ph, pv, pmi_bounds(ph, pv), h, w, 0, K, 0.05, 12.0)
     bel = _bp_nb(cand, unary, ncand, eh, ev, h, w, 10)
     unary_full = np.zeros((h * w, K))
     got = np.zeros((h * w, K))

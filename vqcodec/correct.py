@@ -146,7 +146,7 @@ MAX_FREE = 12
 
 
 @njit(cache=True)
-def _candidates_nb(llr, inv, log_uni, pmi_h, pmi_v, h, w, radius, keep, free_llr, flip_llr):
+def _candidates_nb(llr, inv, log_uni, pmi_h, pmi_v, bounds, h, w, radius, keep, free_llr, flip_llr):
     """Candidate labels per index and their unary log-potentials.
 
     For each index: hard label from the LLR signs; bits sorted by |llr| (stable);
@@ -156,7 +156,9 @@ def _candidates_nb(llr, inv, log_uni, pmi_h, pmi_v, h, w, radius, keep, free_llr
     unary = channel log-likelihood (relative to the hard label) + log P(index), and is
     ranked by unary + sum over neighbours of PMI(neighbour's hard index, candidate)
     (neighbours whose hard label is unused or has free bits do not vote). The best
-    ``keep`` (ties: enumeration order) are kept.
+    ``keep`` (ties: enumeration order) are kept. ``bounds`` (4, K) = row and column
+    maxima of pmi_h and pmi_v (``pmi_bounds``) let the kernel skip candidates that
+    cannot enter the top ``keep``.
 
     Returns cand int32 (n, keep) (-1 = empty), unary float64 (n, keep), ncand int32 (n,).
     """
@@ -173,6 +175,10 @@ def _candidates_nb(llr, inv, log_uni, pmi_h, pmi_v, h, w, radius, keep, free_llr
         hard[s] = lab
         if not free:
             hard_idx[s] = inv[lab]
+    # upper bounds for pruning: a candidate whose best possible score cannot beat the
+    # current keep-th best is skipped before its table lookups (results are unchanged)
+    row_h, col_h, row_v, col_v = bounds[0], bounds[1], bounds[2], bounds[3]
+    max_uni = log_uni.max()
     cand = np.full((n, keep), -1, dtype=np.int32)
     unary = np.full((n, keep), -np.inf)
     rank = np.full(keep, -np.inf)
@@ -180,9 +186,13 @@ def _candidates_nb(llr, inv, log_uni, pmi_h, pmi_v, h, w, radius, keep, free_llr
     order = np.zeros(b, dtype=np.int64)
     mags = np.zeros(b)
     for s in range(n):
-        for k in range(b):
+        for k in range(b):  # stable insertion sort of the bits by |llr| (b is small)
             mags[k] = abs(llr[s, k])
-        order[:] = np.argsort(mags, kind="mergesort")
+            j = k
+            while j > 0 and mags[order[j - 1]] > mags[k]:
+                order[j] = order[j - 1]
+                j -= 1
+            order[j] = k
         nf = 0
         while nf < b and nf < MAX_FREE and mags[order[nf]] < free_llr:
             nf += 1
@@ -194,6 +204,15 @@ def _candidates_nb(llr, inv, log_uni, pmi_h, pmi_v, h, w, radius, keep, free_llr
         right = hard_idx[s + 1] if c < w - 1 else -1
         up = hard_idx[s - w] if r > 0 else -1
         down = hard_idx[s + w] if r < h - 1 else -1
+        ctx_max = 0.0
+        if left >= 0:
+            ctx_max += row_h[left]
+        if right >= 0:
+            ctx_max += col_h[right]
+        if up >= 0:
+            ctx_max += row_v[up]
+        if down >= 0:
+            ctx_max += col_v[down]
         cnt = 0
         for fm in range(1 << nf):
             base_lab = hard[s]
@@ -222,6 +241,8 @@ def _candidates_nb(llr, inv, log_uni, pmi_h, pmi_v, h, w, radius, keep, free_llr
                         bit = order[nf + i2]
                         lab ^= 1 << (b - 1 - bit)
                         ch -= mags[bit]
+                    if cnt == keep and ch + max_uni + ctx_max <= rank[keep - 1]:
+                        continue
                     idx = inv[lab]
                     if idx < 0:
                         continue
@@ -272,6 +293,20 @@ def _bp_nb(cand, unary, ncand, psi_h, psi_v, h, w, sweeps):
                 m = unary[s, a]
         for a in range(ncand[s]):
             phi[s, a] = np.exp(unary[s, a] - m)
+    # edge compatibilities, looked up once: mh[s, a, b] = psi_h[cand[s, a], cand[s + 1, b]],
+    # mv[s, a, b] = psi_v[cand[s, a], cand[s + w, b]]
+    mh = np.zeros((n, L, L))
+    mv = np.zeros((n, L, L))
+    for s in range(n):
+        r, c = s // w, s % w
+        for a in range(ncand[s]):
+            cs = cand[s, a]
+            if c < w - 1:
+                for bb in range(ncand[s + 1]):
+                    mh[s, a, bb] = psi_h[cs, cand[s + 1, bb]]
+            if r < h - 1:
+                for bb in range(ncand[s + w]):
+                    mv[s, a, bb] = psi_v[cs, cand[s + w, bb]]
     # inc[d, s, a]: message into s from its neighbour d (0 left, 1 right, 2 up, 3 down)
     inc = np.ones((4, n, L))
     pre = np.zeros(L)
@@ -306,18 +341,19 @@ def _bp_nb(cand, unary, ncand, psi_h, psi_v, h, w, sweeps):
                 nt = ncand[t]
                 tot = 0.0
                 for bb in range(nt):
-                    ct = cand[t, bb]
                     acc = 0.0
-                    for a in range(ns):
-                        cs = cand[s, a]
-                        if d_out == 0:
-                            acc += pre[a] * psi_h[ct, cs]
-                        elif d_out == 1:
-                            acc += pre[a] * psi_h[cs, ct]
-                        elif d_out == 2:
-                            acc += pre[a] * psi_v[ct, cs]
-                        else:
-                            acc += pre[a] * psi_v[cs, ct]
+                    if d_out == 0:
+                        for a in range(ns):
+                            acc += pre[a] * mh[t, bb, a]
+                    elif d_out == 1:
+                        for a in range(ns):
+                            acc += pre[a] * mh[s, a, bb]
+                    elif d_out == 2:
+                        for a in range(ns):
+                            acc += pre[a] * mv[t, bb, a]
+                    else:
+                        for a in range(ns):
+                            acc += pre[a] * mv[s, a, bb]
                     inc[d_out ^ 1, t, bb] = acc
                     tot += acc
                 if tot > 0:
@@ -340,8 +376,9 @@ def _bp_nb(cand, unary, ncand, psi_h, psi_v, h, w, sweeps):
 
 # --------------------------------------------------------------------------- numpy references
 
-def _candidates_ref(llr, inv, log_uni, pmi_h, pmi_v, h, w, radius, keep, free_llr, flip_llr):
-    """Plain numpy/python reference of ``_candidates_nb`` (same enumeration order and ties)."""
+def _candidates_ref(llr, inv, log_uni, pmi_h, pmi_v, bounds, h, w, radius, keep, free_llr, flip_llr):
+    """Plain numpy/python reference of ``_candidates_nb`` (same enumeration order and ties; it
+    does not prune, so it also checks that the kernel's pruning changes nothing)."""
     n, b = llr.shape
     hard = np.array([int("".join("1" if v < 0 else "0" for v in row), 2) if b else 0 for row in llr], dtype=np.int64)
     free_any = (np.abs(llr) < free_llr).any(axis=1)
@@ -447,16 +484,21 @@ def _bp_ref(cand, unary, ncand, psi_h, psi_v, h, w, sweeps):
 _PRIOR_TABLES: dict = {}
 
 
+def pmi_bounds(pmi_h: np.ndarray, pmi_v: np.ndarray) -> np.ndarray:
+    """(4, K): row max of pmi_h, column max of pmi_h, row max of pmi_v, column max of pmi_v."""
+    return np.ascontiguousarray(np.stack([pmi_h.max(axis=1), pmi_h.max(axis=0), pmi_v.max(axis=1), pmi_v.max(axis=0)]))
+
+
 def prior_tables(prior, K: int, beta: float):
-    """(log_unigram, beta*PMI_h, beta*PMI_v, exp(beta*PMI_h), exp(beta*PMI_v)); cached per prior."""
+    """(log_unigram, beta*PMI_h, beta*PMI_v, exp(beta*PMI_h), exp(beta*PMI_v), bounds); cached per prior."""
     key = (id(prior), K, beta)
     if key not in _PRIOR_TABLES:
         if prior is None:
             z = np.zeros((K, K))
-            tabs = (np.full(K, -np.log(K)), z, z, np.ones((K, K)), np.ones((K, K)))
+            tabs = (np.full(K, -np.log(K)), z, z, np.ones((K, K)), np.ones((K, K)), np.zeros((4, K)))
         else:
             ph, pv = beta * prior.pmi("h"), beta * prior.pmi("v")
-            tabs = (prior.log_unigram(), ph, pv, np.exp(ph), np.exp(pv))
+            tabs = (prior.log_unigram(), ph, pv, np.exp(ph), np.exp(pv), pmi_bounds(ph, pv))
         _PRIOR_TABLES[key] = tabs
     return _PRIOR_TABLES[key]
 
@@ -489,13 +531,13 @@ def spatial_posterior(llr: np.ndarray, grid: tuple[int, int], ctx: ReceiverConte
                          "(build one with `vqcodec prepare`)")
     keep = max(1, min(params.keep, MAX_KEEP))
     beta = params.beta if params.beta is not None else (ctx.prior.beta if ctx.prior is not None else 1.0)
-    log_uni, pmi_h, pmi_v, psi_h, psi_v = prior_tables(ctx.prior if spatial else None, ctx.K, beta)
+    log_uni, pmi_h, pmi_v, psi_h, psi_v, bounds = prior_tables(ctx.prior if spatial else None, ctx.K, beta)
     if not spatial and ctx.prior is not None:
         log_uni = ctx.prior.log_unigram()
     inv = ctx.inverse
     llr = np.ascontiguousarray(llr, dtype=np.float64)
     cand_fn, bp_fn = (_candidates_ref, _bp_ref) if reference else (_candidates_nb, _bp_nb)
-    cand, unary, ncand = cand_fn(llr, inv, log_uni, pmi_h, pmi_v, h, w, params.radius, keep,
+    cand, unary, ncand = cand_fn(llr, inv, log_uni, pmi_h, pmi_v, bounds, h, w, params.radius, keep,
                                  params.free_llr, params.flip_llr)
     if np.any(ncand == 0):  # nothing valid within reach (unused labels only): fall back to the naive rule
         lab = np.array([int("".join("1" if v < 0 else "0" for v in row), 2) for row in llr[ncand == 0]])

@@ -134,11 +134,15 @@ class ReceiverTally:
 def run_point(codec: Codec, images: Sequence[EncodedImage], channel, receivers: Sequence[str], *, seed: int,
               param: float, stop: StopRule, with_ms_ssim: bool = True,
               on_trial: Callable[[int], None] | None = None,
-              on_image: Callable[[str, str, int, np.ndarray], None] | None = None) -> dict[str, dict]:
+              on_image: Callable[[str, str, int, np.ndarray], None] | None = None,
+              timings: dict | None = None) -> dict[str, dict]:
     """Run trials at one channel parameter until the stop rule fires.
 
-    Returns ``{receiver: point dict}`` in the results-file point format.
-    ``on_image(receiver, image, trial, reconstruction)`` sees every decoded image.
+    Returns ``{receiver: point dict}`` in the results-file point format (no
+    wall-clock times in it, so equal seeds give equal results).
+    ``on_image(receiver, image, trial, reconstruction)`` sees every decoded image;
+    ``timings``, when given, accumulates seconds spent in "channel" and in each
+    receiver (receiver + decode).
     """
     funcs = {r: get_receiver(r) for r in receivers}
     ctx = ReceiverContext(K=codec.K, assignment=codec.assignment,
@@ -184,6 +188,8 @@ def run_point(codec: Codec, images: Sequence[EncodedImage], channel, receivers: 
         reason = stop.decide([tallies[r].trial_means for r in receivers])
 
     out: dict[str, dict] = {}
+    if timings is not None:
+        timings["channel"] = timings.get("channel", 0.0) + t_channel
     psnr_clean = float(np.mean([e.psnr_clean for e in images]))
     for r in receivers:
         t = tallies[r]
@@ -196,8 +202,9 @@ def run_point(codec: Codec, images: Sequence[EncodedImage], channel, receivers: 
                  "ber": counts.bit_errors / counts.bits if counts.bits else 0.0,
                  "indices": counts.indices, "index_errors": t.index_errors,
                  "index_error_rate": t.index_errors / counts.indices if counts.indices else 0.0,
-                 "per_image": [{"image": k, "psnr": float(np.mean(v))} for k, v in t.per_image.items()],
-                 "seconds": {"channel": t_channel, "receiver_and_decode": t.seconds}}
+                 "per_image": [{"image": k, "psnr": float(np.mean(v))} for k, v in t.per_image.items()]}
+        if timings is not None:
+            timings[r] = timings.get(r, 0.0) + t.seconds
         if with_ms_ssim:
             ms = mean_ci95(t.ms_ssim)
             if np.ptp(t.ms_ssim) == 0:
