@@ -32,8 +32,12 @@ def _check_output(path: str | None, overwrite: bool) -> None:
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         _fail(f"{parent}: output directory does not exist")
-    if not os.access(parent, os.W_OK):
-        _fail(f"{parent}: output directory is not writable")
+    probe = parent / f".vqcodec-write-probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        _fail(f"{parent}: output directory is not writable ({exc.strerror or exc.__class__.__name__})")
 
 
 def _parse_grid(text: str) -> list[float]:
@@ -414,8 +418,8 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
 
     from vqcodec.correct import REGISTRY as RECEIVERS
     from vqcodec.images import save_image
-    from vqcodec.results import new_results, write_results
-    from vqcodec.simulate import StopRule, run_point
+    from vqcodec.results import write_results
+    from vqcodec.simulate import StopRule, sweep
 
     t_start = time.perf_counter()
     _check_output(json_out, overwrite)
@@ -462,26 +466,17 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
             save_image(Path(save_dir) / f"{stem}.png", next(e.image for e in encs if e.name == name))
             save_image(Path(save_dir) / f"{stem}.{r}.png", img)
 
-    curves = {r: [] for r in recv}
     bar = tqdm(total=len(grid) * trials, desc=command, unit="trial", leave=False, dynamic_ncols=True)
-    for value, ch in zip(grid, chans):
-        bar.set_postfix_str(f"{param}={value:g}")
-        done_before = bar.n
 
-        def on_trial(t):
-            bar.n = done_before + t
-            bar.refresh()
+    def on_trial(i, t):
+        bar.n = i * trials + t
+        bar.set_postfix_str(f"{param}={grid[i]:g}")
+        bar.refresh()
 
-        pts = run_point(codec, encs, ch, recv, seed=seed, param=value, stop=stop, with_ms_ssim=not no_ms_ssim,
-                        on_trial=on_trial, on_image=on_image if save_dir else None)
-        bar.n = done_before + trials
-        for r in recv:
-            curves[r].append(pts[r])
+    results = sweep(codec, encs, chans, grid, recv, channel_desc=_channel_desc(kind, param, extra),
+                    images_desc=img_desc, seed=seed, stop=stop, name=command, with_ms_ssim=not no_ms_ssim,
+                    on_trial=on_trial, on_image=on_image if save_dir else None)
     bar.close()
-    ch_desc = _channel_desc(kind, param, extra)
-    results = [new_results(name=f"{command}-{kind}", description=f"{codec.name} over {kind}, receiver {r}",
-                           seed=seed, model=codec.describe(), images=img_desc, channel=ch_desc, receiver=r,
-                           points=curves[r]) for r in recv]
     _print_table(results, param)
     if base_codecs:
         from vqcodec.baselines import baseline_sweep

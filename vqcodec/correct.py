@@ -134,7 +134,7 @@ class SpatialParams:
     radius: int = 2
     keep: int = 8
     beta: float | None = None  # None: the temperature stored with the model's prior
-    sweeps: int = 4
+    sweeps: int = 3
     free_llr: float = 0.05
     flip_llr: float = 12.0
 

@@ -76,6 +76,8 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
                 arr = to_rgb8(np.asarray(im.convert("RGBA" if "A" in im.mode or im.mode == "P" else "RGB")))
     except ImageError:
         raise
+    except Image.DecompressionBombError:
+        raise ImageError(f"{path}: larger than the limit of {MAX_PIXELS} pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{path}: not a readable image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     if arr.shape[0] < 1 or arr.shape[1] < 1:

@@ -150,7 +150,7 @@ def learn_prior(grids, K: int) -> IndexPrior:
     return IndexPrior(uni, hor, ver)
 
 
-def tune_smoothing(grids, K: int, lams=(0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95), betas=(0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+def tune_smoothing(grids, K: int, lams=(0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95), betas=(0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2),
                    holdout_every: int = 5) -> tuple[float, float, float]:
     """(lam, beta, bits) minimising the held-out cross-entropy of the left/up context model:
     statistics from all grids but every ``holdout_every``-th, evaluated on those."""

@@ -235,3 +235,28 @@ def clean_point(codec: Codec, images: Sequence[EncodedImage]) -> dict:
             "per_image": [{"image": e.name, "psnr": e.psnr_clean, "ms_ssim": e.ms_ssim_clean,
                            "bpp": e.indices.size * codec.bits_per_index / (e.image.shape[0] * e.image.shape[1])}
                           for e in images]}
+
+
+def sweep(codec: Codec, images: Sequence[EncodedImage], channel_list: Sequence, grid: Sequence[float],
+          receivers: Sequence[str], *, channel_desc: dict, images_desc: dict, seed: int, stop: StopRule,
+          name: str = "sweep", with_ms_ssim: bool = True,
+          on_trial: Callable[[int, int], None] | None = None,
+          on_image: Callable[[str, str, int, np.ndarray], None] | None = None,
+          timings: dict | None = None) -> list[dict]:
+    """One results object per receiver over a grid of channel points (``channel_list[i]`` at ``grid[i]``).
+
+    ``on_trial(point_index, trials_done)`` reports progress.
+    """
+    from vqcodec.results import new_results
+
+    curves: dict[str, list] = {r: [] for r in receivers}
+    for i, (value, ch) in enumerate(zip(grid, channel_list)):
+        pts = run_point(codec, images, ch, receivers, seed=seed, param=value, stop=stop, with_ms_ssim=with_ms_ssim,
+                        on_trial=(lambda t, i=i: on_trial(i, t)) if on_trial else None, on_image=on_image,
+                        timings=timings)
+        for r in receivers:
+            curves[r].append(pts[r])
+    return [new_results(name=f"{name}-{channel_desc['kind']}",
+                        description=f"{codec.name} over {channel_desc['kind']}, receiver {r}",
+                        seed=seed, model=codec.describe(), images=images_desc, channel=channel_desc, receiver=r,
+                        points=curves[r]) for r in receivers]
