@@ -579,6 +579,70 @@ def _print_baselines(results, param, budget):
 
 
 @main.command()
+@click.argument("suite", required=False)
+@click.option("--list", "list_", is_flag=True, help="List the suites.")
+@click.option("--resume", type=click.Path(file_okay=False), default=None,
+              help="Continue an interrupted run in this results/<suite>/<timestamp> directory.")
+@click.option("--out", type=click.Path(file_okay=False), default="results", show_default=True,
+              help="Root of the run directories.")
+@click.option("--regenerate-expected", is_flag=True, help="Rewrite the suite's stored expected values (on purpose only).")
+def bench(suite, list_, resume, out, regenerate_expected):
+    """Run a named benchmark suite from benchmarks/suites."""
+    import json as _json
+
+    from tqdm import tqdm
+
+    from vqcodec import suites as S
+    from vqcodec.images import ImageError
+    from vqcodec.model import CheckpointError
+
+    if list_ or not suite:
+        for name in S.available():
+            try:
+                click.echo(f"{name:<16} {S.load_suite(name).description}")
+            except S.SuiteError as exc:
+                click.echo(f"{name:<16} (invalid: {exc})")
+        return
+    try:
+        st = S.load_suite(suite)
+    except S.SuiteError as exc:
+        _fail(str(exc))
+    folder = st.images_folder()
+    if folder is not None and not Path(folder).exists():
+        _fail(f"suite {st.name} needs images at {folder}, which does not exist")
+    if resume:
+        run_dir = Path(resume)
+        if not run_dir.is_dir():
+            _fail(f"{run_dir}: no such run directory")
+    else:
+        run_dir = S.new_run_dir(st, Path(out))
+    bar = tqdm(desc=st.name, unit="point", leave=False)
+
+    def progress(msg):
+        bar.update(1)
+        bar.set_postfix_str(msg[:40])
+
+    t0 = time.perf_counter()
+    try:
+        results, figs = S.run(st, run_dir, progress)
+    except (ImageError, CheckpointError, ValueError) as exc:
+        bar.close()
+        _fail(str(exc))
+    bar.close()
+    click.echo((run_dir / "summary.md").read_text())
+    click.echo(f"wrote {run_dir}/results.json, " + ", ".join(str(f) for f in figs) + f"  ({time.perf_counter() - t0:.1f} s)")
+    if st.expected:
+        if regenerate_expected:
+            (S.EXPECTED / st.expected).write_text(_json.dumps(S.expected_values(results), indent=1) + "\n")
+            click.echo(f"regenerated {S.EXPECTED / st.expected}")
+        else:
+            problems = S.check_expected(st, results)
+            if problems:
+                _fail(f"{st.name}: {len(problems)} values differ from {st.expected}, e.g. {problems[0]}")
+            click.echo(f"{st.name}: all {len(S.expected_values(results))} values match {st.expected}")
+
+
+@main.command()
 def receivers():
     """List the receivers (index decoders)."""
     from vqcodec.correct import REGISTRY

@@ -68,7 +68,7 @@ def plot_curves(results: Sequence[dict], out: str | Path, metric: str = "psnr", 
     if len(params) > 1:
         raise ResultsError(f"cannot draw different channel parameters on one axis: {', '.join(sorted(params))}")
     param = params.pop()
-    log_x = param == "p" and metric != "psnr_clean"
+    log_x = param == "p" and any(float(p["param"]) > 0 for r in results for p in r["points"])
     fig, ax = plt.subplots(figsize=(7.0, 4.6), dpi=120)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     clean_drawn = set()
@@ -119,3 +119,41 @@ def _save(fig, out) -> list[Path]:
         written.append(p)
     plt.close(fig)
     return written
+
+
+def plot_rd(results: Sequence[dict], out: str | Path, anchors: Sequence[dict] = (), metric: str = "psnr",
+            title: str | None = None) -> list[Path]:
+    """Clean-channel rate-distortion: ``metric`` against bpp. VQ models (results with a K) form one
+    curve through their rate points; every other results object (JPEG, WebP) is its own curve;
+    ``anchors`` ({name, bpp, psnr}) are drawn as labelled markers (CompressAI's Kodak results)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.0, 4.8), dpi=120)
+    models = sorted((r for r in results if "K" in r["model"]), key=lambda r: r["points"][0]["bpp"])
+    if models:
+        x = [r["points"][0]["bpp"] for r in models]
+        y = [_value(r["points"][0], metric)[0] for r in models]
+        ax.plot(x, y, "o-", lw=2, ms=6, color="C3", label="vqcodec (fixed-length indices)")
+        for r, xi, yi in zip(models, x, y):
+            ax.annotate(r["model"]["name"], (xi, yi), textcoords="offset points", xytext=(5, -12), fontsize=8)
+    for i, r in enumerate(r for r in results if "K" not in r["model"]):
+        pts = sorted(r["points"], key=lambda p: p["bpp"])
+        ax.plot([p["bpp"] for p in pts], [_value(p, metric)[0] for p in pts], "-", lw=1.4, color=f"C{i}",
+                label=f"{r['model']['name'].upper()} (Pillow, our run)")
+    markers = "s^vD<>p*h"
+    for i, a in enumerate(anchors):
+        if metric != "psnr":
+            break
+        ax.plot(a["bpp"], a["psnr"], markers[i % len(markers)], ms=4, alpha=0.7, ls=":", lw=0.8,
+                label=f"{a['name']} (CompressAI Kodak results)")
+    ax.set_xlabel("bits per pixel")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.set_xlim(0, max([p["bpp"] for r in results for p in r["points"]] + [0.8]) * 1.05)
+    ax.set_title(title or "clean-channel rate-distortion", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, out)

@@ -1,0 +1,91 @@
+import json
+
+import numpy as np
+import pytest
+
+from vqcodec import suites as S
+from vqcodec import zoo
+
+
+def test_shipped_suites_validate():
+    names = S.available()
+    for required in ("smoke", "kodak-bsc", "kodak-erasure", "kodak-awgn", "kodak-burst", "kodak-rd"):
+        assert required in names
+    for n in names:
+        S.load_suite(n)
+
+
+@pytest.mark.parametrize("patch,needle", [
+    ({"colour": 1}, "unknown key"),
+    ({"kind": "race"}, "kind must be"),
+    ({"models": ["f9-k9"]}, "unknown model"),
+    ({"channel": "wifi"}, "unknown channel"),
+    ({"grid": []}, "grid"),
+    ({"receivers": ["psychic"]}, "unknown receiver"),
+    ({"trials": "ten"}, "'trials' must be int"),
+    ({"baselines": ["bpg"]}, "unknown baseline"),
+])
+def test_bad_suites(patch, needle):
+    base = {"name": "t", "description": "d", "kind": "sweep", "images": "samples", "models": ["f4-k256"],
+            "channel": "bsc", "grid": [0.01]}
+    base.update(patch)
+    with pytest.raises(S.SuiteError, match=needle):
+        S.validate(base)
+
+
+def test_bd_rate_known_answer():
+    r = np.array([0.1, 0.2, 0.4, 0.8])
+    p = np.array([25.0, 28.0, 31.0, 34.0])
+    # same PSNR at 20% fewer bits everywhere: BD-rate is exactly -20%
+    assert S.bd_rate(r, p, 0.8 * r, p) == pytest.approx(-20.0, abs=1e-9)
+    # +1 dB everywhere at the same rates: BD-PSNR is exactly 1
+    assert S.bd_psnr(r, p, r, p + 1.0) == pytest.approx(1.0, abs=1e-9)
+    assert np.isnan(S.bd_rate(r, p, r, p + 100))  # no overlap
+
+
+@pytest.fixture
+def tiny_zoo(monkeypatch, tmp_path, tiny_model, image_dir):
+    from vqcodec.model import save_model
+    from vqcodec.prior import learn_prior, prior_path, save_prior
+    from vqcodec.simulate import encode_image
+
+    monkeypatch.setattr(zoo, "WEIGHTS", tmp_path / "w")
+    (tmp_path / "w").mkdir()
+    save_model(tiny_model, tmp_path / "w" / "tiny", {"name": "tiny"})
+    monkeypatch.setitem(zoo.REGISTRY, "tiny", zoo.ZooEntry("tiny", "test model"))
+    codec = zoo.load_codec("tiny")
+    grids = [encode_image(codec, p, False).indices for p in sorted(image_dir.iterdir())]
+    save_prior(learn_prior(grids, 16), prior_path(tmp_path / "w" / "tiny"))
+    zoo._load.cache_clear()
+    yield
+    zoo._load.cache_clear()
+
+
+def _suite(image_dir, **kw):
+    d = {"name": "tiny", "description": "tiny", "kind": "sweep", "images": str(image_dir), "models": ["tiny"],
+         "channel": "bsc", "grid": [0.0, 0.02, 0.05], "receivers": ["naive", "spatial-mmse"], "trials": 2,
+         "min_trials": 2}
+    d.update(kw)
+    return S.validate(d)
+
+
+def test_tiny_suite_end_to_end_and_resume(tiny_zoo, image_dir, tmp_path):
+    st = _suite(image_dir)
+    full = tmp_path / "full"
+    full.mkdir()
+    res, figs = S.run(st, full)
+    assert (full / "summary.md").read_text().count("|") > 10
+    assert all(f.stat().st_size > 1000 for f in figs)
+    assert [p["param"] for p in res[0]["points"]] == [0.0, 0.02, 0.05]
+
+    # an interrupted run: only the first point was finished and written
+    part = tmp_path / "part"
+    part.mkdir()
+    S.run(_suite(image_dir, grid=[0.0]), part)
+    before = json.loads((part / "results.json").read_text())
+    calls = []
+    res2, _ = S.run(st, part, progress=calls.append)
+    assert len(calls) == 2  # the finished point was not recomputed
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "created"} for r in rs]  # noqa: E731
+    assert strip(res2) == strip(res)
+    assert before[0]["points"][0] == res2[0]["points"][0]

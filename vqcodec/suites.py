@@ -1,0 +1,426 @@
+"""Named benchmark suites: ``benchmarks/suites/NAME.toml`` run by ``vqcodec bench NAME``.
+
+A suite file names its images, models, channel, grid, receivers, baselines,
+seed and trial budget (see ``SCHEMA``; unknown keys and bad values are
+errors). Two kinds:
+
+* ``kind = "sweep"``: every model over the channel grid with every receiver
+  (and the JPEG/WebP baselines), one figure of PSNR against the parameter;
+* ``kind = "rd"``: clean-channel rate-distortion of every model against
+  JPEG and WebP over their quality range, with BD-rate / BD-PSNR of the
+  model curve against JPEG and CompressAI's published Kodak anchors.
+
+Output: ``results/<suite>/<timestamp>/`` with ``results.json`` (a list of
+results objects, rewritten atomically after every finished curve point),
+``figure.png`` / ``figure.pdf`` and ``summary.md``. ``resume=DIR`` re-uses
+the finished points of an interrupted run in DIR: with the per-point seeds
+of ``vqcodec.simulate`` the result is identical to an uninterrupted run.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITES = ROOT / "benchmarks" / "suites"
+EXPECTED = ROOT / "benchmarks" / "expected"
+ANCHORS = ROOT.parent / "shared" / "anchors" / "compressai-kodak"
+
+SCHEMA = {  # key: (type, required)
+    "name": (str, True), "description": (str, True), "kind": (str, True), "images": (str, True),
+    "models": (list, True), "channel": (str, False), "grid": (list, False), "channel_params": (dict, False),
+    "receivers": (list, False), "baselines": (list, False), "rates": (list, False), "seed": (int, False),
+    "trials": (int, False), "min_trials": (int, False), "ci": (float, False), "ms_ssim": (bool, False),
+    "budget_bpp": (float, False), "expected": (str, False), "anchors": (list, False),
+}
+
+
+class SuiteError(ValueError):
+    """A suite file that is missing or invalid (one-line message)."""
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    kind: str
+    images: str
+    models: tuple
+    channel: str = "bsc"
+    grid: tuple = ()
+    channel_params: dict = field(default_factory=dict)
+    receivers: tuple = ("naive",)
+    baselines: tuple = ()
+    rates: tuple = ("uncoded", "3/4", "2/3", "1/2", "1/3", "1/4")
+    seed: int = 0
+    trials: int = 10
+    min_trials: int = 3
+    ci: float = 0.05
+    ms_ssim: bool = False
+    budget_bpp: float | None = None
+    expected: str | None = None
+    anchors: tuple = ()
+
+    def images_folder(self):
+        """None for the bundled samples, else a folder (``kodak`` = ../shared/datasets/kodak)."""
+        if self.images == "samples":
+            return None
+        if self.images == "kodak":
+            return ROOT.parent / "shared" / "datasets" / "kodak"
+        return Path(self.images)
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in SUITES.glob("*.toml"))
+
+
+def load_suite(name_or_path: str) -> Suite:
+    import tomllib
+
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = SUITES / f"{name_or_path}.toml"
+    if not path.exists():
+        raise SuiteError(f"unknown suite {name_or_path!r} (known: {', '.join(available()) or 'none'})")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SuiteError(f"{path}: not valid TOML ({exc})") from None
+    return validate(data, str(path))
+
+
+def validate(data: dict, where: str = "suite") -> Suite:
+    unknown = sorted(set(data) - set(SCHEMA))
+    if unknown:
+        raise SuiteError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(SCHEMA))})")
+    for key, (typ, required) in SCHEMA.items():
+        if key not in data:
+            if required:
+                raise SuiteError(f"{where}: missing key {key!r}")
+            continue
+        v = data[key]
+        if typ is float and isinstance(v, int) and not isinstance(v, bool):
+            v = data[key] = float(v)
+        if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
+            raise SuiteError(f"{where}: {key!r} must be {typ.__name__}, got {type(v).__name__}")
+    if data["kind"] not in ("sweep", "rd"):
+        raise SuiteError(f"{where}: kind must be 'sweep' or 'rd', got {data['kind']!r}")
+    if not data["models"]:
+        raise SuiteError(f"{where}: 'models' is empty")
+    from vqcodec.correct import REGISTRY as RECEIVERS
+    from vqcodec.zoo import REGISTRY as MODELS
+
+    bad = [m for m in data["models"] if m not in MODELS]
+    if bad:
+        raise SuiteError(f"{where}: unknown model {bad[0]!r} (known: {', '.join(sorted(MODELS))})")
+    if data["kind"] == "sweep":
+        import channels
+
+        if data.get("channel") not in channels.REGISTRY:
+            raise SuiteError(f"{where}: unknown channel {data.get('channel')!r} "
+                             f"(known: {', '.join(sorted(channels.REGISTRY))})")
+        if not data.get("grid") or not all(isinstance(g, (int, float)) and math.isfinite(g) for g in data["grid"]):
+            raise SuiteError(f"{where}: 'grid' must be a non-empty list of finite numbers")
+        bad = [r for r in data.get("receivers", ["naive"]) if r not in RECEIVERS]
+        if bad:
+            raise SuiteError(f"{where}: unknown receiver {bad[0]!r} (known: {', '.join(sorted(RECEIVERS))})")
+    bad = [b for b in data.get("baselines", []) if b not in ("jpeg", "webp")]
+    if bad:
+        raise SuiteError(f"{where}: unknown baseline {bad[0]!r} (known: jpeg, webp)")
+    if data.get("trials", 10) < 1 or data.get("min_trials", 3) < 1:
+        raise SuiteError(f"{where}: trials and min_trials must be >= 1")
+    if data.get("ci", 0.05) <= 0:
+        raise SuiteError(f"{where}: ci must be > 0")
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return Suite(**kw)
+
+
+# --------------------------------------------------------------------------- BD metrics
+
+def bd_rate(rate_a, psnr_a, rate_b, psnr_b) -> float:
+    """Bjøntegaard delta rate (%) of curve b against anchor a: the average rate difference
+    at equal PSNR over the overlapping PSNR range, log-rate interpolated with monotone
+    piecewise-cubic (PCHIP, scipy) as in the current Bjøntegaard practice (VCEG-AL22 / JVET).
+    Negative: b needs fewer bits. NaN when the PSNR ranges do not overlap."""
+    from scipy.interpolate import PchipInterpolator
+
+    def curve(r, p):
+        order = np.argsort(p)
+        p = np.asarray(p, float)[order]
+        lr = np.log(np.asarray(r, float)[order])
+        keep = np.concatenate([[True], np.diff(p) > 0])
+        return p[keep], lr[keep]
+
+    pa, la = curve(rate_a, psnr_a)
+    pb, lb = curve(rate_b, psnr_b)
+    lo, hi = max(pa.min(), pb.min()), min(pa.max(), pb.max())
+    if len(pa) < 2 or len(pb) < 2 or hi <= lo:
+        return float("nan")
+    ia = PchipInterpolator(pa, la).integrate(lo, hi)
+    ib = PchipInterpolator(pb, lb).integrate(lo, hi)
+    return float((np.exp((ib - ia) / (hi - lo)) - 1) * 100)
+
+
+def bd_psnr(rate_a, psnr_a, rate_b, psnr_b) -> float:
+    """Bjøntegaard delta PSNR (dB) of curve b against anchor a over the overlapping log-rate range."""
+    from scipy.interpolate import PchipInterpolator
+
+    def curve(r, p):
+        lr = np.log(np.asarray(r, float))
+        order = np.argsort(lr)
+        lr, p = lr[order], np.asarray(p, float)[order]
+        keep = np.concatenate([[True], np.diff(lr) > 0])
+        return lr[keep], p[keep]
+
+    la, pa = curve(rate_a, psnr_a)
+    lb, pb = curve(rate_b, psnr_b)
+    lo, hi = max(la.min(), lb.min()), min(la.max(), lb.max())
+    if len(la) < 2 or len(lb) < 2 or hi <= lo:
+        return float("nan")
+    return float((PchipInterpolator(lb, pb).integrate(lo, hi) - PchipInterpolator(la, pa).integrate(lo, hi))
+                 / (hi - lo))
+
+
+# --------------------------------------------------------------------------- running
+
+def new_run_dir(suite: Suite, root: Path | None = None) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    d = (root or Path("results")) / suite.name / stamp
+    d.mkdir(parents=True, exist_ok=False)
+    return d
+
+
+def _finished(run_dir: Path) -> list[dict]:
+    from vqcodec.results import ResultsError, read_results
+
+    p = run_dir / "results.json"
+    if not p.exists():
+        return []
+    try:
+        return read_results(p)
+    except ResultsError:
+        return []
+
+
+def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | None = None) -> list[dict]:
+    import channels
+    from vqcodec.images import list_images
+    from vqcodec.results import write_results
+    from vqcodec.simulate import StopRule, encode_image, sweep
+    from vqcodec.zoo import load_codec
+
+    done = _finished(run_dir)
+    stop = StopRule(min(suite.min_trials, suite.trials), suite.trials, suite.ci)
+    paths = list_images(suite.images_folder())
+    img_desc = {"source": suite.images, "count": len(paths)}
+    all_results: list[dict] = []
+    for model in suite.models:
+        codec = load_codec(model)
+        extra = dict(suite.channel_params)
+        if suite.channel == "packet-erasure":
+            extra.setdefault("packet_bits", codec.bits_per_index)
+        cls = channels.REGISTRY[suite.channel]
+        desc = {"kind": suite.channel, "param": cls.param, **extra}
+        encs = None
+        curves = {r: [] for r in suite.receivers}
+        for value in suite.grid:
+            prev = {r["receiver"]: p for r in done if r["model"].get("name") == model
+                    for p in r["points"] if p["param"] == float(value)}
+            if all(r in prev for r in suite.receivers):
+                for r in suite.receivers:
+                    curves[r].append(prev[r])
+                continue
+            if encs is None:
+                encs = [encode_image(codec, p, suite.ms_ssim) for p in paths]
+            ch = channels.get_channel(suite.channel, **{cls.param: value}, **extra)
+            res = sweep(codec, encs, [ch], [float(value)], list(suite.receivers), channel_desc=desc,
+                        images_desc=img_desc, seed=suite.seed, stop=stop, name=suite.name,
+                        with_ms_ssim=suite.ms_ssim)
+            for r in res:
+                curves[r["receiver"]].append(r["points"][0])
+            if progress:
+                progress(f"{model} {cls.param}={value:g}")
+            partial = all_results + _curves_to_results(suite, codec, curves, desc, img_desc)
+            write_results(run_dir / "results.json", partial + [r for r in done if r["model"].get("name")
+                                                                 not in {x["model"]["name"] for x in partial}])
+        all_results += _curves_to_results(suite, codec, curves, desc, img_desc)
+        write_results(run_dir / "results.json", all_results)
+    if suite.baselines:
+        from vqcodec.baselines import baseline_sweep
+        from vqcodec.images import load_image
+
+        if progress:
+            progress("baselines")
+        codec = load_codec(suite.models[0])
+        cls = channels.REGISTRY[suite.channel]
+        extra = dict(suite.channel_params)
+        all_results += baseline_sweep([(p.name, load_image(p)) for p in paths], codecs=list(suite.baselines),
+                                      rates=list(suite.rates), channel_kind=suite.channel,
+                                      grid=[float(g) for g in suite.grid], channel_extra=extra,
+                                      budget_bpp=suite.budget_bpp or codec.bpp, seed=suite.seed,
+                                      trials=suite.trials, with_ms_ssim=suite.ms_ssim, images_source=suite.images)
+        write_results(run_dir / "results.json", all_results)
+    return all_results
+
+
+def _curves_to_results(suite, codec, curves, desc, img_desc) -> list[dict]:
+    from vqcodec.results import new_results
+
+    return [new_results(name=suite.name, description=f"{codec.name} over {suite.channel}, receiver {r}",
+                        seed=suite.seed, model=codec.describe(), images=img_desc, channel=desc, receiver=r,
+                        points=pts) for r, pts in curves.items() if pts]
+
+
+def run_rd_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | None = None) -> list[dict]:
+    from vqcodec.baselines import clean_rd
+    from vqcodec.images import list_images, load_image
+    from vqcodec.results import new_results, write_results
+    from vqcodec.simulate import clean_point, encode_image
+    from vqcodec.zoo import load_codec
+
+    paths = list_images(suite.images_folder())
+    img_desc = {"source": suite.images, "count": len(paths)}
+    out = []
+    for model in suite.models:
+        codec = load_codec(model)
+        pt = clean_point(codec, [encode_image(codec, p) for p in paths])
+        out.append(new_results(name=suite.name, description=f"clean channel, {model}", seed=suite.seed,
+                               model=codec.describe(), images=img_desc, channel={"kind": "none", "param": "p"},
+                               receiver="none", points=[pt]))
+        if progress:
+            progress(model)
+    imgs = [(p.name, load_image(p)) for p in paths]
+    for codec_name in suite.baselines:
+        rd = clean_rd(imgs, codec_name, with_ms_ssim=suite.ms_ssim)
+        per_q = np.array([[c[:2] for c in rd[i]] for i in range(len(imgs))])  # (images, qualities, 2)
+        points = [{"param": 0.0, "trials": 1, "stop": "clean", "quality_index": qi,
+                   "bpp": float(per_q[:, qi, 0].mean()),
+                   "psnr": {"mean": float(per_q[:, qi, 1].mean()), "ci95": 0.0}}
+                  for qi in range(per_q.shape[1])]
+        out.append(new_results(name=suite.name, description=f"clean channel, {codec_name} (Pillow)", seed=0,
+                               model={"name": codec_name}, images=img_desc, channel={"kind": "none", "param": "p"},
+                               receiver="none", points=points))
+        if progress:
+            progress(codec_name)
+    write_results(run_dir / "results.json", out)
+    return out
+
+
+def rd_table(results: list[dict]) -> list[dict]:
+    """Rows (name, bpp, PSNR, MS-SSIM) plus BD-rate / BD-PSNR of the VQ model curve against JPEG."""
+    models = [r for r in results if "K" in r["model"]]
+    rows = [{"name": r["model"]["name"], "bpp": r["points"][0]["bpp"], "psnr": r["points"][0]["psnr"]["mean"],
+             "ms_ssim": r["points"][0].get("ms_ssim", {}).get("mean")} for r in models]
+    jpeg = next((r for r in results if r["model"]["name"] == "jpeg"), None)
+    summary = {}
+    if jpeg and len(rows) >= 2:
+        jr = [p["bpp"] for p in jpeg["points"]]
+        jp = [p["psnr"]["mean"] for p in jpeg["points"]]
+        mr = [r["bpp"] for r in rows]
+        mp = [r["psnr"] for r in rows]
+        summary = {"bd_rate_vs_jpeg": bd_rate(jr, jp, mr, mp), "bd_psnr_vs_jpeg": bd_psnr(jr, jp, mr, mp)}
+    return rows, summary
+
+
+def load_anchors(names) -> list[dict]:
+    """CompressAI's published Kodak RD points (name, bpp list, psnr list) for labelled markers."""
+    out = []
+    for n in names:
+        p = ANCHORS / f"{n}.json"
+        if not p.exists():
+            continue
+        d = json.loads(p.read_text())
+        out.append({"name": d.get("name", n), "bpp": d["results"]["bpp"], "psnr": d["results"]["psnr-rgb"]})
+    return out
+
+
+def write_summary(suite: Suite, results: list[dict], run_dir: Path) -> Path:
+    """``summary.md``: a table a person can read without opening anything else."""
+    lines = [f"# {suite.name}", "", suite.description, "",
+             f"images: {suite.images}; seed {suite.seed}; trials per point up to {suite.trials} "
+             f"(stop at a 95% CI half-width of {suite.ci} dB)", ""]
+    if suite.kind == "rd":
+        rows, bd = rd_table(results)
+        lines += ["| model | bpp | PSNR (dB) | MS-SSIM |", "|---|---|---|---|"]
+        lines += [f"| {r['name']} | {r['bpp']:.4f} | {r['psnr']:.2f} | "
+                  f"{(r['ms_ssim'] if r['ms_ssim'] is not None else float('nan')):.4f} |" for r in rows]
+        for r in results:
+            if "K" not in r["model"]:
+                pts = sorted(r["points"], key=lambda p: p["bpp"])
+                lines += ["", f"{r['model']['name']}: " + ", ".join(
+                    f"{p['bpp']:.3f} bpp {p['psnr']['mean']:.2f} dB" for p in pts[:: max(1, len(pts) // 8)])]
+        if bd:
+            lines += ["", f"BD-rate of the vqcodec model curve against JPEG: {bd['bd_rate_vs_jpeg']:+.1f}% "
+                          f"(negative = fewer bits); BD-PSNR {bd['bd_psnr_vs_jpeg']:+.2f} dB "
+                          "(PCHIP Bjøntegaard, scipy)."]
+    else:
+        from vqcodec.plot import curve_label
+
+        params = sorted({p["param"] for r in results for p in r["points"]})
+        lines += ["| curve | " + " | ".join(f"{suite.channel} {v:g}" for v in params) + " |",
+                  "|---|" + "---|" * len(params)]
+        for r in results:
+            by = {p["param"]: p for p in r["points"]}
+            cells = []
+            for v in params:
+                p = by.get(v)
+                if p is None:
+                    cells.append("")
+                    continue
+                ci = p["psnr"].get("ci95")
+                ci = float(ci) if ci is not None else float("nan")
+                cells.append(f"{p['psnr']['mean']:.2f}" + (f" ± {ci:.2f}" if 0 < ci < 1e9 else ""))
+            lines.append(f"| {curve_label(r)} | " + " | ".join(cells) + " |")
+        clean = {r["model"]["name"]: r["points"][0].get("psnr_clean") for r in results if "K" in r["model"]}
+        lines += ["", "clean-channel PSNR: " + ", ".join(f"{k} {v:.2f} dB" for k, v in clean.items() if v)]
+    lines += ["", "PSNR in dB on 8-bit RGB, mean over images; ± is the 95% confidence half-width over trials.",
+              "Files: results.json (schema vqcodec.results/1), figure.png, figure.pdf."]
+    path = run_dir / "summary.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def check_expected(suite: Suite, results: list[dict], rtol: float = 0.0, atol: float = 1e-6) -> list[str]:
+    """Compare PSNR means and error counts with the stored expected file; returns mismatches."""
+    if not suite.expected:
+        return []
+    exp = json.loads((EXPECTED / suite.expected).read_text())
+    got = expected_values(results)
+    problems = []
+    for key, v in exp.items():
+        if key not in got:
+            problems.append(f"{key}: missing")
+        elif not np.isclose(got[key], v, rtol=rtol, atol=atol):
+            problems.append(f"{key}: expected {v}, got {got[key]}")
+    return problems
+
+
+def expected_values(results: list[dict]) -> dict:
+    out = {}
+    for r in results:
+        for p in r["points"]:
+            key = f"{r['model']['name']}|{r['receiver']}|{p['param']:g}"
+            out[key + "|psnr"] = round(float(p["psnr"]["mean"]), 6)
+            if "bit_errors" in p:
+                out[key + "|bit_errors"] = int(p["bit_errors"])
+    return out
+
+
+def run(suite: Suite, run_dir: Path, progress=None) -> tuple[list[dict], list[Path]]:
+    from vqcodec.plot import plot_curves, plot_rd
+
+    if suite.kind == "rd":
+        results = run_rd_suite(suite, run_dir, progress)
+        figs = plot_rd(results, run_dir / "figure", anchors=load_anchors(suite.anchors),
+                       title=f"{suite.name}: clean-channel rate-distortion")
+    else:
+        results = run_sweep_suite(suite, run_dir, progress)
+        figs = plot_curves(results, run_dir / "figure", title=f"{suite.name}: {suite.description}")
+    write_summary(suite, results, run_dir)
+    return results, figs
