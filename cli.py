@@ -643,6 +643,29 @@ def bench(suite, list_, resume, out, regenerate_expected):
 
 
 @main.command()
+@click.argument("results_files", nargs=-1, required=True, type=click.Path())
+@click.option("--compressai", "fmt", flag_value="compressai", required=True,
+              help="Write CompressAI's {name, description, results: {psnr-rgb, ms-ssim-rgb, bpp}} form.")
+@click.option("--output", "-o", required=True, type=click.Path())
+@click.option("--name", default="vqcodec", show_default=True)
+@click.option("--overwrite", is_flag=True)
+def export(results_files, fmt, output, name, overwrite):
+    """Export clean-channel results (vqcodec eval / kodak-rd) for other tools."""
+    from vqcodec.results import ResultsError, read_results, to_compressai
+
+    _check_output(output, overwrite)
+    try:
+        results = [r for f in results_files for r in read_results(f)]
+        doc = to_compressai(results, name=name)
+    except ResultsError as exc:
+        _fail(str(exc))
+    tmp = Path(output).with_name(f".{Path(output).name}.tmp")
+    tmp.write_text(__import__("json").dumps(doc, indent=2) + "\n")
+    os.replace(tmp, output)
+    click.echo(f"wrote {output} ({len(doc['results']['bpp'])} rate points)")
+
+
+@main.command()
 def receivers():
     """List the receivers (index decoders)."""
     from vqcodec.correct import REGISTRY
@@ -660,14 +683,30 @@ def receivers():
 @click.option("--title", default=None)
 @click.option("--select", "select", multiple=True,
               help="Only curves whose legend label matches this glob (repeatable), e.g. --select '*best*'.")
-def plot(results_files, output, metric, title, select):
+@click.option("--rd", is_flag=True, help="Rate-distortion plot of clean-channel results (PSNR or MS-SSIM vs bpp); "
+                                         "CompressAI result files are drawn as labelled anchors.")
+def plot(results_files, output, metric, title, select, rd):
     """Draw curves from results files."""
     import fnmatch
 
-    from vqcodec.plot import curve_label, plot_curves
-    from vqcodec.results import ResultsError, read_results
+    from vqcodec.plot import curve_label, plot_curves, plot_rd
+    from vqcodec.results import ResultsError, read_compressai, read_results
 
     _check_output(output, True)
+    if rd:
+        try:
+            ours, anchors = [], []
+            for f in results_files:
+                ca = read_compressai(f)
+                if ca is not None:
+                    anchors.append(ca)
+                else:
+                    ours += [r for r in read_results(f) if r["channel"]["kind"] == "none"]
+            written = plot_rd(ours, output, anchors=anchors, metric=metric, title=title)
+        except ResultsError as exc:
+            _fail(str(exc))
+        click.echo("wrote " + ", ".join(str(w) for w in written))
+        return
     try:
         results = [r for f in results_files for r in read_results(f)]
         if select:

@@ -115,3 +115,17 @@ def test_same_seed_same_file_different_seed_different_noise(tiny_checkpoint, ima
     strip = lambda t: "\n".join(line for line in t.splitlines() if '"created"' not in line)  # noqa: E731
     assert strip(t1) == strip(t2)
     assert a[0]["points"][0]["bit_errors"] != c[0]["points"][0]["bit_errors"]
+
+
+def test_export_compressai_and_rd_plot(tiny_checkpoint, image_dir, tmp_path):
+    ev = tmp_path / "e.json"
+    assert run("eval", "--checkpoint", tiny_checkpoint, "--images", image_dir, "--json", ev).exit_code == 0
+    ca = tmp_path / "ca.json"
+    r = run("export", ev, "--compressai", "-o", ca)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(ca.read_text())
+    assert set(doc["results"]) >= {"psnr-rgb", "ms-ssim-rgb", "bpp"} and len(doc["results"]["bpp"]) == 1
+    fig = tmp_path / "rd.png"
+    r = run("plot", "--rd", ev, ca, "-o", fig)
+    assert r.exit_code == 0, r.output
+    assert fig.stat().st_size > 5000

@@ -49,3 +49,21 @@ def test_bad_files(tmp_path, text, match):
     p.write_text(text)
     with pytest.raises(ResultsError, match=match):
         read_results(p)
+
+
+def test_compressai_export_roundtrip(tmp_path):
+    from vqcodec.results import read_compressai, to_compressai
+
+    def clean(name, bpp, psnr_):
+        return new_results(name="e", description="d", seed=0, model={"name": name, "K": 256},
+                           images={"source": "x", "count": 1}, channel={"kind": "none", "param": "p"},
+                           receiver="none", points=[{"param": 0.0, "bpp": bpp, "psnr": {"mean": psnr_, "ci95": 0.0},
+                                                     "ms_ssim": {"mean": 0.9, "ci95": 0.0}}])
+    doc = to_compressai([clean("b", 0.5, 27.0), clean("a", 0.156, 24.0)], name="vq")
+    assert doc["results"]["bpp"] == [0.156, 0.5] and doc["results"]["psnr-rgb"] == [24.0, 27.0]
+    p = tmp_path / "ca.json"
+    p.write_text(json.dumps(doc))
+    back = read_compressai(p)
+    assert back == {"name": "vq", "bpp": [0.156, 0.5], "psnr": [24.0, 27.0]}
+    with pytest.raises(ResultsError):
+        to_compressai([_res()])

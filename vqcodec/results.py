@@ -91,12 +91,6 @@ def write_results(path, results, *, overwrite: bool = True) -> Path:
     return path
 
 
-def as_float(v) -> float:
-    if isinstance(v, str):
-        return float(v)
-    return float(v)
-
-
 def validate(obj, name: str) -> dict:
     if not isinstance(obj, dict):
         raise ResultsError(f"{name}: results entries must be JSON objects")
@@ -137,3 +131,31 @@ def metrics_in(res: dict) -> list[str]:
     for p in res["points"]:
         names |= {k for k in POINT_METRICS if k in p and p[k] is not None}
     return sorted(names)
+
+
+def to_compressai(results: list[dict], name: str = "vqcodec") -> dict:
+    """Clean-channel results (one point each, e.g. one per model) -> CompressAI's RD file form,
+    sorted by bpp. Per-image means as CompressAI reports them (PSNR averaged in dB)."""
+    clean = [r for r in results if r["channel"].get("kind") == "none"]
+    if not clean:
+        raise ResultsError("no clean-channel results (channel kind 'none') to export")
+    pts = sorted((r["points"][0] for r in clean), key=lambda p: p["bpp"])
+    return {"name": name,
+            "description": "vqcodec fixed-length VQ index stream, clean channel: "
+                           + ", ".join(r["model"]["name"] for r in clean),
+            "results": {"psnr-rgb": [p["psnr"]["mean"] for p in pts],
+                        "ms-ssim-rgb": [p.get("ms_ssim", {}).get("mean") for p in pts],
+                        "bpp": [p["bpp"] for p in pts]}}
+
+
+def read_compressai(path) -> dict | None:
+    """{name, bpp, psnr} from a CompressAI RD results file, or None when the file is not one."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if isinstance(data, dict) and isinstance(data.get("results"), dict) and "bpp" in data["results"]:
+        res = data["results"]
+        return {"name": data.get("name", Path(path).stem), "bpp": list(res["bpp"]),
+                "psnr": list(res.get("psnr-rgb", res.get("psnr", [])))}
+    return None
