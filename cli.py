@@ -61,12 +61,12 @@ def _parse_grid(text: str) -> list[float]:
     return vals
 
 
-def _load_codec(model, checkpoint):
+def _load_codec(model, checkpoint, device="cpu"):
     from vqcodec.model import CheckpointError
     from vqcodec.zoo import load_codec
 
     try:
-        return load_codec(model, checkpoint)
+        return load_codec(model, checkpoint, device)
     except CheckpointError as exc:
         _fail(str(exc))
 
@@ -162,6 +162,8 @@ def train(images, out, f, K, d, channels, res_blocks, decoder_res_blocks, steps,
 
 
 def _model_options(fn):
+    fn = click.option("--device", default="auto", show_default=True,
+                      help="cpu, cuda or auto (cuda when available) for encoding and decoding.")(fn)
     fn = click.option("--checkpoint", type=click.Path(), default=None,
                       help="Use your own checkpoint (stem, .json or .safetensors) instead of --model.")(fn)
     fn = click.option("--model", "-m", default=None, help="Shipped model name (see `vqcodec models`) [default: f4-k256].")(fn)
@@ -279,12 +281,12 @@ def channels_cmd():
 @click.option("--output", "-o", required=True, type=click.Path(), help="Index file to write (.vqc).")
 @_model_options
 @click.option("--overwrite", is_flag=True)
-def encode(image, output, model, checkpoint, overwrite):
+def encode(image, output, model, checkpoint, device, overwrite):
     """Encode IMAGE into a .vqc index file."""
     from vqcodec.bits import write_index_file
 
     _check_output(output, overwrite)
-    codec = _load_codec(model, checkpoint)
+    codec = _load_codec(model, checkpoint, device)
     encs, _ = _load_images(codec, image, with_ms_ssim=False)
     enc = encs[0]
     H, W = enc.image.shape[:2]
@@ -329,13 +331,13 @@ def decode(index_file, output, checkpoint, overwrite):
 @click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
 @click.option("--json", "json_out", type=click.Path(), default=None, help="Write a results file.")
 @click.option("--overwrite", is_flag=True)
-def eval_cmd(model, checkpoint, images, json_out, overwrite):
+def eval_cmd(model, checkpoint, device, images, json_out, overwrite):
     """Clean-channel evaluation: PSNR, MS-SSIM and bpp per image."""
     from vqcodec.results import new_results, write_results
     from vqcodec.simulate import clean_point
 
     _check_output(json_out, overwrite)
-    codec = _load_codec(model, checkpoint)
+    codec = _load_codec(model, checkpoint, device)
     encs, img_desc = _load_images(codec, images)
     point = clean_point(codec, encs)
     click.echo(f"{'image':<24} {'size':>10} {'bpp':>7} {'PSNR dB':>8} {'MS-SSIM':>8}")
@@ -366,11 +368,12 @@ def eval_cmd(model, checkpoint, images, json_out, overwrite):
               help="Write the originals and the first trial's reconstructions here.")
 @click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
 @click.option("--overwrite", is_flag=True)
-def simulate(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, images, receivers,
-             trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite):
+def simulate(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, device, images,
+             receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite):
     """Send images through one channel point and measure what arrives."""
     _run_sweep("simulate", kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, images,
-               receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite)
+               receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
+               device=device)
 
 
 @main.command()
@@ -389,12 +392,13 @@ def simulate(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model
               help="Channel bits per pixel of the baselines [default: the VQ model's bpp].")
 @click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
 @click.option("--overwrite", is_flag=True)
-def sweep(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, images, receivers,
-          trials, min_trials, ci_target, seed, json_out, baselines, rates, budget_bpp, no_ms_ssim, overwrite):
+def sweep(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, device, images,
+          receivers, trials, min_trials, ci_target, seed, json_out, baselines, rates, budget_bpp, no_ms_ssim,
+          overwrite):
     """Sweep a grid of channel parameters; one curve per receiver (and per baseline)."""
     _run_sweep("sweep", kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, images,
                receivers, trials, min_trials, ci_target, seed, json_out, None, no_ms_ssim, overwrite,
-               baselines=baselines, rates=rates, budget_bpp=budget_bpp)
+               baselines=baselines, rates=rates, budget_bpp=budget_bpp, device=device)
 
 
 def _grid_for(param, text):
@@ -413,7 +417,7 @@ def _grid_for(param, text):
 
 def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, images,
                receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
-               baselines=None, rates=None, budget_bpp=None):
+               baselines=None, rates=None, budget_bpp=None, device="cpu"):
     from tqdm import tqdm
 
     from vqcodec.correct import REGISTRY as RECEIVERS
@@ -433,7 +437,7 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
         stop = StopRule(min_trials=min_trials, max_trials=trials, ci_target=ci_target)
     except ValueError as exc:
         _fail(str(exc))
-    codec = _load_codec(model, checkpoint)
+    codec = _load_codec(model, checkpoint, device)
     param, extra, make = _channel_factory(kind, codec, packet_bits, burst_length, block_bits, hard)
     if command == "simulate":
         grid = [_param_value(param, p, snr_db, kind)]
@@ -524,7 +528,7 @@ def _print_table(results, param):
               help="Training images for the index statistics [default: ../shared/datasets/bsds500].")
 @click.option("--kodak", type=click.Path(), default=None,
               help="Also record clean Kodak metrics in the checkpoint [default: ../shared/datasets/kodak if present].")
-def prepare(model, checkpoint, images, kodak):
+def prepare(model, checkpoint, device, images, kodak):
     """Learn the index prior and the pseudo-Gray index assignment of a model and store them with it."""
     from tqdm import tqdm
 

@@ -53,16 +53,16 @@ def resolve(name: str) -> Path:
 
 
 @lru_cache(maxsize=8)
-def _load(path: str) -> tuple[VQVAE, dict]:
-    return load_model(path)
+def _load(path: str, device: str = "cpu") -> tuple[VQVAE, dict]:
+    return load_model(path, device=device)
 
 
-def load(name: str | None = None, checkpoint: str | None = None) -> tuple[VQVAE, dict]:
+def load(name: str | None = None, checkpoint: str | None = None, device: str = "cpu") -> tuple[VQVAE, dict]:
     """(model in eval mode, checkpoint meta) for a registered name or a user checkpoint path."""
     if checkpoint is not None:
-        model, meta = _load(str(Path(checkpoint).resolve()))
+        model, meta = _load(str(Path(checkpoint).resolve()), device)
     else:
-        model, meta = _load(str(resolve(name or DEFAULT_MODEL)))
+        model, meta = _load(str(resolve(name or DEFAULT_MODEL)), device)
     return model, meta
 
 
@@ -105,13 +105,26 @@ class Codec:
         return {"name": self.name, "f": self.f, "K": self.K, "bpp": self.bpp}
 
 
-def load_codec(name: str | None = None, checkpoint: str | None = None) -> Codec:
+def resolve_device(device: str | None) -> str:
+    """'auto' (or None) -> 'cuda' when a CUDA device is visible, else 'cpu'."""
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CheckpointError(f"device {device!r} requested but no CUDA device is available")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise CheckpointError(f"unknown device {device!r} (use cpu, cuda or auto)")
+    return device
+
+
+def load_codec(name: str | None = None, checkpoint: str | None = None, device: str = "cpu") -> Codec:
     """The codec for a registered model name or a user checkpoint (``--checkpoint``)."""
     import numpy as np
 
     from vqcodec.bits import check_assignment, identity_assignment
 
-    model, meta_ = load(name, checkpoint)
+    model, meta_ = load(name, checkpoint, resolve_device(device))
     label = name or DEFAULT_MODEL
     if checkpoint is not None:
         label = meta_.get("name") or Path(checkpoint).stem
