@@ -272,7 +272,7 @@ def channels_cmd():
 
     for name in sorted(channels.REGISTRY):
         cls = channels.REGISTRY[name]
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
         click.echo(f"{name:<15} --{cls.param.replace('_', '-'):<7} {doc}")
 
 
@@ -392,13 +392,15 @@ def simulate(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model
               help="Channel bits per pixel of the baselines [default: the VQ model's bpp].")
 @click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
 @click.option("--overwrite", is_flag=True)
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted sweep: keep the points already in --json, run the rest.")
 def sweep(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, device, images,
           receivers, trials, min_trials, ci_target, seed, json_out, baselines, rates, budget_bpp, no_ms_ssim,
-          overwrite):
+          overwrite, resume):
     """Sweep a grid of channel parameters; one curve per receiver (and per baseline)."""
     _run_sweep("sweep", kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, images,
                receivers, trials, min_trials, ci_target, seed, json_out, None, no_ms_ssim, overwrite,
-               baselines=baselines, rates=rates, budget_bpp=budget_bpp, device=device)
+               baselines=baselines, rates=rates, budget_bpp=budget_bpp, device=device, resume=resume)
 
 
 def _grid_for(param, text):
@@ -417,16 +419,22 @@ def _grid_for(param, text):
 
 def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, images,
                receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
-               baselines=None, rates=None, budget_bpp=None, device="cpu"):
+               baselines=None, rates=None, budget_bpp=None, device="cpu", resume=False):
     from tqdm import tqdm
 
     from vqcodec.correct import REGISTRY as RECEIVERS
     from vqcodec.images import save_image
-    from vqcodec.results import write_results
+    from vqcodec.results import ResultsError, read_results, write_results
     from vqcodec.simulate import StopRule, sweep
 
     t_start = time.perf_counter()
-    _check_output(json_out, overwrite)
+    previous = []
+    if resume and json_out and Path(json_out).exists():
+        try:
+            previous = read_results(json_out)
+        except ResultsError as exc:
+            _fail(f"cannot resume: {exc}")
+    _check_output(json_out, overwrite or resume)
     recv = [r.strip() for r in receivers.split(",") if r.strip()]
     unknown = [r for r in recv if r not in RECEIVERS]
     if unknown or not recv:
@@ -479,7 +487,8 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
 
     results = sweep(codec, encs, chans, grid, recv, channel_desc=_channel_desc(kind, param, extra),
                     images_desc=img_desc, seed=seed, stop=stop, name=command, with_ms_ssim=not no_ms_ssim,
-                    on_trial=on_trial, on_image=on_image if save_dir else None)
+                    on_trial=on_trial, on_image=on_image if save_dir else None, previous=previous,
+                    on_point=(lambda res: write_results(json_out, res)) if (json_out and command == "sweep") else None)
     bar.close()
     _print_table(results, param)
     if base_codecs:

@@ -85,9 +85,10 @@ def nearest_valid_table(assignment: np.ndarray, K: int) -> np.ndarray:
 
 @register("naive")
 def naive(received, grid, ctx: ReceiverContext) -> Decision:
-    """Use the received label as it is. Rule for what it cannot use as is: an erased
-    bit is read as 0; a label that no index uses (K not a power of two) is replaced
-    by the index of the nearest used label in Hamming distance."""
+    """Use the received label as it is (erased bits read as 0).
+
+    A label that no index uses (K not a power of two) is replaced by the index
+    of the nearest used label in Hamming distance, ties to the smaller label."""
     hard = received.hard
     bits = np.where(hard < 0, 0, hard).astype(np.uint8)
     labels = bits_to_labels(bits, ctx.b)

@@ -242,21 +242,40 @@ def sweep(codec: Codec, images: Sequence[EncodedImage], channel_list: Sequence, 
           name: str = "sweep", with_ms_ssim: bool = True,
           on_trial: Callable[[int, int], None] | None = None,
           on_image: Callable[[str, str, int, np.ndarray], None] | None = None,
-          timings: dict | None = None) -> list[dict]:
+          timings: dict | None = None, previous: Sequence[dict] = (),
+          on_point: Callable[[list[dict]], None] | None = None) -> list[dict]:
     """One results object per receiver over a grid of channel points (``channel_list[i]`` at ``grid[i]``).
 
+    ``previous``: results objects of an interrupted run of the same sweep; a point that
+    every receiver already finished there (same model, channel, seed) is reused, not rerun
+    (the per-point seeds make the outcome identical either way). ``on_point(results)`` is
+    called after every point with the results so far (for incremental, atomic writes);
     ``on_trial(point_index, trials_done)`` reports progress.
     """
     from vqcodec.results import new_results
 
+    def same_run(r):
+        return (r.get("model", {}).get("name") == codec.name and r.get("channel") == channel_desc
+                and r.get("seed") == seed and r.get("receiver") in receivers)
+
+    done = {(r["receiver"], float(p["param"])): p for r in previous if same_run(r) for p in r["points"]}
     curves: dict[str, list] = {r: [] for r in receivers}
+
+    def results():
+        return [new_results(name=f"{name}-{channel_desc['kind']}",
+                            description=f"{codec.name} over {channel_desc['kind']}, receiver {r}",
+                            seed=seed, model=codec.describe(), images=images_desc, channel=channel_desc, receiver=r,
+                            points=curves[r]) for r in receivers]
+
     for i, (value, ch) in enumerate(zip(grid, channel_list)):
-        pts = run_point(codec, images, ch, receivers, seed=seed, param=value, stop=stop, with_ms_ssim=with_ms_ssim,
-                        on_trial=(lambda t, i=i: on_trial(i, t)) if on_trial else None, on_image=on_image,
-                        timings=timings)
+        if all((r, float(value)) in done for r in receivers):
+            pts = {r: done[(r, float(value))] for r in receivers}
+        else:
+            pts = run_point(codec, images, ch, receivers, seed=seed, param=value, stop=stop,
+                            with_ms_ssim=with_ms_ssim, on_trial=(lambda t, i=i: on_trial(i, t)) if on_trial else None,
+                            on_image=on_image, timings=timings)
         for r in receivers:
             curves[r].append(pts[r])
-    return [new_results(name=f"{name}-{channel_desc['kind']}",
-                        description=f"{codec.name} over {channel_desc['kind']}, receiver {r}",
-                        seed=seed, model=codec.describe(), images=images_desc, channel=channel_desc, receiver=r,
-                        points=curves[r]) for r in receivers]
+        if on_point:
+            on_point(results())
+    return results()

@@ -215,42 +215,33 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
     from vqcodec.simulate import StopRule, encode_image, sweep
     from vqcodec.zoo import load_codec
 
-    done = _finished(run_dir)
+    previous = _finished(run_dir)
     stop = StopRule(min(suite.min_trials, suite.trials), suite.trials, suite.ci)
     paths = list_images(suite.images_folder())
     img_desc = {"source": suite.images, "count": len(paths)}
+    cls = channels.REGISTRY[suite.channel]
+    grid = [float(g) for g in suite.grid]
     all_results: list[dict] = []
     for model in suite.models:
         codec = load_codec(model)
         extra = dict(suite.channel_params)
         if suite.channel == "packet-erasure":
             extra.setdefault("packet_bits", codec.bits_per_index)
-        cls = channels.REGISTRY[suite.channel]
         desc = {"kind": suite.channel, "param": cls.param, **extra}
-        encs = None
-        curves = {r: [] for r in suite.receivers}
-        for value in suite.grid:
-            prev = {r["receiver"]: p for r in done if r["model"].get("name") == model
-                    for p in r["points"] if p["param"] == float(value)}
-            if all(r in prev for r in suite.receivers):
-                for r in suite.receivers:
-                    curves[r].append(prev[r])
-                continue
-            if encs is None:
-                encs = [encode_image(codec, p, suite.ms_ssim) for p in paths]
-            ch = channels.get_channel(suite.channel, **{cls.param: value}, **extra)
-            res = sweep(codec, encs, [ch], [float(value)], list(suite.receivers), channel_desc=desc,
-                        images_desc=img_desc, seed=suite.seed, stop=stop, name=suite.name,
-                        with_ms_ssim=suite.ms_ssim)
-            for r in res:
-                curves[r["receiver"]].append(r["points"][0])
-            if progress:
-                progress(f"{model} {cls.param}={value:g}")
-            partial = all_results + _curves_to_results(suite, codec, curves, desc, img_desc)
-            write_results(run_dir / "results.json", partial + [r for r in done if r["model"].get("name")
-                                                                 not in {x["model"]["name"] for x in partial}])
-        all_results += _curves_to_results(suite, codec, curves, desc, img_desc)
-        write_results(run_dir / "results.json", all_results)
+        chans = [channels.get_channel(suite.channel, **{cls.param: v}, **extra) for v in grid]
+        todo = [v for v in grid if not all(any(r.get("receiver") == rc and r["model"].get("name") == model
+                                               and any(float(p["param"]) == v for p in r["points"])
+                                               for r in previous) for rc in suite.receivers)]
+        encs = [encode_image(codec, p, suite.ms_ssim) for p in paths] if todo else []
+
+        def on_point(res, model=model):
+            if progress and res and len(res[0]["points"]) and float(res[0]["points"][-1]["param"]) in todo:
+                progress(f"{model} {cls.param}={res[0]['points'][-1]['param']:g}")
+            write_results(run_dir / "results.json", all_results + res)
+
+        all_results += sweep(codec, encs, chans, grid, list(suite.receivers), channel_desc=desc,
+                             images_desc=img_desc, seed=suite.seed, stop=stop, name=suite.name,
+                             with_ms_ssim=suite.ms_ssim, previous=previous, on_point=on_point)
     if suite.baselines:
         from vqcodec.baselines import baseline_sweep
         from vqcodec.images import load_image
@@ -258,23 +249,13 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
         if progress:
             progress("baselines")
         codec = load_codec(suite.models[0])
-        cls = channels.REGISTRY[suite.channel]
-        extra = dict(suite.channel_params)
         all_results += baseline_sweep([(p.name, load_image(p)) for p in paths], codecs=list(suite.baselines),
-                                      rates=list(suite.rates), channel_kind=suite.channel,
-                                      grid=[float(g) for g in suite.grid], channel_extra=extra,
+                                      rates=list(suite.rates), channel_kind=suite.channel, grid=grid,
+                                      channel_extra=dict(suite.channel_params),
                                       budget_bpp=suite.budget_bpp or codec.bpp, seed=suite.seed,
                                       trials=suite.trials, with_ms_ssim=suite.ms_ssim, images_source=suite.images)
         write_results(run_dir / "results.json", all_results)
     return all_results
-
-
-def _curves_to_results(suite, codec, curves, desc, img_desc) -> list[dict]:
-    from vqcodec.results import new_results
-
-    return [new_results(name=suite.name, description=f"{codec.name} over {suite.channel}, receiver {r}",
-                        seed=suite.seed, model=codec.describe(), images=img_desc, channel=desc, receiver=r,
-                        points=pts) for r, pts in curves.items() if pts]
 
 
 def run_rd_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | None = None) -> list[dict]:

@@ -35,7 +35,7 @@ def register(name: str, description: str) -> None:
 
 register("f4-k256", "default: stride 4, 256 codewords, 0.5 bpp")
 register("f8-k1024", "stride 8, 1024 codewords, 0.156 bpp")
-register("f4-k1024", "stride 4, 1024 codewords, 0.625 bpp")
+register("f8-k256", "stride 8, 256 codewords, 0.125 bpp")
 
 
 def available() -> list[str]:
