@@ -174,3 +174,25 @@ def test_spatial_receiver_needs_a_prior():
     rx = ch(indices_to_bits(np.zeros((2, 2), int), 16), np.random.default_rng(0))
     with pytest.raises(ValueError, match="index prior"):
         get_receiver("spatial")(rx, (2, 2), _ctx(16, None, ch))
+
+
+@pytest.mark.parametrize("name,params", [("awgn", {"snr_db": 4.0, "soft": False}), ("fading", {"snr_db": 6.0, "soft": False}),
+                                         ("burst", {"p": 0.01, "burst_length": 5.0}), ("erasure", {"p": 0.1}),
+                                         ("awgn", {"snr_db": 4.0}), ("packet-erasure", {"p": 0.1, "packet_bits": 4})])
+def test_every_channel_feeds_every_receiver(name, params):
+    from vqcodec.correct import bit_llrs
+
+    K = 16
+    rng = np.random.default_rng(0)
+    grid = rng.integers(0, K, (6, 5))
+    ch = channels.get_channel(name, **params)
+    ctx = _ctx(K, learn_prior([grid], K), ch)
+    rx = ch(indices_to_bits(grid, K), rng)
+    llr = bit_llrs(rx, ch, ctx.b)
+    assert llr.shape == (30, 4) and np.isfinite(llr).all()
+    if rx.llr is None:  # hard view: |llr| = log((1 - q) / q) of the crossover probability
+        q = ch.crossover_probability if hasattr(ch, "crossover_probability") else ch.p
+        assert np.allclose(np.abs(llr), min(30.0, np.log((1 - q) / q)))
+    for r in ("naive", "map", "spatial", "spatial-mmse"):
+        dec = get_receiver(r)(rx, grid.shape, ctx)
+        assert dec.indices.shape == grid.shape and (dec.indices >= 0).all() and (dec.indices < K).all()

@@ -110,9 +110,9 @@ def bit_llrs(received, channel, b: int) -> np.ndarray:
     else:
         q = None
         if channel is not None and hasattr(channel, "crossover_probability"):
-            q = float(channel.crossover_probability())
+            q = float(channel.crossover_probability)
         elif channel is not None and getattr(channel, "param", None) == "p" and channel.name in ("bsc", "burst"):
-            q = float(channel.param_value())
+            q = float(channel.param_value)
         mag = LLR_MAX if not q or q <= 0 else min(LLR_MAX, float(np.log((1 - q) / q)))
         hard = received.hard
         llr = np.where(hard < 0, 0.0, np.where(hard == 0, mag, -mag))
