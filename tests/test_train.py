@@ -46,3 +46,31 @@ def test_resume_gives_the_same_model(tmp_path, image_dir):
     b, _ = load_model(tmp_path / "part")
     for (k, v), (k2, v2) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.allclose(v.float(), v2.float(), atol=1e-6), k
+
+
+def test_finetune_keeps_encoder_and_codebook(tmp_path, image_dir, tiny_model):
+    import channels
+    from vqcodec.bits import identity_assignment
+    from vqcodec.model import save_model
+    from vqcodec.prior import learn_prior
+    from vqcodec.simulate import encode_image
+    from vqcodec.train import FinetuneConfig, finetune_decoder
+    from vqcodec.zoo import Codec
+
+    torch.set_num_threads(1)
+    codec = Codec(name="tiny", model=tiny_model, meta={"name": "tiny"}, assignment=identity_assignment(16))
+    grids = [encode_image(codec, p, False).indices for p in sorted(image_dir.iterdir())]
+    codec = Codec(name="tiny", model=tiny_model, meta={"name": "tiny"}, assignment=identity_assignment(16),
+                  prior=learn_prior(grids, 16))
+    ch = channels.get_channel("bsc", p=0.05)
+    hist = []
+    finetune_decoder(codec, ch, "naive", image_dir, FinetuneConfig(steps=30, batch=4, crop=16, lr=3e-3, warmup=2,
+                                                                   log_every=1),
+                     tmp_path / "ft", progress=lambda s, m: hist.append(m["loss"]))
+    ft, meta = load_model(tmp_path / "ft")
+    assert meta["finetune"]["receiver"] == "naive" and meta["finetune"]["channel"]["p"] == 0.05
+    assert torch.equal(ft.codebook, tiny_model.codebook)
+    for a, b in zip(ft.encoder.parameters(), tiny_model.encoder.parameters()):
+        assert torch.equal(a, b)
+    assert any(not torch.equal(a, b) for a, b in zip(ft.decoder.parameters(), tiny_model.decoder.parameters()))
+    assert np.mean(hist[-5:]) < np.mean(hist[:5])

@@ -206,3 +206,83 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *, resume
     model.eval()
     save_model(model, out, meta(tc.steps))
     return summary()
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    steps: int = 3000
+    batch: int = 16
+    crop: int = 64
+    lr: float = 2e-4
+    warmup: int = 100
+    min_lr_ratio: float = 0.05
+    clip: float = 1.0
+    seed: int = 0
+    clean_fraction: float = 0.25  # share of crops decoded without channel errors (keeps the clean PSNR)
+    log_every: int = 25
+
+
+def finetune_decoder(codec, channel, receiver: str, images_folder, fc: FinetuneConfig, out, *,
+                     name: str | None = None, command: str | None = None,
+                     progress: Callable[[int, dict], None] | None = None) -> dict:
+    """Channel-aware decoder fine-tuning: the encoder and the codebook stay frozen; the decoder
+    learns from what ``receiver`` actually hands it after ``channel`` (soft MMSE code vectors
+    for ``spatial-mmse``, hard codewords otherwise), on random training crops; a share
+    ``clean_fraction`` of the crops is decoded from clean indices. Writes a full checkpoint to
+    ``out`` carrying the base model's assignment and index prior."""
+    from vqcodec.bits import indices_to_bits
+    from vqcodec.correct import ReceiverContext, get_receiver
+    from vqcodec.prior import prior_path, save_prior
+
+    images, paths = load_training_images(images_folder)
+    sampler = CropSampler(images, fc.crop)
+    rng = np.random.default_rng(fc.seed)
+    model = VQVAE(codec.model.cfg)
+    model.load_state_dict(codec.model.state_dict())
+    model.eval()
+    for p in model.encoder.parameters():
+        p.requires_grad_(False)
+    params = list(model.decoder.parameters())
+    opt = torch.optim.Adam(params, lr=fc.lr)
+    fn = get_receiver(receiver)
+    ctx = ReceiverContext(K=codec.K, assignment=codec.assignment,
+                          codebook=model.codebook.detach().numpy(), channel=channel, prior=codec.prior)
+    tc_sched = TrainConfig(steps=fc.steps, lr=fc.lr, warmup=fc.warmup, min_lr_ratio=fc.min_lr_ratio)
+    window: list[float] = []
+    history = []
+    for step in range(fc.steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, tc_sched)
+        x = sampler.sample(fc.batch, rng)
+        with torch.no_grad():
+            idx = model.encode(x).numpy()
+        z = model.codebook.detach()[torch.from_numpy(idx)].numpy().copy()  # (B, h, w, d)
+        n_clean = int(round(fc.clean_fraction * fc.batch))
+        for b in range(n_clean, fc.batch):
+            bits = indices_to_bits(idx[b], codec.K, codec.assignment)
+            dec = fn(channel(bits, rng), idx[b].shape, ctx)
+            z[b] = dec.embeddings if dec.embeddings is not None else ctx.codebook[dec.indices]
+        model.decoder.train()
+        x_hat = model.decode_embeddings(torch.from_numpy(z).permute(0, 3, 1, 2))
+        loss = F.mse_loss(x_hat, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, fc.clip)
+        opt.step()
+        model.decoder.eval()
+        window = (window + [loss.item()])[-200:]
+        if (step + 1) % fc.log_every == 0 or step + 1 == fc.steps:
+            m = {"loss": float(np.mean(window)), "psnr": 10 * math.log10(1 / max(np.mean(window), 1e-12)),
+                 "lr": lr_at(step, tc_sched)}
+            history.append({"step": step + 1, **{k: round(v, 6) for k, v in m.items()}})
+            if progress:
+                progress(step + 1, m)
+    meta = {k: v for k, v in codec.meta.items() if k not in ("format", "config", "kodak", "history")}
+    meta.update({"name": name or Path(out).name, "finetune": {
+        "base": codec.name, "channel": {"kind": channel.name, channel.param: channel.param_value},
+        "receiver": receiver, "images": str(images_folder), "config": asdict(fc), "command": command,
+        "history": history[-100:]}})
+    save_model(model, out, meta)
+    if codec.prior is not None:
+        save_prior(codec.prior, prior_path(out))
+    return history[-1] if history else {}
