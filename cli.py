@@ -360,8 +360,9 @@ def eval_cmd(model, checkpoint, device, images, json_out, overwrite):
 @click.option("--snr-db", type=float, default=None, help="Es/N0 in dB (awgn, fading).")
 @_model_options
 @click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
-@click.option("--receiver", "-r", "receivers", default="naive", show_default=True,
-              help="Receiver(s), comma-separated (see `vqcodec receivers`).")
+@click.option("--receiver", "-r", "receivers", default=None,
+              help="Receiver(s), comma-separated (see `vqcodec receivers`) "
+                   "[default: naive,spatial-mmse; naive for a model without an index prior].")
 @_stop_options
 @click.option("--json", "json_out", type=click.Path(), default=None, help="Write a results file.")
 @click.option("--save-dir", type=click.Path(file_okay=False), default=None,
@@ -382,7 +383,8 @@ def simulate(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model
 @click.option("--snr-db", default=None, help="Grid of Es/N0 values in dB: '0,2,4' or 'START:STOP:N' (linear).")
 @_model_options
 @click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
-@click.option("--receiver", "-r", "receivers", default="naive", show_default=True, help="Receivers, comma-separated.")
+@click.option("--receiver", "-r", "receivers", default=None,
+              help="Receivers, comma-separated [default: naive,spatial-mmse; naive without an index prior].")
 @_stop_options
 @click.option("--json", "json_out", type=click.Path(), required=True, help="Results file to write.")
 @click.option("--baselines", default=None, help="Also send JPEG/WebP + CRC + channel code: 'jpeg,webp'.")
@@ -435,7 +437,7 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
         except ResultsError as exc:
             _fail(f"cannot resume: {exc}")
     _check_output(json_out, overwrite or resume)
-    recv = [r.strip() for r in receivers.split(",") if r.strip()]
+    recv = [r.strip() for r in (receivers or "naive,spatial-mmse").split(",") if r.strip()]
     unknown = [r for r in recv if r not in RECEIVERS]
     if unknown or not recv:
         _fail(f"unknown receiver {unknown[0] if unknown else ''!r} (known: {', '.join(sorted(RECEIVERS))})")
@@ -446,6 +448,12 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
     except ValueError as exc:
         _fail(str(exc))
     codec = _load_codec(model, checkpoint, device)
+    if codec.prior is None:
+        if receivers is None:
+            recv = ["naive"]
+        elif any(r.startswith("spatial") for r in recv):
+            _fail(f"the spatial receivers need an index prior and {codec.name} has none "
+                  "(build one with `vqcodec prepare`)")
     param, extra, make = _channel_factory(kind, codec, packet_bits, burst_length, block_bits, hard)
     if command == "simulate":
         grid = [_param_value(param, p, snr_db, kind)]

@@ -83,3 +83,19 @@ def test_paired_noise_across_receivers(codec, encoded):
     out = run_point(codec, encoded, ch, ["naive", "map"], seed=0, param=0.05, stop=StopRule(2, 2),
                     with_ms_ssim=False)
     assert out["naive"]["bit_errors"] == out["map"]["bit_errors"] > 0
+
+
+def test_prepare_checkpoint_stores_prior_and_assignment(tiny_checkpoint, image_dir):
+    from vqcodec.prior import prior_path
+    from vqcodec.zoo import load_codec, prepare_checkpoint
+
+    summary = prepare_checkpoint(tiny_checkpoint, image_dir, kodak_folder=image_dir)
+    meta = json.loads(tiny_checkpoint.with_suffix(".json").read_text())
+    assert sorted(meta["assignment"]) == list(range(16))
+    assert prior_path(tiny_checkpoint).exists()
+    assert summary["lam"] in (0.6, 0.8, 0.9, 0.95) and summary["beta"] in (0.4, 0.6, 0.8, 1.0)
+    assert summary["assignment"]["final_cost"] <= summary["assignment"]["identity_cost"]
+    assert 0 < meta["kodak"]["codebook_usage"] <= 1
+    codec = load_codec(checkpoint=str(tiny_checkpoint))
+    assert codec.prior is not None and codec.prior.lam == summary["lam"] and codec.prior.beta == summary["beta"]
+    assert np.array_equal(codec.assignment, meta["assignment"])
