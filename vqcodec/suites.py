@@ -37,7 +37,7 @@ SCHEMA = {  # key: (type, required)
     "models": (list, True), "channel": (str, False), "grid": (list, False), "channel_params": (dict, False),
     "receivers": (list, False), "baselines": (list, False), "rates": (list, False), "seed": (int, False),
     "trials": (int, False), "min_trials": (int, False), "ci": (float, False), "ms_ssim": (bool, False),
-    "budget_bpp": (float, False), "expected": (str, False), "anchors": (list, False),
+    "budget_bpp": (float, False), "expected": (str, False), "anchors": (list, False), "figure": (list, False),
 }
 
 
@@ -66,6 +66,7 @@ class Suite:
     budget_bpp: float | None = None
     expected: str | None = None
     anchors: tuple = ()
+    figure: tuple = ()  # glob patterns of the legend labels drawn in the figure (default: all curves)
 
     def images_folder(self):
         """None for the bundled samples, else a folder (``kodak`` = ../shared/datasets/kodak)."""
@@ -402,6 +403,12 @@ def run(suite: Suite, run_dir: Path, progress=None) -> tuple[list[dict], list[Pa
                        title=f"{suite.name}: clean-channel rate-distortion")
     else:
         results = run_sweep_suite(suite, run_dir, progress)
-        figs = plot_curves(results, run_dir / "figure", title=f"{suite.name}: {suite.description}")
+        import fnmatch
+
+        from vqcodec.plot import curve_label
+
+        shown = [r for r in results if not suite.figure
+                 or any(fnmatch.fnmatch(curve_label(r), pat) for pat in suite.figure)]
+        figs = plot_curves(shown or results, run_dir / "figure", title=f"{suite.name}")
     write_summary(suite, results, run_dir)
     return results, figs
