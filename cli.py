@@ -772,7 +772,7 @@ def plot(results_files, output, metric, title, select, rd):
     import fnmatch
 
     from vqcodec.plot import curve_label, plot_curves, plot_rd
-    from vqcodec.results import ResultsError, read_compressai, read_results
+    from vqcodec.results import ResultsError, merge_curves, read_compressai, read_results
 
     _check_output(output, True)
     if rd:
@@ -790,7 +790,7 @@ def plot(results_files, output, metric, title, select, rd):
         click.echo("wrote " + ", ".join(str(w) for w in written))
         return
     try:
-        results = [r for f in results_files for r in read_results(f)]
+        results = merge_curves([r for f in results_files for r in read_results(f)])
         if select:
             results = [r for r in results if any(fnmatch.fnmatch(curve_label(r), pat) for pat in select)]
             if not results:

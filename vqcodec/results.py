@@ -159,3 +159,19 @@ def read_compressai(path) -> dict | None:
         return {"name": data.get("name", Path(path).stem), "bpp": list(res["bpp"]),
                 "psnr": list(res.get("psnr-rgb", res.get("psnr", [])))}
     return None
+
+
+def merge_curves(results: list[dict]) -> list[dict]:
+    """Join results objects that are the same curve (model, receiver, channel, label) — e.g. one
+    ``simulate`` file per channel point — into one object with all points, sorted by parameter."""
+    merged: dict[str, dict] = {}
+    for r in results:
+        key = json.dumps([r["model"].get("name"), r["receiver"], r["channel"], r.get("label")], sort_keys=True)
+        if key not in merged:
+            merged[key] = {**r, "points": list(r["points"])}
+        else:
+            have = {float(p["param"]) for p in merged[key]["points"]}
+            merged[key]["points"] += [p for p in r["points"] if float(p["param"]) not in have]
+    for r in merged.values():
+        r["points"].sort(key=lambda p: float(p["param"]))
+    return list(merged.values())
