@@ -368,8 +368,10 @@ def write_summary(suite: Suite, results: list[dict], run_dir: Path) -> Path:
     return path
 
 
-def check_expected(suite: Suite, results: list[dict], rtol: float = 0.0, atol: float = 1e-6) -> list[str]:
-    """Compare PSNR means and error counts with the stored expected file; returns mismatches."""
+def check_expected(suite: Suite, results: list[dict], rtol: float = 0.0, atol: float = 0.01) -> list[str]:
+    """Compare PSNR means (within ``atol`` dB: float differences between CPUs can move a
+    near-tie index) and bit error counts (exact: the channel noise is numpy-deterministic)
+    with the stored expected file; returns the mismatches."""
     if not suite.expected:
         return []
     exp = json.loads((EXPECTED / suite.expected).read_text())
@@ -378,7 +380,7 @@ def check_expected(suite: Suite, results: list[dict], rtol: float = 0.0, atol: f
     for key, v in exp.items():
         if key not in got:
             problems.append(f"{key}: missing")
-        elif not np.isclose(got[key], v, rtol=rtol, atol=atol):
+        elif not np.isclose(got[key], v, rtol=rtol, atol=atol if key.endswith("|psnr") else 0):
             problems.append(f"{key}: expected {v}, got {got[key]}")
     return problems
 
