@@ -133,3 +133,11 @@ def test_corrupt_config_gives_checkpoint_error(tiny_checkpoint):
     tiny_checkpoint.with_suffix(".json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(CheckpointError, match="not a vqcodec checkpoint"):
         load_model(tiny_checkpoint)
+
+
+def test_decoding_does_not_depend_on_memory_layout(tiny_model):
+    idx = torch.randint(0, 16, (1, 5, 7))
+    z = tiny_model.codebook[idx]  # (1, h, w, d)
+    a = tiny_model.decode(idx)
+    b = tiny_model.decode_embeddings(z[0].permute(2, 0, 1)[None])  # other strides, same values
+    assert torch.equal(a, b)

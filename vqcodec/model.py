@@ -251,7 +251,9 @@ class VQVAE(nn.Module):
         return self.quantizer.nearest(z.permute(0, 2, 3, 1).reshape(-1, d)).view(B, h, w)
 
     def decode_embeddings(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
+        # one memory layout for every caller: the CPU convolutions pick their kernels by
+        # strides, and hard indices and MMSE vectors must decode to identical pixels
+        return self.decoder(z.contiguous())
 
     def embed(self, indices: torch.Tensor) -> torch.Tensor:
         """Code vectors (B, d, h, w) of indices (B, h, w)."""
