@@ -250,18 +250,18 @@ def models():
     from vqcodec.model import CheckpointError
     from vqcodec.zoo import DEFAULT_MODEL, REGISTRY, meta
 
-    click.echo(f"{'name':<10} {'f':>3} {'K':>6} {'bpp':>7} {'Kodak PSNR':>11}  description")
+    click.echo(f"{'name':<16} {'f':>3} {'K':>6} {'bpp':>7} {'Kodak PSNR':>11}  description")
     for name in sorted(REGISTRY):
         try:
             m = meta(name)
         except CheckpointError:
-            click.echo(f"{name:<10} {'':>3} {'':>6} {'':>7} {'':>11}  (weights not installed)")
+            click.echo(f"{name:<16} {'':>3} {'':>6} {'':>7} {'':>11}  (weights not installed)")
             continue
         cfg = m["config"]
         bpp = math.ceil(math.log2(cfg["K"])) / cfg["f"] ** 2
         kodak = m.get("kodak", {}).get("psnr")
         star = " (default)" if name == DEFAULT_MODEL else ""
-        click.echo(f"{name:<10} {cfg['f']:>3} {cfg['K']:>6} {bpp:>7.4f} "
+        click.echo(f"{name:<16} {cfg['f']:>3} {cfg['K']:>6} {bpp:>7.4f} "
                    f"{(f'{kodak:.2f} dB' if kodak else 'n/a'):>11}  {REGISTRY[name].description}{star}")
 
 

@@ -141,3 +141,13 @@ def test_decoding_does_not_depend_on_memory_layout(tiny_model):
     a = tiny_model.decode(idx)
     b = tiny_model.decode_embeddings(z[0].permute(2, 0, 1)[None])  # other strides, same values
     assert torch.equal(a, b)
+
+
+def test_checkpoint_names_with_dots(tmp_path, tiny_model):
+    from vqcodec.model import checkpoint_paths
+
+    w, c = checkpoint_paths(tmp_path / "f4-k256-bsc0.02")
+    assert w.name == "f4-k256-bsc0.02.safetensors" and c.name == "f4-k256-bsc0.02.json"
+    assert checkpoint_paths(tmp_path / "m.v2.json") == (tmp_path / "m.v2.safetensors", tmp_path / "m.v2.json")
+    save_model(tiny_model, tmp_path / "a.b", {"name": "a.b"})
+    assert load_model(tmp_path / "a.b")[1]["name"] == "a.b"

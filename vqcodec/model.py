@@ -284,7 +284,8 @@ def checkpoint_paths(path: str | "os.PathLike") -> tuple["Path", "Path"]:
     p = Path(path)
     if p.suffix in (".safetensors", ".json"):
         p = p.with_suffix("")
-    return p.with_suffix(".safetensors"), p.with_suffix(".json")
+    # names may hold dots (f4-k256-bsc0.02): append, never replace, the suffix
+    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
 
 
 def save_model(model: VQVAE, path, meta: dict | None = None) -> tuple:

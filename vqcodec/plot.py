@@ -110,9 +110,9 @@ def _save(fig, out) -> list[Path]:
 
     out = Path(out)
     written = []
-    suffixes = [out.suffix.lower()] if out.suffix.lower() in (".png", ".pdf", ".svg") else [".png", ".pdf"]
-    for suf in suffixes:
-        p = out.with_suffix(suf)
+    known = out.suffix.lower() in (".png", ".pdf", ".svg")
+    for suf in [out.suffix.lower()] if known else [".png", ".pdf"]:
+        p = out if known else out.with_name(out.name + suf)
         tmp = p.with_name(f".{p.stem}.tmp{suf}")
         fig.savefig(tmp)
         tmp.replace(p)

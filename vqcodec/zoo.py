@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from vqcodec.model import VQVAE, CheckpointError, load_model, read_checkpoint_meta
+from vqcodec.model import VQVAE, CheckpointError, checkpoint_paths, load_model, read_checkpoint_meta
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = "f4-k256"
@@ -41,14 +41,14 @@ register("f4-k256-bsc0.02", "f4-k256 with its decoder fine-tuned for BSC p=0.02 
 
 def available() -> list[str]:
     """Registered models whose weights are present, sorted."""
-    return sorted(n for n, e in REGISTRY.items() if e.path.with_suffix(".json").exists())
+    return sorted(n for n, e in REGISTRY.items() if checkpoint_paths(e.path)[1].exists())
 
 
 def resolve(name: str) -> Path:
     if name not in REGISTRY:
         raise CheckpointError(f"unknown model {name!r} (known: {', '.join(sorted(REGISTRY))})")
     entry = REGISTRY[name]
-    if not entry.path.with_suffix(".json").exists():
+    if not checkpoint_paths(entry.path)[1].exists():
         raise CheckpointError(f"model {name!r} is registered but its weights are not installed ({entry.path}.json)")
     return entry.path
 
