@@ -151,7 +151,13 @@ def plot_rd(results: Sequence[dict], out: str | Path, anchors: Sequence[dict] = 
                 label=f"{a['name']} (CompressAI Kodak results)")
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-    ax.set_xlim(0, max([p["bpp"] for r in results for p in r["points"]] + [0.8]) * 1.05)
+    model_bpp = [r["points"][0]["bpp"] for r in models]
+    ax.set_xlim(0, max(model_bpp + [0.5]) * 2.0)  # the region of the models, not the codecs' whole range
+    xmax = ax.get_xlim()[1]
+    ys = [_value(p, metric)[0] for r in results for p in r["points"] if p["bpp"] <= xmax]
+    ys += [v for a in anchors if metric == "psnr" for b, v in zip(a["bpp"], a["psnr"]) if b <= xmax]
+    if ys:
+        ax.set_ylim(min(ys) - 1, max(ys) + 1)
     ax.set_title(title or "clean-channel rate-distortion", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
