@@ -528,7 +528,7 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
 
 def _print_table(results, param):
     head = f"{'receiver':<14} {param:>9} {'trials':>6} {'stop':>10} {'clean dB':>9} {'PSNR dB':>14} {'loss dB':>8} " \
-           f"{'BER':>9} {'idx err':>9}"
+           f"{'BER':>9} {'erased':>9} {'idx err':>9}"
     click.echo(head)
     for res in results:
         for pt in res["points"]:
@@ -536,7 +536,8 @@ def _print_table(results, param):
             ci_s = f"±{ci:.3f}" if math.isfinite(ci) else "±inf"
             click.echo(f"{res['receiver']:<14} {pt['param']:>9.3g} {pt['trials']:>6} {pt['stop']:>10} "
                        f"{pt['psnr_clean']:>9.2f} {pt['psnr']['mean']:>7.2f} {ci_s:>6} "
-                       f"{pt['psnr']['mean'] - pt['psnr_clean']:>8.2f} {pt['ber']:>9.2e} {pt['index_error_rate']:>9.2e}")
+                       f"{pt['psnr']['mean'] - pt['psnr_clean']:>8.2f} {pt['ber']:>9.2e} "
+                       f"{pt.get('erased_bits', 0) / max(pt['bits'], 1):>9.2e} {pt['index_error_rate']:>9.2e}")
 
 
 @main.command()
