@@ -409,7 +409,6 @@ def _candidates_ref(llr, inv, log_uni, pmi_h, pmi_v, bounds, h, w, radius, keep,
         for fm in range(1 << nf):
             bits = [order[j] for j in range(nf) if (fm >> j) & 1]
             for fl in flips:
-                allbits = bits + [order[nf + i] for i in fl]
                 lab = int(hard[s])
                 ch = 0.0
                 for bit in bits:
@@ -419,7 +418,6 @@ def _candidates_ref(llr, inv, log_uni, pmi_h, pmi_v, bounds, h, w, radius, keep,
                     bit = order[nf + i]
                     lab ^= 1 << (b - 1 - bit)
                     ch -= mags[bit]
-                del allbits
                 idx = inv[lab]
                 if idx < 0:
                     continue
