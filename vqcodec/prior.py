@@ -148,34 +148,3 @@ def learn_prior(grids, K: int) -> IndexPrior:
         hor += h
         ver += v
     return IndexPrior(uni, hor, ver)
-
-
-def tune_smoothing(grids, K: int, lams=(0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
-                   betas=(0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2), holdout_every: int = 5,
-                   max_positions: int = 30000, seed: int = 0) -> tuple[float, float, float]:
-    """(lam, beta, bits) minimising the held-out cross-entropy (bits per index) of the left/up
-    context model: statistics from all grids but every ``holdout_every``-th; evaluated on at
-    most ``max_positions`` interior positions drawn (fixed seed) from those."""
-    train = [g for i, g in enumerate(grids) if i % holdout_every]
-    held = [np.asarray(g, dtype=np.int64) for i, g in enumerate(grids) if i % holdout_every == 0]
-    base = learn_prior(train, K)
-    x = np.concatenate([g[1:, 1:].ravel() for g in held])
-    left = np.concatenate([g[1:, :-1].ravel() for g in held])
-    up = np.concatenate([g[:-1, 1:].ravel() for g in held])
-    if x.size > max_positions:
-        pick = np.random.default_rng(seed).choice(x.size, max_positions, replace=False)
-        x, left, up = x[pick], left[pick], up[pick]
-    rows = np.arange(x.size)
-    best = (None, None, np.inf)
-    for lam in lams:
-        pr = IndexPrior(base.unigram, base.horizontal, base.vertical, lam=lam)
-        lu = pr.log_unigram()
-        ctx = pr.pmi("h")[left] + pr.pmi("v")[up]
-        for beta in betas:
-            logits = lu[None, :] + beta * ctx
-            m = logits.max(axis=1, keepdims=True)
-            lz = m[:, 0] + np.log(np.exp(logits - m).sum(axis=1))
-            bits = float((lz - logits[rows, x]).mean() / np.log(2))
-            if bits < best[2]:
-                best = (lam, beta, bits)
-    return best

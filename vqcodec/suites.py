@@ -144,48 +144,44 @@ def validate(data: dict, where: str = "suite") -> Suite:
 
 # --------------------------------------------------------------------------- BD metrics
 
+def _pchip_mean(x, y, lo, hi):
+    """Mean of the PCHIP interpolant of y(x) over [lo, hi] (x strictly increasing)."""
+    from scipy.interpolate import PchipInterpolator
+
+    return PchipInterpolator(x, y).integrate(lo, hi) / (hi - lo)
+
+
+def _sorted_unique(x, y):
+    """(x, y) sorted by x, keeping the first of equal x values."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    keep = np.concatenate([[True], np.diff(x) > 0])
+    return x[keep], y[keep]
+
+
+def _bd(xa, ya, xb, yb) -> float:
+    """Mean difference of curve b over curve a (y as a function of x) on the overlap of x."""
+    xa, ya = _sorted_unique(xa, ya)
+    xb, yb = _sorted_unique(xb, yb)
+    lo, hi = max(xa.min(), xb.min()), min(xa.max(), xb.max())
+    if len(xa) < 2 or len(xb) < 2 or hi <= lo:
+        return float("nan")
+    return float(_pchip_mean(xb, yb, lo, hi) - _pchip_mean(xa, ya, lo, hi))
+
+
 def bd_rate(rate_a, psnr_a, rate_b, psnr_b) -> float:
     """Bjøntegaard delta rate (%) of curve b against anchor a: the average rate difference
     at equal PSNR over the overlapping PSNR range, log-rate interpolated with monotone
     piecewise-cubic (PCHIP, scipy) as in the current Bjøntegaard practice (VCEG-AL22 / JVET).
     Negative: b needs fewer bits. NaN when the PSNR ranges do not overlap."""
-    from scipy.interpolate import PchipInterpolator
-
-    def curve(r, p):
-        order = np.argsort(p)
-        p = np.asarray(p, float)[order]
-        lr = np.log(np.asarray(r, float)[order])
-        keep = np.concatenate([[True], np.diff(p) > 0])
-        return p[keep], lr[keep]
-
-    pa, la = curve(rate_a, psnr_a)
-    pb, lb = curve(rate_b, psnr_b)
-    lo, hi = max(pa.min(), pb.min()), min(pa.max(), pb.max())
-    if len(pa) < 2 or len(pb) < 2 or hi <= lo:
-        return float("nan")
-    ia = PchipInterpolator(pa, la).integrate(lo, hi)
-    ib = PchipInterpolator(pb, lb).integrate(lo, hi)
-    return float((np.exp((ib - ia) / (hi - lo)) - 1) * 100)
+    d = _bd(psnr_a, np.log(rate_a), psnr_b, np.log(rate_b))
+    return float((np.exp(d) - 1) * 100) if np.isfinite(d) else d
 
 
 def bd_psnr(rate_a, psnr_a, rate_b, psnr_b) -> float:
     """Bjøntegaard delta PSNR (dB) of curve b against anchor a over the overlapping log-rate range."""
-    from scipy.interpolate import PchipInterpolator
-
-    def curve(r, p):
-        lr = np.log(np.asarray(r, float))
-        order = np.argsort(lr)
-        lr, p = lr[order], np.asarray(p, float)[order]
-        keep = np.concatenate([[True], np.diff(lr) > 0])
-        return lr[keep], p[keep]
-
-    la, pa = curve(rate_a, psnr_a)
-    lb, pb = curve(rate_b, psnr_b)
-    lo, hi = max(la.min(), lb.min()), min(la.max(), lb.max())
-    if len(la) < 2 or len(lb) < 2 or hi <= lo:
-        return float("nan")
-    return float((PchipInterpolator(lb, pb).integrate(lo, hi) - PchipInterpolator(la, pa).integrate(lo, hi))
-                 / (hi - lo))
+    return _bd(np.log(rate_a), psnr_a, np.log(rate_b), psnr_b)
 
 
 # --------------------------------------------------------------------------- running

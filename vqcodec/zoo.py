@@ -177,12 +177,12 @@ def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, progress=None)
                 progress("index statistics", i + 1, len(paths))
     if progress:
         progress("receiver tuning", 0, 1)
+    counts = learn_prior(grids, model.K)
     assignment, info = optimise_assignment(model.codebook.detach().cpu().numpy().astype(np.float64),
-                                           learn_prior(grids, model.K).unigram)
+                                           counts.unigram)
     lam, beta, tuning = tune_receiver(model, doc, assignment, grids, paths)
     if progress:
         progress("receiver tuning", 1, 1)
-    counts = learn_prior(grids, model.K)
     prior = IndexPrior(counts.unigram, counts.horizontal, counts.vertical, lam=lam, beta=beta)
     summary = {"images": str(images_folder), "image_count": len(paths), "entropy_bits": prior.entropies(),
                "lam": lam, "beta": beta, "tuning": tuning,
