@@ -61,12 +61,12 @@ def _parse_grid(text: str) -> list[float]:
     return vals
 
 
-def _load_codec(model, checkpoint, device="cpu"):
+def _load_codec(model, checkpoint, device="cpu", precision="fp32"):
     from vqcodec.model import CheckpointError
     from vqcodec.zoo import load_codec
 
     try:
-        return load_codec(model, checkpoint, device)
+        return load_codec(model, checkpoint, device, precision)
     except CheckpointError as exc:
         _fail(str(exc))
 
@@ -161,6 +161,84 @@ def train(images, out, f, K, d, channels, res_blocks, decoder_res_blocks, steps,
 
 
 
+@main.command("train-decoder")
+@click.option("--model", "-m", default=None, help="Base model whose encoder and codebook stay frozen [default: f4-k256].")
+@click.option("--checkpoint", type=click.Path(), default=None, help="A base checkpoint instead of --model.")
+@click.option("--images", type=click.Path(), default=None,
+              help="Folder of training images [default: ../shared/datasets/bsds500 when present].")
+@click.option("--out", "-o", required=True, type=click.Path(), help="Output stem: writes OUT.safetensors + OUT.json.")
+@click.option("--decoder-channels", type=click.IntRange(1, 1024), default=None,
+              help="Decoder width at the latent resolution [default: the base model's].")
+@click.option("--decoder-res-blocks", type=click.IntRange(0, 16), default=None,
+              help="Residual blocks at the latent resolution [default: the base model's].")
+@click.option("--decoder-head", type=click.Choice(["stages", "subpixel"]), default=None,
+              help="Upsampling: 2x stages, or one sub-pixel convolution [default: the base model's].")
+@click.option("--steps", type=click.IntRange(1), default=20000, show_default=True)
+@click.option("--minutes", type=float, default=None, help="Train for this long instead of --steps (the step count "
+              "that fills it is fixed after 60 steps and recorded).")
+@click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--crop", type=click.IntRange(8), default=64, show_default=True)
+@click.option("--lr", type=float, default=1.5e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, or auto.")
+def train_decoder_cmd(model, checkpoint, images, out, decoder_channels, decoder_res_blocks, decoder_head, steps,
+                      minutes, batch, crop, lr, seed, checkpoint_every, threads, device):
+    """Train a new decoder for a model whose encoder and codebook stay frozen.
+
+    The transmitted indices do not change, so the base model's index assignment, prior and
+    receiver tuning carry over; use it to make a faster or better decoder."""
+    import dataclasses
+
+    import torch
+    from tqdm import tqdm
+
+    from vqcodec.images import ImageError, default_training_folder
+    from vqcodec.train import TrainConfig, train_decoder
+
+    if threads:
+        torch.set_num_threads(threads)
+    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        _fail("--device cuda requested but no CUDA device is available")
+    codec = _load_codec(model, checkpoint, "cpu")
+    images = images or default_training_folder()
+    if images is None:
+        _fail("--images is required (../shared/datasets/bsds500 not found)")
+    _check_output(str(out) + ".json", True)
+    base = codec.model.cfg
+    try:
+        cfg = dataclasses.replace(
+            base, decoder_channels=decoder_channels if decoder_channels is not None else base.decoder_channels,
+            decoder_res_blocks=decoder_res_blocks if decoder_res_blocks is not None else base.decoder_res_blocks,
+            decoder_head=decoder_head or base.decoder_head)
+        tc = TrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
+                         warmup=500 if (steps >= 1000 or minutes is not None) else max(1, steps // 10))
+        if minutes is not None and not (minutes > 0 and math.isfinite(minutes)):
+            raise ValueError(f"--minutes must be a positive number, got {minutes}")
+    except ValueError as exc:
+        _fail(str(exc))
+    bar = tqdm(total=steps, desc="train-decoder", unit="step", dynamic_ncols=True)
+
+    def progress(step, m):
+        bar.total = m["steps"]
+        bar.n = step
+        bar.set_postfix(loss=f"{m['loss']:.5f}", psnr=f"{m['train_psnr']:.2f}", lr=f"{m['lr']:.1e}", refresh=False)
+        bar.refresh()
+
+    command = "vqcodec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    try:
+        final = train_decoder(codec, cfg, tc, images, out, device=dev, minutes=minutes, command=command,
+                              progress=progress)
+    except (ImageError, ValueError) as exc:
+        bar.close()
+        _fail(str(exc))
+    bar.close()
+    click.echo(f"wrote {out}.safetensors / {out}.json  ({final.get('step', 0)} steps, "
+               f"train PSNR {final.get('train_psnr', float('nan')):.2f} dB)")
+
+
 def _model_options(fn):
     fn = click.option("--device", default="auto", show_default=True,
                       help="cpu, cuda or auto (cuda when available) for encoding and decoding.")(fn)
@@ -168,6 +246,11 @@ def _model_options(fn):
                       help="Use your own checkpoint (stem, .json or .safetensors) instead of --model.")(fn)
     fn = click.option("--model", "-m", default=None, help="Shipped model name (see `vqcodec models`) [default: f4-k256].")(fn)
     return fn
+
+
+def _precision_option(fn):
+    return click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+                        help="Decoder arithmetic; bf16/fp16 autocast needs CUDA (the indices are always fp32).")(fn)
 
 
 def _channel_options(fn):
@@ -328,16 +411,17 @@ def decode(index_file, output, checkpoint, overwrite):
 
 @main.command(name="eval")
 @_model_options
+@_precision_option
 @click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
 @click.option("--json", "json_out", type=click.Path(), default=None, help="Write a results file.")
 @click.option("--overwrite", is_flag=True)
-def eval_cmd(model, checkpoint, device, images, json_out, overwrite):
+def eval_cmd(model, checkpoint, device, precision, images, json_out, overwrite):
     """Clean-channel evaluation: PSNR, MS-SSIM and bpp per image."""
     from vqcodec.results import new_results, write_results
     from vqcodec.simulate import clean_point
 
     _check_output(json_out, overwrite)
-    codec = _load_codec(model, checkpoint, device)
+    codec = _load_codec(model, checkpoint, device, precision)
     encs, img_desc = _load_images(codec, images)
     point = clean_point(codec, encs)
     click.echo(f"{'image':<24} {'size':>10} {'bpp':>7} {'PSNR dB':>8} {'MS-SSIM':>8}")
@@ -359,6 +443,7 @@ def eval_cmd(model, checkpoint, device, images, json_out, overwrite):
 @click.option("--p", "p", type=float, default=None, help="Flip (bsc) / erasure / loss / average error probability.")
 @click.option("--snr-db", type=float, default=None, help="Es/N0 in dB (awgn, fading).")
 @_model_options
+@_precision_option
 @click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
 @click.option("--receiver", "-r", "receivers", default=None,
               help="Receiver(s), comma-separated (see `vqcodec receivers`) "
@@ -369,12 +454,12 @@ def eval_cmd(model, checkpoint, device, images, json_out, overwrite):
               help="Write the originals and the first trial's reconstructions here.")
 @click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
 @click.option("--overwrite", is_flag=True)
-def simulate(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, device, images,
+def simulate(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, device, precision, images,
              receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite):
     """Send images through one channel point and measure what arrives."""
     _run_sweep("simulate", kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, images,
                receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
-               device=device)
+               device=device, precision=precision)
 
 
 @main.command()
@@ -382,6 +467,7 @@ def simulate(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model
 @click.option("--p", "p", default=None, help="Grid: '1e-4,1e-3,1e-2' or a log range 'START:STOP:N'.")
 @click.option("--snr-db", default=None, help="Grid of Es/N0 values in dB: '0,2,4' or 'START:STOP:N' (linear).")
 @_model_options
+@_precision_option
 @click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
 @click.option("--receiver", "-r", "receivers", default=None,
               help="Receivers, comma-separated [default: naive,spatial-mmse; naive without an index prior].")
@@ -396,13 +482,14 @@ def simulate(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model
 @click.option("--overwrite", is_flag=True)
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted sweep: keep the points already in --json, run the rest.")
-def sweep(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, device, images,
+def sweep(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, device, precision, images,
           receivers, trials, min_trials, ci_target, seed, json_out, baselines, rates, budget_bpp, no_ms_ssim,
           overwrite, resume):
     """Sweep a grid of channel parameters; one curve per receiver (and per baseline)."""
     _run_sweep("sweep", kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, images,
                receivers, trials, min_trials, ci_target, seed, json_out, None, no_ms_ssim, overwrite,
-               baselines=baselines, rates=rates, budget_bpp=budget_bpp, device=device, resume=resume)
+               baselines=baselines, rates=rates, budget_bpp=budget_bpp, device=device, resume=resume,
+               precision=precision)
 
 
 def _grid_for(param, text):
@@ -421,7 +508,7 @@ def _grid_for(param, text):
 
 def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, images,
                receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
-               baselines=None, rates=None, budget_bpp=None, device="cpu", resume=False):
+               baselines=None, rates=None, budget_bpp=None, device="cpu", resume=False, precision="fp32"):
     from tqdm import tqdm
 
     from vqcodec.correct import REGISTRY as RECEIVERS
@@ -447,7 +534,7 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
         stop = StopRule(min_trials=min_trials, max_trials=trials, ci_target=ci_target)
     except ValueError as exc:
         _fail(str(exc))
-    codec = _load_codec(model, checkpoint, device)
+    codec = _load_codec(model, checkpoint, device, precision)
     if codec.prior is None:
         if receivers is None:
             recv = ["naive"]
@@ -669,7 +756,13 @@ def _print_baselines(results, param, budget):
 @click.option("--out", type=click.Path(file_okay=False), default="results", show_default=True,
               help="Root of the run directories.")
 @click.option("--regenerate-expected", is_flag=True, help="Rewrite the suite's stored expected values (on purpose only).")
-def bench(suite, list_, resume, out, regenerate_expected):
+@click.option("--device", default="auto", show_default=True,
+              help="cpu, cuda or auto: where a speed suite measures (the other suites run on the CPU).")
+@click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(),
+              help="speed suites: also measure this checkpoint of yours (repeatable).")
+@click.option("--batch", type=click.IntRange(1, 4096), default=None,
+              help="speed suites: images per batch of the batched codec path [default: the suite's].")
+def bench(suite, list_, resume, out, regenerate_expected, device, checkpoints, batch):
     """Run a named benchmark suite from benchmarks/suites."""
     import json as _json
 
@@ -690,6 +783,12 @@ def bench(suite, list_, resume, out, regenerate_expected):
         st = S.load_suite(suite)
     except S.SuiteError as exc:
         _fail(str(exc))
+    if (checkpoints or batch) and st.kind != "speed":
+        _fail("--checkpoint and --batch apply to speed suites only")
+    if batch:
+        import dataclasses
+
+        st = dataclasses.replace(st, batch=batch)
     folder = st.images_folder()
     if folder is not None and not Path(folder).exists():
         _fail(f"suite {st.name} needs images at {folder}, which does not exist")
@@ -699,7 +798,7 @@ def bench(suite, list_, resume, out, regenerate_expected):
             _fail(f"{run_dir}: no such run directory")
     else:
         run_dir = S.new_run_dir(st, Path(out))
-    bar = tqdm(desc=st.name, unit="point", leave=False)
+    bar = tqdm(desc=st.name, unit="step" if st.kind == "speed" else "point", leave=False)
 
     def progress(msg):
         bar.update(1)
@@ -707,13 +806,14 @@ def bench(suite, list_, resume, out, regenerate_expected):
 
     t0 = time.perf_counter()
     try:
-        results, figs = S.run(st, run_dir, progress)
+        results, figs = S.run(st, run_dir, progress, device=device, checkpoints=checkpoints)
     except (ImageError, CheckpointError, ValueError) as exc:
         bar.close()
         _fail(str(exc))
     bar.close()
     click.echo((run_dir / "summary.md").read_text())
-    click.echo(f"wrote {run_dir}/results.json, " + ", ".join(str(f) for f in figs) + f"  ({time.perf_counter() - t0:.1f} s)")
+    data = run_dir / ("speed.json" if st.kind == "speed" else "results.json")
+    click.echo(f"wrote {data}, " + ", ".join(str(f) for f in figs) + f"  ({time.perf_counter() - t0:.1f} s)")
     if st.expected:
         if regenerate_expected:
             (S.EXPECTED / st.expected).write_text(_json.dumps(S.expected_values(results), indent=1) + "\n")

@@ -106,6 +106,8 @@ SIM_CASES = {
     "unknown receiver": (["--channel", "bsc", "--p", "0.1", "--receiver", "oracle"], "unknown receiver"),
     "missing parameter": (["--channel", "bsc"], "needs --p"),
     "wrong parameter": (["--channel", "awgn", "--p", "0.1"], "needs --snr-db"),
+    "half precision on the cpu": (["--channel", "bsc", "--p", "0.1", "--device", "cpu", "--precision", "fp16"],
+                                  "needs a CUDA device"),
 }
 
 

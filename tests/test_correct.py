@@ -196,3 +196,16 @@ def test_every_channel_feeds_every_receiver(name, params):
     for r in ("naive", "map", "spatial", "spatial-mmse"):
         dec = get_receiver(r)(rx, grid.shape, ctx)
         assert dec.indices.shape == grid.shape and (dec.indices >= 0).all() and (dec.indices < K).all()
+
+
+def test_spatial_posterior_rejects_llrs_that_do_not_fit_the_grid():
+    from vqcodec.bits import identity_assignment
+    from vqcodec.correct import ReceiverContext, spatial_posterior
+    from vqcodec.prior import learn_prior
+
+    rng = np.random.default_rng(0)
+    grids = [rng.integers(0, 16, (6, 7)) for _ in range(3)]
+    ctx = ReceiverContext(K=16, assignment=identity_assignment(16), codebook=rng.normal(size=(16, 4)),
+                          channel=None, prior=learn_prior(grids, 16))
+    with pytest.raises(ValueError, match="needs"):
+        spatial_posterior(np.zeros((6 * 7, 4)), (8, 8), ctx)

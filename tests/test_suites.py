@@ -9,7 +9,7 @@ from vqcodec import zoo
 
 def test_shipped_suites_validate():
     names = S.available()
-    for required in ("smoke", "kodak-bsc", "kodak-erasure", "kodak-awgn", "kodak-burst", "kodak-rd"):
+    for required in ("smoke", "kodak-bsc", "kodak-erasure", "kodak-awgn", "kodak-burst", "kodak-rd", "speed"):
         assert required in names
     for n in names:
         S.load_suite(n)
@@ -24,6 +24,7 @@ def test_shipped_suites_validate():
     ({"receivers": ["psychic"]}, "unknown receiver"),
     ({"trials": "ten"}, "'trials' must be int"),
     ({"baselines": ["bpg"]}, "unknown baseline"),
+    ({"kind": "speed", "batch": 0}, "batch and repeat"),
 ])
 def test_bad_suites(patch, needle):
     base = {"name": "t", "description": "d", "kind": "sweep", "images": "samples", "models": ["f4-k256"],
@@ -89,3 +90,24 @@ def test_tiny_suite_end_to_end_and_resume(tiny_zoo, image_dir, tmp_path):
     strip = lambda rs: [{k: v for k, v in r.items() if k != "created"} for r in rs]  # noqa: E731
     assert strip(res2) == strip(res)
     assert before[0]["points"][0] == res2[0]["points"][0]
+
+
+def test_tiny_speed_suite(tiny_zoo, image_dir, tmp_path):
+    st = S.validate({"name": "tspeed", "description": "d", "kind": "speed", "images": str(image_dir),
+                     "models": ["tiny"], "batch": 3, "repeat": 1})
+    calls = []
+    doc, figs = S.run(st, tmp_path, progress=calls.append, device="cpu")
+    saved = json.loads((tmp_path / "speed.json").read_text())
+    assert saved["format"] == "vqcodec.speed/1" and saved["rows"] == doc["rows"]
+    comps = {r["component"] for r in doc["rows"]}
+    assert {"encode", "decode", "encode+decode", "receiver", "simulate", "jpeg (Pillow)", "channel",
+            "channel kernel"} <= comps
+    for r in doc["rows"]:
+        assert r["value"] > 0 and np.isfinite(r["value"])
+        assert (r["ratio"] is None) == (r["baseline"] is None)
+    # batch rows: the value is the batch's images over its time, the ratio against batch 1
+    enc = {r["detail"].split(", ")[2]: r for r in doc["rows"] if r["component"] == "encode"}
+    assert enc["batch 3"]["ratio"] == pytest.approx(enc["batch 3"]["value"] / enc["batch 1"]["value"], rel=1e-9)
+    text = (tmp_path / "summary.md").read_text()
+    assert "| component |" in text and "numpy reference" in text
+    assert all(f.stat().st_size > 1000 for f in figs)

@@ -74,3 +74,104 @@ def test_finetune_keeps_encoder_and_codebook(tmp_path, image_dir, tiny_model):
         assert torch.equal(a, b)
     assert any(not torch.equal(a, b) for a, b in zip(ft.decoder.parameters(), tiny_model.decoder.parameters()))
     assert np.mean(hist[-5:]) < np.mean(hist[:5])
+
+
+def test_tensor_crop_sampler_draws_true_windows_with_flips():
+    from vqcodec.train import TensorCropSampler
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (20, 31, 3), dtype=np.uint8), rng.integers(0, 256, (27, 18, 3), dtype=np.uint8)]
+    s = TensorCropSampler(images, 8, "cpu", seed=3)
+    crops = (s.sample(64) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    seen_flips = set()
+    for c in crops:
+        found = None
+        for i, im in enumerate(images):
+            for y in range(im.shape[0] - 7):
+                for x in range(im.shape[1] - 7):
+                    win = im[y:y + 8, x:x + 8]
+                    for fv in (False, True):
+                        for fh in (False, True):
+                            w = win[::-1] if fv else win
+                            w = w[:, ::-1] if fh else w
+                            if np.array_equal(w, c):
+                                found = (fv, fh)
+        assert found is not None, "a crop is not a (flipped) window of a training image"
+        seen_flips.add(found)
+    assert len(seen_flips) == 4
+    with pytest.raises(ValueError, match="smaller than the crop"):
+        TensorCropSampler(images, 21, "cpu")
+
+
+@pytest.fixture
+def trained_tiny(tmp_path, image_dir):
+    """A tiny model trained for 150 steps, so that its indices carry information about the image."""
+    torch.set_num_threads(1)
+    train(tiny_config(), TrainConfig(steps=150, batch=4, crop=16, lr=3e-3, warmup=2, checkpoint_every=10**6),
+          image_dir, tmp_path / "base")
+    return load_model(tmp_path / "base")[0]
+
+
+def _codec_of(model, image_dir):
+    from vqcodec.bits import identity_assignment
+    from vqcodec.prior import learn_prior
+    from vqcodec.simulate import encode_image
+    from vqcodec.zoo import Codec
+
+    codec = Codec(name="tiny", model=model, meta={"name": "tiny", "assignment": list(range(16))},
+                  assignment=identity_assignment(16))
+    grids = [encode_image(codec, p, False).indices for p in sorted(image_dir.iterdir())]
+    return Codec(name="tiny", model=model, meta=codec.meta, assignment=codec.assignment,
+                 prior=learn_prior(grids, 16))
+
+
+def test_train_decoder_new_architecture_keeps_the_transmitter(tmp_path, image_dir, trained_tiny):
+    import dataclasses
+
+    from vqcodec.prior import prior_path
+    from vqcodec.train import train_decoder
+
+    torch.set_num_threads(1)
+    tiny_model = trained_tiny
+    codec = _codec_of(tiny_model, image_dir)
+    cfg = dataclasses.replace(tiny_model.cfg, decoder_channels=12, decoder_res_blocks=2, decoder_head="subpixel")
+    hist = []
+    train_decoder(codec, cfg, TrainConfig(steps=150, batch=4, crop=16, lr=3e-3, warmup=2, log_every=1),
+                  image_dir, tmp_path / "dec", progress=lambda s, m: hist.append(m["loss"]))
+    new, meta = load_model(tmp_path / "dec")
+    assert meta["config"]["decoder_head"] == "subpixel" and meta["config"]["decoder_channels"] == 12
+    assert meta["training"]["decoder_only"] and meta["training"]["steps_done"] == 150
+    assert meta["assignment"] == list(range(16))  # side information carried over
+    assert prior_path(tmp_path / "dec").exists()
+    assert torch.equal(new.codebook, tiny_model.codebook)
+    for a, b in zip(new.encoder.parameters(), tiny_model.encoder.parameters()):
+        assert torch.equal(a, b)
+    x = torch.rand(2, 3, 24, 20)
+    assert torch.equal(new.encode(x), tiny_model.encode(x))
+    assert new.decode(new.encode(x)).shape == (2, 3, 24, 20)
+    assert np.mean(hist[-10:]) < 0.8 * np.mean(hist[:10])
+
+
+def test_train_decoder_rejects_a_different_transmitter(tmp_path, image_dir, tiny_model):
+    import dataclasses
+
+    from vqcodec.train import train_decoder
+
+    codec = _codec_of(tiny_model, image_dir)
+    with pytest.raises(ValueError, match="must keep the base model"):
+        train_decoder(codec, dataclasses.replace(tiny_model.cfg, K=32), TrainConfig(steps=2), image_dir, tmp_path / "x")
+    with pytest.raises(ValueError, match="warm-up of at least"):
+        train_decoder(codec, tiny_model.cfg, TrainConfig(steps=2, warmup=10), image_dir, tmp_path / "x", minutes=1.0)
+
+
+def test_train_decoder_time_budget_fixes_the_step_count(tmp_path, image_dir, tiny_model):
+    from vqcodec.train import train_decoder
+
+    torch.set_num_threads(1)
+    codec = _codec_of(tiny_model, image_dir)
+    train_decoder(codec, tiny_model.cfg, TrainConfig(steps=10**6, batch=1, crop=8, warmup=500, log_every=100,
+                                                     checkpoint_every=10**6), image_dir, tmp_path / "t",
+                  minutes=0.05)
+    meta = json.loads((tmp_path / "t.json").read_text())["training"]
+    assert meta["steps_done"] == meta["train_config"]["steps"] > 480 or meta["stopped_early"]
+    assert meta["seconds"] <= 1.1 * 3 + 1.0

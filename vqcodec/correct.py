@@ -535,6 +535,8 @@ def spatial_posterior(llr: np.ndarray, grid: tuple[int, int], ctx: ReceiverConte
         log_uni = ctx.prior.log_unigram()
     inv = ctx.inverse
     llr = np.ascontiguousarray(llr, dtype=np.float64)
+    if llr.shape != (h * w, ctx.b):  # the kernels index without bounds checks
+        raise ValueError(f"llr has shape {llr.shape}, the {h}x{w} grid of {ctx.b}-bit labels needs {(h * w, ctx.b)}")
     cand_fn, bp_fn = (_candidates_ref, _bp_ref) if reference else (_candidates_nb, _bp_nb)
     cand, unary, ncand = cand_fn(llr, inv, log_uni, pmi_h, pmi_v, bounds, h, w, params.radius, keep,
                                  params.free_llr, params.flip_llr)

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 ALLOWED_F = (4, 8, 16)
+DECODER_HEADS = ("stages", "subpixel")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class ModelConfig:
     channels: tuple[int, ...] = (48, 96)
     res_blocks: int = 1
     decoder_res_blocks: int = 2
+    decoder_channels: int | None = None  # width at the latent resolution (None: channels[-1])
+    decoder_head: str = "stages"  # "stages": 2x pixel-shuffle stages; "subpixel": one f x f pixel shuffle
     commitment: float = 0.25
     ema_decay: float = 0.99
     architecture: str = field(default="vqvae-conv-v1")
@@ -59,6 +62,10 @@ class ModelConfig:
             raise ValueError("d and channels must be positive")
         if self.res_blocks < 0 or self.decoder_res_blocks < 0:
             raise ValueError("res_blocks must be >= 0")
+        if self.decoder_channels is not None and self.decoder_channels < 1:
+            raise ValueError(f"decoder_channels must be positive, got {self.decoder_channels}")
+        if self.decoder_head not in DECODER_HEADS:
+            raise ValueError(f"decoder_head must be one of {DECODER_HEADS}, got {self.decoder_head!r}")
         if self.architecture != "vqvae-conv-v1":
             raise ValueError(f"unknown architecture {self.architecture!r}")
 
@@ -127,16 +134,28 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
+    """3x3 conv to the decoder width, residual blocks at the latent resolution, then either
+    ``stages``: per 2x upsampling a 1x1 conv + pixel shuffle and a light depthwise block,
+    3x3 conv + pixel shuffle to RGB; or ``subpixel``: one 3x3 conv to 3 f^2 channels and an
+    f x f pixel shuffle (Shi et al., "Real-Time Single Image and Video Super-Resolution Using
+    an Efficient Sub-Pixel Convolutional Neural Network", CVPR 2016): no work at the higher
+    resolutions, which on a CPU cost more time than their arithmetic suggests."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         chans = list(cfg.channels)
+        if cfg.decoder_channels is not None:
+            chans[-1] = cfg.decoder_channels
         layers: list[nn.Module] = [nn.Conv2d(cfg.d, chans[-1], 3, padding=1)]
         layers += [ResBlock(chans[-1]) for _ in range(cfg.decoder_res_blocks)]
-        for i in range(len(chans) - 1, 0, -1):
-            # upsample 2x: 1x1 conv to 4x the next channel count, pixel shuffle
-            layers += [nn.SiLU(), nn.Conv2d(chans[i], 4 * chans[i - 1], 1), nn.PixelShuffle(2),
-                       LightBlock(chans[i - 1])]
-        layers += [nn.SiLU(), nn.Conv2d(chans[0], 12, 3, padding=1), nn.PixelShuffle(2)]
+        if cfg.decoder_head == "subpixel":
+            layers += [nn.SiLU(), nn.Conv2d(chans[-1], 3 * cfg.f * cfg.f, 3, padding=1), nn.PixelShuffle(cfg.f)]
+        else:
+            for i in range(len(chans) - 1, 0, -1):
+                # upsample 2x: 1x1 conv to 4x the next channel count, pixel shuffle
+                layers += [nn.SiLU(), nn.Conv2d(chans[i], 4 * chans[i - 1], 1), nn.PixelShuffle(2),
+                           LightBlock(chans[i - 1])]
+            layers += [nn.SiLU(), nn.Conv2d(chans[0], 12, 3, padding=1), nn.PixelShuffle(2)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -163,3 +163,28 @@ def plot_rd(results: Sequence[dict], out: str | Path, anchors: Sequence[dict] = 
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return _save(fig, out)
+
+
+def plot_speed(doc: dict, out: str | Path, title: str | None = None) -> list[Path]:
+    """Horizontal bars of the speed suite's image throughputs (log axis), one bar per row in images/s."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in doc["rows"] if r["unit"] == "images/s"]
+    fig, ax = plt.subplots(figsize=(8.0, 0.32 * len(rows) + 1.4), dpi=120)
+    labels = [f"{r['component']}: {r['detail']}"[:95] for r in rows]
+    colors = {"encode": "C0", "decode": "C1", "encode+decode": "C3", "simulate": "C2"}
+    y = np.arange(len(rows))[::-1]
+    ax.barh(y, [r["value"] for r in rows], color=[colors.get(r["component"], "C7") for r in rows])
+    for yi, r in zip(y, rows):
+        ax.annotate(f"{r['value']:,.1f}", (r["value"], yi), xytext=(3, 0), textcoords="offset points",
+                    va="center", fontsize=7)
+    ax.set_yticks(y, labels, fontsize=6.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("throughput (images per second, log scale)")
+    ax.set_title(title or "speed", fontsize=9)
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, out)

@@ -72,9 +72,14 @@ def write_results(path, results, *, overwrite: bool = True) -> Path:
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: exists (use --overwrite to replace it)")
+    return atomic_write_text(path, dumps(results))
+
+
+def atomic_write_text(path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (never half-written)."""
+    path = Path(path)
     if path.is_dir():
         raise ResultsError(f"{path}: is a directory")
-    text = dumps(results)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w") as fh:

@@ -51,17 +51,24 @@ class EncodedImage:
 _CACHE: dict[tuple, EncodedImage] = {}
 
 
+def decoder_autocast(codec: Codec):
+    """The autocast context of the codec's decoder precision (a no-op for fp32)."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(codec.precision)
+    return torch.autocast("cuda", dtype=dtype, enabled=dtype is not None)
+
+
 @torch.inference_mode()
 def decode_image(codec: Codec, decision: Decision, H: int, W: int) -> np.ndarray:
     """Hard indices or soft code vectors -> uint8 image cropped to (H, W)."""
     model = codec.model
     dev = model.codebook.device
-    if decision.embeddings is not None:
-        z = torch.from_numpy(np.ascontiguousarray(decision.embeddings, dtype=np.float32)).to(dev)
-        x = model.decode_embeddings(z.permute(2, 0, 1)[None])
-    else:
-        x = model.decode(torch.from_numpy(np.asarray(decision.indices, dtype=np.int64))[None].to(dev))
-    return to_uint8(crop(x, H, W))
+    with decoder_autocast(codec):
+        if decision.embeddings is not None:
+            z = torch.from_numpy(np.ascontiguousarray(decision.embeddings, dtype=np.float32)).to(dev)
+            x = model.decode_embeddings(z.permute(2, 0, 1)[None])
+        else:
+            x = model.decode(torch.from_numpy(np.asarray(decision.indices, dtype=np.int64))[None].to(dev))
+    return to_uint8(crop(x.float(), H, W))
 
 
 @torch.inference_mode()
@@ -69,7 +76,7 @@ def encode_image(codec: Codec, path, with_ms_ssim: bool = True) -> EncodedImage:
     """Encode (and clean-decode) an image once per (codec, file); cached in-process."""
     path = Path(path)
     st = path.stat()
-    key = (id(codec.model), str(path.resolve()), st.st_mtime_ns, st.st_size)
+    key = (id(codec.model), codec.precision, str(path.resolve()), st.st_mtime_ns, st.st_size)
     if key in _CACHE and (not with_ms_ssim or _CACHE[key].ms_ssim_clean is not None):
         return _CACHE[key]
     img = load_image(path)

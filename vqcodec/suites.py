@@ -8,7 +8,11 @@ errors). Two kinds:
   (and the JPEG/WebP baselines), one figure of PSNR against the parameter;
 * ``kind = "rd"``: clean-channel rate-distortion of every model against
   JPEG and WebP over their quality range, with BD-rate / BD-PSNR of the
-  model curve against JPEG and CompressAI's published Kodak anchors.
+  model curve against JPEG and CompressAI's published Kodak anchors;
+* ``kind = "speed"``: component throughputs on the run's device (codec at
+  batch 1 and ``batch``, decoder mixed precision, JPEG, channels, receiver,
+  end-to-end simulation), each with the baseline it is judged by
+  (``vqcodec.speed``); writes ``speed.json`` instead of ``results.json``.
 
 Output: ``results/<suite>/<timestamp>/`` with ``results.json`` (a list of
 results objects, rewritten atomically after every finished curve point),
@@ -38,7 +42,9 @@ SCHEMA = {  # key: (type, required)
     "receivers": (list, False), "baselines": (list, False), "rates": (list, False), "seed": (int, False),
     "trials": (int, False), "min_trials": (int, False), "ci": (float, False), "ms_ssim": (bool, False),
     "budget_bpp": (float, False), "expected": (str, False), "anchors": (list, False), "figure": (list, False),
+    "batch": (int, False), "repeat": (int, False),
 }
+KINDS = ("sweep", "rd", "speed")
 
 
 class SuiteError(ValueError):
@@ -67,6 +73,8 @@ class Suite:
     expected: str | None = None
     anchors: tuple = ()
     figure: tuple = ()  # glob patterns of the legend labels drawn in the figure (default: all curves)
+    batch: int = 16  # speed: images per batch of the batched codec path
+    repeat: int = 5  # speed: timed calls per measurement (the median is reported)
 
     def images_folder(self):
         """None for the bundled samples, else a folder (``kodak`` = ../shared/datasets/kodak)."""
@@ -110,8 +118,8 @@ def validate(data: dict, where: str = "suite") -> Suite:
             v = data[key] = float(v)
         if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
             raise SuiteError(f"{where}: {key!r} must be {typ.__name__}, got {type(v).__name__}")
-    if data["kind"] not in ("sweep", "rd"):
-        raise SuiteError(f"{where}: kind must be 'sweep' or 'rd', got {data['kind']!r}")
+    if data["kind"] not in KINDS:
+        raise SuiteError(f"{where}: kind must be one of {', '.join(KINDS)}, got {data['kind']!r}")
     if not data["models"]:
         raise SuiteError(f"{where}: 'models' is empty")
     from vqcodec.correct import REGISTRY as RECEIVERS
@@ -138,6 +146,8 @@ def validate(data: dict, where: str = "suite") -> Suite:
         raise SuiteError(f"{where}: trials and min_trials must be >= 1")
     if data.get("ci", 0.05) <= 0:
         raise SuiteError(f"{where}: ci must be > 0")
+    if data.get("batch", 16) < 1 or data.get("repeat", 5) < 1:
+        raise SuiteError(f"{where}: batch and repeat must be >= 1")
     kw = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     return Suite(**kw)
 
@@ -290,6 +300,61 @@ def run_rd_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | 
     return out
 
 
+def run_speed_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | None = None,
+                    device: str = "cpu", checkpoints: tuple = ()) -> dict:
+    import platform
+
+    from vqcodec import speed
+    from vqcodec.images import list_images, load_image
+    from vqcodec.results import atomic_write_text
+    from vqcodec.simulate import encode_image
+    from vqcodec.zoo import load_codec, resolve_device
+
+    device = resolve_device(device)
+    paths = list_images(suite.images_folder())
+    images = [load_image(p) for p in paths]
+    rows: list = []
+
+    def step(msg, new):
+        rows.extend(new)
+        if progress:
+            progress(msg)
+
+    codecs = [(m, None) for m in suite.models] + [(None, c) for c in checkpoints]
+    for name, ckpt in codecs:
+        codec = load_codec(name, ckpt, device=device)
+        model = codec.name
+        step(f"{model} codec", speed.codec_rows(codec, images, suite.batch, suite.repeat))
+        encs = [encode_image(codec, p, with_ms_ssim=False) for p in paths]
+        if codec.prior is not None:
+            step(f"{model} receiver", speed.receiver_rows(codec, encs[0].indices, suite.repeat))
+        step(f"{model} simulate", speed.simulate_rows(codec, encs))
+    step("jpeg", speed.jpeg_rows(images, suite.repeat))
+    step("channels", speed.channel_rows(suite.repeat))
+    if device.startswith("cuda"):
+        dev_name = torch_device_name()
+    else:
+        dev_name = f"CPU ({platform.processor() or platform.machine()}), {torch_threads()} torch threads"
+    doc = {"format": "vqcodec.speed/1", "suite": suite.name, "device": device, "device_name": dev_name,
+           "images": {"source": suite.images, "count": len(paths)}, "batch": suite.batch, "repeat": suite.repeat,
+           "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+           "rows": speed.to_dicts(rows)}
+    atomic_write_text(run_dir / "speed.json", json.dumps(doc, indent=1) + "\n")
+    return doc
+
+
+def torch_device_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name()
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def rd_table(results: list[dict]) -> list[dict]:
     """Rows (name, bpp, PSNR, MS-SSIM) plus BD-rate / BD-PSNR of the VQ model curve against JPEG."""
     models = [r for r in results if "K" in r["model"]]
@@ -323,6 +388,19 @@ def write_summary(suite: Suite, results: list[dict], run_dir: Path) -> Path:
     lines = [f"# {suite.name}", "", suite.description, "",
              f"images: {suite.images}; seed {suite.seed}; trials per point up to {suite.trials} "
              f"(stop at a 95% CI half-width of {suite.ci} dB)", ""]
+    if suite.kind == "speed":
+        lines = [f"# {suite.name}", "", suite.description, "",
+                 f"device: {results['device_name']} ({results['device']}); images: {suite.images} "
+                 f"({results['images']['count']}); median of {suite.repeat} timed calls", "",
+                 "| component | detail | throughput | vs baseline |", "|---|---|---|---|"]
+        for r in results["rows"]:
+            ratio = f"{r['ratio']:.2f}x {r['baseline']}" if r["ratio"] is not None else ""
+            lines.append(f"| {r['component']} | {r['detail']} | {r['value']:,.1f} {r['unit']} | {ratio} |")
+        lines += ["", "Throughput: higher is better; ratio = this row's throughput / the baseline's, same run.",
+                  "Files: speed.json (format vqcodec.speed/1), figure.png, figure.pdf."]
+        path = run_dir / "summary.md"
+        path.write_text("\n".join(lines) + "\n")
+        return path
     if suite.kind == "rd":
         rows, bd = rd_table(results)
         lines += ["| model | bpp | PSNR (dB) | MS-SSIM |", "|---|---|---|---|"]
@@ -392,10 +470,16 @@ def expected_values(results: list[dict]) -> dict:
     return out
 
 
-def run(suite: Suite, run_dir: Path, progress=None) -> tuple[list[dict], list[Path]]:
-    from vqcodec.plot import plot_curves, plot_rd
+def run(suite: Suite, run_dir: Path, progress=None, device: str = "cpu",
+        checkpoints: tuple = ()) -> tuple[list[dict], list[Path]]:
+    """Run a suite into ``run_dir``; ``device`` and ``checkpoints`` (your own models, measured
+    beside the suite's) apply to ``speed`` suites (the others run on the CPU)."""
+    from vqcodec.plot import plot_curves, plot_rd, plot_speed
 
-    if suite.kind == "rd":
+    if suite.kind == "speed":
+        results = run_speed_suite(suite, run_dir, progress, device, checkpoints)
+        figs = plot_speed(results, run_dir / "figure", title=f"{suite.name}: {results['device_name']}")
+    elif suite.kind == "rd":
         results = run_rd_suite(suite, run_dir, progress)
         figs = plot_rd(results, run_dir / "figure", anchors=load_anchors(suite.anchors),
                        title=f"{suite.name}: clean-channel rate-distortion")

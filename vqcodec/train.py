@@ -286,3 +286,137 @@ def finetune_decoder(codec, channel, receiver: str, images_folder, fc: FinetuneC
     if codec.prior is not None:
         save_prior(codec.prior, prior_path(out))
     return history[-1] if history else {}
+
+
+class TensorCropSampler:
+    """Random crops with flips drawn on the training device: the images sit in one padded
+    uint8 tensor there, so a GPU is not held up by per-crop work on the host."""
+
+    def __init__(self, images: list[np.ndarray], crop: int, device: str = "cpu", seed: int = 0):
+        small = [i for i, im in enumerate(images) if min(im.shape[:2]) < crop]
+        if small:
+            raise ValueError(f"{len(small)} training images are smaller than the crop size {crop}")
+        H = max(im.shape[0] for im in images)
+        W = max(im.shape[1] for im in images)
+        data = torch.zeros((len(images), H, W, 3), dtype=torch.uint8)
+        for i, im in enumerate(images):
+            data[i, : im.shape[0], : im.shape[1]] = torch.tensor(im)
+        self.data = data.to(device)
+        self.sizes = torch.tensor([im.shape[:2] for im in images], dtype=torch.long, device=device)
+        self.crop, self.device = crop, device
+        self.gen = torch.Generator(device=device).manual_seed(seed)
+        self.ar = torch.arange(crop, device=device)
+
+    def sample(self, batch: int) -> torch.Tensor:
+        c, g, dev = self.crop, self.gen, self.device
+        which = torch.randint(len(self.data), (batch,), generator=g, device=dev)
+        hw = self.sizes[which]
+        u = torch.rand((batch, 4), generator=g, device=dev)
+        y = (u[:, 0] * (hw[:, 0] - c + 1)).long()
+        x = (u[:, 1] * (hw[:, 1] - c + 1)).long()
+        rows = torch.where((u[:, 2] < 0.5)[:, None], y[:, None] + c - 1 - self.ar, y[:, None] + self.ar)
+        cols = torch.where((u[:, 3] < 0.5)[:, None], x[:, None] + c - 1 - self.ar, x[:, None] + self.ar)
+        patch = self.data[which[:, None, None], rows[:, :, None], cols[:, None, :]]  # (B, c, c, 3)
+        return patch.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+CALIBRATION_STEPS = (300, 480)
+
+
+def train_decoder(codec, decoder_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *,
+                  device: str = "cpu", minutes: float | None = None, name: str | None = None,
+                  command: str | None = None, progress: Callable[[int, dict], None] | None = None) -> dict:
+    """Train a new decoder (any ``decoder_*`` architecture) for a model whose encoder and
+    codebook stay frozen: the transmitted indices, index assignment, index prior and receiver
+    tuning of ``codec`` remain valid. MSE on random crops; bf16 autocast on CUDA (the encoder
+    and the quantiser run in float32, so the indices are those of inference).
+
+    ``minutes``: instead of ``tc.steps``, time steps 300..480 (inside the learning-rate
+    warm-up, which does not depend on the step count) and fix the step count that fills the
+    budget; the checkpoint records it, so ``--steps`` reproduces the same schedule. Should the
+    machine slow down later, training stops at 1.1 x the budget and says so in the checkpoint
+    (``stopped_early``). Writes a full checkpoint to ``out`` carrying the base model's
+    assignment, tuning and index prior."""
+    from dataclasses import replace
+
+    from vqcodec.prior import prior_path, save_prior
+
+    base = codec.model.cfg
+    if (decoder_cfg.f, decoder_cfg.K, decoder_cfg.d, decoder_cfg.channels, decoder_cfg.res_blocks) != \
+            (base.f, base.K, base.d, base.channels, base.res_blocks):
+        raise ValueError("the new decoder's config must keep the base model's f, K, d, channels and res_blocks")
+    if minutes is not None and not (minutes > 0 and math.isfinite(minutes)):
+        raise ValueError(f"minutes must be a positive number, got {minutes}")
+    c0, c1 = CALIBRATION_STEPS
+    if minutes is not None and tc.warmup < c1:
+        raise ValueError(f"a time budget needs a warm-up of at least {c1} steps")
+    images, paths = load_training_images(images_folder)
+    sampler = TensorCropSampler(images, tc.crop, device, tc.seed)
+    torch.manual_seed(tc.seed)  # decoder initialisation
+    model = VQVAE(decoder_cfg)
+    frozen = {k: v for k, v in codec.model.state_dict().items() if not k.startswith("decoder.")}
+    missing = model.load_state_dict(frozen, strict=False).missing_keys
+    assert all(k.startswith("decoder.") for k in missing)
+    model.to(device=device, memory_format=torch.channels_last).eval()
+    for p in list(model.encoder.parameters()) + list(model.quantizer.parameters()):
+        p.requires_grad_(False)
+    params = list(model.decoder.parameters())
+    opt = torch.optim.Adam(params, lr=tc.lr)
+    use_amp = str(device).startswith("cuda")
+    window: list[float] = []
+    history: list[dict] = []
+    t0 = time.time()
+    t_calib = None
+    stopped_early = False
+
+    def save(step: int) -> None:
+        meta = {k: v for k, v in codec.meta.items()
+                if k not in ("format", "config", "kodak", "history", "training", "metrics", "finetune")}
+        meta.update({"name": name or Path(out).name, "training": {
+            "command": command, "decoder_only": True, "base": codec.name, "images": str(images_folder),
+            "image_count": len(paths), "steps_done": step, "train_config": asdict(tc), "device": device,
+            "minutes": minutes, "stopped_early": stopped_early, "torch": torch.__version__,
+            "seconds": round(time.time() - t0, 1)}, "history": history[-200:]})
+        save_model(model, out, meta)
+
+    step = 0
+    while step < tc.steps:
+        if minutes is not None and step == c0:
+            t_calib = time.time()
+        if minutes is not None and step == c1:
+            per_step = (time.time() - t_calib) / (c1 - c0)
+            left = minutes * 60 - (time.time() - t0)
+            tc = replace(tc, steps=max(c1 + 1, c1 + int(left / per_step)))
+        if minutes is not None and time.time() - t0 > 1.1 * 60 * minutes:
+            stopped_early = True
+            break
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, tc)
+        x = sampler.sample(tc.batch)
+        with torch.no_grad():
+            z = model.embed(model.encode(x))
+        model.decoder.train()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            x_hat = model.decoder(z.contiguous(memory_format=torch.channels_last))
+        loss = F.mse_loss(x_hat.float(), x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, tc.clip)
+        opt.step()
+        model.decoder.eval()
+        step += 1
+        if step % tc.log_every == 0 or step == tc.steps:
+            window = (window + [loss.item()])[-20:]
+            mse = float(np.mean(window))
+            m = {"loss": mse, "train_psnr": 10 * math.log10(1 / max(mse, 1e-12)), "lr": lr_at(step - 1, tc),
+                 "elapsed": time.time() - t0}
+            history.append({"step": step, **{k: round(v, 6) for k, v in m.items()}})
+            if progress:
+                progress(step, {**m, "steps": tc.steps})
+        if step % tc.checkpoint_every == 0 or step == tc.steps:
+            save(step)
+    if stopped_early:
+        save(step)
+    if codec.prior is not None:
+        save_prior(codec.prior, prior_path(out))
+    return history[-1] if history else {}

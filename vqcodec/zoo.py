@@ -85,6 +85,7 @@ class Codec:
     meta: dict
     assignment: "object"
     prior: "object" = None
+    precision: str = "fp32"  # decoder arithmetic: fp32, or bf16 / fp16 autocast (CUDA)
 
     @property
     def K(self) -> int:
@@ -103,7 +104,10 @@ class Codec:
         return self.model.cfg.bpp
 
     def describe(self) -> dict:
-        return {"name": self.name, "f": self.f, "K": self.K, "bpp": self.bpp}
+        out = {"name": self.name, "f": self.f, "K": self.K, "bpp": self.bpp}
+        if self.precision != "fp32":
+            out["precision"] = self.precision
+        return out
 
 
 def resolve_device(device: str | None) -> str:
@@ -119,9 +123,19 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
-def load_codec(name: str | None = None, checkpoint: str | None = None, device: str = "cpu") -> Codec:
-    """The codec for a registered model name or a user checkpoint (``--checkpoint``)."""
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def load_codec(name: str | None = None, checkpoint: str | None = None, device: str = "cpu",
+               precision: str = "fp32") -> Codec:
+    """The codec for a registered model name or a user checkpoint (``--checkpoint``).
+
+    ``precision``: decoder arithmetic (fp32, or bf16 / fp16 autocast on CUDA); the encoder and
+    the quantiser always run in float32, so the transmitted indices never depend on it."""
     import numpy as np
+
+    if precision not in PRECISIONS:
+        raise CheckpointError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
 
     from vqcodec.bits import check_assignment, identity_assignment
 
@@ -141,7 +155,9 @@ def load_codec(name: str | None = None, checkpoint: str | None = None, device: s
     ppath = prior_path(stem)
     smoothing = {k: float(meta_["prior"][k]) for k in ("lam", "beta") if k in (meta_.get("prior") or {})}
     prior = load_prior(ppath, model.K, **smoothing) if ppath.exists() else None
-    return Codec(name=label, model=model, meta=meta_, assignment=assignment, prior=prior)
+    if precision != "fp32" and not str(model.codebook.device).startswith("cuda"):
+        raise CheckpointError(f"precision {precision} needs a CUDA device (the CPU path runs fp32)")
+    return Codec(name=label, model=model, meta=meta_, assignment=assignment, prior=prior, precision=precision)
 
 
 def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, progress=None) -> dict:
