@@ -24,12 +24,13 @@ from vqcodec.zoo import load_codec  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default="f4-k256")
+    ap.add_argument("--checkpoint", default=None, help="a checkpoint instead of --model")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--images", default=None)
     ap.add_argument("--count", type=int, default=6, help="images to time")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    codec = load_codec(args.model)
+    codec = load_codec(args.model, args.checkpoint)
     paths = list_images(images_arg(args.images))[: args.count]
     enc_t, dec_t = [], []
     with torch.inference_mode():
@@ -39,7 +40,7 @@ def main() -> None:
             enc_t.append(timeit(lambda: codec.model.encode(x), repeat=3))
             dec_t.append(timeit(lambda: codec.model.decode(idx), repeat=3))
     size = tuple(load_image(paths[0]).shape[:2])
-    print(f"model {args.model}: {len(paths)} images (first {size[1]}x{size[0]}), {args.threads} torch threads")
+    print(f"model {codec.name}: {len(paths)} images (first {size[1]}x{size[0]}), {args.threads} torch threads")
     print(f"encode  median {1000 * statistics.median(enc_t):7.1f} ms/image")
     print(f"decode  median {1000 * statistics.median(dec_t):7.1f} ms/image")
 

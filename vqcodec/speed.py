@@ -86,13 +86,16 @@ def codec_rows(codec, images: list[np.ndarray], batch: int, repeat: int) -> list
                      "batch 1", t_d1 * batch / t_db)]
         best = t_db
         if cuda:
-            ref = [psnr(im, out) for im, out in zip(batch_imgs, to_uint8(crop(model.decode(idxb), H, W)))]
+            def psnrs(x):
+                return [psnr(im, to_uint8(crop(x[i:i + 1].float(), H, W))) for i, im in enumerate(batch_imgs)]
+
+            ref = psnrs(model.decode(idxb))
             for label, dtype in (("bf16", torch.bfloat16), ("fp16", torch.float16)):
                 def dec(dtype=dtype):
                     with torch.autocast("cuda", dtype=dtype):
                         return model.decode(idxb)
                 t = _median_time(dec, repeat, cuda)
-                got = [psnr(im, out) for im, out in zip(batch_imgs, to_uint8(crop(dec().float(), H, W)))]
+                got = psnrs(dec())
                 delta = float(np.max(np.abs(np.subtract(got, ref))))
                 ok = delta <= MIXED_PRECISION_TOLERANCE_DB
                 rows.append(Row("decode", f"{name}, {size}, batch {batch}, {label} autocast: max |dPSNR| "
