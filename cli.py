@@ -253,6 +253,23 @@ def _precision_option(fn):
                         help="Decoder arithmetic; bf16/fp16 autocast needs CUDA (the indices are always fp32).")(fn)
 
 
+def _cluster_options(fn):
+    fn = click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                      help="Run the trials on this running Dask scheduler.")(fn)
+    fn = click.option("--workers", type=click.IntRange(1, 1024), default=None,
+                      help="Run the trials on a local Dask cluster of this many processes [default: serial].")(fn)
+    return fn
+
+
+def _executor(workers, scheduler):
+    from vqcodec.cluster import ClusterError, executor_for
+
+    try:
+        return executor_for(workers, scheduler)
+    except ClusterError as exc:
+        _fail(str(exc))
+
+
 def _channel_options(fn):
     opts = [
         click.option("--channel", "-c", "kind", required=True, help="Channel model (see `vqcodec channels`)."),
@@ -449,17 +466,19 @@ def eval_cmd(model, checkpoint, device, precision, images, json_out, overwrite):
               help="Receiver(s), comma-separated (see `vqcodec receivers`) "
                    "[default: naive,spatial-mmse; naive for a model without an index prior].")
 @_stop_options
+@_cluster_options
 @click.option("--json", "json_out", type=click.Path(), default=None, help="Write a results file.")
 @click.option("--save-dir", type=click.Path(file_okay=False), default=None,
               help="Write the originals and the first trial's reconstructions here.")
 @click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
 @click.option("--overwrite", is_flag=True)
 def simulate(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, device, precision, images,
-             receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite):
+             receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite, workers,
+             scheduler):
     """Send images through one channel point and measure what arrives."""
     _run_sweep("simulate", kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, images,
                receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
-               device=device, precision=precision)
+               device=device, precision=precision, workers=workers, scheduler=scheduler)
 
 
 @main.command()
@@ -472,6 +491,7 @@ def simulate(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model
 @click.option("--receiver", "-r", "receivers", default=None,
               help="Receivers, comma-separated [default: naive,spatial-mmse; naive without an index prior].")
 @_stop_options
+@_cluster_options
 @click.option("--json", "json_out", type=click.Path(), required=True, help="Results file to write.")
 @click.option("--baselines", default=None, help="Also send JPEG/WebP + CRC + channel code: 'jpeg,webp'.")
 @click.option("--rates", default="uncoded,3/4,2/3,1/2,1/3,1/4", show_default=True,
@@ -484,12 +504,12 @@ def simulate(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model
               help="Continue an interrupted sweep: keep the points already in --json, run the rest.")
 def sweep(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, device, precision, images,
           receivers, trials, min_trials, ci_target, seed, json_out, baselines, rates, budget_bpp, no_ms_ssim,
-          overwrite, resume):
+          overwrite, resume, workers, scheduler):
     """Sweep a grid of channel parameters; one curve per receiver (and per baseline)."""
     _run_sweep("sweep", kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, images,
                receivers, trials, min_trials, ci_target, seed, json_out, None, no_ms_ssim, overwrite,
                baselines=baselines, rates=rates, budget_bpp=budget_bpp, device=device, resume=resume,
-               precision=precision)
+               precision=precision, workers=workers, scheduler=scheduler)
 
 
 def _grid_for(param, text):
@@ -508,7 +528,8 @@ def _grid_for(param, text):
 
 def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, images,
                receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
-               baselines=None, rates=None, budget_bpp=None, device="cpu", resume=False, precision="fp32"):
+               baselines=None, rates=None, budget_bpp=None, device="cpu", resume=False, precision="fp32",
+               workers=None, scheduler=None):
     from tqdm import tqdm
 
     from vqcodec.correct import REGISTRY as RECEIVERS
@@ -565,6 +586,19 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
         Path(save_dir).mkdir(parents=True, exist_ok=True)
         if not os.access(save_dir, os.W_OK):
             _fail(f"{save_dir}: not writable")
+    if save_dir and (workers or scheduler):
+        _fail("--save-dir works with the serial run only (drop --workers/--scheduler)")
+    if workers and scheduler:
+        _fail("--workers and --scheduler exclude each other")
+    if scheduler:
+        from vqcodec.cluster import ClusterError, check_address
+
+        try:
+            check_address(scheduler)
+        except ClusterError as exc:
+            _fail(str(exc))
+    if (workers or scheduler) and codec.model.codebook.device.type != "cpu":
+        _fail("--workers/--scheduler run on the workers' CPUs; use --device cpu")
     encs, img_desc = _load_images(codec, images, with_ms_ssim=not no_ms_ssim)
 
     def on_image(r, name, trial, img):
@@ -573,17 +607,26 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
             save_image(Path(save_dir) / f"{stem}.png", next(e.image for e in encs if e.name == name))
             save_image(Path(save_dir) / f"{stem}.{r}.png", img)
 
+    executor = _executor(workers, scheduler)
     bar = tqdm(total=len(grid) * trials, desc=command, unit="trial", leave=False, dynamic_ncols=True)
 
     def on_trial(i, t):
-        bar.n = i * trials + t
+        bar.update(1)
         bar.set_postfix_str(f"{param}={grid[i]:g}")
-        bar.refresh()
 
-    results = sweep(codec, encs, chans, grid, recv, channel_desc=_channel_desc(kind, param, extra),
-                    images_desc=img_desc, seed=seed, stop=stop, name=command, with_ms_ssim=not no_ms_ssim,
-                    on_trial=on_trial, on_image=on_image if save_dir else None, previous=previous,
-                    on_point=(lambda res: write_results(json_out, res)) if (json_out and command == "sweep") else None)
+    try:
+        results = sweep(codec, encs, chans, grid, recv, channel_desc=_channel_desc(kind, param, extra),
+                        images_desc=img_desc, seed=seed, stop=stop, name=command, with_ms_ssim=not no_ms_ssim,
+                        on_trial=on_trial, on_image=on_image if save_dir else None, previous=previous,
+                        on_point=(lambda res: write_results(json_out, res)) if (json_out and command == "sweep") else None,
+                        executor=executor)
+    except KeyboardInterrupt:
+        bar.close()
+        _fail("interrupted" + (f"; the finished points are in {json_out} (continue with --resume)"
+                               if json_out and command == "sweep" and Path(json_out).exists() else ""))
+    finally:
+        if hasattr(executor, "close"):
+            executor.close()
     bar.close()
     _print_table(results, param)
     if base_codecs:
@@ -762,7 +805,8 @@ def _print_baselines(results, param, budget):
               help="speed suites: also measure this checkpoint of yours (repeatable).")
 @click.option("--batch", type=click.IntRange(1, 4096), default=None,
               help="speed suites: images per batch of the batched codec path [default: the suite's].")
-def bench(suite, list_, resume, out, regenerate_expected, device, checkpoints, batch):
+@_cluster_options
+def bench(suite, list_, resume, out, regenerate_expected, device, checkpoints, batch, workers, scheduler):
     """Run a named benchmark suite from benchmarks/suites."""
     import json as _json
 
@@ -806,10 +850,18 @@ def bench(suite, list_, resume, out, regenerate_expected, device, checkpoints, b
 
     t0 = time.perf_counter()
     try:
-        results, figs = S.run(st, run_dir, progress, device=device, checkpoints=checkpoints)
+        executor = _executor(workers, scheduler) if st.kind == "sweep" else None
+        try:
+            results, figs = S.run(st, run_dir, progress, device=device, checkpoints=checkpoints, executor=executor)
+        finally:
+            if hasattr(executor, "close"):
+                executor.close()
     except (ImageError, CheckpointError, ValueError) as exc:
         bar.close()
         _fail(str(exc))
+    except KeyboardInterrupt:
+        bar.close()
+        _fail(f"interrupted; the finished points are in {run_dir} (continue with --resume {run_dir})")
     bar.close()
     click.echo((run_dir / "summary.md").read_text())
     data = run_dir / ("speed.json" if st.kind == "speed" else "results.json")

@@ -121,7 +121,7 @@ def parse_index_file(data: bytes, name: str = "index file") -> tuple[np.ndarray,
         K, H, W = int(header["K"]), int(header["height"]), int(header["width"])
         h, w = (int(v) for v in header["grid"])
         model = str(header["model"])
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError) as exc:
         raise IndexFileError(f"{name}: corrupt header ({exc.__class__.__name__})") from None
     if not (2 <= K <= 65536) or min(H, W, h, w) < 1 or h * w > 10 ** 8 or H > h * 64 or W > w * 64:
         raise IndexFileError(f"{name}: header values out of range")

@@ -96,18 +96,58 @@ def atomic_write_text(path, text: str) -> Path:
     return path
 
 
+def _number(v) -> bool:
+    """A JSON number that fits a float, or one of the strings our writer uses for non-finite floats."""
+    if isinstance(v, str):
+        return v in ("nan", "inf", "-inf")
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        float(v)
+    except OverflowError:
+        return False
+    return True
+
+
+def _check_point(p, where: str) -> None:
+    if not isinstance(p, dict) or "param" not in p:
+        raise ResultsError(f"{where}: 'points' must be a list of objects with a 'param'")
+    param = p["param"]
+    if not (_number(param) and not isinstance(param, str) and math.isfinite(float(param))):
+        raise ResultsError(f"{where}: a point's 'param' must be a finite number, got {str(param)[:40]!r}")
+    for m in POINT_METRICS:
+        v = p.get(m)
+        if v is None:
+            continue
+        if isinstance(v, dict):
+            if not _number(v.get("mean")) or not (v.get("ci95") is None or _number(v.get("ci95"))):
+                raise ResultsError(f"{where}: point metric {m!r} must be a number or {{mean, ci95}} of numbers")
+        elif not _number(v):
+            raise ResultsError(f"{where}: point metric {m!r} must be a number or {{mean, ci95}} of numbers")
+
+
 def validate(obj, name: str) -> dict:
+    """Check everything a reader of ours relies on, so that no consumer meets a wrong type."""
     if not isinstance(obj, dict):
         raise ResultsError(f"{name}: results entries must be JSON objects")
     if obj.get("schema") != SCHEMA:
-        raise ResultsError(f"{name}: unknown schema {obj.get('schema')!r} (expected {SCHEMA!r})")
+        raise ResultsError(f"{name}: unknown schema {str(obj.get('schema'))[:60]!r} (expected {SCHEMA!r})")
     missing = [k for k in REQUIRED if k not in obj]
     if missing:
         raise ResultsError(f"{name}: missing field(s) {', '.join(missing)}")
-    if not isinstance(obj["points"], list) or not all(isinstance(p, dict) and "param" in p for p in obj["points"]):
+    if not isinstance(obj["model"], dict) or not isinstance(obj["model"].get("name"), str):
+        raise ResultsError(f"{name}: 'model' must be an object with a string 'name'")
+    if not isinstance(obj["channel"], dict) or not isinstance(obj["channel"].get("kind"), str) \
+            or not isinstance(obj["channel"].get("param", "p"), str):
+        raise ResultsError(f"{name}: 'channel' must be an object with a string 'kind' (and 'param')")
+    if not isinstance(obj["receiver"], str):
+        raise ResultsError(f"{name}: 'receiver' must be a string")
+    if not isinstance(obj.get("label", ""), (str, type(None))) or not isinstance(obj.get("style", {}), dict):
+        raise ResultsError(f"{name}: 'label' must be a string and 'style' an object")
+    if not isinstance(obj["points"], list):
         raise ResultsError(f"{name}: 'points' must be a list of objects with a 'param'")
-    if not isinstance(obj["channel"], dict) or "kind" not in obj["channel"]:
-        raise ResultsError(f"{name}: 'channel' must be an object with a 'kind'")
+    for p in obj["points"]:
+        _check_point(p, name)
     return obj
 
 
@@ -144,13 +184,23 @@ def to_compressai(results: list[dict], name: str = "vqcodec") -> dict:
     clean = [r for r in results if r["channel"].get("kind") == "none"]
     if not clean:
         raise ResultsError("no clean-channel results (channel kind 'none') to export")
-    pts = sorted((r["points"][0] for r in clean), key=lambda p: p["bpp"])
+    if not all(r["points"] and "bpp" in r["points"][0] and isinstance(r["points"][0].get("psnr"), dict)
+               for r in clean):
+        raise ResultsError("a clean-channel result has no point with 'bpp' and 'psnr' to export")
+    pts = sorted((r["points"][0] for r in clean), key=lambda p: mean_of(p["bpp"]))
     return {"name": name,
             "description": "vqcodec fixed-length VQ index stream, clean channel: "
                            + ", ".join(r["model"]["name"] for r in clean),
-            "results": {"psnr-rgb": [p["psnr"]["mean"] for p in pts],
-                        "ms-ssim-rgb": [p.get("ms_ssim", {}).get("mean") for p in pts],
-                        "bpp": [p["bpp"] for p in pts]}}
+            "results": {"psnr-rgb": [mean_of(p["psnr"]) for p in pts],
+                        "ms-ssim-rgb": [mean_of(p.get("ms_ssim")) for p in pts],
+                        "bpp": [mean_of(p["bpp"]) for p in pts]}}
+
+
+def mean_of(v) -> float | None:
+    """A validated point metric (number, non-finite string or {mean, ci95}) as a float; None stays None."""
+    if isinstance(v, dict):
+        v = v.get("mean")
+    return None if v is None else float(v)
 
 
 def read_compressai(path) -> dict | None:

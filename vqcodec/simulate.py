@@ -138,88 +138,192 @@ class ReceiverTally:
     seconds: float = 0.0
 
 
+@dataclass
+class ChunkResult:
+    """One trial of one channel point on a chunk of images (the unit of distributed work)."""
+
+    names: list
+    psnr: dict  # receiver -> per-image PSNR, in chunk order
+    ms_ssim: dict  # receiver -> per-image MS-SSIM (empty lists without MS-SSIM)
+    index_errors: dict  # receiver -> count
+    counts: Counters
+    seconds: dict  # "channel" and each receiver (receiver + decode)
+
+
+def run_chunk(codec: Codec, images: Sequence[EncodedImage], channel, receivers: Sequence[str], *, seed: int,
+              param: float, trial: int, with_ms_ssim: bool = True,
+              on_image: Callable[[str, str, int, np.ndarray], None] | None = None) -> ChunkResult:
+    """Send every image of a chunk through one channel realisation (``trial_rng``) and every receiver."""
+    funcs = {r: get_receiver(r) for r in receivers}
+    ctx = ReceiverContext(K=codec.K, assignment=codec.assignment,
+                          codebook=codec.model.codebook.detach().cpu().numpy(), channel=channel, prior=codec.prior)
+    out = ChunkResult([], {r: [] for r in receivers}, {r: [] for r in receivers}, {r: 0 for r in receivers},
+                      Counters(), {"channel": 0.0, **{r: 0.0 for r in receivers}})
+    c = out.counts
+    for enc in images:
+        bits = indices_to_bits(enc.indices, codec.K, codec.assignment)
+        t0 = time.perf_counter()
+        rx = channel(bits, trial_rng(seed, enc.name, param, trial))
+        out.seconds["channel"] += time.perf_counter() - t0
+        c.bits += bits.size
+        c.bit_errors += int(np.count_nonzero((rx.hard >= 0) & (rx.hard != bits)))
+        c.erased_bits += int(np.count_nonzero(rx.hard < 0))
+        c.indices += enc.indices.size
+        out.names.append(enc.name)
+        H, W = enc.image.shape[:2]
+        for r, fn in funcs.items():
+            t0 = time.perf_counter()
+            dec = fn(rx, enc.indices.shape, ctx)
+            img = decode_image(codec, dec, H, W)
+            out.seconds[r] += time.perf_counter() - t0
+            out.index_errors[r] += int(np.count_nonzero(dec.indices != enc.indices))
+            out.psnr[r].append(psnr(enc.image, img))
+            if with_ms_ssim:
+                out.ms_ssim[r].append(ms_ssim(enc.image, img))
+            if on_image:
+                on_image(r, enc.name, trial, img)
+    return out
+
+
+class PointRun:
+    """The state of one channel point: trials so far, tallies, and the stop decision."""
+
+    def __init__(self, param: float, receivers: Sequence[str], stop: StopRule, with_ms_ssim: bool):
+        self.param, self.receivers, self.stop, self.with_ms_ssim = float(param), list(receivers), stop, with_ms_ssim
+        self.tallies = {r: ReceiverTally() for r in receivers}
+        self.counts = Counters()
+        self.t_channel = 0.0
+        self.trials = 0
+        self.reason: str | None = None
+
+    def add_trial(self, chunks: Sequence[ChunkResult]) -> None:
+        """Fold in one trial (its chunks in image order) and apply the stopping rule."""
+        for ch in chunks:
+            for k in ("bits", "bit_errors", "erased_bits", "indices"):
+                setattr(self.counts, k, getattr(self.counts, k) + getattr(ch.counts, k))
+            self.t_channel += ch.seconds["channel"]
+        for r in self.receivers:
+            t = self.tallies[r]
+            values = [v for ch in chunks for v in ch.psnr[r]]
+            for ch in chunks:
+                for name, v in zip(ch.names, ch.psnr[r]):
+                    t.per_image.setdefault(name, []).append(v)
+                t.index_errors += ch.index_errors[r]
+                t.seconds += ch.seconds[r]
+            t.trial_means.append(float(np.mean(values)))
+            if self.with_ms_ssim:
+                t.ms_ssim.append(float(np.mean([v for ch in chunks for v in ch.ms_ssim[r]])))
+        self.trials += 1
+        self.reason = self.stop.decide([self.tallies[r].trial_means for r in self.receivers])
+
+    def points(self, images: Sequence[EncodedImage], timings: dict | None = None) -> dict[str, dict]:
+        """``{receiver: point dict}`` in the results-file point format (no wall-clock times)."""
+        out: dict[str, dict] = {}
+        if timings is not None:
+            timings["channel"] = timings.get("channel", 0.0) + self.t_channel
+        counts = self.counts
+        psnr_clean = float(np.mean([e.psnr_clean for e in images]))
+        for r in self.receivers:
+            t = self.tallies[r]
+            ci = mean_ci95(t.trial_means)
+            if np.ptp(t.trial_means) == 0:
+                ci["ci95"] = 0.0
+            point = {"param": self.param, "trials": self.trials, "stop": self.reason,
+                     "psnr": ci, "psnr_clean": psnr_clean,
+                     "bits": counts.bits, "bit_errors": counts.bit_errors, "erased_bits": counts.erased_bits,
+                     "ber": counts.bit_errors / counts.bits if counts.bits else 0.0,
+                     "indices": counts.indices, "index_errors": t.index_errors,
+                     "index_error_rate": t.index_errors / counts.indices if counts.indices else 0.0,
+                     "per_image": [{"image": k, "psnr": float(np.mean(v))} for k, v in t.per_image.items()]}
+            if timings is not None:
+                timings[r] = timings.get(r, 0.0) + t.seconds
+            if self.with_ms_ssim:
+                ms = mean_ci95(t.ms_ssim)
+                if np.ptp(t.ms_ssim) == 0:
+                    ms["ci95"] = 0.0
+                point["ms_ssim"] = ms
+                point["ms_ssim_clean"] = float(np.mean([e.ms_ssim_clean for e in images]))
+            out[r] = point
+        return out
+
+
+class SerialExecutor:
+    """Runs the work in this process, in order (the default; no start-up cost)."""
+
+    workers = 1
+
+    def share(self, obj):
+        return obj
+
+    def map(self, fn, calls: Sequence[tuple[tuple, dict]], on_done: Callable[[], None] | None = None) -> list:
+        out = []
+        for args, kwargs in calls:
+            out.append(fn(*args, **kwargs))
+            if on_done:
+                on_done()
+        return out
+
+
+def run_points(codec: Codec, images: Sequence[EncodedImage], channel_list: Sequence, params: Sequence[float],
+               receivers: Sequence[str], *, seed: int, stop: StopRule, with_ms_ssim: bool = True,
+               executor=None, chunk_size: int | None = None,
+               on_point: Callable[[int, dict], None] | None = None,
+               on_trial: Callable[[int, int], None] | None = None,
+               on_task: Callable[[], None] | None = None,
+               on_image: Callable[[str, str, int, np.ndarray], None] | None = None,
+               timings: dict | None = None) -> list[dict[str, dict]]:
+    """Run several channel points in rounds: each round runs the next trial of every point that
+    has not stopped, split into tasks of ``chunk_size`` images, on ``executor`` (serial, or a
+    Dask cluster from ``vqcodec.cluster``); then every point folds in its trial in image order
+    and applies the stopping rule. The outcome depends only on the seed: not on the executor,
+    the chunking, the order in which tasks finish, or which other points run beside it.
+
+    Returns one ``{receiver: point}`` per parameter; ``on_point(i, points)`` fires when point i
+    stops, ``on_trial(i, trials_done)`` after each of its trials, ``on_task()`` after each task.
+    """
+    executor = executor or SerialExecutor()
+    if on_image is not None and not isinstance(executor, SerialExecutor):
+        raise ValueError("saving reconstructions needs the serial executor")
+    n = len(images)
+    size = chunk_size or max(1, math.ceil(n / max(1, 2 * executor.workers)))
+    chunks = [list(range(i, min(n, i + size))) for i in range(0, n, size)]
+    shared_codec = executor.share(codec)
+    shared_images = [executor.share([images[i] for i in c]) for c in chunks]
+    runs = [PointRun(v, receivers, stop, with_ms_ssim) for v in params]
+    done: list[dict | None] = [None] * len(params)
+    while any(d is None for d in done):
+        active = [i for i, d in enumerate(done) if d is None]
+        calls = [((shared_codec, shared_images[c], channel_list[i], list(receivers)),
+                  {"seed": seed, "param": float(params[i]), "trial": runs[i].trials, "with_ms_ssim": with_ms_ssim,
+                   **({"on_image": on_image} if on_image else {})})
+                 for i in active for c in range(len(chunks))]
+        results = executor.map(run_chunk, calls, on_task)
+        for k, i in enumerate(active):
+            runs[i].add_trial(results[k * len(chunks):(k + 1) * len(chunks)])
+            if on_trial:
+                on_trial(i, runs[i].trials)
+            if runs[i].reason is not None:
+                done[i] = runs[i].points(images, timings)
+                if on_point:
+                    on_point(i, done[i])
+    return done
+
+
 def run_point(codec: Codec, images: Sequence[EncodedImage], channel, receivers: Sequence[str], *, seed: int,
               param: float, stop: StopRule, with_ms_ssim: bool = True,
               on_trial: Callable[[int], None] | None = None,
               on_image: Callable[[str, str, int, np.ndarray], None] | None = None,
               timings: dict | None = None) -> dict[str, dict]:
-    """Run trials at one channel parameter until the stop rule fires.
+    """Run trials at one channel parameter until the stop rule fires (serially, in this process).
 
-    Returns ``{receiver: point dict}`` in the results-file point format (no
-    wall-clock times in it, so equal seeds give equal results).
-    ``on_image(receiver, image, trial, reconstruction)`` sees every decoded image;
-    ``timings``, when given, accumulates seconds spent in "channel" and in each
-    receiver (receiver + decode).
+    Returns ``{receiver: point dict}`` in the results-file point format (no wall-clock times in
+    it, so equal seeds give equal results). ``on_image(receiver, image, trial, reconstruction)``
+    sees every decoded image; ``timings``, when given, accumulates seconds spent in "channel"
+    and in each receiver (receiver + decode).
     """
-    funcs = {r: get_receiver(r) for r in receivers}
-    ctx = ReceiverContext(K=codec.K, assignment=codec.assignment,
-                          codebook=codec.model.codebook.detach().cpu().numpy(), channel=channel, prior=codec.prior)
-    tallies = {r: ReceiverTally() for r in receivers}
-    counts = Counters()
-    t_channel = 0.0
-    reason = None
-    trial = 0
-    payloads = [indices_to_bits(enc.indices, codec.K, codec.assignment) for enc in images]
-    while reason is None:
-        sums = {r: [] for r in receivers}
-        ssims = {r: [] for r in receivers}
-        for enc, bits in zip(images, payloads):
-            t0 = time.perf_counter()
-            rx = channel(bits, trial_rng(seed, enc.name, param, trial))
-            t_channel += time.perf_counter() - t0
-            counts.bits += bits.size
-            counts.bit_errors += int(np.count_nonzero((rx.hard >= 0) & (rx.hard != bits)))
-            counts.erased_bits += int(np.count_nonzero(rx.hard < 0))
-            counts.indices += enc.indices.size
-            H, W = enc.image.shape[:2]
-            for r, fn in funcs.items():
-                t0 = time.perf_counter()
-                dec = fn(rx, enc.indices.shape, ctx)
-                out = decode_image(codec, dec, H, W)
-                tallies[r].seconds += time.perf_counter() - t0
-                tallies[r].index_errors += int(np.count_nonzero(dec.indices != enc.indices))
-                v = psnr(enc.image, out)
-                sums[r].append(v)
-                tallies[r].per_image.setdefault(enc.name, []).append(v)
-                if with_ms_ssim:
-                    ssims[r].append(ms_ssim(enc.image, out))
-                if on_image:
-                    on_image(r, enc.name, trial, out)
-        for r in receivers:
-            tallies[r].trial_means.append(float(np.mean(sums[r])))
-            if with_ms_ssim:
-                tallies[r].ms_ssim.append(float(np.mean(ssims[r])))
-        trial += 1
-        if on_trial:
-            on_trial(trial)
-        reason = stop.decide([tallies[r].trial_means for r in receivers])
-
-    out: dict[str, dict] = {}
-    if timings is not None:
-        timings["channel"] = timings.get("channel", 0.0) + t_channel
-    psnr_clean = float(np.mean([e.psnr_clean for e in images]))
-    for r in receivers:
-        t = tallies[r]
-        ci = mean_ci95(t.trial_means)
-        if np.ptp(t.trial_means) == 0:
-            ci["ci95"] = 0.0
-        point = {"param": float(param), "trials": trial, "stop": reason,
-                 "psnr": ci, "psnr_clean": psnr_clean,
-                 "bits": counts.bits, "bit_errors": counts.bit_errors, "erased_bits": counts.erased_bits,
-                 "ber": counts.bit_errors / counts.bits if counts.bits else 0.0,
-                 "indices": counts.indices, "index_errors": t.index_errors,
-                 "index_error_rate": t.index_errors / counts.indices if counts.indices else 0.0,
-                 "per_image": [{"image": k, "psnr": float(np.mean(v))} for k, v in t.per_image.items()]}
-        if timings is not None:
-            timings[r] = timings.get(r, 0.0) + t.seconds
-        if with_ms_ssim:
-            ms = mean_ci95(t.ms_ssim)
-            if np.ptp(t.ms_ssim) == 0:
-                ms["ci95"] = 0.0
-            point["ms_ssim"] = ms
-            point["ms_ssim_clean"] = float(np.mean([e.ms_ssim_clean for e in images]))
-        out[r] = point
-    return out
+    return run_points(codec, images, [channel], [param], receivers, seed=seed, stop=stop,
+                      with_ms_ssim=with_ms_ssim, on_trial=(lambda i, t: on_trial(t)) if on_trial else None,
+                      on_image=on_image, timings=timings)[0]
 
 
 def clean_point(codec: Codec, images: Sequence[EncodedImage]) -> dict:
@@ -250,14 +354,16 @@ def sweep(codec: Codec, images: Sequence[EncodedImage], channel_list: Sequence, 
           on_trial: Callable[[int, int], None] | None = None,
           on_image: Callable[[str, str, int, np.ndarray], None] | None = None,
           timings: dict | None = None, previous: Sequence[dict] = (),
-          on_point: Callable[[list[dict]], None] | None = None) -> list[dict]:
+          on_point: Callable[[list[dict]], None] | None = None,
+          executor=None, on_task: Callable[[], None] | None = None) -> list[dict]:
     """One results object per receiver over a grid of channel points (``channel_list[i]`` at ``grid[i]``).
 
     ``previous``: results objects of an interrupted run of the same sweep; a point that
     every receiver already finished there (same model, channel, seed) is reused, not rerun
     (the per-point seeds make the outcome identical either way). ``on_point(results)`` is
-    called after every point with the results so far (for incremental, atomic writes);
-    ``on_trial(point_index, trials_done)`` reports progress.
+    called after every finished point with the results so far, points in grid order (for
+    incremental, atomic writes); ``on_trial(point_index, trials_done)`` and ``on_task()``
+    report progress. ``executor``: see ``run_points``.
     """
     from vqcodec.results import new_results
 
@@ -266,23 +372,32 @@ def sweep(codec: Codec, images: Sequence[EncodedImage], channel_list: Sequence, 
                 and r.get("seed") == seed and r.get("receiver") in receivers)
 
     done = {(r["receiver"], float(p["param"])): p for r in previous if same_run(r) for p in r["points"]}
-    curves: dict[str, list] = {r: [] for r in receivers}
+    finished: dict[int, dict] = {}
 
     def results():
+        order = sorted(finished)
         return [new_results(name=f"{name}-{channel_desc['kind']}",
                             description=f"{codec.name} over {channel_desc['kind']}, receiver {r}",
                             seed=seed, model=codec.describe(), images=images_desc, channel=channel_desc, receiver=r,
-                            points=curves[r]) for r in receivers]
+                            points=[finished[i][r] for i in order]) for r in receivers]
 
-    for i, (value, ch) in enumerate(zip(grid, channel_list)):
+    todo = []
+    for i, value in enumerate(grid):
         if all((r, float(value)) in done for r in receivers):
-            pts = {r: done[(r, float(value))] for r in receivers}
+            finished[i] = {r: done[(r, float(value))] for r in receivers}
+            if on_point:
+                on_point(results())
         else:
-            pts = run_point(codec, images, ch, receivers, seed=seed, param=value, stop=stop,
-                            with_ms_ssim=with_ms_ssim, on_trial=(lambda t, i=i: on_trial(i, t)) if on_trial else None,
-                            on_image=on_image, timings=timings)
-        for r in receivers:
-            curves[r].append(pts[r])
+            todo.append(i)
+
+    def point_done(k, pts):
+        finished[todo[k]] = pts
         if on_point:
             on_point(results())
+
+    if todo:
+        run_points(codec, images, [channel_list[i] for i in todo], [grid[i] for i in todo], receivers, seed=seed,
+                   stop=stop, with_ms_ssim=with_ms_ssim, executor=executor, on_point=point_done,
+                   on_trial=(lambda k, t: on_trial(todo[k], t)) if on_trial else None, on_task=on_task,
+                   on_image=on_image, timings=timings)
     return results()

@@ -215,7 +215,8 @@ def _finished(run_dir: Path) -> list[dict]:
         return []
 
 
-def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | None = None) -> list[dict]:
+def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | None = None,
+                    executor=None) -> list[dict]:
     import channels
     from vqcodec.images import list_images
     from vqcodec.results import write_results
@@ -241,14 +242,20 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
                                                for r in previous) for rc in suite.receivers)]
         encs = [encode_image(codec, p, suite.ms_ssim) for p in paths] if todo else []
 
-        def on_point(res, model=model):
-            if progress and res and len(res[0]["points"]) and float(res[0]["points"][-1]["param"]) in todo:
-                progress(f"{model} {cls.param}={res[0]['points'][-1]['param']:g}")
+        seen: set = set()
+
+        def on_point(res, model=model, seen=seen):
+            new = {float(p["param"]) for p in res[0]["points"]} - seen if res else set()
+            seen |= new
+            for v in sorted(new & set(todo)):
+                if progress:
+                    progress(f"{model} {cls.param}={v:g}")
             write_results(run_dir / "results.json", all_results + res)
 
         all_results += sweep(codec, encs, chans, grid, list(suite.receivers), channel_desc=desc,
                              images_desc=img_desc, seed=suite.seed, stop=stop, name=suite.name,
-                             with_ms_ssim=suite.ms_ssim, previous=previous, on_point=on_point)
+                             with_ms_ssim=suite.ms_ssim, previous=previous, on_point=on_point,
+                             executor=executor)
     if suite.baselines:
         from vqcodec.baselines import baseline_sweep
         from vqcodec.images import load_image
@@ -471,9 +478,10 @@ def expected_values(results: list[dict]) -> dict:
 
 
 def run(suite: Suite, run_dir: Path, progress=None, device: str = "cpu",
-        checkpoints: tuple = ()) -> tuple[list[dict], list[Path]]:
+        checkpoints: tuple = (), executor=None) -> tuple[list[dict], list[Path]]:
     """Run a suite into ``run_dir``; ``device`` and ``checkpoints`` (your own models, measured
-    beside the suite's) apply to ``speed`` suites (the others run on the CPU)."""
+    beside the suite's) apply to ``speed`` suites (the others run on the CPU); ``executor``
+    (serial by default, or a ``vqcodec.cluster.DaskExecutor``) runs a sweep suite's trials."""
     from vqcodec.plot import plot_curves, plot_rd, plot_speed
 
     if suite.kind == "speed":
@@ -484,7 +492,7 @@ def run(suite: Suite, run_dir: Path, progress=None, device: str = "cpu",
         figs = plot_rd(results, run_dir / "figure", anchors=load_anchors(suite.anchors),
                        title=f"{suite.name}: clean-channel rate-distortion")
     else:
-        results = run_sweep_suite(suite, run_dir, progress)
+        results = run_sweep_suite(suite, run_dir, progress, executor)
         import fnmatch
 
         from vqcodec.plot import curve_label

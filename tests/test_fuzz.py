@@ -1,0 +1,68 @@
+"""Regression cases found by benchmarks/fuzz.py, and a short run of the fuzzer itself (the
+10-minute runs are the script's job)."""
+import json
+import random
+import struct
+
+import pytest
+
+from benchmarks import fuzz
+from vqcodec.bits import VQC_MAGIC, IndexFileError, parse_index_file
+from vqcodec.results import ResultsError, read_results, to_compressai
+
+
+def _vqc(header: str, payload: bytes = b"\0") -> bytes:
+    h = header.encode()
+    return VQC_MAGIC + struct.pack("<I", len(h)) + h + payload
+
+
+@pytest.mark.parametrize("value", ["Infinity", "-Infinity", "NaN", "1e400", '"x"', "[]", "null"])
+def test_vqc_header_with_non_integers(value):
+    header = f'{{"model": "f4-k256", "K": {value}, "height": 4, "width": 4, "grid": [1, 1]}}'
+    with pytest.raises(IndexFileError):
+        parse_index_file(_vqc(header))
+
+
+def _results(**point):
+    return {"schema": "vqcodec.results/1", "name": "n", "model": {"name": "m"}, "channel": {"kind": "none"},
+            "receiver": "none", "points": [{"param": 0.0, "bpp": 0.5, "psnr": {"mean": 28.0}, **point}]}
+
+
+@pytest.mark.parametrize("edit", [
+    {"param": "x"}, {"param": None}, {"param": float("inf")}, {"param": True}, {"psnr": "abc"},
+    {"psnr": {"mean": [1]}}, {"psnr": {"ci95": 1}}, {"bpp": 10 ** 400}, {"ms_ssim": {"mean": 0.9, "ci95": {}}},
+])
+def test_results_points_with_wrong_types_are_refused(tmp_path, edit):
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps(_results(**edit)))
+    with pytest.raises(ResultsError):
+        read_results(p)
+
+
+@pytest.mark.parametrize("edit", [
+    {"model": None}, {"model": {"name": 3}}, {"channel": {"kind": None}}, {"receiver": 1}, {"label": 5},
+    {"style": []}, {"points": {}},
+])
+def test_results_objects_with_wrong_types_are_refused(tmp_path, edit):
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps({**_results(), **edit}))
+    with pytest.raises(ResultsError):
+        read_results(p)
+
+
+def test_export_of_points_without_bpp_or_with_null_ms_ssim(tmp_path):
+    r = _results(ms_ssim=None, bpp="nan")
+    assert to_compressai([r])["results"]["ms-ssim-rgb"] == [None]
+    del r["points"][0]["bpp"]
+    with pytest.raises(ResultsError, match="bpp"):
+        to_compressai([r])
+
+
+@pytest.mark.parametrize("target", ["vqc", "results"])
+def test_a_short_fuzz_run_finds_nothing(tmp_path, target):
+    seeds_fn, run, mutate = {"vqc": (fuzz.vqc_seeds, fuzz.vqc_target, fuzz.mutate_bytes),
+                             "results": (fuzz.results_seeds, fuzz.results_target, fuzz.results_mutate)}[target]
+    rng = random.Random(1)
+    pool = seeds_fn(tmp_path)
+    accepted = sum(bool(run(mutate(rng.choice(pool), rng, pool), tmp_path)) for _ in range(1500))
+    assert 0 < accepted < 1500  # the mutations reach both the accepting and the refusing paths
