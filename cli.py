@@ -40,6 +40,18 @@ def _check_output(path: str | None, overwrite: bool) -> None:
         _fail(f"{parent}: output directory is not writable ({exc.strerror or exc.__class__.__name__})")
 
 
+def _write_results(path, results) -> None:
+    """Atomic write; a failed write (full disk, permissions) is a one-line error and leaves the
+    previous file intact."""
+    from vqcodec.results import write_results
+
+    try:
+        write_results(path, results)
+    except OSError as exc:
+        _fail(f"{path}: cannot write the results ({exc.strerror or exc.__class__.__name__}); "
+              "the previous file, if any, is unchanged")
+
+
 def _parse_grid(text: str) -> list[float]:
     """'1e-4,3e-4,1e-3' or a log range 'START:STOP:N' (N log-spaced points)."""
     import numpy as np
@@ -400,8 +412,9 @@ def encode(image, output, model, checkpoint, device, overwrite):
 @click.argument("index_file", type=click.Path())
 @click.option("--output", "-o", required=True, type=click.Path(), help="Image to write (.png).")
 @click.option("--checkpoint", type=click.Path(), default=None, help="Checkpoint to decode with (if not a shipped model).")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda or auto (cuda when available).")
 @click.option("--overwrite", is_flag=True)
-def decode(index_file, output, checkpoint, overwrite):
+def decode(index_file, output, checkpoint, device, overwrite):
     """Decode a .vqc index file into an image."""
     from vqcodec.bits import IndexFileError, read_index_file
     from vqcodec.correct import Decision
@@ -413,7 +426,7 @@ def decode(index_file, output, checkpoint, overwrite):
         idx, header = read_index_file(index_file)
     except IndexFileError as exc:
         _fail(str(exc))
-    codec = _load_codec(None if checkpoint else header["model"], checkpoint)
+    codec = _load_codec(None if checkpoint else header["model"], checkpoint, device)
     if codec.K != header["K"]:
         _fail(f"{index_file}: made with K={header['K']}, model {codec.name} has K={codec.K}")
     h, w = idx.shape
@@ -434,7 +447,7 @@ def decode(index_file, output, checkpoint, overwrite):
 @click.option("--overwrite", is_flag=True)
 def eval_cmd(model, checkpoint, device, precision, images, json_out, overwrite):
     """Clean-channel evaluation: PSNR, MS-SSIM and bpp per image."""
-    from vqcodec.results import new_results, write_results
+    from vqcodec.results import new_results
     from vqcodec.simulate import clean_point
 
     _check_output(json_out, overwrite)
@@ -451,7 +464,7 @@ def eval_cmd(model, checkpoint, device, precision, images, json_out, overwrite):
         res = new_results(name=f"eval-{codec.name}", description=f"clean-channel evaluation of {codec.name}",
                           seed=0, model=codec.describe(), images=img_desc, channel={"kind": "none", "param": "p"},
                           receiver="none", points=[point])
-        write_results(json_out, res)
+        _write_results(json_out, res)
         click.echo(f"wrote {json_out}")
 
 
@@ -534,7 +547,7 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
 
     from vqcodec.correct import REGISTRY as RECEIVERS
     from vqcodec.images import save_image
-    from vqcodec.results import ResultsError, read_results, write_results
+    from vqcodec.results import ResultsError, read_results
     from vqcodec.simulate import StopRule, sweep
 
     t_start = time.perf_counter()
@@ -618,7 +631,7 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
         results = sweep(codec, encs, chans, grid, recv, channel_desc=_channel_desc(kind, param, extra),
                         images_desc=img_desc, seed=seed, stop=stop, name=command, with_ms_ssim=not no_ms_ssim,
                         on_trial=on_trial, on_image=on_image if save_dir else None, previous=previous,
-                        on_point=(lambda res: write_results(json_out, res)) if (json_out and command == "sweep") else None,
+                        on_point=(lambda res: _write_results(json_out, res)) if (json_out and command == "sweep") else None,
                         executor=executor)
     except KeyboardInterrupt:
         bar.close()
@@ -651,7 +664,7 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
     click.echo("side information (image size, model, index assignment) is assumed to arrive error-free; "
                "only the index payload crosses the channel")
     if json_out:
-        write_results(json_out, results[0] if len(results) == 1 else results)
+        _write_results(json_out, results[0] if len(results) == 1 else results)
         click.echo(f"wrote {json_out}")
     click.echo(f"time {time.perf_counter() - t_start:.1f} s")
 
@@ -697,7 +710,7 @@ def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, 
         torch.set_num_threads(threads)
     if receiver not in RECEIVERS:
         _fail(f"unknown receiver {receiver!r} (known: {', '.join(sorted(RECEIVERS))})")
-    codec = _load_codec(model, checkpoint, "cpu")
+    codec = _load_codec(model, checkpoint, device)
     if receiver.startswith("spatial") and codec.prior is None:
         _fail(f"receiver {receiver} needs an index prior; run `vqcodec prepare` on {codec.name} first")
     param, extra, make = _channel_factory(kind, codec, None, None, None, False)

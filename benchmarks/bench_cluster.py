@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_cluster.py [--images DIR] [--workers 2] [--trials 3]
 
 Runs the same sweep (f4-k256, BSC p = 0.01, 0.03, 0.1, receivers naive and
-spatial-mmse, seed 0) three times in this process: serially; on a LocalCluster
+spatial-mmse, seed 0) four times in this process: serially with torch's
+default thread count and with one thread; on a LocalCluster
 of ``--workers`` one-thread processes; and on a scheduler started with
 ``dask scheduler`` plus ``--workers`` ``dask worker`` processes on loopback.
 Prints the wall time of each, the speed-up against serial, and whether the
@@ -57,7 +58,13 @@ def main() -> None:
     args = ap.parse_args()
     codec = load_codec("f4-k256")
     encs = [encode_image(codec, p, with_ms_ssim=False) for p in list_images(images_arg(args.images))]
+    import torch
+
+    threads = torch.get_num_threads()
     serial, t_serial = run(codec, encs, args.trials, None)
+    torch.set_num_threads(1)
+    serial1, t_serial1 = run(codec, encs, args.trials, None)
+    torch.set_num_threads(threads)
     with DaskExecutor(workers=args.workers) as ex:
         local, t_local = run(codec, encs, args.trials, ex)
     port = free_port()
@@ -82,10 +89,14 @@ def main() -> None:
             p.wait(timeout=30)
     n = len(encs)
     print(f"sweep: f4-k256, {n} images, BSC p={GRID}, naive + spatial-mmse, up to {args.trials} trials per point")
-    print(f"serial                          {t_serial:7.1f} s")
-    print(f"LocalCluster, {args.workers} workers           {t_local:7.1f} s   speed-up {t_serial / t_local:.2f}x")
-    print(f"dask scheduler + {args.workers} dask workers  {t_remote:7.1f} s   speed-up {t_serial / t_remote:.2f}x")
-    print(f"results identical: serial == LocalCluster: {serial == local}; serial == scheduler: {serial == remote}")
+    print(f"serial, {threads} torch threads         {t_serial:7.1f} s")
+    print(f"serial, 1 torch thread          {t_serial1:7.1f} s")
+    print(f"LocalCluster, {args.workers} workers           {t_local:7.1f} s   speed-up {t_serial / t_local:.2f}x "
+          f"(vs 1-thread serial {t_serial1 / t_local:.2f}x)")
+    print(f"dask scheduler + {args.workers} dask workers  {t_remote:7.1f} s   speed-up {t_serial / t_remote:.2f}x "
+          f"(vs 1-thread serial {t_serial1 / t_remote:.2f}x)")
+    print(f"results identical: serial == serial 1 thread: {serial == serial1}; serial == LocalCluster: "
+          f"{serial == local}; serial == scheduler: {serial == remote}")
 
 
 if __name__ == "__main__":

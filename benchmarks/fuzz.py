@@ -148,7 +148,7 @@ _drawn = [0]
 
 
 def results_target(data: bytes, workdir: Path) -> bool:
-    from vqcodec.plot import _value, plot_curves
+    from vqcodec.plot import _value, plot_curves, plot_rd
     from vqcodec.results import ResultsError, merge_curves, metrics_in, read_results, to_compressai
 
     path = workdir / "r.json"
@@ -168,10 +168,11 @@ def results_target(data: bytes, workdir: Path) -> bool:
         pass
     _drawn[0] += 1
     if _drawn[0] % 200 == 0:
-        try:
-            plot_curves(merged, workdir / "f.png")
-        except ResultsError:
-            pass
+        for draw in (plot_curves, plot_rd):
+            try:
+                draw(merged, workdir / "f.png")
+            except ResultsError:
+                pass
     return True
 
 

@@ -9,6 +9,12 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "2")
 torch.set_num_threads(2)
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def examples(n: int) -> int:
+    """Hypothesis examples of a kernel-versus-reference test: n, or VQCODEC_EXAMPLES for a long run
+    (VQCODEC_EXAMPLES=10000 pytest -k reference)."""
+    return int(os.environ.get("VQCODEC_EXAMPLES", n))
 KODAK = ROOT.parent / "shared" / "datasets" / "kodak"
 BSDS = ROOT.parent / "shared" / "datasets" / "bsds500"
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from vqcodec import assignment as A
 from vqcodec.bits import bits_per_label, check_assignment
+from conftest import examples
 
 HYP = settings(max_examples=100, deadline=None)
 SMALL_K = [2, 3, 5, 8, 13, 16, 32]
@@ -109,7 +110,7 @@ def test_swap_delta_equals_difference_of_full_costs(K):
 
 # --------------------------------------------------------------------------- BSA
 
-@HYP
+@settings(max_examples=examples(100), deadline=None)
 @given(K=st.sampled_from(SMALL_K), d=st.integers(1, 4), seed=st.integers(0, 2 ** 31),
        start=st.sampled_from(STARTS), kind=st.sampled_from(["gauss", "grid"]), zero=st.booleans())
 def test_bsa_numba_equals_reference(K, d, seed, start, kind, zero):

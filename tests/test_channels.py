@@ -34,6 +34,7 @@ from channels import (
 from channels import capacity as cap
 from channels.base import bernoulli_mask
 from channels.burst import ge_kernel, ge_reference
+from conftest import examples
 
 Z = 5.0  # tolerance in standard errors (>= 4 as required)
 
@@ -525,7 +526,7 @@ unit = st.floats(0.0, 1.0, exclude_max=True, allow_nan=False)
 prob = st.one_of(st.sampled_from([0.0, 0.25, 0.5, 1.0]), st.floats(0.0, 1.0))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     data=st.data(),
     n=st.integers(0, 120),

@@ -5,11 +5,12 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from vqcodec.bits import indices_to_bits, inverse_assignment
-from vqcodec.correct import (SpatialParams, ReceiverContext, _bp_nb, _bp_ref, _candidates_nb, _candidates_ref,
+from vqcodec.correct import (ReceiverContext, _bp_nb, _bp_ref, _candidates_nb, _candidates_ref,
                              get_receiver, pmi_bounds, spatial_posterior)
 from vqcodec.prior import IndexPrior, learn_prior
 
 import channels
+from conftest import examples
 
 
 def random_prior(K, rng, strength=2.0):
@@ -24,7 +25,7 @@ def tables(prior, beta):
     return prior.log_unigram(), ph, pv, np.exp(ph), np.exp(pv)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(K=st.sampled_from([2, 3, 5, 13, 16, 32]), h=st.integers(1, 4), w=st.integers(1, 4),
        seed=st.integers(0, 2 ** 31), erase=st.floats(0, 1), radius=st.integers(0, 2), keep=st.integers(1, 8))
 def test_kernels_equal_references(K, h, w, seed, erase, radius, keep):

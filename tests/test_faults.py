@@ -43,3 +43,30 @@ def test_kill_9_then_resume_is_identical(tiny_checkpoint, image_dir, tmp_path):
     subprocess.run(_cmd(tiny_checkpoint, image_dir, part, "--resume"), cwd=ROOT, env=env, check=True,
                    capture_output=True)
     assert _strip(part) == _strip(full)
+
+
+def test_a_failed_write_reports_and_keeps_the_previous_results(image_dir, tmp_path, monkeypatch):
+    import errno
+
+    from click.testing import CliRunner
+
+    import vqcodec.results as R
+    from cli import main
+
+    out = tmp_path / "r.json"
+    args = ["simulate", "--channel", "bsc", "--p", "0.01", "--images", str(image_dir), "--receiver", "naive",
+            "--trials", "1", "--no-ms-ssim", "--json", str(out), "--overwrite"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    args += ["--seed", "5"]
+    before = out.read_bytes()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(R.os, "fsync", full)
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code != 0
+    last = r.output.strip().splitlines()[-1]
+    assert last.startswith("Error:") and "No space left on device" in last and "Traceback" not in r.output
+    assert out.read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vqcodec import fec
+from conftest import examples
 
 RATES = ["1/2", "2/3", "3/4", "1/3", "1/4"]
 DFREE = {"1/2": 10, "2/3": 6, "3/4": 5, "1/3": 15, "1/4": 20}
@@ -324,7 +325,7 @@ _llr_values = st.one_of(
 )
 
 
-@HYP
+@settings(max_examples=examples(60), deadline=None)
 @given(st.data(), st.sampled_from(_GENS), st.integers(1, 60))
 def test_viterbi_kernel_matches_reference(data, gk, n_steps):
     gens, K = gk
@@ -336,7 +337,7 @@ def test_viterbi_kernel_matches_reference(data, gk, n_steps):
     np.testing.assert_array_equal(a, b)
 
 
-@HYP
+@settings(max_examples=examples(60), deadline=None)
 @given(st.data(), st.sampled_from(RATES), st.integers(0, 40))
 def test_decode_matches_reference_hard_with_erasures(data, name, n_info):
     code = fec.get_code(name)

@@ -41,7 +41,7 @@ def test_results_points_with_wrong_types_are_refused(tmp_path, edit):
 
 @pytest.mark.parametrize("edit", [
     {"model": None}, {"model": {"name": 3}}, {"channel": {"kind": None}}, {"receiver": 1}, {"label": 5},
-    {"style": []}, {"points": {}},
+    {"style": []}, {"points": {}}, {"images": []},
 ])
 def test_results_objects_with_wrong_types_are_refused(tmp_path, edit):
     p = tmp_path / "r.json"
@@ -66,3 +66,29 @@ def test_a_short_fuzz_run_finds_nothing(tmp_path, target):
     pool = seeds_fn(tmp_path)
     accepted = sum(bool(run(mutate(rng.choice(pool), rng, pool), tmp_path)) for _ in range(1500))
     assert 0 < accepted < 1500  # the mutations reach both the accepting and the refusing paths
+
+
+@pytest.mark.parametrize("bpp,ok", [(None, False), ({"mean": 1}, False), ("inf", True), (1e308, True), ("nan", True)])
+def test_rd_plot_of_odd_rates(tmp_path, bpp, ok):
+    from vqcodec.plot import plot_rd
+
+    r = _results(bpp=bpp) if bpp is not None else _results()
+    if bpp is None:
+        del r["points"][0]["bpp"]
+    r["model"]["K"] = 256
+    jpeg = {**_results(bpp=0.3), "model": {"name": "jpeg"}}
+    if ok:
+        assert plot_rd([r, jpeg], tmp_path / "f.png")[0].stat().st_size > 1000
+    else:
+        with pytest.raises(ResultsError, match="bpp"):
+            plot_rd([r, jpeg], tmp_path / "f.png")
+
+
+def test_curves_without_a_drawable_positive_point_are_drawn_on_linear_axes(tmp_path):
+    from vqcodec.plot import plot_curves
+
+    r = {**_results(psnr_clean=28.5, ber=0.0), "channel": {"kind": "bsc", "param": "p"},
+         "model": {"name": "m", "K": 256}}
+    r["points"].append({"param": 0.01, "psnr": None, "psnr_clean": 28.5, "ber": 0.0})  # found by the fuzzer
+    for metric in ("psnr", "ber"):
+        assert plot_curves([r], tmp_path / f"{metric}.png", metric=metric)[0].stat().st_size > 1000

@@ -83,3 +83,37 @@ def test_cuda_train_decoder_runs_in_bf16(tmp_path):
     train_decoder(codec, cfg, TrainConfig(steps=30, batch=8, crop=64, warmup=2, log_every=1), folder,
                   tmp_path / "d", device="cuda", progress=lambda s, m: hist.append(m["loss"]))
     assert len(hist) == 30 and np.isfinite(hist).all()
+
+
+def test_cuda_batched_decoding_matches_one_by_one(sample):
+    from vqcodec.correct import Decision
+    from vqcodec.simulate import decode_image, decode_images, encode_image
+    from vqcodec.zoo import load_codec
+
+    codec = load_codec("f4-k256", device="cuda")
+    enc = encode_image(codec, sample, with_ms_ssim=False)
+    H, W = enc.image.shape[:2]
+    emb = codec.model.codebook.cpu().numpy()[enc.indices] * 0.9
+    decisions = [Decision(enc.indices), Decision(enc.indices, emb)]
+    batch = decode_images(codec, decisions, H, W)
+    for d, b in zip(decisions, batch):
+        one = decode_image(codec, d, H, W)
+        assert np.abs(one.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_cuda_finetune_runs(tmp_path):
+    import channels
+    from vqcodec.images import list_images
+    from vqcodec.train import FinetuneConfig, finetune_decoder
+    from vqcodec.zoo import load_codec
+
+    codec = load_codec("f4-k256", device="cuda")
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for p in list_images(None)[:2]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    hist = []
+    finetune_decoder(codec, channels.get_channel("bsc", p=0.02), "spatial-mmse", folder,
+                     FinetuneConfig(steps=5, batch=4, crop=32, log_every=1), tmp_path / "ft",
+                     progress=lambda s, m: hist.append(m["loss"]))
+    assert len(hist) == 5 and np.isfinite(hist).all()

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 import channels
-from conftest import tiny_config
 from vqcodec.bits import identity_assignment
 from vqcodec.prior import learn_prior
 from vqcodec.simulate import StopRule, encode_image, run_point, trial_rng

@@ -111,3 +111,9 @@ def test_tiny_speed_suite(tiny_zoo, image_dir, tmp_path):
     text = (tmp_path / "summary.md").read_text()
     assert "| component |" in text and "numpy reference" in text
     assert all(f.stat().st_size > 1000 for f in figs)
+
+
+@pytest.mark.parametrize("name", ["../../escape", "a/b", "..", "", ".hidden"])
+def test_suite_names_cannot_leave_the_output_folder(name):
+    with pytest.raises(S.SuiteError, match="'name' must be"):
+        S.validate({"name": name, "description": "d", "kind": "rd", "images": "samples", "models": ["f4-k256"]})

@@ -51,7 +51,6 @@ def test_resume_gives_the_same_model(tmp_path, image_dir):
 def test_finetune_keeps_encoder_and_codebook(tmp_path, image_dir, tiny_model):
     import channels
     from vqcodec.bits import identity_assignment
-    from vqcodec.model import save_model
     from vqcodec.prior import learn_prior
     from vqcodec.simulate import encode_image
     from vqcodec.train import FinetuneConfig, finetune_decoder

@@ -68,7 +68,8 @@ def plot_curves(results: Sequence[dict], out: str | Path, metric: str = "psnr", 
     if len(params) > 1:
         raise ResultsError(f"cannot draw different channel parameters on one axis: {', '.join(sorted(params))}")
     param = params.pop()
-    log_x = param == "p" and any(float(p["param"]) > 0 for r in results for p in r["points"])
+    log_x = param == "p" and any(float(p["param"]) > 0 and np.isfinite(_value(p, metric)[0])
+                                 for r in results for p in r["points"])
     fig, ax = plt.subplots(figsize=(7.0, 4.6), dpi=120)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     clean_drawn = set()
@@ -92,7 +93,8 @@ def plot_curves(results: Sequence[dict], out: str | Path, metric: str = "psnr", 
                        label=f"{model_name} clean channel ({float(clean[0]):.2f} dB)")
     if log_x:
         ax.set_xscale("log")
-    if metric in ("ber", "index_error_rate", "failure_rate"):
+    if metric in ("ber", "index_error_rate", "failure_rate") and any(
+            _value(p, metric)[0] > 0 for r in results for p in r["points"]):
         ax.set_yscale("log")
     ax.set_xlabel(param_label(results[0]["channel"]) if len(kinds) == 1 else "channel parameter")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
@@ -131,17 +133,21 @@ def plot_rd(results: Sequence[dict], out: str | Path, anchors: Sequence[dict] = 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    for r in results:
+        if not r["points"] or any(p.get("bpp") is None or isinstance(p["bpp"], dict) for p in r["points"]):
+            raise ResultsError(f"{r.get('name', '?')} ({curve_label(r)}): a rate-distortion plot needs a 'bpp' "
+                               "number in every point (clean-channel results from eval, bench kodak-rd)")
     fig, ax = plt.subplots(figsize=(7.0, 4.8), dpi=120)
     models = sorted((r for r in results if "K" in r["model"]), key=lambda r: r["points"][0]["bpp"])
     if models:
-        x = [r["points"][0]["bpp"] for r in models]
+        x = [float(r["points"][0]["bpp"]) for r in models]
         y = [_value(r["points"][0], metric)[0] for r in models]
         ax.plot(x, y, "o-", lw=2, ms=6, color="C3", label="vqcodec (fixed-length indices)")
         for r, xi, yi in zip(models, x, y):
             ax.annotate(r["model"]["name"], (xi, yi), textcoords="offset points", xytext=(5, -12), fontsize=8)
     for i, r in enumerate(r for r in results if "K" not in r["model"]):
-        pts = sorted(r["points"], key=lambda p: p["bpp"])
-        ax.plot([p["bpp"] for p in pts], [_value(p, metric)[0] for p in pts], "-", lw=1.4, color=f"C{i}",
+        pts = sorted(r["points"], key=lambda p: float(p["bpp"]))
+        ax.plot([float(p["bpp"]) for p in pts], [_value(p, metric)[0] for p in pts], "-", lw=1.4, color=f"C{i}",
                 label=f"{r['model']['name'].upper()} (Pillow, our run)")
     markers = "s^vD<>p*h"
     for i, a in enumerate(anchors):
@@ -151,11 +157,13 @@ def plot_rd(results: Sequence[dict], out: str | Path, anchors: Sequence[dict] = 
                 label=f"{a['name']} (CompressAI Kodak results)")
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-    model_bpp = [r["points"][0]["bpp"] for r in models]
-    ax.set_xlim(0, max(model_bpp + [0.5]) * 2.0)  # the region of the models, not the codecs' whole range
+    model_bpp = [b for b in (float(r["points"][0]["bpp"]) for r in models) if np.isfinite(b)]
+    xmax = max(model_bpp + [0.5]) * 2.0  # the region of the models, not the codecs' whole range
+    ax.set_xlim(0, xmax if np.isfinite(xmax) else 1.0)
     xmax = ax.get_xlim()[1]
-    ys = [_value(p, metric)[0] for r in results for p in r["points"] if p["bpp"] <= xmax]
+    ys = [_value(p, metric)[0] for r in results for p in r["points"] if float(p["bpp"]) <= xmax]
     ys += [v for a in anchors if metric == "psnr" for b, v in zip(a["bpp"], a["psnr"]) if b <= xmax]
+    ys = [y for y in ys if np.isfinite(y)]
     if ys:
         ax.set_ylim(min(ys) - 1, max(ys) + 1)
     ax.set_title(title or "clean-channel rate-distortion", fontsize=10)

@@ -144,6 +144,8 @@ def validate(obj, name: str) -> dict:
         raise ResultsError(f"{name}: 'receiver' must be a string")
     if not isinstance(obj.get("label", ""), (str, type(None))) or not isinstance(obj.get("style", {}), dict):
         raise ResultsError(f"{name}: 'label' must be a string and 'style' an object")
+    if not isinstance(obj.get("images", {}), dict):
+        raise ResultsError(f"{name}: 'images' must be an object")
     if not isinstance(obj["points"], list):
         raise ResultsError(f"{name}: 'points' must be a list of objects with a 'param'")
     for p in obj["points"]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -118,6 +119,9 @@ def validate(data: dict, where: str = "suite") -> Suite:
             v = data[key] = float(v)
         if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
             raise SuiteError(f"{where}: {key!r} must be {typ.__name__}, got {type(v).__name__}")
+    if not (isinstance(data["name"], str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", data["name"])):
+        raise SuiteError(f"{where}: 'name' must be letters, digits, '.', '_' or '-' (it names the output "
+                         f"folder), got {str(data['name'])[:40]!r}")
     if data["kind"] not in KINDS:
         raise SuiteError(f"{where}: kind must be one of {', '.join(KINDS)}, got {data['kind']!r}")
     if not data["models"]:

@@ -237,33 +237,34 @@ def finetune_decoder(codec, channel, receiver: str, images_folder, fc: FinetuneC
     images, paths = load_training_images(images_folder)
     sampler = CropSampler(images, fc.crop)
     rng = np.random.default_rng(fc.seed)
+    device = codec.model.codebook.device  # the receivers run on the CPU, the networks where the codec is
     model = VQVAE(codec.model.cfg)
     model.load_state_dict(codec.model.state_dict())
-    model.eval()
+    model.to(device=device, memory_format=torch.channels_last).eval()
     for p in model.encoder.parameters():
         p.requires_grad_(False)
     params = list(model.decoder.parameters())
     opt = torch.optim.Adam(params, lr=fc.lr)
     fn = get_receiver(receiver)
     ctx = ReceiverContext(K=codec.K, assignment=codec.assignment,
-                          codebook=model.codebook.detach().numpy(), channel=channel, prior=codec.prior)
+                          codebook=model.codebook.detach().cpu().numpy(), channel=channel, prior=codec.prior)
     tc_sched = TrainConfig(steps=fc.steps, lr=fc.lr, warmup=fc.warmup, min_lr_ratio=fc.min_lr_ratio)
     window: list[float] = []
     history = []
     for step in range(fc.steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, tc_sched)
-        x = sampler.sample(fc.batch, rng)
+        x = sampler.sample(fc.batch, rng).to(device)
         with torch.no_grad():
-            idx = model.encode(x).numpy()
-        z = model.codebook.detach()[torch.from_numpy(idx)].numpy().copy()  # (B, h, w, d)
+            idx = model.encode(x).cpu().numpy()
+        z = ctx.codebook[idx].astype(np.float32)  # (B, h, w, d)
         n_clean = int(round(fc.clean_fraction * fc.batch))
         for b in range(n_clean, fc.batch):
             bits = indices_to_bits(idx[b], codec.K, codec.assignment)
             dec = fn(channel(bits, rng), idx[b].shape, ctx)
             z[b] = dec.embeddings if dec.embeddings is not None else ctx.codebook[dec.indices]
         model.decoder.train()
-        x_hat = model.decode_embeddings(torch.from_numpy(z).permute(0, 3, 1, 2))
+        x_hat = model.decode_embeddings(torch.from_numpy(z).to(device).permute(0, 3, 1, 2))
         loss = F.mse_loss(x_hat, x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -281,6 +282,7 @@ def finetune_decoder(codec, channel, receiver: str, images_folder, fc: FinetuneC
     meta.update({"name": name or Path(out).name, "finetune": {
         "base": codec.name, "channel": {"kind": channel.name, channel.param: channel.param_value},
         "receiver": receiver, "images": str(images_folder), "config": asdict(fc), "command": command,
+        "device": str(device),
         "history": history[-100:]}})
     save_model(model, out, meta)
     if codec.prior is not None:
