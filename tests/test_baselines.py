@@ -210,9 +210,13 @@ def test_decode_worker_time_limit(images):
         assert worker.decode(data, "jpeg", H, W).shape == (H, W, 3)
         with pytest.raises(ValueError):
             worker.decode(b"garbage", "jpeg", H, W)
-        worker.timeout = 0.0  # every decode overruns: the worker is killed
+        # a 4096x4096 JPEG takes tens of milliseconds to decode: far over a 1 ms limit, however
+        # the machine is loaded (a tiny image could come back before the first poll)
+        big_h = big_w = 4096
+        big = bl.encode_file(np.random.default_rng(0).integers(0, 256, (big_h, big_w, 3), dtype=np.uint8), "jpeg", 90)
+        worker.timeout = 1e-3  # the worker is killed
         with pytest.raises(bl.DecodeTimeout):
-            worker.decode(data, "jpeg", H, W)
+            worker.decode(big, "jpeg", big_h, big_w)
         assert worker._proc is None
     finally:
         worker.close()
