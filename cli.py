@@ -101,6 +101,33 @@ def _load_images(codec, images, with_ms_ssim=True, desc="encode"):
     return out, {"source": "scikit-image samples" if images is None else str(images), "count": len(out)}
 
 
+def _training_options(fn):
+    """Options shared by train and train-decoder."""
+    opts = [
+        click.option("--steps", type=click.IntRange(1), default=20000, show_default=True),
+        click.option("--batch", type=click.IntRange(1), default=16, show_default=True),
+        click.option("--crop", type=click.IntRange(8), default=64, show_default=True),
+        click.option("--lr", type=float, default=1.5e-3, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--checkpoint-every", type=click.IntRange(1), default=1000, show_default=True),
+        click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads."),
+        click.option("--device", default="auto", show_default=True, help="cpu, cuda, or auto."),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def _train_device(device: str) -> str:
+    from vqcodec.model import CheckpointError
+    from vqcodec.zoo import resolve_device
+
+    try:
+        return resolve_device(device)
+    except CheckpointError as exc:
+        _fail(str(exc))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Send images over noisy digital links with a learned vector-quantised codec."""
@@ -116,14 +143,7 @@ def main() -> None:
 @click.option("--channels", default=None, help="Channels per downsampling stage, comma-separated [default by f].")
 @click.option("--res-blocks", type=click.IntRange(0, 16), default=1, show_default=True)
 @click.option("--decoder-res-blocks", type=click.IntRange(0, 16), default=None, help="[default: 2 for f=4, 3 otherwise]")
-@click.option("--steps", type=click.IntRange(1), default=20000, show_default=True)
-@click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--crop", type=click.IntRange(8), default=64, show_default=True)
-@click.option("--lr", type=float, default=1.5e-3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--checkpoint-every", type=click.IntRange(1), default=1000, show_default=True)
-@click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, or auto.")
+@_training_options
 @click.option("--resume", is_flag=True, help="Continue from OUT's training state.")
 def train(images, out, f, K, d, channels, res_blocks, decoder_res_blocks, steps, batch, crop, lr, seed,
           checkpoint_every, threads, device, resume):
@@ -150,9 +170,7 @@ def train(images, out, f, K, d, channels, res_blocks, decoder_res_blocks, steps,
         tc = TrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, checkpoint_every=checkpoint_every)
     except ValueError as exc:
         _fail(str(exc))
-    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    if dev.startswith("cuda") and not torch.cuda.is_available():
-        _fail("--device cuda requested but no CUDA device is available")
+    dev = _train_device(device)
     command = "vqcodec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     bar = tqdm(total=steps, desc="train", unit="step", dynamic_ncols=True)
 
@@ -185,16 +203,9 @@ def train(images, out, f, K, d, channels, res_blocks, decoder_res_blocks, steps,
               help="Residual blocks at the latent resolution [default: the base model's].")
 @click.option("--decoder-head", type=click.Choice(["stages", "subpixel"]), default=None,
               help="Upsampling: 2x stages, or one sub-pixel convolution [default: the base model's].")
-@click.option("--steps", type=click.IntRange(1), default=20000, show_default=True)
 @click.option("--minutes", type=float, default=None, help="Train for this long instead of --steps (the step count "
-              "that fills it is fixed after 60 steps and recorded).")
-@click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--crop", type=click.IntRange(8), default=64, show_default=True)
-@click.option("--lr", type=float, default=1.5e-3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--checkpoint-every", type=click.IntRange(1), default=1000, show_default=True)
-@click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, or auto.")
+              "that fills it is fixed after a timing of steps 300-480 and recorded).")
+@_training_options
 def train_decoder_cmd(model, checkpoint, images, out, decoder_channels, decoder_res_blocks, decoder_head, steps,
                       minutes, batch, crop, lr, seed, checkpoint_every, threads, device):
     """Train a new decoder for a model whose encoder and codebook stay frozen.
@@ -211,9 +222,7 @@ def train_decoder_cmd(model, checkpoint, images, out, decoder_channels, decoder_
 
     if threads:
         torch.set_num_threads(threads)
-    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    if dev.startswith("cuda") and not torch.cuda.is_available():
-        _fail("--device cuda requested but no CUDA device is available")
+    dev = _train_device(device)
     codec = _load_codec(model, checkpoint, "cpu")
     images = images or default_training_folder()
     if images is None:
