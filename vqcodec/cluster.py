@@ -38,8 +38,7 @@ class DaskExecutor:
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError:
-            raise ClusterError("Dask is not installed: pip install 'dask[distributed]' "
-                               "(or install vqcodec with the [cluster] extra)") from None
+            raise ClusterError("Dask is not installed (a vqcodec dependency): pip install 'dask[distributed]'") from None
         self._cluster = None
         if scheduler is not None:
             check_address(scheduler)
