@@ -1,8 +1,6 @@
 """Shared helpers of the benchmark scripts (not part of the package)."""
 from __future__ import annotations
 
-import statistics
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,12 +15,7 @@ def images_arg(value: str | None):
 
 
 def timeit(fn, repeat: int = 5, warmup: int = 1) -> float:
-    """Median wall time of fn() in seconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    """Median wall time of fn() in seconds (``vqcodec.speed.median_time`` on the CPU)."""
+    from vqcodec.speed import median_time
+
+    return median_time(fn, repeat=repeat, warmup=warmup)

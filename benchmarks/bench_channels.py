@@ -21,26 +21,15 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._common import timeit  # noqa: E402
 from channels import get_channel  # noqa: E402
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up (numba compile / cache load, page faults)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def load_commpy():
@@ -110,11 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
     for name, params, theirs in cases:
         ch = get_channel(name, **params)
-        t_ours = median_time(lambda: ch(bits, rng), reps)
+        t_ours = timeit(lambda: ch(bits, rng), repeat=reps)
         label = name + "(" + ", ".join(f"{k}={v}" for k, v in params.items()) + ")"
         ours = n / t_ours / 1e6
         if cc is not None and theirs is not None:
-            t_theirs = median_time(theirs, reps)
+            t_theirs = timeit(theirs, repeat=reps)
             them = n / t_theirs / 1e6
             print(f"{label:<38} {ours:>12.1f} {them:>14.1f} {ours / them:>12.2f}")
         else:

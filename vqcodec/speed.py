@@ -37,7 +37,9 @@ class Row:
     ratio: float | None = None
 
 
-def _median_time(fn, repeat: int, cuda: bool) -> float:
+def median_time(fn, repeat: int = 5, cuda: bool = False, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` in seconds over ``repeat`` calls after ``warmup`` untimed ones
+    (numba compilation, page faults); with ``cuda`` the device is synchronised around each call."""
     def once():
         if cuda:
             torch.cuda.synchronize()
@@ -47,7 +49,8 @@ def _median_time(fn, repeat: int, cuda: bool) -> float:
             torch.cuda.synchronize()
         return time.perf_counter() - t
 
-    once()  # warm-up
+    for _ in range(warmup):
+        once()
     return statistics.median(once() for _ in range(repeat))
 
 
@@ -73,11 +76,11 @@ def codec_rows(codec, images: list[np.ndarray], batch: int, repeat: int) -> list
     name, size = codec.name, f"{W}x{H}"
     rows = []
     with torch.inference_mode():
-        t_e1 = _median_time(lambda: model.encode(x1), repeat, cuda)
-        t_eb = _median_time(lambda: model.encode(xb), repeat, cuda)
+        t_e1 = median_time(lambda: model.encode(x1), repeat, cuda)
+        t_eb = median_time(lambda: model.encode(xb), repeat, cuda)
         idx1, idxb = model.encode(x1), model.encode(xb)
-        t_d1 = _median_time(lambda: model.decode(idx1), repeat, cuda)
-        t_db = _median_time(lambda: model.decode(idxb), repeat, cuda)
+        t_d1 = median_time(lambda: model.decode(idx1), repeat, cuda)
+        t_db = median_time(lambda: model.decode(idxb), repeat, cuda)
         rows += [Row("encode", f"{name}, {size}, batch 1, fp32", 1 / t_e1, "images/s"),
                  Row("encode", f"{name}, {size}, batch {batch}, fp32", batch / t_eb, "images/s",
                      "batch 1", t_e1 * batch / t_eb),
@@ -94,7 +97,7 @@ def codec_rows(codec, images: list[np.ndarray], batch: int, repeat: int) -> list
                 def dec(dtype=dtype):
                     with torch.autocast("cuda", dtype=dtype):
                         return model.decode(idxb)
-                t = _median_time(dec, repeat, cuda)
+                t = median_time(dec, repeat, cuda)
                 got = psnrs(dec())
                 delta = float(np.max(np.abs(np.subtract(got, ref))))
                 ok = delta <= MIXED_PRECISION_TOLERANCE_DB
@@ -114,8 +117,8 @@ def jpeg_rows(images: list[np.ndarray], repeat: int, quality: int = 20) -> list[
     im = same_shape_images(images)[0]
     H, W = im.shape[:2]
     data = encode_file(im, "jpeg", quality)
-    t_e = _median_time(lambda: encode_file(im, "jpeg", quality), repeat, False)
-    t_d = _median_time(lambda: decode_file(data, "jpeg", H, W), repeat, False)
+    t_e = median_time(lambda: encode_file(im, "jpeg", quality), repeat, False)
+    t_d = median_time(lambda: decode_file(data, "jpeg", H, W), repeat, False)
     bpp = 8 * len(data) / (H * W)
     return [Row("jpeg (Pillow)", f"encode, {W}x{H}, quality {quality} ({bpp:.2f} bpp), 1 CPU thread", 1 / t_e,
                 "images/s"),
@@ -130,15 +133,15 @@ def channel_rows(repeat: int, n_bits: int = 1 << 22) -> list[Row]:
     rows = []
     for kind, params in (("bsc", {"p": 0.01}), ("burst", {"p": 0.01})):
         ch = channels.get_channel(kind, **params)
-        t = _median_time(lambda: ch(bits, np.random.default_rng(1)), repeat, False)
+        t = median_time(lambda: ch(bits, np.random.default_rng(1)), repeat, False)
         rows.append(Row("channel", f"{kind} p=0.01, {n_bits} bits", n_bits / t / 1e6, "Mbit/s"))
     ge = channels.get_channel("burst", p=0.01)
     n = 1 << 16
     rng = np.random.default_rng(2)
     u_state, u_flip = rng.random(n), rng.random(n)
     args = (u_state, u_flip, ge.pi_bad, ge.p_gb, ge.p_bg, ge.p_good, ge.p_bad)
-    t_nb = _median_time(lambda: ge_kernel(*args), repeat, False)
-    t_ref = _median_time(lambda: ge_reference(*args), 1, False)
+    t_nb = median_time(lambda: ge_kernel(*args), repeat, False)
+    t_ref = median_time(lambda: ge_reference(*args), 1, warmup=0)  # plain numpy: nothing to warm
     rows.append(Row("channel kernel", f"Gilbert-Elliott state chain, {n} bits, numba", n / t_nb / 1e6, "Mbit/s",
                     "numpy reference", t_ref / t_nb))
     return rows
@@ -154,11 +157,11 @@ def receiver_rows(codec, indices: np.ndarray, repeat: int, p: float = 0.01, crop
                           codebook=codec.model.codebook.detach().cpu().numpy(), channel=ch, prior=codec.prior)
     rx = ch(indices_to_bits(indices, codec.K, codec.assignment), np.random.default_rng(0))
     llr = bit_llrs(rx, ch, ctx.b)
-    t_full = _median_time(lambda: spatial_posterior(llr, indices.shape, ctx), repeat, False)
+    t_full = median_time(lambda: spatial_posterior(llr, indices.shape, ctx), repeat, False)
     h, w = min(crop_size, indices.shape[0]), min(crop_size, indices.shape[1])
     sub = llr.reshape(indices.shape + (ctx.b,))[:h, :w].reshape(-1, ctx.b)
-    t_nb = _median_time(lambda: spatial_posterior(sub, (h, w), ctx), repeat, False)
-    t_ref = _median_time(lambda: spatial_posterior(sub, (h, w), ctx, reference=True), 1, False)
+    t_nb = median_time(lambda: spatial_posterior(sub, (h, w), ctx), repeat, False)
+    t_ref = median_time(lambda: spatial_posterior(sub, (h, w), ctx, reference=True), 1, warmup=0)
     gh, gw = indices.shape
     return [Row("receiver", f"spatial posterior, {codec.name}, {gw}x{gh} grid, BSC p={p}", indices.size / t_full,
                 "indices/s"),

@@ -342,28 +342,18 @@ def run_speed_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
         step(f"{model} simulate", speed.simulate_rows(codec, encs))
     step("jpeg", speed.jpeg_rows(images, suite.repeat))
     step("channels", speed.channel_rows(suite.repeat))
+    import torch
+
     if device.startswith("cuda"):
-        dev_name = torch_device_name()
+        dev_name = torch.cuda.get_device_name()
     else:
-        dev_name = f"CPU ({platform.processor() or platform.machine()}), {torch_threads()} torch threads"
+        dev_name = f"CPU ({platform.processor() or platform.machine()}), {torch.get_num_threads()} torch threads"
     doc = {"format": "vqcodec.speed/1", "suite": suite.name, "device": device, "device_name": dev_name,
            "images": {"source": suite.images, "count": len(paths)}, "batch": suite.batch, "repeat": suite.repeat,
            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
            "rows": speed.to_dicts(rows)}
     atomic_write_text(run_dir / "speed.json", json.dumps(doc, indent=1) + "\n")
     return doc
-
-
-def torch_device_name() -> str:
-    import torch
-
-    return torch.cuda.get_device_name()
-
-
-def torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
 
 
 def rd_table(results: list[dict]) -> list[dict]:
