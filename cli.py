@@ -554,7 +554,7 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
                workers=None, scheduler=None):
     from tqdm import tqdm
 
-    from vqcodec.correct import REGISTRY as RECEIVERS
+    from vqcodec.correct import REGISTRY as RECEIVERS, missing_side_info
     from vqcodec.images import save_image
     from vqcodec.results import ResultsError, read_results
     from vqcodec.simulate import StopRule, sweep
@@ -578,12 +578,12 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
     except ValueError as exc:
         _fail(str(exc))
     codec = _load_codec(model, checkpoint, device, precision)
-    if codec.prior is None:
-        if receivers is None:
-            recv = ["naive"]
-        elif any(r.startswith("spatial") for r in recv):
-            _fail(f"the spatial receivers need an index prior and {codec.name} has none "
-                  "(build one with `vqcodec prepare`)")
+    if codec.prior is None and receivers is None:
+        recv = ["naive"]
+    for r in recv:
+        why = missing_side_info(r, codec)
+        if why:
+            _fail(why)
     param, extra, make = _channel_factory(kind, codec, packet_bits, burst_length, block_bits, hard)
     if command == "simulate":
         grid = [_param_value(param, p, snr_db, kind)]
@@ -704,14 +704,16 @@ def _print_table(results, param):
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output checkpoint stem.")
 @click.option("--steps", type=click.IntRange(1), default=3000, show_default=True)
 @click.option("--lr", type=float, default=2e-4, show_default=True)
+@click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--crop", type=click.IntRange(8), default=64, show_default=True, help="Crop size in pixels.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
-def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, steps, lr, seed, threads):
+def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, steps, lr, batch, crop, seed, threads):
     """Fine-tune a model's decoder (codebook frozen) on what a receiver hands it after a channel."""
     import torch
     from tqdm import tqdm
 
-    from vqcodec.correct import REGISTRY as RECEIVERS
+    from vqcodec.correct import REGISTRY as RECEIVERS, missing_side_info
     from vqcodec.images import ImageError, default_training_folder
     from vqcodec.train import FinetuneConfig, finetune_decoder
 
@@ -720,8 +722,9 @@ def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, 
     if receiver not in RECEIVERS:
         _fail(f"unknown receiver {receiver!r} (known: {', '.join(sorted(RECEIVERS))})")
     codec = _load_codec(model, checkpoint, device)
-    if receiver.startswith("spatial") and codec.prior is None:
-        _fail(f"receiver {receiver} needs an index prior; run `vqcodec prepare` on {codec.name} first")
+    why = missing_side_info(receiver, codec)
+    if why:
+        _fail(why)
     param, extra, make = _channel_factory(kind, codec, None, None, None, False)
     ch = make(_param_value(param, p, snr_db, kind))
     images = images or default_training_folder()
@@ -729,7 +732,7 @@ def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, 
         _fail("--images is required (../shared/datasets/bsds500 not found)")
     _check_output(str(out) + ".json", True)
     try:
-        fc = FinetuneConfig(steps=steps, lr=lr, seed=seed)
+        fc = FinetuneConfig(steps=steps, lr=lr, seed=seed, batch=batch, crop=crop)
     except ValueError as exc:
         _fail(str(exc))
     bar = tqdm(total=steps, desc="finetune", unit="step")
@@ -748,6 +751,85 @@ def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, 
     bar.close()
     click.echo(f"wrote {out}.safetensors / {out}.json (decoder fine-tuned for {kind} {param}="
                f"{ch.param_value:g} through {receiver}; train PSNR {final.get('psnr', float('nan')):.2f} dB)")
+
+
+@main.command("train-receiver")
+@click.option("--model", "-m", default=None, help="Model to train the receiver for [default: f4-k256].")
+@click.option("--checkpoint", type=click.Path(), default=None, help="A checkpoint of yours instead of --model.")
+@click.option("--images", type=click.Path(), default=None,
+              help="Folder of training images [default: ../shared/datasets/bsds500 when present].")
+@click.option("--steps", type=click.IntRange(1), default=4000, show_default=True)
+@click.option("--minutes", type=float, default=None, help="Bound each stage to this long (its schedule ends with it).")
+@click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--crop", type=click.IntRange(4), default=32, show_default=True, help="Crop size in index sites.")
+@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--channels", "width", type=click.IntRange(1, 1024), default=64, show_default=True,
+              help="Network width.")
+@click.option("--blocks", type=click.IntRange(1, 32), default=4, show_default=True, help="Residual blocks.")
+@click.option("--decoder-steps", type=click.IntRange(0), default=1000, show_default=True,
+              help="Second stage: steps through the frozen decoder (pixel MSE); 0 skips it.")
+@click.option("--decoder-crop", type=click.IntRange(8), default=128, show_default=True,
+              help="Second stage: crop size in pixels.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
+def train_receiver(model, checkpoint, images, steps, minutes, batch, crop, lr, width, blocks, decoder_steps,
+                   decoder_crop, seed, threads):
+    """Train the learned context receiver of a model (receivers `learned`, `learned-mmse`).
+
+    A small CNN learns the posterior of every index from the channel evidence of its
+    neighbourhood, on the model's index maps of the training images sent through a random mix
+    of channels (BSC, AWGN, packet and bit erasures). Stored beside the model; the transmitter
+    does not change."""
+    import torch
+    from tqdm import tqdm
+
+    from vqcodec.context import ContextConfig, ContextTrainConfig, PixelTrainConfig, train_checkpoint
+    from vqcodec.images import ImageError, default_training_folder
+    from vqcodec.model import CheckpointError
+    from vqcodec.zoo import resolve
+
+    if threads:
+        torch.set_num_threads(threads)
+    if minutes is not None and not (minutes > 0 and math.isfinite(minutes)):
+        _fail(f"--minutes must be a positive number, got {minutes}")
+    if not (lr > 0 and math.isfinite(lr)):
+        _fail(f"--lr must be a positive number, got {lr}")
+    try:
+        stem = Path(checkpoint) if checkpoint else resolve(model or "f4-k256")
+    except CheckpointError as exc:
+        _fail(str(exc))
+    images = images or default_training_folder()
+    if images is None:
+        _fail("--images is required (../shared/datasets/bsds500 not found)")
+    bars = {}
+
+    def progress(stage, done, total, m):
+        if stage not in bars:
+            bars[stage] = tqdm(total=total, desc=stage, unit="step" if stage == "train" else "it",
+                               leave=False, dynamic_ncols=True)
+        bars[stage].n = done
+        if "bits" in m:
+            post = {"bits": f"{m['bits']:.3f}"}
+            post.update({"psnr": f"{m['psnr']:.2f}"} if "psnr" in m else {"lr": f"{m['lr']:.1e}"})
+            bars[stage].set_postfix(post, refresh=False)
+        bars[stage].refresh()
+
+    command = "vqcodec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    cfg = ContextConfig(channels=width, blocks=blocks)
+    tc = ContextTrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, warmup=min(200, max(1, steps // 10)))
+    pc = PixelTrainConfig(steps=decoder_steps, batch=batch, crop=decoder_crop, seed=seed + 1) if decoder_steps else None
+    try:
+        record = train_checkpoint(stem, images, cfg, tc, pc, minutes=minutes, command=command, progress=progress)
+    except (CheckpointError, ImageError, ValueError) as exc:
+        for b in bars.values():
+            b.close()
+        _fail(str(exc))
+    for b in bars.values():
+        b.close()
+    click.echo(f"{stem}: context receiver trained ({record['training']['steps_run']} steps); "
+               "held-out training images:")
+    for key, v in record["validation"].items():
+        click.echo(f"  {key:<22} {v['bits']:.3f} bits/index, MAP index error rate {v['index_error_rate']:.4f}")
 
 
 @main.command()

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import channels  # noqa: E402
 from benchmarks._common import images_arg, timeit  # noqa: E402
 from vqcodec.bits import indices_to_bits  # noqa: E402
-from vqcodec.correct import ReceiverContext, bit_llrs, spatial_posterior  # noqa: E402
+from vqcodec.correct import bit_llrs, receiver_context, spatial_posterior  # noqa: E402
 from vqcodec.images import list_images  # noqa: E402
 from vqcodec.simulate import encode_image  # noqa: E402
 from vqcodec.zoo import load_codec  # noqa: E402
@@ -42,8 +42,7 @@ def main() -> None:
     enc = encode_image(codec, list_images(images_arg(args.images))[0], with_ms_ssim=False)
     grid = enc.indices
     ch = channels.get_channel("bsc", p=args.p)
-    ctx = ReceiverContext(K=codec.K, assignment=codec.assignment, codebook=codec.model.codebook.numpy(),
-                          channel=ch, prior=codec.prior)
+    ctx = receiver_context(codec, ch)
     rx = ch(indices_to_bits(grid, codec.K, codec.assignment), np.random.default_rng(0))
     llr = bit_llrs(rx, ch, ctx.b)
     t_full = timeit(lambda: spatial_posterior(llr, grid.shape, ctx), repeat=5)

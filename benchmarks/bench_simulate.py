@@ -26,7 +26,7 @@ import torch  # noqa: E402
 import channels  # noqa: E402
 from benchmarks._common import images_arg  # noqa: E402
 from vqcodec.bits import indices_to_bits  # noqa: E402
-from vqcodec.correct import ReceiverContext, get_receiver  # noqa: E402
+from vqcodec.correct import get_receiver, receiver_context  # noqa: E402
 from vqcodec.images import list_images, load_image, to_tensor  # noqa: E402
 from vqcodec.simulate import StopRule, decode_image, encode_image, run_point, trial_rng  # noqa: E402
 from vqcodec.zoo import load_codec  # noqa: E402
@@ -67,8 +67,7 @@ def main() -> None:
 
     ch = channels.get_channel("bsc", p=args.p)
     fn = get_receiver(args.receiver)
-    ctx = ReceiverContext(K=codec.K, assignment=codec.assignment, codebook=codec.model.codebook.numpy(),
-                          channel=ch, prior=codec.prior)
+    ctx = receiver_context(codec, ch)
     # warm-up (numba compilation is not part of a trial's cost)
     bits0 = indices_to_bits(encs[0].indices, codec.K, codec.assignment)
     fn(ch(bits0, np.random.default_rng(0)), encs[0].indices.shape, ctx)

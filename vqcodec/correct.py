@@ -31,6 +31,7 @@ class ReceiverContext:
     codebook: np.ndarray  # (K, d) float32
     channel: Any = None
     prior: Any = None
+    context: Any = None  # the learned context receiver (vqcodec.context.ContextNet), when shipped
 
     @property
     def b(self) -> int:
@@ -39,6 +40,13 @@ class ReceiverContext:
     @property
     def inverse(self) -> np.ndarray:
         return inverse_assignment(self.assignment, self.K)
+
+
+def receiver_context(codec, channel=None) -> ReceiverContext:
+    """The receivers' view of a ``zoo.Codec`` for one channel."""
+    return ReceiverContext(K=codec.K, assignment=codec.assignment,
+                           codebook=codec.model.codebook.detach().cpu().numpy(), channel=channel,
+                           prior=codec.prior, context=getattr(codec, "context", None))
 
 
 @dataclass(frozen=True)
@@ -50,12 +58,27 @@ class Decision:
 REGISTRY: dict[str, Callable[..., Decision]] = {}
 
 
-def register(name: str):
+def register(name: str, needs: str | None = None):
+    """Register a receiver; ``needs`` names the side information it uses ('prior' or 'context',
+    attributes of ``ReceiverContext`` and ``zoo.Codec``)."""
     def deco(fn):
         REGISTRY[name] = fn
         fn.receiver_name = name
+        fn.needs = needs
         return fn
     return deco
+
+
+NEEDS_HELP = {"prior": "an index prior (build one with `vqcodec prepare`)",
+              "context": "a learned context receiver (train one with `vqcodec train-receiver`)"}
+
+
+def missing_side_info(name: str, codec) -> str | None:
+    """Why receiver ``name`` cannot run with ``codec`` (None when it can)."""
+    needs = get_receiver(name).needs
+    if needs is not None and getattr(codec, needs, None) is None:
+        return f"receiver {name} needs {NEEDS_HELP[needs]}, and {codec.name} has none"
+    return None
 
 
 def get_receiver(name: str) -> Callable[..., Decision]:
@@ -560,15 +583,41 @@ def map_receiver(received, grid, ctx: ReceiverContext) -> Decision:
     return Decision(indices=post.map())
 
 
-@register("spatial")
+@register("spatial", needs="prior")
 def spatial_receiver(received, grid, ctx: ReceiverContext) -> Decision:
     """Loopy BP over the index grid with the learned pairwise prior; hard MAP indices."""
     post = spatial_posterior(bit_llrs(received, ctx.channel, ctx.b), grid, ctx)
     return Decision(indices=post.map())
 
 
-@register("spatial-mmse")
+@register("spatial-mmse", needs="prior")
 def spatial_mmse_receiver(received, grid, ctx: ReceiverContext) -> Decision:
     """Loopy BP as 'spatial'; the decoder gets the expected codeword sum_k q_k e_k (MMSE)."""
     post = spatial_posterior(bit_llrs(received, ctx.channel, ctx.b), grid, ctx)
     return Decision(indices=post.map(), embeddings=post.mmse(ctx.codebook))
+
+
+# --------------------------------------------------------------------------- learned context receiver
+
+def _context_posterior(received, grid, ctx: ReceiverContext) -> np.ndarray:
+    from vqcodec.context import context_posterior
+
+    if ctx.context is None:
+        raise ValueError("the learned receivers need a context network, and this model has none "
+                         "(train one with `vqcodec train-receiver`)")
+    return context_posterior(ctx.context, bit_llrs(received, ctx.channel, ctx.b), grid)
+
+
+@register("learned", needs="context")
+def learned_receiver(received, grid, ctx: ReceiverContext) -> Decision:
+    """Learned context receiver (CNN over the channel evidence of the grid); hard MAP indices."""
+    q = _context_posterior(received, grid, ctx)
+    return Decision(indices=np.argmax(q, axis=-1).astype(np.int64))
+
+
+@register("learned-mmse", needs="context")
+def learned_mmse_receiver(received, grid, ctx: ReceiverContext) -> Decision:
+    """Learned context receiver; the decoder gets the expected codeword sum_k q_k e_k (MMSE)."""
+    q = _context_posterior(received, grid, ctx)
+    return Decision(indices=np.argmax(q, axis=-1).astype(np.int64),
+                    embeddings=(q @ np.asarray(ctx.codebook, dtype=np.float32)).astype(np.float32))

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from vqcodec.bits import indices_to_bits
-from vqcodec.correct import Decision, ReceiverContext, get_receiver
+from vqcodec.correct import Decision, get_receiver, receiver_context
 from vqcodec.images import crop, load_image, to_tensor, to_uint8
 from vqcodec.metrics import mean_ci95, ms_ssim, psnr
 from vqcodec.zoo import Codec
@@ -172,8 +172,7 @@ def run_chunk(codec: Codec, images: Sequence[EncodedImage], channel, receivers: 
               on_image: Callable[[str, str, int, np.ndarray], None] | None = None) -> ChunkResult:
     """Send every image of a chunk through one channel realisation (``trial_rng``) and every receiver."""
     funcs = {r: get_receiver(r) for r in receivers}
-    ctx = ReceiverContext(K=codec.K, assignment=codec.assignment,
-                          codebook=codec.model.codebook.detach().cpu().numpy(), channel=channel, prior=codec.prior)
+    ctx = receiver_context(codec, channel)
     out = ChunkResult([], {r: [] for r in receivers}, {r: [] for r in receivers}, {r: 0 for r in receivers},
                       Counters(), {"channel": 0.0, **{r: 0.0 for r in receivers}})
     c = out.counts

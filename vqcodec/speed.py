@@ -150,11 +150,10 @@ def channel_rows(repeat: int, n_bits: int = 1 << 22) -> list[Row]:
 def receiver_rows(codec, indices: np.ndarray, repeat: int, p: float = 0.01, crop_size: int = 24) -> list[Row]:
     import channels
     from vqcodec.bits import indices_to_bits
-    from vqcodec.correct import ReceiverContext, bit_llrs, spatial_posterior
+    from vqcodec.correct import bit_llrs, receiver_context, spatial_posterior
 
     ch = channels.get_channel("bsc", p=p)
-    ctx = ReceiverContext(K=codec.K, assignment=codec.assignment,
-                          codebook=codec.model.codebook.detach().cpu().numpy(), channel=ch, prior=codec.prior)
+    ctx = receiver_context(codec, ch)
     rx = ch(indices_to_bits(indices, codec.K, codec.assignment), np.random.default_rng(0))
     llr = bit_llrs(rx, ch, ctx.b)
     t_full = median_time(lambda: spatial_posterior(llr, indices.shape, ctx), repeat, False)

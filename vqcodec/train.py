@@ -231,8 +231,7 @@ def finetune_decoder(codec, channel, receiver: str, images_folder, fc: FinetuneC
     ``clean_fraction`` of the crops is decoded from clean indices. Writes a full checkpoint to
     ``out`` carrying the base model's assignment and index prior."""
     from vqcodec.bits import indices_to_bits
-    from vqcodec.correct import ReceiverContext, get_receiver
-    from vqcodec.prior import prior_path, save_prior
+    from vqcodec.correct import get_receiver, receiver_context
 
     images, paths = load_training_images(images_folder)
     sampler = CropSampler(images, fc.crop)
@@ -246,8 +245,7 @@ def finetune_decoder(codec, channel, receiver: str, images_folder, fc: FinetuneC
     params = list(model.decoder.parameters())
     opt = torch.optim.Adam(params, lr=fc.lr)
     fn = get_receiver(receiver)
-    ctx = ReceiverContext(K=codec.K, assignment=codec.assignment,
-                          codebook=model.codebook.detach().cpu().numpy(), channel=channel, prior=codec.prior)
+    ctx = receiver_context(codec, channel)
     tc_sched = TrainConfig(steps=fc.steps, lr=fc.lr, warmup=fc.warmup, min_lr_ratio=fc.min_lr_ratio)
     window: list[float] = []
     history = []
@@ -285,9 +283,21 @@ def finetune_decoder(codec, channel, receiver: str, images_folder, fc: FinetuneC
         "device": str(device),
         "history": history[-100:]}})
     save_model(model, out, meta)
+    copy_side_info(codec, out)
+    return history[-1] if history else {}
+
+
+def copy_side_info(codec, out) -> None:
+    """Store the base codec's receiver side information (index prior, context receiver) beside a
+    new checkpoint whose transmitter is the base's."""
+    from vqcodec.prior import prior_path, save_prior
+
     if codec.prior is not None:
         save_prior(codec.prior, prior_path(out))
-    return history[-1] if history else {}
+    if getattr(codec, "context", None) is not None:
+        from vqcodec.context import context_path, save_context
+
+        save_context(codec.context, context_path(out))
 
 
 class TensorCropSampler:
@@ -341,7 +351,6 @@ def train_decoder(codec, decoder_cfg: ModelConfig, tc: TrainConfig, images_folde
     assignment, tuning and index prior."""
     from dataclasses import replace
 
-    from vqcodec.prior import prior_path, save_prior
 
     base = codec.model.cfg
     if (decoder_cfg.f, decoder_cfg.K, decoder_cfg.d, decoder_cfg.channels, decoder_cfg.res_blocks) != \
@@ -419,6 +428,5 @@ def train_decoder(codec, decoder_cfg: ModelConfig, tc: TrainConfig, images_folde
             save(step)
     if stopped_early:
         save(step)
-    if codec.prior is not None:
-        save_prior(codec.prior, prior_path(out))
+    copy_side_info(codec, out)
     return history[-1] if history else {}

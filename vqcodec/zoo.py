@@ -86,6 +86,7 @@ class Codec:
     assignment: "object"
     prior: "object" = None
     precision: str = "fp32"  # decoder arithmetic: fp32, or bf16 / fp16 autocast (CUDA)
+    context: "object" = None  # learned context receiver (vqcodec.context.ContextNet), None when not shipped
 
     @property
     def K(self) -> int:
@@ -157,7 +158,16 @@ def load_codec(name: str | None = None, checkpoint: str | None = None, device: s
     prior = load_prior(ppath, model.K, **smoothing) if ppath.exists() else None
     if precision != "fp32" and not str(model.codebook.device).startswith("cuda"):
         raise CheckpointError(f"precision {precision} needs a CUDA device (the CPU path runs fp32)")
-    return Codec(name=label, model=model, meta=meta_, assignment=assignment, prior=prior, precision=precision)
+    context = None
+    if meta_.get("context") is not None:
+        from vqcodec.context import context_path, load_context
+
+        cpath = context_path(stem)
+        if not cpath.exists():
+            raise CheckpointError(f"{label}: its config names a context receiver but {cpath} is missing")
+        context = load_context(cpath, model.K, assignment, meta_["context"].get("config") or {})
+    return Codec(name=label, model=model, meta=meta_, assignment=assignment, prior=prior, precision=precision,
+                 context=context)
 
 
 def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, progress=None) -> dict:
