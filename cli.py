@@ -371,19 +371,21 @@ def models():
     from vqcodec.model import CheckpointError
     from vqcodec.zoo import DEFAULT_MODEL, REGISTRY, meta
 
-    click.echo(f"{'name':<16} {'f':>3} {'K':>6} {'bpp':>7} {'Kodak PSNR':>11}  description")
+    click.echo(f"{'name':<16} {'f':>3} {'K':>6} {'bpp':>7} {'Kodak PSNR':>11} {'receivers':<9}  description")
     for name in sorted(REGISTRY):
         try:
             m = meta(name)
         except CheckpointError:
-            click.echo(f"{name:<16} {'':>3} {'':>6} {'':>7} {'':>11}  (weights not installed)")
+            click.echo(f"{name:<16} {'':>3} {'':>6} {'':>7} {'':>11} {'':<9}  (weights not installed)")
             continue
         cfg = m["config"]
         bpp = math.ceil(math.log2(cfg["K"])) / cfg["f"] ** 2
         kodak = m.get("kodak", {}).get("psnr")
         star = " (default)" if name == DEFAULT_MODEL else ""
+        recv = "+".join(k for k, key in (("S", "prior"), ("L", "context")) if m.get(key)) or "-"
         click.echo(f"{name:<16} {cfg['f']:>3} {cfg['K']:>6} {bpp:>7.4f} "
-                   f"{(f'{kodak:.2f} dB' if kodak else 'n/a'):>11}  {REGISTRY[name].description}{star}")
+                   f"{(f'{kodak:.2f} dB' if kodak else 'n/a'):>11} {recv:<9}  {REGISTRY[name].description}{star}")
+    click.echo("receivers: S = spatial (index prior), L = learned (context receiver); naive and map always work")
 
 
 @main.command(name="channels")
@@ -486,7 +488,7 @@ def eval_cmd(model, checkpoint, device, precision, images, json_out, overwrite):
 @click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
 @click.option("--receiver", "-r", "receivers", default=None,
               help="Receiver(s), comma-separated (see `vqcodec receivers`) "
-                   "[default: naive,spatial-mmse; naive for a model without an index prior].")
+                   "[default: naive plus the model's best soft receiver: learned-mmse, else spatial-mmse].")
 @_stop_options
 @_cluster_options
 @click.option("--json", "json_out", type=click.Path(), default=None, help="Write a results file.")
@@ -511,7 +513,8 @@ def simulate(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model
 @_precision_option
 @click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
 @click.option("--receiver", "-r", "receivers", default=None,
-              help="Receivers, comma-separated [default: naive,spatial-mmse; naive without an index prior].")
+              help="Receivers, comma-separated [default: naive plus the model's best soft receiver: learned-mmse, "
+                   "else spatial-mmse].")
 @_stop_options
 @_cluster_options
 @click.option("--json", "json_out", type=click.Path(), required=True, help="Results file to write.")
@@ -554,7 +557,7 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
                workers=None, scheduler=None):
     from tqdm import tqdm
 
-    from vqcodec.correct import REGISTRY as RECEIVERS, missing_side_info
+    from vqcodec.correct import REGISTRY as RECEIVERS, default_receivers, missing_side_info
     from vqcodec.images import save_image
     from vqcodec.results import ResultsError, read_results
     from vqcodec.simulate import StopRule, sweep
@@ -578,8 +581,8 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
     except ValueError as exc:
         _fail(str(exc))
     codec = _load_codec(model, checkpoint, device, precision)
-    if codec.prior is None and receivers is None:
-        recv = ["naive"]
+    if receivers is None:
+        recv = default_receivers(codec)
     for r in recv:
         why = missing_side_info(r, codec)
         if why:
@@ -694,7 +697,9 @@ def _print_table(results, param):
 
 @main.command()
 @_model_options
-@click.option("--channel", "-c", "kind", required=True, help="Channel to fine-tune for.")
+@click.option("--channel", "-c", "kind", required=True,
+              help="Channel to fine-tune for, or 'mix': a random channel per crop from the receiver-training "
+                   "mix (BSC, AWGN, packet and bit erasures; `vqcodec train-receiver`).")
 @click.option("--p", "p", type=float, default=None, help="Channel probability (bsc, erasure, ...).")
 @click.option("--snr-db", type=float, default=None, help="Es/N0 in dB (awgn, fading).")
 @click.option("--receiver", "-r", default="spatial-mmse", show_default=True,
@@ -725,8 +730,13 @@ def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, 
     why = missing_side_info(receiver, codec)
     if why:
         _fail(why)
-    param, extra, make = _channel_factory(kind, codec, None, None, None, False)
-    ch = make(_param_value(param, p, snr_db, kind))
+    if kind == "mix":
+        if p is not None or snr_db is not None:
+            _fail("--channel mix draws its own parameters; drop --p / --snr-db")
+        ch = "mix"
+    else:
+        param, extra, make = _channel_factory(kind, codec, None, None, None, False)
+        ch = make(_param_value(param, p, snr_db, kind))
     images = images or default_training_folder()
     if images is None:
         _fail("--images is required (../shared/datasets/bsds500 not found)")
@@ -749,8 +759,9 @@ def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, 
         bar.close()
         _fail(str(exc))
     bar.close()
-    click.echo(f"wrote {out}.safetensors / {out}.json (decoder fine-tuned for {kind} {param}="
-               f"{ch.param_value:g} through {receiver}; train PSNR {final.get('psnr', float('nan')):.2f} dB)")
+    what = "the channel mix" if kind == "mix" else f"{kind} {param}={ch.param_value:g}"
+    click.echo(f"wrote {out}.safetensors / {out}.json (decoder fine-tuned for {what} through {receiver}; "
+               f"train PSNR {final.get('psnr', float('nan')):.2f} dB)")
 
 
 @main.command("train-receiver")

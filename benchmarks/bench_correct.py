@@ -5,7 +5,8 @@
 Times ``spatial_posterior`` (candidates + loopy BP, numba, one thread) on a
 192x128 grid of a real Kodak image through BSC p, and the numpy reference on
 the same input restricted to a 24x24 crop (the reference is slow), reporting
-both per index and their ratio.
+both per index and their ratio; and, when the model ships a learned context receiver, its
+posterior (one thread) on the same full grid against the spatial decoder's time.
 """
 from __future__ import annotations
 
@@ -55,6 +56,12 @@ def main() -> None:
           f"({1e6 * t_full / grid.size:.2f} us/index)")
     print(f"same input, {w}x{h} crop: numba {1000 * t_nb:.2f} ms, numpy reference {1000 * t_ref:.0f} ms, "
           f"ratio {t_ref / t_nb:.0f}x")
+    if codec.context is not None:
+        from vqcodec.context import context_posterior
+
+        t_ctx = timeit(lambda: context_posterior(codec.context, llr, grid.shape), repeat=5)
+        print(f"learned context receiver, same {grid.shape[1]}x{grid.shape[0]} grid: {1000 * t_ctx:.1f} ms "
+              f"({t_ctx / t_full:.1f}x the spatial decoder's time)")
 
 
 if __name__ == "__main__":

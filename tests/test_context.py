@@ -176,13 +176,27 @@ def test_cli_train_receiver_then_simulate_and_finetune_carry_it(tmp_path, tiny_c
             "--receiver", "naive,learned,learned-mmse", "--trials", "1", "--no-ms-ssim", "--json", out)
     assert r.exit_code == 0, r.output
     assert {c["receiver"] for c in json.loads(out.read_text())} == {"naive", "learned", "learned-mmse"}
-    r = run("finetune", "--checkpoint", tiny_checkpoint, "--images", image_dir, "--channel", "bsc", "--p", "0.05",
+    r = run("finetune", "--checkpoint", tiny_checkpoint, "--images", image_dir, "--channel", "mix",
             "--receiver", "learned-mmse", "--steps", "2", "--batch", "2", "--crop", "16", "-o", tmp_path / "ft")
     assert r.exit_code == 0, r.output
+    assert "the channel mix" in r.output
     ft = load_codec(checkpoint=str(tmp_path / "ft"))
+    assert ft.meta["finetune"]["channel"]["kind"] == "mix"
     llr = torch.randn(1, 4, 4, 4) * 2
     with torch.no_grad():
         assert torch.equal(ft.context(llr), load_codec(checkpoint=str(tiny_checkpoint)).context(llr))
     context_path(tiny_checkpoint).unlink()
     r = run("simulate", "--checkpoint", tiny_checkpoint, "--images", image_dir, "--channel", "bsc", "--p", "0.05")
     assert r.exit_code == 1 and "is missing" in r.output.strip().splitlines()[-1]
+
+
+def test_a_suite_with_a_receiver_its_model_cannot_run_is_refused(tmp_path):
+    from vqcodec import suites as S
+
+    f = tmp_path / "s.toml"
+    f.write_text('name = "s"\ndescription = "x"\nkind = "sweep"\nimages = "samples"\nmodels = ["f8-k256"]\n'
+                 'channel = "bsc"\ngrid = [0.01]\nreceivers = ["naive", "learned-mmse"]\ntrials = 1\nmin_trials = 1\n')
+    st = S.load_suite(str(f))
+    with pytest.raises(S.SuiteError, match="learned-mmse needs a learned context receiver"):
+        S.run(st, tmp_path / "run")
+    assert not (tmp_path / "run" / "results.json").exists()

@@ -44,7 +44,7 @@ from torch import nn
 from vqcodec.bits import bits_per_label
 
 
-CERTAIN_LLR = 12.0  # = the spatial receiver's flip_llr: error probability below 1e-5
+CERTAIN_LLR = 30.0  # = correct.LLR_MAX, the clip: a bit this sure is wrong with probability < 1e-13
 
 
 @dataclass(frozen=True)
@@ -387,7 +387,7 @@ def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainCo
     assignment = (check_assignment(np.asarray(doc["assignment"]), K) if doc.get("assignment") is not None
                   else identity_assignment(K))
     paths = list_images(images_folder)
-    train, held, train_images = [], [], []
+    train, held = [], []
     with torch.inference_mode():
         for i, p in enumerate(paths):
             im = load_image(p)
@@ -396,8 +396,6 @@ def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainCo
                 held.append(g)
             else:
                 train.append(g)
-                if pc is not None:
-                    train_images.append(im)
                 train.append(model.encode(to_tensor(np.ascontiguousarray(im[:, ::-1])))[0].numpy())
             if progress:
                 progress("encode", i + 1, len(paths), {})
@@ -406,7 +404,8 @@ def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainCo
     net, history = train_context(train, K, assignment, cfg, tc, minutes=minutes,
                                  progress=(lambda s, m: progress("train", s, tc.steps, m)) if progress else None)
     pixel_history = None
-    if pc is not None:
+    if pc is not None:  # images read again here: kept during encoding they fragment the heap (~14 MB each)
+        train_images = [load_image(p) for i, p in enumerate(paths) if i % holdout_every]
         pixel_history = train_through_decoder(
             net, model, train_images, assignment, pc, minutes=minutes,
             progress=(lambda s, m: progress("through decoder", s, pc.steps, m)) if progress else None)

@@ -73,6 +73,15 @@ NEEDS_HELP = {"prior": "an index prior (build one with `vqcodec prepare`)",
               "context": "a learned context receiver (train one with `vqcodec train-receiver`)"}
 
 
+def default_receivers(codec) -> list[str]:
+    """naive, plus the best soft receiver the codec's side information allows."""
+    if getattr(codec, "context", None) is not None:
+        return ["naive", "learned-mmse"]
+    if getattr(codec, "prior", None) is not None:
+        return ["naive", "spatial-mmse"]
+    return ["naive"]
+
+
 def missing_side_info(name: str, codec) -> str | None:
     """Why receiver ``name`` cannot run with ``codec`` (None when it can)."""
     needs = get_receiver(name).needs

@@ -162,10 +162,17 @@ def receiver_rows(codec, indices: np.ndarray, repeat: int, p: float = 0.01, crop
     t_nb = median_time(lambda: spatial_posterior(sub, (h, w), ctx), repeat, False)
     t_ref = median_time(lambda: spatial_posterior(sub, (h, w), ctx, reference=True), 1, warmup=0)
     gh, gw = indices.shape
-    return [Row("receiver", f"spatial posterior, {codec.name}, {gw}x{gh} grid, BSC p={p}", indices.size / t_full,
+    rows = [Row("receiver", f"spatial posterior, {codec.name}, {gw}x{gh} grid, BSC p={p}", indices.size / t_full,
                 "indices/s"),
             Row("receiver", f"spatial posterior, {w}x{h} crop, numba", h * w / t_nb, "indices/s",
                 "numpy reference", t_ref / t_nb)]
+    if codec.context is not None:  # the learned receiver runs on the CPU, as in a simulation
+        from vqcodec.context import context_posterior
+
+        t_ctx = median_time(lambda: context_posterior(codec.context, llr, indices.shape), repeat, False)
+        rows.append(Row("receiver", f"learned context posterior, {codec.name}, {gw}x{gh} grid, BSC p={p}",
+                        indices.size / t_ctx, "indices/s", "spatial posterior", t_full / t_ctx))
+    return rows
 
 
 def simulate_rows(codec, encs, p: float = 0.01) -> list[Row]:
@@ -173,7 +180,8 @@ def simulate_rows(codec, encs, p: float = 0.01) -> list[Row]:
     from vqcodec.simulate import StopRule, run_point
 
     timings: dict = {}
-    receivers = ["naive", "spatial-mmse"] if codec.prior is not None else ["naive"]
+    receivers = ["naive"] + (["spatial-mmse"] if codec.prior is not None else []) + \
+        (["learned-mmse"] if codec.context is not None else [])
     run_point(codec, encs, channels.get_channel("bsc", p=p), receivers, seed=0, param=p,
               stop=StopRule(1, 1), with_ms_ssim=False, timings=timings)
     n = len(encs)

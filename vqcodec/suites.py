@@ -234,8 +234,13 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
     cls = channels.REGISTRY[suite.channel]
     grid = [float(g) for g in suite.grid]
     all_results: list[dict] = []
+    from vqcodec.correct import missing_side_info
+
     for model in suite.models:
         codec = load_codec(model)
+        why = next(filter(None, (missing_side_info(r, codec) for r in suite.receivers)), None)
+        if why:
+            raise SuiteError(f"suite {suite.name}: {why}")
         extra = dict(suite.channel_params)
         if suite.channel == "packet-erasure":
             extra.setdefault("packet_bits", codec.bits_per_index)

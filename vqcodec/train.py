@@ -18,6 +18,7 @@ import json
 import math
 import os
 import time
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -228,9 +229,11 @@ def finetune_decoder(codec, channel, receiver: str, images_folder, fc: FinetuneC
     """Channel-aware decoder fine-tuning: the encoder and the codebook stay frozen; the decoder
     learns from what ``receiver`` actually hands it after ``channel`` (soft MMSE code vectors
     for ``spatial-mmse``, hard codewords otherwise), on random training crops; a share
-    ``clean_fraction`` of the crops is decoded from clean indices. Writes a full checkpoint to
-    ``out`` carrying the base model's assignment and index prior."""
+    ``clean_fraction`` of the crops is decoded from clean indices. ``channel="mix"`` draws a
+    channel per crop from the receiver-training mix (``vqcodec.context.training_channel``). Writes
+    a full checkpoint to ``out`` carrying the base model's assignment and receiver side information."""
     from vqcodec.bits import indices_to_bits
+    from vqcodec.context import TRAINING_MIX, training_channel
     from vqcodec.correct import get_receiver, receiver_context
 
     images, paths = load_training_images(images_folder)
@@ -245,7 +248,10 @@ def finetune_decoder(codec, channel, receiver: str, images_folder, fc: FinetuneC
     params = list(model.decoder.parameters())
     opt = torch.optim.Adam(params, lr=fc.lr)
     fn = get_receiver(receiver)
-    ctx = receiver_context(codec, channel)
+    mix = isinstance(channel, str)
+    if mix and channel != "mix":
+        raise ValueError(f"unknown channel {channel!r}")
+    ctx = receiver_context(codec, None if mix else channel)
     tc_sched = TrainConfig(steps=fc.steps, lr=fc.lr, warmup=fc.warmup, min_lr_ratio=fc.min_lr_ratio)
     window: list[float] = []
     history = []
@@ -259,7 +265,12 @@ def finetune_decoder(codec, channel, receiver: str, images_folder, fc: FinetuneC
         n_clean = int(round(fc.clean_fraction * fc.batch))
         for b in range(n_clean, fc.batch):
             bits = indices_to_bits(idx[b], codec.K, codec.assignment)
-            dec = fn(channel(bits, rng), idx[b].shape, ctx)
+            if mix:
+                ch = training_channel(rng, codec.bits_per_index)
+                ctx = dataclasses.replace(ctx, channel=ch)
+            else:
+                ch = channel
+            dec = fn(ch(bits, rng), idx[b].shape, ctx)
             z[b] = dec.embeddings if dec.embeddings is not None else ctx.codebook[dec.indices]
         model.decoder.train()
         x_hat = model.decode_embeddings(torch.from_numpy(z).to(device).permute(0, 3, 1, 2))
@@ -278,7 +289,9 @@ def finetune_decoder(codec, channel, receiver: str, images_folder, fc: FinetuneC
                 progress(step + 1, m)
     meta = {k: v for k, v in codec.meta.items() if k not in ("format", "config", "kodak", "history")}
     meta.update({"name": name or Path(out).name, "finetune": {
-        "base": codec.name, "channel": {"kind": channel.name, channel.param: channel.param_value},
+        "base": codec.name,
+        "channel": {"kind": "mix", "mix": TRAINING_MIX} if mix
+        else {"kind": channel.name, channel.param: channel.param_value},
         "receiver": receiver, "images": str(images_folder), "config": asdict(fc), "command": command,
         "device": str(device),
         "history": history[-100:]}})
