@@ -37,6 +37,7 @@ register("f4-k256", "default: stride 4, 256 codewords, 0.5 bpp")
 register("f8-k1024", "stride 8, 1024 codewords, 0.156 bpp")
 register("f8-k256", "stride 8, 256 codewords, 0.125 bpp")
 register("f4-k256-bsc0.02", "f4-k256 with its decoder fine-tuned for BSC p=0.02 through spatial-mmse")
+register("f4-k256-mix", "f4-k256 with its decoder fine-tuned through learned-mmse over a channel mix")
 
 
 def available() -> list[str]:
