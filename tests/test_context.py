@@ -200,3 +200,20 @@ def test_a_suite_with_a_receiver_its_model_cannot_run_is_refused(tmp_path):
     with pytest.raises(S.SuiteError, match="learned-mmse needs a learned context receiver"):
         S.run(st, tmp_path / "run")
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_shipped_receiver_beats_the_spatial_one_on_the_sample_photos():
+    """The shipped f4-k256 context receiver against loopy BP with the pairwise prior, paired noise
+    (BSC p = 0.05, two bundled sample photos, two trials): higher PSNR and fewer index errors."""
+    from vqcodec.images import list_images
+    from vqcodec.simulate import StopRule, encode_image, run_point
+    from vqcodec.zoo import load_codec
+
+    codec = load_codec("f4-k256")
+    assert codec.context is not None
+    encs = [encode_image(codec, p, with_ms_ssim=False) for p in list_images(None)[:2]]
+    pts = run_point(codec, encs, channels.get_channel("bsc", p=0.05), ["spatial-mmse", "learned-mmse"], seed=0,
+                    param=0.05, stop=StopRule(2, 2), with_ms_ssim=False)
+    spatial, learned = pts["spatial-mmse"], pts["learned-mmse"]
+    assert learned["psnr"]["mean"] > spatial["psnr"]["mean"] + 0.1
+    assert learned["index_errors"] < spatial["index_errors"]
