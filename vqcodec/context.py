@@ -375,12 +375,10 @@ def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainCo
     cross-entropy (``tc``); stage 2, when ``pc`` is given, through the frozen decoder
     (``train_through_decoder``). ``minutes`` bounds each stage. Writes
     ``<stem>.context.safetensors`` and ``context`` in ``<stem>.json``; returns that record."""
-    import json
-
     import channels
     from vqcodec.bits import check_assignment, identity_assignment
     from vqcodec.images import list_images, load_image, to_tensor
-    from vqcodec.model import checkpoint_paths, load_model
+    from vqcodec.model import load_model, write_checkpoint_meta
 
     model, doc = load_model(stem)
     K = model.K
@@ -424,10 +422,7 @@ def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainCo
         "validation": validation}
     save_context(net, context_path(stem))
     doc["context"] = record
-    _, cpath = checkpoint_paths(stem)
-    tmp = cpath.with_name(cpath.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, cpath)
+    write_checkpoint_meta(stem, doc)
     from vqcodec.zoo import _load
 
     _load.cache_clear()

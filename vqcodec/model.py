@@ -328,6 +328,17 @@ def save_model(model: VQVAE, path, meta: dict | None = None) -> tuple:
     return wpath, cpath
 
 
+def write_checkpoint_meta(path, doc: dict) -> None:
+    """Replace a checkpoint's JSON (config and records) atomically."""
+    import json
+    import os
+
+    _, cpath = checkpoint_paths(path)
+    tmp = cpath.with_name(cpath.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, cpath)
+
+
 def read_checkpoint_meta(path) -> dict:
     import json
 

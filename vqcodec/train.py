@@ -14,11 +14,11 @@ Files written for ``out = DIR/NAME``:
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import time
-import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -363,7 +363,6 @@ def train_decoder(codec, decoder_cfg: ModelConfig, tc: TrainConfig, images_folde
     (``stopped_early``). Writes a full checkpoint to ``out`` carrying the base model's
     assignment, tuning and index prior."""
     from dataclasses import replace
-
 
     base = codec.model.cfg
     if (decoder_cfg.f, decoder_cfg.K, decoder_cfg.d, decoder_cfg.channels, decoder_cfg.res_blocks) != \

@@ -182,15 +182,12 @@ def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, progress=None)
 
     ``progress(stage, done, total)`` is called along the way. Returns the summary written.
     """
-    import json
-    import os
-
     import numpy as np
     import torch
 
     from vqcodec.assignment import optimise_assignment
     from vqcodec.images import list_images, load_image, to_tensor
-    from vqcodec.model import checkpoint_paths
+    from vqcodec.model import write_checkpoint_meta
     from vqcodec.prior import IndexPrior, learn_prior, prior_path, save_prior
 
     model, doc = load_model(stem)
@@ -235,10 +232,7 @@ def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, progress=None)
                         "cross_entropy_bits": held, "images": len(encs)}
         summary["kodak"] = doc["kodak"]
     save_prior(prior, prior_path(stem))
-    _, cpath = checkpoint_paths(stem)
-    tmp = cpath.with_name(cpath.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, cpath)
+    write_checkpoint_meta(stem, doc)
     _load.cache_clear()
     return summary
 
