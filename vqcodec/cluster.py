@@ -102,19 +102,13 @@ def _worker_setup() -> None:
     workers with MALLOC_TRIM_THRESHOLD_=65536, which pins the mmap threshold, so every large
     tensor of a decode is a fresh mmap with page faults: decoding ran 1.7x slower in a worker
     than in-process until these two mallopt calls (M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD 64 MiB)."""
-    import ctypes
-    import ctypes.util
-
     import torch
+
+    from vqcodec.memory import DEFAULT_MMAP, DEFAULT_TRIM, set_malloc_thresholds
 
     torch.set_num_threads(1)
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):  # not glibc: nothing to undo
-        pass
+    set_malloc_thresholds(DEFAULT_MMAP, DEFAULT_TRIM)  # not glibc: nothing to undo
 
 
 def _worker_setup_plugin():

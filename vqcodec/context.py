@@ -378,6 +378,7 @@ def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainCo
     import channels
     from vqcodec.bits import check_assignment, identity_assignment
     from vqcodec.images import list_images, load_image, to_tensor
+    from vqcodec.memory import large_buffers_mmapped
     from vqcodec.model import load_model, write_checkpoint_meta
 
     model, doc = load_model(stem)
@@ -386,7 +387,7 @@ def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainCo
                   else identity_assignment(K))
     paths = list_images(images_folder)
     train, held = [], []
-    with torch.inference_mode():
+    with torch.inference_mode(), large_buffers_mmapped():
         for i, p in enumerate(paths):
             im = load_image(p)
             g = model.encode(to_tensor(im))[0].numpy()
@@ -402,7 +403,7 @@ def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainCo
     net, history = train_context(train, K, assignment, cfg, tc, minutes=minutes,
                                  progress=(lambda s, m: progress("train", s, tc.steps, m)) if progress else None)
     pixel_history = None
-    if pc is not None:  # images read again here: kept during encoding they fragment the heap (~14 MB each)
+    if pc is not None:  # read again here, not kept from the encoding loop (fewer long-lived blocks there)
         train_images = [load_image(p) for i, p in enumerate(paths) if i % holdout_every]
         pixel_history = train_through_decoder(
             net, model, train_images, assignment, pc, minutes=minutes,

@@ -187,6 +187,7 @@ def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, progress=None)
 
     from vqcodec.assignment import optimise_assignment
     from vqcodec.images import list_images, load_image, to_tensor
+    from vqcodec.memory import large_buffers_mmapped
     from vqcodec.model import write_checkpoint_meta
     from vqcodec.prior import IndexPrior, learn_prior, prior_path, save_prior
 
@@ -194,7 +195,7 @@ def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, progress=None)
     paths = list_images(images_folder)
     kpaths = list_images(kodak_folder) if kodak_folder is not None else []
     grids = []
-    with torch.inference_mode():
+    with torch.inference_mode(), large_buffers_mmapped():
         for i, p in enumerate(paths):
             grids.append(model.encode(to_tensor(load_image(p)))[0].numpy())
             if progress:
