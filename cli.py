@@ -570,9 +570,9 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
         except ResultsError as exc:
             _fail(f"cannot resume: {exc}")
     _check_output(json_out, overwrite or resume)
-    recv = [r.strip() for r in (receivers or "naive,spatial-mmse").split(",") if r.strip()]
-    unknown = [r for r in recv if r not in RECEIVERS]
-    if unknown or not recv:
+    recv = [r.strip() for r in receivers.split(",") if r.strip()] if receivers else None  # None: the model's default
+    unknown = [r for r in recv or [] if r not in RECEIVERS]
+    if unknown or recv == []:
         _fail(f"unknown receiver {unknown[0] if unknown else ''!r} (known: {', '.join(sorted(RECEIVERS))})")
     if min_trials > trials:
         min_trials = trials
@@ -581,7 +581,7 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
     except ValueError as exc:
         _fail(str(exc))
     codec = _load_codec(model, checkpoint, device, precision)
-    if receivers is None:
+    if recv is None:
         recv = default_receivers(codec)
     for r in recv:
         why = missing_side_info(r, codec)

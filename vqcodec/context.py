@@ -30,7 +30,6 @@ Stored beside the model as ``<stem>.context.safetensors`` with its config under 
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -122,11 +121,10 @@ def context_path(model_path) -> Path:
 def save_context(net: ContextNet, path) -> None:
     from safetensors.torch import save_file
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    from vqcodec.model import replace_atomically
+
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items() if k != "signs"}
-    save_file(state, str(tmp))
-    os.replace(tmp, path)
+    replace_atomically(path, lambda tmp: save_file(state, str(tmp)))
 
 
 def load_context(path, K: int, assignment: np.ndarray, cfg: dict) -> ContextNet:
@@ -177,8 +175,8 @@ class ContextTrainConfig:
 
 
 def training_channel(rng: np.random.Generator, b: int):
-    """One random channel of the training mix: BSC, AWGN, packet and bit erasures, bursts, over
-    the ranges the benchmark suites cover (and a little beyond)."""
+    """One random channel of the training mix (``TRAINING_MIX``): BSC, AWGN, packet and bit
+    erasures, over the ranges the benchmark suites cover (and a little beyond)."""
     import channels
 
     u = rng.random()
@@ -242,6 +240,14 @@ def evaluate(net: ContextNet, grids: list[np.ndarray], K: int, assignment: np.nd
     return {"bits": ce / n / math.log(2), "index_error_rate": err / n}
 
 
+def _progress(step: int, steps: int, t0: float, minutes: float | None) -> float:
+    """Fraction of the schedule done, in [0, 1]: by steps, or by time when that runs out first."""
+    frac = step / max(steps - 1, 1)
+    if minutes is not None:
+        frac = min(1.0, max(frac, (time.perf_counter() - t0) / (60 * minutes)))
+    return frac
+
+
 def train_context(grids: list[np.ndarray], K: int, assignment: np.ndarray, cfg: ContextConfig,
                   tc: ContextTrainConfig, *, progress: Callable[[int, dict], None] | None = None,
                   minutes: float | None = None) -> tuple[ContextNet, list[dict]]:
@@ -256,9 +262,7 @@ def train_context(grids: list[np.ndarray], K: int, assignment: np.ndarray, cfg: 
     history, window = [], []
     t0 = time.perf_counter()
     for step in range(tc.steps):
-        frac = step / max(tc.steps - 1, 1)
-        if minutes is not None:  # the schedule follows whichever budget runs out first
-            frac = min(1.0, max(frac, (time.perf_counter() - t0) / (60 * minutes)))
+        frac = _progress(step, tc.steps, t0, minutes)
         lr = tc.lr * min(1.0, (step + 1) / tc.warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
         for grp in opt.param_groups:
             grp["lr"] = lr
@@ -319,9 +323,7 @@ def train_through_decoder(net: ContextNet, model, images: list[np.ndarray], assi
     history, window = [], []
     t0 = time.perf_counter()
     for step in range(pc.steps):
-        frac = step / max(pc.steps - 1, 1)
-        if minutes is not None:
-            frac = min(1.0, max(frac, (time.perf_counter() - t0) / (60 * minutes)))
+        frac = _progress(step, pc.steps, t0, minutes)
         for grp in opt.param_groups:
             grp["lr"] = pc.lr * 0.5 * (1 + math.cos(math.pi * frac))
         x = sampler.sample(pc.batch, rng)

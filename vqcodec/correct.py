@@ -612,8 +612,7 @@ def _context_posterior(received, grid, ctx: ReceiverContext) -> np.ndarray:
     from vqcodec.context import context_posterior
 
     if ctx.context is None:
-        raise ValueError("the learned receivers need a context network, and this model has none "
-                         "(train one with `vqcodec train-receiver`)")
+        raise ValueError(f"the learned receivers need {NEEDS_HELP['context']}, and this model has none")
     return context_posterior(ctx.context, bit_llrs(received, ctx.channel, ctx.b), grid)
 
 

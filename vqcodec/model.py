@@ -328,15 +328,23 @@ def save_model(model: VQVAE, path, meta: dict | None = None) -> tuple:
     return wpath, cpath
 
 
+def replace_atomically(path, write) -> None:
+    """``write(tmp_path)`` beside ``path``, then rename over it: readers never see half a file."""
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
 def write_checkpoint_meta(path, doc: dict) -> None:
     """Replace a checkpoint's JSON (config and records) atomically."""
     import json
-    import os
 
     _, cpath = checkpoint_paths(path)
-    tmp = cpath.with_name(cpath.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, cpath)
+    replace_atomically(cpath, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
 
 
 def read_checkpoint_meta(path) -> dict:

@@ -110,15 +110,13 @@ def prior_path(model_path) -> Path:
 
 
 def save_prior(prior: IndexPrior, path) -> None:
-    import os
-
     from safetensors.numpy import save_file
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({"unigram": prior.unigram.astype(np.float32), "horizontal": prior.horizontal.astype(np.float32),
-               "vertical": prior.vertical.astype(np.float32)}, str(tmp))
-    os.replace(tmp, path)
+    from vqcodec.model import replace_atomically
+
+    tensors = {"unigram": prior.unigram.astype(np.float32), "horizontal": prior.horizontal.astype(np.float32),
+               "vertical": prior.vertical.astype(np.float32)}
+    replace_atomically(path, lambda tmp: save_file(tensors, str(tmp)))
 
 
 def load_prior(path, K: int, **smoothing) -> IndexPrior:
