@@ -48,6 +48,8 @@ def test_kernels_equal_references(K, h, w, seed, erase, radius, keep):
     b2 = _bp_ref(c1, u1, n1, eh, ev, h, w, 3)
     assert np.allclose(b1, b2, rtol=1e-9, atol=1e-12)
     assert np.allclose(b1.sum(axis=1), 1.0)
+    e32 = (eh.astype(np.float32), ev.astype(np.float32))  # the edge tables' dtype in spatial_posterior
+    assert np.allclose(_bp_nb(c1, u1, n1, *e32, h, w, 3), _bp_ref(c1, u1, n1, *e32, h, w, 3), rtol=1e-9, atol=1e-12)
 
 
 def _exact_marginals(unary_full, pmi_h, pmi_v, h, w):

@@ -314,8 +314,9 @@ def _bp_nb(cand, unary, ncand, psi_h, psi_v, h, w, sweeps):
     """Loopy sum-product BP on the 4-connected grid over each node's candidates.
 
     Messages are normalised to sum 1; schedule: raster sweeps, alternating forward
-    and backward. Returns beliefs float64 (n, keep), normalised over each node's
-    candidates (0 in empty slots).
+    and backward. ``psi_h``/``psi_v`` may be float32 (the edge tables then take half the
+    memory); the arithmetic is float64. Returns beliefs float64 (n, keep), normalised over
+    each node's candidates (0 in empty slots).
     """
     n, L = cand.shape
     phi = np.zeros((n, L))
@@ -328,8 +329,8 @@ def _bp_nb(cand, unary, ncand, psi_h, psi_v, h, w, sweeps):
             phi[s, a] = np.exp(unary[s, a] - m)
     # edge compatibilities, looked up once: mh[s, a, b] = psi_h[cand[s, a], cand[s + 1, b]],
     # mv[s, a, b] = psi_v[cand[s, a], cand[s + w, b]]
-    mh = np.zeros((n, L, L))
-    mv = np.zeros((n, L, L))
+    mh = np.zeros((n, L, L), dtype=psi_h.dtype)
+    mv = np.zeros((n, L, L), dtype=psi_v.dtype)
     for s in range(n):
         r, c = s // w, s % w
         for a in range(ncand[s]):
@@ -340,71 +341,78 @@ def _bp_nb(cand, unary, ncand, psi_h, psi_v, h, w, sweeps):
             if r < h - 1:
                 for bb in range(ncand[s + w]):
                     mv[s, a, bb] = psi_v[cs, cand[s + w, bb]]
-    # inc[d, s, a]: message into s from its neighbour d (0 left, 1 right, 2 up, 3 down)
-    inc = np.ones((4, n, L))
-    pre = np.zeros(L)
+    # inc[s, d, a]: message into s from its neighbour d (0 left, 1 right, 2 up, 3 down)
+    inc = np.ones((n, 4, L))
+    pre = np.zeros((4, L))  # pre[d, a]: phi times the messages from all neighbours but d
+    out = np.zeros(L)
     for sweep in range(sweeps):
         for step in range(n):
             s = step if sweep % 2 == 0 else n - 1 - step
             r, c = s // w, s % w
             ns = ncand[s]
-            for d_out in range(4):
-                if d_out == 0:
-                    if c == 0:
-                        continue
-                    t = s - 1
-                elif d_out == 1:
-                    if c == w - 1:
-                        continue
-                    t = s + 1
-                elif d_out == 2:
-                    if r == 0:
-                        continue
-                    t = s - w
-                else:
-                    if r == h - 1:
-                        continue
-                    t = s + w
+            for a in range(ns):
+                p = phi[s, a]
+                i0, i1, i2, i3 = inc[s, 0, a], inc[s, 1, a], inc[s, 2, a], inc[s, 3, a]
+                p01 = p * i0 * i1
+                p23 = i2 * i3
+                pre[0, a] = p * i1 * p23
+                pre[1, a] = p * i0 * p23
+                pre[2, a] = p01 * i3
+                pre[3, a] = p01 * i2
+            # each message accumulates over the sender's candidates into independent sums
+            # per receiving candidate (no serial dependency chain in the inner loop)
+            if c > 0:  # to the left neighbour, into its 'from right' slot
+                t = s - 1
+                out[:] = 0.0
                 for a in range(ns):
-                    v = phi[s, a]
-                    for d in range(4):
-                        if d != d_out:
-                            v *= inc[d, s, a]
-                    pre[a] = v
-                nt = ncand[t]
-                tot = 0.0
-                for bb in range(nt):
-                    acc = 0.0
-                    if d_out == 0:
-                        for a in range(ns):
-                            acc += pre[a] * mh[t, bb, a]
-                    elif d_out == 1:
-                        for a in range(ns):
-                            acc += pre[a] * mh[s, a, bb]
-                    elif d_out == 2:
-                        for a in range(ns):
-                            acc += pre[a] * mv[t, bb, a]
-                    else:
-                        for a in range(ns):
-                            acc += pre[a] * mv[s, a, bb]
-                    inc[d_out ^ 1, t, bb] = acc
-                    tot += acc
-                if tot > 0:
-                    for bb in range(nt):
-                        inc[d_out ^ 1, t, bb] = max(inc[d_out ^ 1, t, bb] / tot, 1e-300)
-                else:
-                    for bb in range(nt):
-                        inc[d_out ^ 1, t, bb] = 1.0
+                    pa = pre[0, a]
+                    for bb in range(ncand[t]):
+                        out[bb] += pa * mh[t, bb, a]
+                _store_message(inc, t, 1, ncand[t], out)
+            if c < w - 1:
+                t = s + 1
+                out[:] = 0.0
+                for a in range(ns):
+                    pa = pre[1, a]
+                    for bb in range(ncand[t]):
+                        out[bb] += pa * mh[s, a, bb]
+                _store_message(inc, t, 0, ncand[t], out)
+            if r > 0:
+                t = s - w
+                out[:] = 0.0
+                for a in range(ns):
+                    pa = pre[2, a]
+                    for bb in range(ncand[t]):
+                        out[bb] += pa * mv[t, bb, a]
+                _store_message(inc, t, 3, ncand[t], out)
+            if r < h - 1:
+                t = s + w
+                out[:] = 0.0
+                for a in range(ns):
+                    pa = pre[3, a]
+                    for bb in range(ncand[t]):
+                        out[bb] += pa * mv[s, a, bb]
+                _store_message(inc, t, 2, ncand[t], out)
     bel = np.zeros((n, L))
     for s in range(n):
         tot = 0.0
         for a in range(ncand[s]):
-            v = phi[s, a] * inc[0, s, a] * inc[1, s, a] * inc[2, s, a] * inc[3, s, a]
+            v = phi[s, a] * inc[s, 0, a] * inc[s, 1, a] * inc[s, 2, a] * inc[s, 3, a]
             bel[s, a] = v
             tot += v
         for a in range(ncand[s]):
             bel[s, a] = bel[s, a] / tot if tot > 0 else 1.0 / ncand[s]
     return bel
+
+
+@njit(cache=True, inline="always")
+def _store_message(inc, t, d, nt, out):
+    """inc[t, d, :nt] = out normalised to sum 1 (floored at 1e-300); uniform when it sums to 0."""
+    tot = 0.0
+    for bb in range(nt):
+        tot += out[bb]
+    for bb in range(nt):
+        inc[t, d, bb] = max(out[bb] / tot, 1e-300) if tot > 0 else 1.0
 
 
 # --------------------------------------------------------------------------- numpy references
@@ -521,15 +529,18 @@ def pmi_bounds(pmi_h: np.ndarray, pmi_v: np.ndarray) -> np.ndarray:
 
 
 def prior_tables(prior, K: int, beta: float):
-    """(log_unigram, beta*PMI_h, beta*PMI_v, exp(beta*PMI_h), exp(beta*PMI_v), bounds); cached per prior."""
+    """(log_unigram, beta*PMI_h, beta*PMI_v, exp(beta*PMI_h) and exp(beta*PMI_v) as float32, bounds); cached per prior."""
     key = (id(prior), K, beta)
     if key not in _PRIOR_TABLES:
         if prior is None:
             z = np.zeros((K, K))
-            tabs = (np.full(K, -np.log(K)), z, z, np.ones((K, K)), np.ones((K, K)), np.zeros((4, K)))
+            tabs = (np.full(K, -np.log(K)), z, z, np.ones((K, K), np.float32), np.ones((K, K), np.float32),
+                    np.zeros((4, K)))
         else:
             ph, pv = beta * prior.pmi("h"), beta * prior.pmi("v")
-            tabs = (prior.log_unigram(), ph, pv, np.exp(ph), np.exp(pv), pmi_bounds(ph, pv))
+            # edge potentials in float32: BP copies them per edge, and half the bytes is faster
+            tabs = (prior.log_unigram(), ph, pv, np.exp(ph).astype(np.float32), np.exp(pv).astype(np.float32),
+                    pmi_bounds(ph, pv))
         _PRIOR_TABLES[key] = tabs
     return _PRIOR_TABLES[key]
 
