@@ -764,6 +764,73 @@ def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, 
                f"train PSNR {final.get('psnr', float('nan')):.2f} dB)")
 
 
+@main.command("train-codebook")
+@_model_options
+@click.option("--images", type=click.Path(), default=None,
+              help="Folder of training images [default: ../shared/datasets/bsds500 when present].")
+@click.option("--out", "-o", required=True, type=click.Path(), help="Output checkpoint stem.")
+@click.option("--steps", type=click.IntRange(1), default=4000, show_default=True)
+@click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--crop", type=click.IntRange(8), default=96, show_default=True, help="Crop size in pixels.")
+@click.option("--lr", type=float, default=3e-4, show_default=True, help="Decoder learning rate.")
+@click.option("--codebook-lr", type=float, default=1e-3, show_default=True)
+@click.option("--p-min", type=float, default=0.003, show_default=True,
+              help="BSC crossover probability per crop: log-uniform in [p-min, p-max].")
+@click.option("--p-max", type=float, default=0.1, show_default=True)
+@click.option("--clean-fraction", type=float, default=0.25, show_default=True,
+              help="Share of crops decoded from clean indices.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
+def train_codebook_cmd(model, checkpoint, device, images, out, steps, batch, crop, lr, codebook_lr, p_min, p_max,
+                       clean_fraction, seed, threads):
+    """Channel-optimised codebook: train the codebook and decoder through a noisy channel.
+
+    The encoder and the index assignment stay fixed; the decoder sees the channel-only MMSE
+    code vector of each received label, which is differentiable in the codebook, so codewords
+    one bit flip apart move closer. Bit errors then cost less, at some clean-channel PSNR.
+    The transmitter changes: prepare the new checkpoint with
+    `vqcodec prepare --checkpoint OUT --keep-assignment` and, for the learned receivers,
+    `vqcodec train-receiver --checkpoint OUT`.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from vqcodec.images import ImageError, default_training_folder
+    from vqcodec.train import CodebookConfig, train_codebook
+
+    if threads:
+        torch.set_num_threads(threads)
+    codec = _load_codec(model, checkpoint, device)
+    images = images or default_training_folder()
+    if images is None:
+        _fail("--images is required (../shared/datasets/bsds500 not found)")
+    try:
+        cc = CodebookConfig(steps=steps, batch=batch, crop=crop, lr=lr, codebook_lr=codebook_lr, p_min=p_min,
+                            p_max=p_max, clean_fraction=clean_fraction, seed=seed)
+    except ValueError as exc:
+        _fail(str(exc))
+    _check_output(str(out) + ".json", True)
+    bar = tqdm(total=steps, desc="train-codebook", unit="step")
+
+    def progress(step, m):
+        bar.n = step
+        bar.set_postfix(psnr=f"{m['psnr']:.2f}", codebook=f"{m['codebook']:.4f}", refresh=False)
+        bar.refresh()
+
+    command = "vqcodec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    try:
+        final = train_codebook(codec, images, cc, out, command=command, progress=progress)
+    except (ImageError, ValueError) as exc:
+        bar.close()
+        _fail(str(exc))
+    bar.close()
+    click.echo(f"wrote {out}.safetensors / {out}.json (codebook and decoder trained through BSC "
+               f"p in [{p_min:g}, {p_max:g}]; train PSNR {final.get('psnr', float('nan')):.2f} dB, noisy and clean "
+               f"crops together)")
+    click.echo(f"next: vqcodec prepare --checkpoint {out} --keep-assignment; "
+               f"vqcodec train-receiver --checkpoint {out}")
+
+
 @main.command("train-receiver")
 @click.option("--model", "-m", default=None, help="Model to train the receiver for [default: f4-k256].")
 @click.option("--checkpoint", type=click.Path(), default=None, help="A checkpoint of yours instead of --model.")
@@ -849,7 +916,10 @@ def train_receiver(model, checkpoint, images, steps, minutes, batch, crop, lr, w
               help="Training images for the index statistics [default: ../shared/datasets/bsds500].")
 @click.option("--kodak", type=click.Path(), default=None,
               help="Also record clean Kodak metrics in the checkpoint [default: ../shared/datasets/kodak if present].")
-def prepare(model, checkpoint, device, images, kodak):
+@click.option("--keep-assignment", is_flag=True,
+              help="Keep the checkpoint's index assignment instead of optimising a new one (for a codebook "
+                   "trained for it by `vqcodec train-codebook`).")
+def prepare(model, checkpoint, device, images, kodak, keep_assignment):
     """Learn the index prior and the pseudo-Gray index assignment of a model and store them with it."""
     from tqdm import tqdm
 
@@ -875,7 +945,8 @@ def prepare(model, checkpoint, device, images, kodak):
         bars[stage].refresh()
 
     try:
-        summary = prepare_checkpoint(stem, images, kodak_folder=kodak, progress=progress)
+        summary = prepare_checkpoint(stem, images, kodak_folder=kodak, keep_assignment=keep_assignment,
+                                     progress=progress)
     except (CheckpointError, ImageError) as exc:
         _fail(str(exc))
     for b in bars.values():
@@ -885,7 +956,7 @@ def prepare(model, checkpoint, device, images, kodak):
     click.echo(f"{stem}: index prior from {summary['image_count']} images: H = {ent['H']:.2f} bits, "
                f"H(x|left) = {ent['H_given_left']:.2f}, H(x|up) = {ent['H_given_up']:.2f} (log2 K = {ent['log2K']:.0f})")
     click.echo(f"index assignment: one-flip distortion identity {a['identity_cost']:.4f} -> "
-               f"BSA {a['final_cost']:.4f}")
+               + (f"kept {a['final_cost']:.4f}" if a.get("kept") else f"BSA {a['final_cost']:.4f}"))
     click.echo(f"spatial receiver tuned on held-out training images: lam = {summary['lam']}, "
                f"beta = {summary['beta']} (mean spatial-mmse loss {max(summary['tuning'].values()):.3f} dB "
                f"over BSC p = 0.01, 0.03)")

@@ -129,3 +129,29 @@ def test_export_compressai_and_rd_plot(tiny_checkpoint, image_dir, tmp_path):
     r = run("plot", "--rd", ev, ca, "-o", fig)
     assert r.exit_code == 0, r.output
     assert fig.stat().st_size > 5000
+
+
+def test_train_codebook_then_prepare_keeping_the_assignment(tiny_checkpoint, image_dir, tmp_path):
+    out = tmp_path / "covq"
+    r = run("train-codebook", "--checkpoint", tiny_checkpoint, "--images", image_dir, "-o", out, "--steps", 3,
+            "--batch", 2, "--crop", 16, "--threads", 1)
+    assert r.exit_code == 0, r.output
+    assert "--keep-assignment" in r.output
+    before = json.loads(out.with_suffix(".json").read_text())["assignment"]
+    r = run("prepare", "--checkpoint", out, "--images", image_dir, "--kodak", image_dir, "--keep-assignment")
+    assert r.exit_code == 0, r.output
+    assert "kept" in r.output
+    assert json.loads(out.with_suffix(".json").read_text())["assignment"] == before
+    r = run("simulate", "--checkpoint", out, "--images", image_dir, "--channel", "bsc", "--p", 0.01,
+            "--receiver", "naive,spatial-mmse", "--trials", 1, "--no-ms-ssim")
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize("args,msg", [(("--p-min", 0.2, "--p-max", 0.1), "p_min <= p_max"),
+                                      (("--p-max", 0.7), "p_max < 0.5"), (("--clean-fraction", 2), "clean_fraction"),
+                                      (("--crop", 10), "multiple of the model's stride")])
+def test_train_codebook_bad_input_gives_one_line_errors(tiny_checkpoint, image_dir, tmp_path, args, msg):
+    r = run("train-codebook", "--checkpoint", tiny_checkpoint, "--images", image_dir, "-o", tmp_path / "x",
+            "--steps", 1, *args)
+    assert msg in one_line_error(r)
+    assert not (tmp_path / "x.json").exists()

@@ -98,3 +98,22 @@ def test_prepare_checkpoint_stores_prior_and_assignment(tiny_checkpoint, image_d
     codec = load_codec(checkpoint=str(tiny_checkpoint))
     assert codec.prior is not None and codec.prior.lam == summary["lam"] and codec.prior.beta == summary["beta"]
     assert np.array_equal(codec.assignment, meta["assignment"])
+
+
+def test_prepare_can_keep_the_checkpoint_assignment(tiny_checkpoint, image_dir):
+    """A codebook trained for its assignment (train-codebook) keeps it; a broken one is refused."""
+    from vqcodec.model import CheckpointError, write_checkpoint_meta
+    from vqcodec.zoo import load_codec, prepare_checkpoint
+
+    meta = json.loads(tiny_checkpoint.with_suffix(".json").read_text())
+    mine = [int(v) for v in np.random.default_rng(5).permutation(16)]
+    write_checkpoint_meta(tiny_checkpoint, {**meta, "assignment": mine})
+    summary = prepare_checkpoint(tiny_checkpoint, image_dir, keep_assignment=True)
+    assert summary["assignment"]["kept"] is True
+    assert json.loads(tiny_checkpoint.with_suffix(".json").read_text())["assignment"] == mine
+    assert np.array_equal(load_codec(checkpoint=str(tiny_checkpoint)).assignment, mine)
+    prepare_checkpoint(tiny_checkpoint, image_dir)  # without the flag: BSA chooses again
+    assert json.loads(tiny_checkpoint.with_suffix(".json").read_text())["assignment"] != mine
+    write_checkpoint_meta(tiny_checkpoint, {**meta, "assignment": [0] * 16})
+    with pytest.raises(CheckpointError, match="invalid index assignment"):
+        prepare_checkpoint(tiny_checkpoint, image_dir, keep_assignment=True)

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -174,3 +175,66 @@ def test_train_decoder_time_budget_fixes_the_step_count(tmp_path, image_dir, tin
     meta = json.loads((tmp_path / "t.json").read_text())["training"]
     assert meta["steps_done"] == meta["train_config"]["steps"] > 480 or meta["stopped_early"]
     assert meta["seconds"] <= 1.1 * 3 + 1.0
+
+
+def _noisy_mse(model, assignment, image_dir, p: float, draws: int = 12) -> float:
+    """Mean pixel MSE of the channel-only MMSE reconstruction (flat prior) through BSC p."""
+    import channels
+    from vqcodec.bits import indices_to_bits
+    from vqcodec.context import channel_loglik, label_signs
+    from vqcodec.correct import bit_llrs
+    from vqcodec.images import load_image, to_tensor
+
+    rng = np.random.default_rng(0)
+    ch = channels.get_channel("bsc", p=p)
+    signs = torch.from_numpy(label_signs(assignment, model.K))
+    errs = []
+    with torch.no_grad():
+        for path in sorted(image_dir.iterdir()):
+            x = to_tensor(load_image(path))
+            idx = model.encode(x)[0].numpy()
+            for _ in range(draws):
+                llr = torch.from_numpy(bit_llrs(ch(indices_to_bits(idx, model.K, assignment), rng), ch, 4)
+                                       .astype(np.float32))
+                z = torch.softmax(channel_loglik(llr, signs), -1) @ model.codebook
+                x_hat = model.decode_embeddings(z.view(1, *idx.shape, -1).permute(0, 3, 1, 2))
+                errs.append(float(((x_hat[..., :x.shape[2], :x.shape[3]] - x) ** 2).mean()))
+    return float(np.mean(errs))
+
+
+def test_train_codebook_makes_bit_errors_cheaper_than_clean_training(tmp_path, image_dir, trained_tiny):
+    """The same steps and seed with every crop clean (clean_fraction = 1) is the control: training
+    through the channel must give a lower noisy reconstruction error and a codebook whose
+    one-flip neighbours (under the fixed assignment) lie closer together."""
+    from vqcodec.assignment import one_flip_cost
+    from vqcodec.train import CodebookConfig, train_codebook
+
+    codec = _codec_of(trained_tiny, image_dir)
+    cc = CodebookConfig(steps=80, batch=4, crop=16, lr=3e-3, codebook_lr=3e-3, warmup=2, p_min=0.05, p_max=0.1,
+                        log_every=1)
+    hist = []
+    train_codebook(codec, image_dir, cc, tmp_path / "covq", progress=lambda s, m: hist.append(m))
+    train_codebook(codec, image_dir, dataclasses.replace(cc, clean_fraction=1.0), tmp_path / "clean")
+    assert len(hist) == 80 and all(np.isfinite(m["psnr"]) for m in hist)
+    covq, meta = load_model(tmp_path / "covq")
+    clean, _ = load_model(tmp_path / "clean")
+    for m in (covq, clean):
+        for a, b in zip(m.encoder.parameters(), trained_tiny.encoder.parameters()):
+            assert torch.equal(a, b)
+    assert not torch.equal(covq.codebook, trained_tiny.codebook)
+    assert meta["assignment"] == list(range(16)) and "prior" not in meta and "context" not in meta
+    assert meta["codebook_training"]["config"]["p_max"] == 0.1
+    a = codec.assignment
+    n_covq, n_clean = _noisy_mse(covq, a, image_dir, 0.07), _noisy_mse(clean, a, image_dir, 0.07)
+    assert n_covq < n_clean
+    uni = np.full(16, 1 / 16)
+    assert one_flip_cost(covq.codebook.numpy().astype(np.float64), uni, a) < \
+        one_flip_cost(clean.codebook.numpy().astype(np.float64), uni, a)
+
+
+def test_codebook_config_rejects_bad_ranges():
+    from vqcodec.train import CodebookConfig
+
+    for kw in ({"p_min": 0.2, "p_max": 0.1}, {"p_min": 0.0}, {"p_max": 0.5}, {"clean_fraction": 1.5}):
+        with pytest.raises(ValueError):
+            CodebookConfig(**kw)

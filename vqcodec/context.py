@@ -62,6 +62,21 @@ def label_signs(assignment: np.ndarray, K: int) -> np.ndarray:
     return (1.0 - 2.0 * bits).astype(np.float32)
 
 
+def channel_loglik(llr: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
+    """log P(y_s | x_s = k) up to a constant per site, (..., K), from per-bit LLRs (..., b) and
+    ``label_signs`` (K, b); an index whose label contradicts a bit with |llr| >= ``CERTAIN_LLR``
+    gets -inf (such a bit is never flipped, as in the spatial receiver, so a clean channel gives
+    exactly the sent indices)."""
+    ll = 0.5 * llr @ signs.t()
+    certain = (llr.abs() >= CERTAIN_LLR).to(llr.dtype)
+    if bool(certain.any()):
+        agree = (certain * torch.sign(llr)) @ signs.t()  # = number of certain bits if all agree
+        bad = agree < certain.sum(-1, keepdim=True) - 0.5
+        bad &= ~bad.all(-1, keepdim=True)  # an unused label (K not a power of two): no mask there
+        ll = ll.masked_fill(bad, float("-inf"))
+    return ll
+
+
 class _Block(nn.Module):
     def __init__(self, c: int, dilation: int):
         super().__init__()
@@ -88,17 +103,8 @@ class ContextNet(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def channel_loglik(self, llr: torch.Tensor) -> torch.Tensor:
-        """log P(y_s | x_s = k) up to a constant per site, (B, h, w, K); an index whose label
-        contradicts a bit with |llr| >= ``CERTAIN_LLR`` gets -inf (such a bit is never flipped,
-        as in the spatial receiver, so a clean channel gives exactly the sent indices)."""
-        ll = 0.5 * llr @ self.signs.t()
-        certain = (llr.abs() >= CERTAIN_LLR).to(llr.dtype)
-        if bool(certain.any()):
-            agree = (certain * torch.sign(llr)) @ self.signs.t()  # = number of certain bits if all agree
-            bad = agree < certain.sum(-1, keepdim=True) - 0.5
-            bad &= ~bad.all(-1, keepdim=True)  # an unused label (K not a power of two): no mask there
-            ll = ll.masked_fill(bad, float("-inf"))
-        return ll
+        """``channel_loglik`` with this network's label signs."""
+        return channel_loglik(llr, self.signs)
 
     def forward(self, llr: torch.Tensor) -> torch.Tensor:
         ll = self.channel_loglik(llr)  # (B, h, w, K)

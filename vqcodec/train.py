@@ -313,6 +313,141 @@ def copy_side_info(codec, out) -> None:
         save_context(codec.context, context_path(out))
 
 
+@dataclass(frozen=True)
+class CodebookConfig:
+    """Channel-optimised codebook training (``train_codebook``)."""
+
+    steps: int = 4000
+    batch: int = 16
+    crop: int = 96
+    lr: float = 3e-4  # decoder
+    codebook_lr: float = 1e-3
+    warmup: int = 50
+    min_lr_ratio: float = 0.0
+    clip: float = 1.0
+    seed: int = 0
+    clean_fraction: float = 0.25  # share of crops decoded from clean indices
+    p_min: float = 0.003  # BSC crossover probability per crop ~ log-uniform [p_min, p_max]
+    p_max: float = 0.1
+    codebook_loss: float = 0.25  # weight of |sg(z) - e|^2 (VQ-VAE's codebook term): codewords stay near their encoder outputs
+    log_every: int = 25
+
+    def __post_init__(self) -> None:
+        if not 0 < self.p_min <= self.p_max < 0.5:
+            raise ValueError(f"need 0 < p_min <= p_max < 0.5, got {self.p_min}, {self.p_max}")
+        if not 0 <= self.clean_fraction <= 1:
+            raise ValueError(f"clean_fraction must be in [0, 1], got {self.clean_fraction}")
+        if self.codebook_loss < 0:
+            raise ValueError(f"codebook_loss must be >= 0, got {self.codebook_loss}")
+
+
+def train_codebook(codec, images_folder, cc: CodebookConfig, out, *, name: str | None = None,
+                   command: str | None = None, progress: Callable[[int, dict], None] | None = None) -> dict:
+    """Channel-optimised vector quantisation: train the codebook and the decoder through a noisy
+    channel while the encoder and the index assignment stay fixed.
+
+    Each crop's indices (nearest codeword of the moving codebook) go through a BSC with a
+    crossover probability drawn log-uniformly from [p_min, p_max] (a share ``clean_fraction``
+    stays clean); the decoder gets the channel-only MMSE code vector ``sum_k q_k e_k``, where
+    q is the exact bitwise posterior of the received label under a flat index prior. That
+    vector is differentiable in the codebook, so the codewords whose labels lie one bit flip
+    apart are pulled towards each other as far as the clean reconstruction allows: a bit error
+    then costs less, at some clean-channel PSNR. Loss: pixel MSE + ``codebook_loss`` x the
+    codebook's squared distance to the encoder outputs it quantises.
+
+    This is the classical COVQ trade (Kumazawa, Kasahara & Namekawa, 1984; Farvardin &
+    Vaishampayan, IEEE Trans. IT 37(1), 1991) with the centroid step replaced by gradient
+    descent through the decoder. The transmitter changes, so the new checkpoint carries the
+    assignment but no index prior or context receiver: run ``vqcodec prepare --keep-assignment``
+    and ``vqcodec train-receiver`` on it."""
+    import channels
+    from vqcodec.bits import indices_to_bits
+    from vqcodec.context import channel_loglik, label_signs
+    from vqcodec.correct import bit_llrs
+
+    if cc.crop % codec.model.f:
+        raise ValueError(f"the crop ({cc.crop}) must be a multiple of the model's stride {codec.model.f}")
+    images, paths = load_training_images(images_folder)
+    sampler = CropSampler(images, cc.crop)
+    rng = np.random.default_rng(cc.seed)
+    device = codec.model.codebook.device
+    model = VQVAE(codec.model.cfg)
+    model.load_state_dict(codec.model.state_dict())
+    model.to(device=device).eval()
+    for p in model.encoder.parameters():
+        p.requires_grad_(False)
+    E = torch.nn.Parameter(model.quantizer.embedding.detach().clone())
+    dec_params = list(model.decoder.parameters())
+    opt = torch.optim.Adam([{"params": dec_params, "lr": cc.lr}, {"params": [E], "lr": cc.codebook_lr}])
+    K, b = codec.K, codec.bits_per_index
+    signs = torch.from_numpy(label_signs(codec.assignment, K)).to(device)
+    sched = TrainConfig(steps=cc.steps, lr=1.0, warmup=cc.warmup, min_lr_ratio=cc.min_lr_ratio)
+    n_clean = int(round(cc.clean_fraction * cc.batch))
+    window: list[tuple[float, float]] = []
+    history: list[dict] = []
+    t0 = time.time()
+    for step in range(cc.steps):
+        scale = lr_at(step, sched)
+        opt.param_groups[0]["lr"] = cc.lr * scale
+        opt.param_groups[1]["lr"] = cc.codebook_lr * scale
+        x = sampler.sample(cc.batch, rng).to(device)
+        with torch.no_grad():
+            z = model.encoder(x)
+        B, d, h, w = z.shape
+        zf = z.permute(0, 2, 3, 1).reshape(B, h * w, d)
+        with torch.no_grad():  # the transmitter follows the moving codebook, as encode() will
+            flat = zf.reshape(-1, d)
+            idx = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ E.t() + E.pow(2).sum(1)[None]).argmin(1)
+            idx = idx.view(B, h * w)
+        rows = []
+        for i in range(B):
+            if i < n_clean:
+                rows.append(E[idx[i]])
+                continue
+            ch = channels.get_channel("bsc", p=float(np.exp(rng.uniform(np.log(cc.p_min), np.log(cc.p_max)))))
+            g = idx[i].cpu().numpy()
+            rx = ch(indices_to_bits(g, K, codec.assignment), rng)
+            llr = torch.from_numpy(bit_llrs(rx, ch, b).astype(np.float32)).to(device)
+            q = torch.softmax(channel_loglik(llr, signs), dim=-1)
+            rows.append(q @ E)
+        z_in = torch.stack(rows).view(B, h, w, d).permute(0, 3, 1, 2)
+        model.decoder.train()
+        x_hat = model.decode_embeddings(z_in)
+        rec = F.mse_loss(x_hat, x)
+        cb_loss = F.mse_loss(E[idx.reshape(-1)], zf.reshape(-1, d))
+        loss = rec + cc.codebook_loss * cb_loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(dec_params + [E], cc.clip)
+        opt.step()
+        model.decoder.eval()
+        window = (window + [(rec.item(), cb_loss.item())])[-200:]
+        if (step + 1) % cc.log_every == 0 or step + 1 == cc.steps:
+            mse = float(np.mean([v[0] for v in window]))
+            m = {"loss": mse, "psnr": 10 * math.log10(1 / max(mse, 1e-12)),
+                 "codebook": float(np.mean([v[1] for v in window])), "lr_scale": scale,
+                 "elapsed": time.time() - t0}
+            history.append({"step": step + 1, **{k: round(v, 6) for k, v in m.items()}})
+            if progress:
+                progress(step + 1, m)
+    q = model.quantizer
+    with torch.no_grad():
+        q.embedding.copy_(E.detach())
+        n = q.cluster_size.sum()
+        size = (q.cluster_size + q.eps) / (n + K * q.eps) * n
+        q.embed_sum.copy_(E.detach() * size[:, None])  # consistent with the EMA's embedding = sum / size
+    meta = {k: v for k, v in codec.meta.items()
+            if k not in ("format", "config", "kodak", "history", "prior", "context", "finetune", "metrics")}
+    meta["assignment"] = [int(a) for a in codec.assignment]  # the codebook is trained for it
+    meta.update({"name": name or Path(out).name, "codebook_training": {
+        "base": codec.name, "images": str(images_folder), "image_count": len(paths),
+        "channel": {"kind": "bsc", "p": f"logU[{cc.p_min:g}, {cc.p_max:g}]"},
+        "config": asdict(cc), "command": command, "device": str(device), "torch": torch.__version__,
+        "seconds": round(time.time() - t0, 1), "history": history[-100:]}})
+    save_model(model, out, meta)
+    return history[-1] if history else {}
+
+
 class TensorCropSampler:
     """Random crops with flips drawn on the training device: the images sit in one padded
     uint8 tensor there, so a GPU is not held up by per-crop work on the host."""
