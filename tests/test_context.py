@@ -217,3 +217,24 @@ def test_shipped_receiver_beats_the_spatial_one_on_the_sample_photos():
     spatial, learned = pts["spatial-mmse"], pts["learned-mmse"]
     assert learned["psnr"]["mean"] > spatial["psnr"]["mean"] + 0.1
     assert learned["index_errors"] < spatial["index_errors"]
+
+
+def test_shipped_channel_optimised_codebook_trades_clean_psnr_for_cheaper_errors():
+    """f4-k256-covq against f4-k256 on two bundled sample photos (BSC p = 0.03, two trials, each
+    model's own noise): it loses less against its own clean PSNR with the naive and the spatial
+    receiver, and its clean PSNR is lower, by less than 1 dB."""
+    from vqcodec.images import list_images
+    from vqcodec.simulate import StopRule, encode_image, run_point
+    from vqcodec.zoo import load_codec
+
+    loss, clean = {}, {}
+    for name in ("f4-k256", "f4-k256-covq"):
+        codec = load_codec(name)
+        encs = [encode_image(codec, p, with_ms_ssim=False) for p in list_images(None)[:2]]
+        clean[name] = float(np.mean([e.psnr_clean for e in encs]))
+        pts = run_point(codec, encs, channels.get_channel("bsc", p=0.03), ["naive", "spatial-mmse"], seed=0,
+                        param=0.03, stop=StopRule(2, 2), with_ms_ssim=False)
+        loss[name] = {r: pts[r]["psnr"]["mean"] - clean[name] for r in pts}
+    for r in ("naive", "spatial-mmse"):
+        assert loss["f4-k256-covq"][r] > loss["f4-k256"][r] + 0.2, (r, loss)
+    assert clean["f4-k256"] - 1.0 < clean["f4-k256-covq"] < clean["f4-k256"]
