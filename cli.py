@@ -768,21 +768,23 @@ def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, 
 @_model_options
 @click.option("--images", type=click.Path(), default=None,
               help="Folder of training images [default: ../shared/datasets/bsds500 when present].")
-@click.option("--out", "-o", required=True, type=click.Path(), help="Output checkpoint stem.")
-@click.option("--steps", type=click.IntRange(1), default=4000, show_default=True)
-@click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--crop", type=click.IntRange(8), default=96, show_default=True, help="Crop size in pixels.")
+@click.option("--out", "-o", required=True, type=click.Path(), help="Output checkpoint stem (a new model).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output checkpoint.")
+@click.option("--steps", type=click.IntRange(1), default=4000, show_default=True, help="Training steps.")
+@click.option("--batch", type=click.IntRange(1), default=16, show_default=True, help="Crops per step.")
+@click.option("--crop", type=click.IntRange(8), default=96, show_default=True,
+              help="Crop size in pixels (a multiple of the model's stride).")
 @click.option("--lr", type=float, default=3e-4, show_default=True, help="Decoder learning rate.")
-@click.option("--codebook-lr", type=float, default=1e-3, show_default=True)
+@click.option("--codebook-lr", type=float, default=1e-3, show_default=True, help="Codebook learning rate.")
 @click.option("--p-min", type=float, default=0.003, show_default=True,
               help="BSC crossover probability per crop: log-uniform in [p-min, p-max].")
-@click.option("--p-max", type=float, default=0.1, show_default=True)
+@click.option("--p-max", type=float, default=0.1, show_default=True, help="Upper end of that range.")
 @click.option("--clean-fraction", type=float, default=0.25, show_default=True,
               help="Share of crops decoded from clean indices.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
-def train_codebook_cmd(model, checkpoint, device, images, out, steps, batch, crop, lr, codebook_lr, p_min, p_max,
-                       clean_fraction, seed, threads):
+def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps, batch, crop, lr, codebook_lr, p_min,
+                       p_max, clean_fraction, seed, threads):
     """Channel-optimised codebook: train the codebook and decoder through a noisy channel.
 
     The encoder and the index assignment stay fixed; the decoder sees the channel-only MMSE
@@ -809,7 +811,13 @@ def train_codebook_cmd(model, checkpoint, device, images, out, steps, batch, cro
                             p_max=p_max, clean_fraction=clean_fraction, seed=seed)
     except ValueError as exc:
         _fail(str(exc))
-    _check_output(str(out) + ".json", True)
+    from vqcodec.model import checkpoint_paths
+    from vqcodec.zoo import resolve
+
+    base = Path(checkpoint) if checkpoint else resolve(model or "f4-k256")
+    if checkpoint_paths(out)[1].resolve() == checkpoint_paths(base)[1].resolve():
+        _fail(f"{out}: is the model being trained from; write the new codebook to another stem")
+    _check_output(str(checkpoint_paths(out)[1]), overwrite)
     bar = tqdm(total=steps, desc="train-codebook", unit="step")
 
     def progress(step, m):
@@ -916,9 +924,9 @@ def train_receiver(model, checkpoint, images, steps, minutes, batch, crop, lr, w
               help="Training images for the index statistics [default: ../shared/datasets/bsds500].")
 @click.option("--kodak", type=click.Path(), default=None,
               help="Also record clean Kodak metrics in the checkpoint [default: ../shared/datasets/kodak if present].")
-@click.option("--keep-assignment", is_flag=True,
-              help="Keep the checkpoint's index assignment instead of optimising a new one (for a codebook "
-                   "trained for it by `vqcodec train-codebook`).")
+@click.option("--keep-assignment/--new-assignment", default=None,
+              help="Keep the checkpoint's index assignment, or optimise a new one [default: keep it for a "
+                   "codebook trained for it by `vqcodec train-codebook`, else optimise].")
 def prepare(model, checkpoint, device, images, kodak, keep_assignment):
     """Learn the index prior and the pseudo-Gray index assignment of a model and store them with it."""
     from tqdm import tqdm

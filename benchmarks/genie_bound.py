@@ -69,10 +69,11 @@ def main() -> None:
             told = llr.copy()
             told[~wrong] = np.sign(told[~wrong]) * LLR_MAX  # certain: never flipped by the receiver
             q = context_posterior(codec.context, told, g.shape).reshape(-1, codec.K)
-            q[wrong, recv[wrong]] = 0.0
+            known = wrong & (recv >= 0)  # an unused label (K not a power of two) names no index to exclude
+            q[known, recv[known]] = 0.0
             tot = q[wrong].sum(-1, keepdims=True)
             q[wrong] = np.where(tot > 0, q[wrong] / np.maximum(tot, 1e-30), 1.0 / (codec.K - 1))
-            q[wrong, recv[wrong]] = 0.0  # also where the uniform fallback filled it
+            q[known, recv[known]] = 0.0  # also where the uniform fallback filled it
             res["genie"].append(mmse_psnr(codec, enc, q.reshape(g.shape + (codec.K,)), cb))
             told[wrong] = 0.0
             res["genie-erase"].append(mmse_psnr(codec, enc, context_posterior(codec.context, told, g.shape), cb))

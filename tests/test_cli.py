@@ -131,27 +131,54 @@ def test_export_compressai_and_rd_plot(tiny_checkpoint, image_dir, tmp_path):
     assert fig.stat().st_size > 5000
 
 
-def test_train_codebook_then_prepare_keeping_the_assignment(tiny_checkpoint, image_dir, tmp_path):
+@pytest.fixture
+def prepared_tiny(tiny_checkpoint, image_dir):
+    from vqcodec.zoo import prepare_checkpoint
+
+    prepare_checkpoint(tiny_checkpoint, image_dir)
+    return tiny_checkpoint
+
+
+def test_train_codebook_then_prepare_keeping_the_assignment(prepared_tiny, image_dir, tmp_path):
+    from vqcodec.prior import prior_path
+
     out = tmp_path / "covq"
-    r = run("train-codebook", "--checkpoint", tiny_checkpoint, "--images", image_dir, "-o", out, "--steps", 3,
+    prior_path(out).write_bytes(b"left over from an earlier transmitter")
+    r = run("train-codebook", "--checkpoint", prepared_tiny, "--images", image_dir, "-o", out, "--steps", 3,
             "--batch", 2, "--crop", 16, "--threads", 1)
     assert r.exit_code == 0, r.output
     assert "--keep-assignment" in r.output
-    before = json.loads(out.with_suffix(".json").read_text())["assignment"]
-    r = run("prepare", "--checkpoint", out, "--images", image_dir, "--kodak", image_dir, "--keep-assignment")
+    assert not prior_path(out).exists()  # the stale prior is gone
+    doc = json.loads(out.with_suffix(".json").read_text())
+    assert doc["assignment"] == json.loads(prepared_tiny.with_suffix(".json").read_text())["assignment"]
+    assert "prior" not in doc and "codebook_training" in doc
+    r = run("prepare", "--checkpoint", out, "--images", image_dir, "--kodak", image_dir)  # keeps by default
     assert r.exit_code == 0, r.output
     assert "kept" in r.output
-    assert json.loads(out.with_suffix(".json").read_text())["assignment"] == before
+    assert json.loads(out.with_suffix(".json").read_text())["assignment"] == doc["assignment"]
     r = run("simulate", "--checkpoint", out, "--images", image_dir, "--channel", "bsc", "--p", 0.01,
             "--receiver", "naive,spatial-mmse", "--trials", 1, "--no-ms-ssim")
     assert r.exit_code == 0, r.output
+    r = run("train-codebook", "--checkpoint", prepared_tiny, "--images", image_dir, "-o", out, "--steps", 1)
+    assert "exists" in one_line_error(r)
+    r = run("train-codebook", "--checkpoint", prepared_tiny, "--images", image_dir, "-o", prepared_tiny,
+            "--steps", 1, "--overwrite")
+    assert "model being trained from" in one_line_error(r)
 
 
-@pytest.mark.parametrize("args,msg", [(("--p-min", 0.2, "--p-max", 0.1), "p_min <= p_max"),
-                                      (("--p-max", 0.7), "p_max < 0.5"), (("--clean-fraction", 2), "clean_fraction"),
-                                      (("--crop", 10), "multiple of the model's stride")])
-def test_train_codebook_bad_input_gives_one_line_errors(tiny_checkpoint, image_dir, tmp_path, args, msg):
+def test_train_codebook_needs_an_assignment(tiny_checkpoint, image_dir, tmp_path):
     r = run("train-codebook", "--checkpoint", tiny_checkpoint, "--images", image_dir, "-o", tmp_path / "x",
+            "--steps", 1, "--crop", 16)
+    assert "no index assignment" in one_line_error(r)
+    assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize("args,msg", [(("--p-min", 0.2, "--p-max", 0.1), "must not exceed p_max"),
+                                      (("--p-max", 0.7), "p_max must be in"), (("--clean-fraction", 2), "clean_fraction"),
+                                      (("--lr", "inf"), "lr must be a positive number"),
+                                      (("--crop", 10), "multiple of the model's stride")])
+def test_train_codebook_bad_input_gives_one_line_errors(prepared_tiny, image_dir, tmp_path, args, msg):
+    r = run("train-codebook", "--checkpoint", prepared_tiny, "--images", image_dir, "-o", tmp_path / "x",
             "--steps", 1, *args)
     assert msg in one_line_error(r)
     assert not (tmp_path / "x.json").exists()

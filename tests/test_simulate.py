@@ -112,8 +112,14 @@ def test_prepare_can_keep_the_checkpoint_assignment(tiny_checkpoint, image_dir):
     assert summary["assignment"]["kept"] is True
     assert json.loads(tiny_checkpoint.with_suffix(".json").read_text())["assignment"] == mine
     assert np.array_equal(load_codec(checkpoint=str(tiny_checkpoint)).assignment, mine)
-    prepare_checkpoint(tiny_checkpoint, image_dir)  # without the flag: BSA chooses again
+    write_checkpoint_meta(tiny_checkpoint, {**meta, "assignment": mine, "codebook_training": {}})
+    prepare_checkpoint(tiny_checkpoint, image_dir)  # a trained codebook: kept by default
+    assert json.loads(tiny_checkpoint.with_suffix(".json").read_text())["assignment"] == mine
+    prepare_checkpoint(tiny_checkpoint, image_dir, keep_assignment=False)  # BSA chooses again
     assert json.loads(tiny_checkpoint.with_suffix(".json").read_text())["assignment"] != mine
     write_checkpoint_meta(tiny_checkpoint, {**meta, "assignment": [0] * 16})
     with pytest.raises(CheckpointError, match="invalid index assignment"):
+        prepare_checkpoint(tiny_checkpoint, image_dir, keep_assignment=True)
+    write_checkpoint_meta(tiny_checkpoint, {k: v for k, v in meta.items() if k != "assignment"})
+    with pytest.raises(CheckpointError, match="no index assignment to keep"):
         prepare_checkpoint(tiny_checkpoint, image_dir, keep_assignment=True)

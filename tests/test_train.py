@@ -222,6 +222,10 @@ def test_train_codebook_makes_bit_errors_cheaper_than_clean_training(tmp_path, i
         for a, b in zip(m.encoder.parameters(), trained_tiny.encoder.parameters()):
             assert torch.equal(a, b)
     assert not torch.equal(covq.codebook, trained_tiny.codebook)
+    q = covq.quantizer  # the EMA buffers agree with the trained codebook (embedding = embed_sum / size)
+    n = q.cluster_size.sum()
+    size = (q.cluster_size + q.eps) / (n + 16 * q.eps) * n
+    assert torch.allclose(q.embed_sum / size[:, None], covq.codebook, atol=1e-6)
     assert meta["assignment"] == list(range(16)) and "prior" not in meta and "context" not in meta
     assert meta["codebook_training"]["config"]["p_max"] == 0.1
     a = codec.assignment

@@ -333,12 +333,23 @@ class CodebookConfig:
     log_every: int = 25
 
     def __post_init__(self) -> None:
-        if not 0 < self.p_min <= self.p_max < 0.5:
-            raise ValueError(f"need 0 < p_min <= p_max < 0.5, got {self.p_min}, {self.p_max}")
+        if not 0 < self.p_min < 0.5:
+            raise ValueError(f"p_min must be in (0, 0.5), got {self.p_min}")
+        if not 0 < self.p_max < 0.5:
+            raise ValueError(f"p_max must be in (0, 0.5), got {self.p_max}")
+        if self.p_min > self.p_max:
+            raise ValueError(f"p_min ({self.p_min}) must not exceed p_max ({self.p_max})")
         if not 0 <= self.clean_fraction <= 1:
             raise ValueError(f"clean_fraction must be in [0, 1], got {self.clean_fraction}")
-        if self.codebook_loss < 0:
-            raise ValueError(f"codebook_loss must be >= 0, got {self.codebook_loss}")
+        for key in ("steps", "batch", "crop", "log_every"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("lr", "codebook_lr"):
+            if not (getattr(self, key) > 0 and math.isfinite(getattr(self, key))):
+                raise ValueError(f"{key} must be a positive number, got {getattr(self, key)}")
+        if self.warmup < 0 or not (self.codebook_loss >= 0 and math.isfinite(self.codebook_loss)):
+            raise ValueError(f"need warmup >= 0 and a finite codebook_loss >= 0, got {self.warmup}, "
+                             f"{self.codebook_loss}")
 
 
 def train_codebook(codec, images_folder, cc: CodebookConfig, out, *, name: str | None = None,
@@ -359,12 +370,17 @@ def train_codebook(codec, images_folder, cc: CodebookConfig, out, *, name: str |
     Vaishampayan, IEEE Trans. IT 37(1), 1991) with the centroid step replaced by gradient
     descent through the decoder. The transmitter changes, so the new checkpoint carries the
     assignment but no index prior or context receiver: run ``vqcodec prepare --keep-assignment``
-    and ``vqcodec train-receiver`` on it."""
+    and ``vqcodec train-receiver`` on it (any prior or context receiver left at ``out`` from an
+    earlier run is removed: it belongs to another transmitter)."""
     import channels
     from vqcodec.bits import indices_to_bits
-    from vqcodec.context import channel_loglik, label_signs
+    from vqcodec.context import channel_loglik, context_path, label_signs
     from vqcodec.correct import bit_llrs
+    from vqcodec.prior import prior_path
 
+    if codec.meta.get("assignment") is None:
+        raise ValueError(f"{codec.name} has no index assignment to train the codebook for "
+                         "(run `vqcodec prepare` on it first)")
     if cc.crop % codec.model.f:
         raise ValueError(f"the crop ({cc.crop}) must be a multiple of the model's stride {codec.model.f}")
     images, paths = load_training_images(images_folder)
@@ -445,6 +461,8 @@ def train_codebook(codec, images_folder, cc: CodebookConfig, out, *, name: str |
         "config": asdict(cc), "command": command, "device": str(device), "torch": torch.__version__,
         "seconds": round(time.time() - t0, 1), "history": history[-100:]}})
     save_model(model, out, meta)
+    for stale in (prior_path(out), context_path(out)):
+        stale.unlink(missing_ok=True)
     return history[-1] if history else {}
 
 

@@ -173,15 +173,15 @@ def load_codec(name: str | None = None, checkpoint: str | None = None, device: s
                  context=context)
 
 
-def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, keep_assignment: bool = False,
+def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, keep_assignment: bool | None = None,
                        progress=None) -> dict:
     """Learn and store what the receivers need beside a checkpoint.
 
     1. Encode every training image; count index statistics -> ``<stem>.prior.safetensors``.
     2. Optimise the index assignment (binary switching algorithm) on the codebook,
        weighted by the training index frequencies -> ``assignment`` in ``<stem>.json``;
-       ``keep_assignment`` keeps the checkpoint's own instead (a codebook trained for it,
-       ``train.train_codebook``).
+       ``keep_assignment`` keeps the checkpoint's own instead. The default (None) keeps it
+       for a codebook trained for it (``train.train_codebook``) and optimises otherwise.
     3. When ``kodak_folder`` is given: the clean-channel Kodak metrics and codebook
        health -> ``kodak`` in ``<stem>.json`` (shown by ``vqcodec models``).
 
@@ -198,6 +198,16 @@ def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, keep_assignmen
     from vqcodec.prior import IndexPrior, learn_prior, prior_path, save_prior
 
     model, doc = load_model(stem)
+    if keep_assignment is None:
+        keep_assignment = "codebook_training" in doc
+    kept = None
+    if keep_assignment:
+        if doc.get("assignment") is None:
+            raise CheckpointError(f"{stem}: has no index assignment to keep")
+        try:
+            kept = check_assignment(np.asarray(doc["assignment"]), model.K)
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(f"{stem}: invalid index assignment in checkpoint ({exc})") from None
     paths = list_images(images_folder)
     kpaths = list_images(kodak_folder) if kodak_folder is not None else []
     grids = []
@@ -210,13 +220,8 @@ def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, keep_assignmen
         progress("receiver tuning", 0, 1)
     counts = learn_prior(grids, model.K)
     cb = model.codebook.detach().cpu().numpy().astype(np.float64)
-    if keep_assignment:
-        if "assignment" not in doc:
-            raise CheckpointError(f"{stem}: has no index assignment to keep")
-        try:
-            assignment = check_assignment(np.asarray(doc["assignment"]), model.K)
-        except (ValueError, TypeError) as exc:
-            raise CheckpointError(f"{stem}: invalid index assignment in checkpoint ({exc})") from None
+    if kept is not None:
+        assignment = kept
         info = {"kept": True, "identity_cost": one_flip_cost(cb, counts.unigram, identity_assignment(model.K)),
                 "final_cost": one_flip_cost(cb, counts.unigram, assignment)}
     else:
