@@ -20,6 +20,32 @@ def _fail(msg: str) -> None:
     raise click.ClickException(str(msg).splitlines()[0] if msg else "failed")
 
 
+def _run_with_progress(desc: str, steps: int, run, postfix, errors: tuple = ()):
+    """``run(progress, command)`` under a progress bar of ``steps`` steps; ``progress(step, metrics)``
+    shows ``postfix(metrics)`` (a ``steps`` entry in the metrics resets the total). ``command`` is
+    the command line, for the training record. ImageError, ValueError and ``errors`` become
+    one-line errors."""
+    from tqdm import tqdm
+
+    from vqcodec.images import ImageError
+
+    bar = tqdm(total=steps, desc=desc, unit="step", dynamic_ncols=True)
+
+    def progress(step, m):
+        bar.total = m.get("steps", bar.total)
+        bar.n = step
+        bar.set_postfix(**postfix(m), refresh=False)
+        bar.refresh()
+
+    command = "vqcodec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    try:
+        return run(progress, command)
+    except (ImageError, ValueError, *errors) as exc:
+        _fail(str(exc))
+    finally:
+        bar.close()
+
+
 def _check_output(path: str | None, overwrite: bool) -> None:
     """Refuse, before any work, an output path that exists (without --overwrite) or cannot be written."""
     if path is None:
@@ -149,9 +175,8 @@ def train(images, out, f, K, d, channels, res_blocks, decoder_res_blocks, steps,
           checkpoint_every, threads, device, resume):
     """Train a VQ-VAE on an image folder."""
     import torch
-    from tqdm import tqdm
 
-    from vqcodec.images import ImageError, default_training_folder
+    from vqcodec.images import default_training_folder
     from vqcodec.model import CheckpointError, ModelConfig
     from vqcodec.train import TrainConfig, train as run_train
 
@@ -171,21 +196,13 @@ def train(images, out, f, K, d, channels, res_blocks, decoder_res_blocks, steps,
     except ValueError as exc:
         _fail(str(exc))
     dev = _train_device(device)
-    command = "vqcodec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    bar = tqdm(total=steps, desc="train", unit="step", dynamic_ncols=True)
-
-    def progress(step, m):
-        bar.n = step
-        bar.set_postfix(loss=f"{m['loss']:.4f}", psnr=f"{m['train_psnr']:.2f}", ppl=f"{m['train_perplexity']:.0f}",
-                        lr=f"{m['lr']:.1e}", refresh=False)
-        bar.refresh()
-
-    try:
-        final = run_train(cfg, tc, images, out, resume=resume, device=dev, command=command, progress=progress)
-    except (ImageError, CheckpointError, FileNotFoundError, ValueError) as exc:
-        bar.close()
-        _fail(str(exc))
-    bar.close()
+    final = _run_with_progress(
+        "train", steps,
+        lambda progress, command: run_train(cfg, tc, images, out, resume=resume, device=dev, command=command,
+                                            progress=progress),
+        lambda m: dict(loss=f"{m['loss']:.4f}", psnr=f"{m['train_psnr']:.2f}", ppl=f"{m['train_perplexity']:.0f}",
+                       lr=f"{m['lr']:.1e}"),
+        errors=(CheckpointError, FileNotFoundError))
     click.echo(f"wrote {out}.safetensors / {out}.json  train PSNR {final.get('train_psnr', float('nan')):.2f} dB, "
                f"perplexity {final.get('train_perplexity', float('nan')):.0f}")
 
@@ -215,9 +232,8 @@ def train_decoder_cmd(model, checkpoint, images, out, decoder_channels, decoder_
     import dataclasses
 
     import torch
-    from tqdm import tqdm
 
-    from vqcodec.images import ImageError, default_training_folder
+    from vqcodec.images import default_training_folder
     from vqcodec.train import TrainConfig, train_decoder
 
     if threads:
@@ -240,22 +256,11 @@ def train_decoder_cmd(model, checkpoint, images, out, decoder_channels, decoder_
             raise ValueError(f"--minutes must be a positive number, got {minutes}")
     except ValueError as exc:
         _fail(str(exc))
-    bar = tqdm(total=steps, desc="train-decoder", unit="step", dynamic_ncols=True)
-
-    def progress(step, m):
-        bar.total = m["steps"]
-        bar.n = step
-        bar.set_postfix(loss=f"{m['loss']:.5f}", psnr=f"{m['train_psnr']:.2f}", lr=f"{m['lr']:.1e}", refresh=False)
-        bar.refresh()
-
-    command = "vqcodec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    try:
-        final = train_decoder(codec, cfg, tc, images, out, device=dev, minutes=minutes, command=command,
-                              progress=progress)
-    except (ImageError, ValueError) as exc:
-        bar.close()
-        _fail(str(exc))
-    bar.close()
+    final = _run_with_progress(
+        "train-decoder", steps,
+        lambda progress, command: train_decoder(codec, cfg, tc, images, out, device=dev, minutes=minutes,
+                                                command=command, progress=progress),
+        lambda m: dict(loss=f"{m['loss']:.5f}", psnr=f"{m['train_psnr']:.2f}", lr=f"{m['lr']:.1e}"))
     click.echo(f"wrote {out}.safetensors / {out}.json  ({final.get('step', 0)} steps, "
                f"train PSNR {final.get('train_psnr', float('nan')):.2f} dB)")
 
@@ -716,10 +721,9 @@ def _print_table(results, param):
 def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, steps, lr, batch, crop, seed, threads):
     """Fine-tune a model's decoder (codebook frozen) on what a receiver hands it after a channel."""
     import torch
-    from tqdm import tqdm
 
     from vqcodec.correct import REGISTRY as RECEIVERS, missing_side_info
-    from vqcodec.images import ImageError, default_training_folder
+    from vqcodec.images import default_training_folder
     from vqcodec.train import FinetuneConfig, finetune_decoder
 
     if threads:
@@ -745,20 +749,11 @@ def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, 
         fc = FinetuneConfig(steps=steps, lr=lr, seed=seed, batch=batch, crop=crop)
     except ValueError as exc:
         _fail(str(exc))
-    bar = tqdm(total=steps, desc="finetune", unit="step")
-
-    def progress(step, m):
-        bar.n = step
-        bar.set_postfix(loss=f"{m['loss']:.4f}", psnr=f"{m['psnr']:.2f}", refresh=False)
-        bar.refresh()
-
-    command = "vqcodec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    try:
-        final = finetune_decoder(codec, ch, receiver, images, fc, out, command=command, progress=progress)
-    except (ImageError, ValueError) as exc:
-        bar.close()
-        _fail(str(exc))
-    bar.close()
+    final = _run_with_progress(
+        "finetune", steps,
+        lambda progress, command: finetune_decoder(codec, ch, receiver, images, fc, out, command=command,
+                                                   progress=progress),
+        lambda m: dict(loss=f"{m['loss']:.4f}", psnr=f"{m['psnr']:.2f}"))
     what = "the channel mix" if kind == "mix" else f"{kind} {param}={ch.param_value:g}"
     click.echo(f"wrote {out}.safetensors / {out}.json (decoder fine-tuned for {what} through {receiver}; "
                f"train PSNR {final.get('psnr', float('nan')):.2f} dB)")
@@ -795,9 +790,8 @@ def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps,
     `vqcodec train-receiver --checkpoint OUT`.
     """
     import torch
-    from tqdm import tqdm
 
-    from vqcodec.images import ImageError, default_training_folder
+    from vqcodec.images import default_training_folder
     from vqcodec.train import CodebookConfig, train_codebook
 
     if threads:
@@ -818,20 +812,10 @@ def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps,
     if checkpoint_paths(out)[1].resolve() == checkpoint_paths(base)[1].resolve():
         _fail(f"{out}: is the model being trained from; write the new codebook to another stem")
     _check_output(str(checkpoint_paths(out)[1]), overwrite)
-    bar = tqdm(total=steps, desc="train-codebook", unit="step")
-
-    def progress(step, m):
-        bar.n = step
-        bar.set_postfix(psnr=f"{m['psnr']:.2f}", codebook=f"{m['codebook']:.4f}", refresh=False)
-        bar.refresh()
-
-    command = "vqcodec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    try:
-        final = train_codebook(codec, images, cc, out, command=command, progress=progress)
-    except (ImageError, ValueError) as exc:
-        bar.close()
-        _fail(str(exc))
-    bar.close()
+    final = _run_with_progress(
+        "train-codebook", steps,
+        lambda progress, command: train_codebook(codec, images, cc, out, command=command, progress=progress),
+        lambda m: dict(psnr=f"{m['psnr']:.2f}", codebook=f"{m['codebook']:.4f}"))
     click.echo(f"wrote {out}.safetensors / {out}.json (codebook and decoder trained through BSC "
                f"p in [{p_min:g}, {p_max:g}]; train PSNR {final.get('psnr', float('nan')):.2f} dB, noisy and clean "
                f"crops together)")
