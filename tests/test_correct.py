@@ -212,3 +212,60 @@ def test_spatial_posterior_rejects_llrs_that_do_not_fit_the_grid():
                           channel=None, prior=learn_prior(grids, 16))
     with pytest.raises(ValueError, match="needs"):
         spatial_posterior(np.zeros((6 * 7, 4)), (8, 8), ctx)
+
+
+# --------------------------------------------------------------------------- channel memory (bursts)
+
+@settings(max_examples=examples(40), deadline=None)
+@given(n=st.integers(1, 60), seed=st.integers(0, 2 ** 31), p_gb=st.floats(0.0, 1.0), p_bg=st.floats(0.001, 1.0),
+       p_good=st.floats(0.0, 0.5), p_bad=st.floats(0.0, 0.5))
+def test_ge_extrinsic_kernel_equals_reference(n, seed, p_gb, p_bg, p_good, p_bad):
+    from vqcodec.correct import _ge_extrinsic_nb, _ge_extrinsic_ref
+
+    rng = np.random.default_rng(seed)
+    e = np.clip(rng.random(n) ** 3, 1e-9, 1 - 1e-9)
+    pi_bad = p_gb / (p_gb + p_bg)
+    got = _ge_extrinsic_nb(e, pi_bad, p_gb, p_bg, p_good, p_bad)
+    assert np.allclose(got, _ge_extrinsic_ref(e, pi_bad, p_gb, p_bg, p_good, p_bad), rtol=1e-9, atol=1e-12)
+    assert np.all((got >= min(p_good, p_bad) - 1e-12) & (got <= max(p_good, p_bad) + 1e-12))
+
+
+def test_ge_extrinsic_theory():
+    """A chain without memory (p_gb + p_bg = 1: the next state ignores the current one) says nothing
+    about a bit from its neighbours: every bit gets the average error rate. With memory, a run of
+    likely errors makes the bits around it likely in the bad state, and bits far away stay good."""
+    from vqcodec.correct import _ge_extrinsic_nb
+
+    rng = np.random.default_rng(0)
+    e = np.clip(rng.random(40), 1e-9, 1 - 1e-9)
+    p_gb, p_bg = 0.3, 0.7
+    pi_bad = p_gb / (p_gb + p_bg)
+    got = _ge_extrinsic_nb(e, pi_bad, p_gb, p_bg, 0.0, 0.5)
+    assert np.allclose(got, pi_bad * 0.5)
+    e = np.full(200, 1e-6)
+    e[100:108] = 0.9  # a burst
+    got = _ge_extrinsic_nb(e, 0.02, 0.002, 0.1, 0.0, 0.5)
+    assert got[103] > 0.45  # inside it: nearly the bad state's 0.5
+    assert got[99] > 0.2 and got[108] > 0.2  # next to it: maybe in the burst too
+    assert got[50] < 1e-3 and got[150] < 1e-3  # far from it: good; the stationary average is 0.01
+
+
+def test_memory_llrs_erase_bursts_and_never_add_confidence():
+    import channels
+    from vqcodec.correct import memory_llrs
+
+    K, b = 16, 4
+    ctx = ReceiverContext(K=K, assignment=np.arange(K), codebook=np.zeros((K, 2), np.float32),
+                          channel=channels.get_channel("burst", p=0.02, burst_length=8.0))
+    sent = np.random.default_rng(1).integers(0, K, 60)
+    llr = np.where(((sent[:, None] >> np.arange(b - 1, -1, -1)) & 1) == 0, 3.9, -3.9)
+    llr[30:32] *= -1  # a burst scrambles indices 30 and 31
+    llr[50, 0] = 0.0  # an erased bit
+    q = np.zeros((60, K))
+    q[np.arange(60), sent] = 1.0  # a first pass that recognises the true indices
+    out = memory_llrs(llr, q, ctx)
+    assert out[50, 0] == 0.0
+    assert np.all(np.abs(out) <= np.abs(llr) + 1e-12)
+    assert np.all(np.sign(out[out != 0]) == np.sign(llr[out != 0]))
+    assert np.abs(out[30:32]).mean() < 0.3 and np.median(np.abs(out[30:32])) < 0.01  # nearly erased
+    assert np.allclose(np.abs(out[:20]), 3.9)  # far from it nothing changes
