@@ -12,6 +12,11 @@ each handing the decoder the MMSE code vector of the learned context posterior:
   known-wrong index, so the received label's evidence (mostly one bit flip away) is kept;
 * ``genie-erase``: the same, but the wrong sites are erased (their received labels discarded).
 
+With ``--channel burst`` (Gilbert-Elliott, ``--burst-length``, default 10 bits) the rows are
+``learned-mmse`` (which uses the channel's memory in two passes), ``one-pass`` (the learned
+posterior from the memoryless LLRs alone) and ``genie-states``: the receiver is told the channel
+state of every bit, so bits in the bad state are erased and the others are certain.
+
 Prints the mean PSNR change against the clean decode (dB). The genie uses the learned network to
 conceal, which was not trained on such evidence, so it estimates rather than bounds what perfect
 error detection could give.
@@ -30,7 +35,7 @@ import channels  # noqa: E402
 from benchmarks._common import images_arg  # noqa: E402
 from vqcodec.bits import bits_to_indices, indices_to_bits  # noqa: E402
 from vqcodec.context import context_posterior  # noqa: E402
-from vqcodec.correct import LLR_MAX, Decision, bit_llrs, receiver_context  # noqa: E402
+from vqcodec.correct import LLR_MAX, Decision, _context_posterior, bit_llrs, receiver_context  # noqa: E402
 from vqcodec.images import list_images  # noqa: E402
 from vqcodec.metrics import psnr  # noqa: E402
 from vqcodec.simulate import decode_image, encode_image  # noqa: E402
@@ -43,19 +48,45 @@ def mmse_psnr(codec, enc, q: np.ndarray, cb: np.ndarray) -> float:
     return psnr(enc.image, decode_image(codec, dec, H, W)) - enc.psnr_clean
 
 
+def burst_rows(codec, encs, cb, p: float, burst_length: float) -> None:
+    from channels.base import Received
+
+    ch = channels.get_channel("burst", p=p, burst_length=burst_length)
+    ctx = receiver_context(codec, ch)
+    res: dict[str, list[float]] = {"learned-mmse": [], "one-pass": [], "genie-states": []}
+    for i, enc in enumerate(encs):
+        g = enc.indices
+        bits = indices_to_bits(g, codec.K, codec.assignment)
+        states, flips = ch.simulate(bits.size, np.random.default_rng(1000 + i))  # what ch(bits, rng) draws
+        hard = (bits ^ flips).view(np.int8)
+        rx = Received(hard=hard, llr=None)
+        llr = bit_llrs(rx, ch, ctx.b)
+        res["learned-mmse"].append(mmse_psnr(codec, enc, _context_posterior(rx, g.shape, ctx), cb))
+        res["one-pass"].append(mmse_psnr(codec, enc, context_posterior(codec.context, llr, g.shape), cb))
+        told = np.where(states.reshape(-1, ctx.b) == 1, 0.0, np.sign(llr) * LLR_MAX)
+        res["genie-states"].append(mmse_psnr(codec, enc, context_posterior(codec.context, told, g.shape), cb))
+    print(f"burst p={p:g}: " + ", ".join(f"{k} {np.mean(v):+.2f}" for k, v in res.items()), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="f4-k256")
     ap.add_argument("--p", default="0.01,0.03,0.1")
     ap.add_argument("--images", default=None)
+    ap.add_argument("--channel", choices=("bsc", "burst"), default="bsc")
+    ap.add_argument("--burst-length", type=float, default=10.0)
     args = ap.parse_args()
     codec = load_codec(args.model)
     if codec.context is None:
         sys.exit(f"error: {args.model} has no learned context receiver")
     cb = codec.model.codebook.detach().cpu().numpy().astype(np.float32)
     encs = [encode_image(codec, p, with_ms_ssim=False) for p in list_images(images_arg(args.images))]
-    print(f"model {args.model}, {len(encs)} images, one BSC realisation per image and p; PSNR change (dB)")
+    print(f"model {args.model}, {len(encs)} images, one {args.channel} realisation per image and p; "
+          "PSNR change (dB)")
     for p in [float(v) for v in args.p.split(",")]:
+        if args.channel == "burst":
+            burst_rows(codec, encs, cb, p, args.burst_length)
+            continue
         ch = channels.get_channel("bsc", p=p)
         ctx = receiver_context(codec, ch)
         res: dict[str, list[float]] = {"learned-mmse": [], "genie": [], "genie-erase": []}
