@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 from numba import njit
 
-from vqcodec.bits import bits_per_label, bits_to_labels, inverse_assignment
+from vqcodec.bits import bits_per_label, bits_to_labels, inverse_assignment, labels_to_bits
 
 
 @dataclass(frozen=True)
@@ -638,21 +638,21 @@ def _ge_extrinsic_nb(e, pi_bad, p_gb, p_bg, p_good, p_bad):
     fa = np.empty((n, 2))  # forward messages into bit j (its own evidence excluded), normalised
     bb = np.empty((n, 2))  # backward messages into bit j (its own evidence excluded), normalised
     pr = (p_good, p_bad)
+    lik = np.empty((n, 2))  # observation likelihood of each state at each bit
+    for j in range(n):
+        lik[j, 0] = e[j] * pr[0] + (1.0 - e[j]) * (1.0 - pr[0])
+        lik[j, 1] = e[j] * pr[1] + (1.0 - e[j]) * (1.0 - pr[1])
     g, b = 1.0 - pi_bad, pi_bad
     for j in range(n):
         fa[j, 0], fa[j, 1] = g, b
-        lg = e[j] * pr[0] + (1.0 - e[j]) * (1.0 - pr[0])
-        lb = e[j] * pr[1] + (1.0 - e[j]) * (1.0 - pr[1])
-        g, b = g * lg, b * lb
+        g, b = g * lik[j, 0], b * lik[j, 1]
         t = g + b
         g, b = g / t, b / t
         g, b = g * (1.0 - p_gb) + b * p_bg, g * p_gb + b * (1.0 - p_bg)
     g, b = 1.0, 1.0
     for j in range(n - 1, -1, -1):
         bb[j, 0], bb[j, 1] = g, b
-        lg = e[j] * pr[0] + (1.0 - e[j]) * (1.0 - pr[0])
-        lb = e[j] * pr[1] + (1.0 - e[j]) * (1.0 - pr[1])
-        g, b = g * lg, b * lb
+        g, b = g * lik[j, 0], b * lik[j, 1]
         g, b = (1.0 - p_gb) * g + p_gb * b, p_bg * g + (1.0 - p_bg) * b
         t = g + b
         g, b = g / t, b / t
@@ -701,12 +701,9 @@ def memory_llrs(llr: np.ndarray, q: np.ndarray, ctx: ReceiverContext) -> np.ndar
     channel's state estimator (cf. Garcia-Frias & Villasenor, joint source-channel decoding over
     hidden Markov channels, 1997-2001)."""
     ch = ctx.channel
-    b = ctx.b
-    signs = np.where(llr < 0, 1.0, 0.0)  # received hard bit (1 where llr < 0)
-    lab = np.asarray(ctx.assignment, dtype=np.int64)
-    label_bits = ((lab[:, None] >> np.arange(b - 1, -1, -1)[None, :]) & 1).astype(np.float64)  # (K, b)
+    label_bits = labels_to_bits(ctx.assignment, ctx.b).reshape(-1, ctx.b).astype(np.float64)  # (K, b)
     p_one = np.asarray(q, dtype=np.float64) @ label_bits  # (n, b): P(sent bit = 1)
-    e = np.clip(np.where(signs > 0, 1.0 - p_one, p_one).reshape(-1), 1e-12, 1.0 - 1e-12)
+    e = np.clip(np.where(llr < 0, 1.0 - p_one, p_one).reshape(-1), 1e-12, 1.0 - 1e-12)  # P(received bit wrong)
     crossover = _ge_extrinsic_nb(np.ascontiguousarray(e), float(ch.pi_bad), float(ch.p_gb), float(ch.p_bg),
                                  float(ch.p_good), float(ch.p_bad)).reshape(llr.shape)
     with np.errstate(divide="ignore"):

@@ -162,6 +162,12 @@ class Decoder(nn.Module):
         return self.net(z) + 0.5
 
 
+def nearest_codeword(flat: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """Indices (N,) of the nearest row of ``codebook`` (K, d) to each row of ``flat`` (N, d)."""
+    dist = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ codebook.t() + codebook.pow(2).sum(1)[None, :]
+    return dist.argmin(1)
+
+
 class EMAQuantizer(nn.Module):
     """Nearest-codeword quantiser with EMA codebook updates.
 
@@ -182,9 +188,18 @@ class EMAQuantizer(nn.Module):
 
     def nearest(self, flat: torch.Tensor) -> torch.Tensor:
         """Indices (N,) of the nearest codeword to each row of flat (N, d)."""
-        e = self.embedding
-        dist = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.t() + e.pow(2).sum(1)[None, :])
-        return dist.argmin(1)
+        return nearest_codeword(flat, self.embedding)
+
+    def _size(self) -> torch.Tensor:
+        """Laplace-smoothed cluster sizes (K,): the EMA codebook is ``embed_sum / size``."""
+        n = self.cluster_size.sum()
+        return (self.cluster_size + self.eps) / (n + self.K * self.eps) * n
+
+    @torch.no_grad()
+    def set_codebook(self, embedding: torch.Tensor) -> None:
+        """Replace the codebook, keeping the EMA state consistent with it (embed_sum = e * size)."""
+        self.embedding.copy_(embedding)
+        self.embed_sum.copy_(embedding * self._size()[:, None])
 
     @torch.no_grad()
     def _kmeans_init(self, flat: torch.Tensor, iters: int = 10) -> None:
@@ -193,8 +208,7 @@ class EMAQuantizer(nn.Module):
         pick = torch.randint(n, (self.K,), generator=g) if n < self.K else torch.randperm(n, generator=g)[: self.K]
         centres = flat[pick].clone()
         for _ in range(iters):
-            e = centres
-            idx = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.t() + e.pow(2).sum(1)[None]).argmin(1)
+            idx = nearest_codeword(flat, centres)
             counts = torch.bincount(idx, minlength=self.K).float()
             sums = torch.zeros_like(centres).index_add_(0, idx, flat)
             used = counts > 0
@@ -210,9 +224,7 @@ class EMAQuantizer(nn.Module):
         sums = torch.zeros(self.K, self.d, dtype=flat.dtype, device=flat.device).index_add_(0, idx, flat)
         self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
-        n = self.cluster_size.sum()
-        size = (self.cluster_size + self.eps) / (n + self.K * self.eps) * n
-        self.embedding.copy_(self.embed_sum / size[:, None])
+        self.embedding.copy_(self.embed_sum / self._size()[:, None])
         # dead-code restart: codes whose usage fell far below average take encoder outputs
         dead = self.cluster_size < self.dead_fraction * flat.shape[0] / self.K
         n_dead = int(dead.sum())

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from vqcodec.images import list_images, load_image
-from vqcodec.model import ModelConfig, VQVAE, checkpoint_paths, load_model, save_model
+from vqcodec.model import ModelConfig, VQVAE, checkpoint_paths, load_model, nearest_codeword, save_model
 
 
 @dataclass(frozen=True)
@@ -412,9 +412,7 @@ def train_codebook(codec, images_folder, cc: CodebookConfig, out, *, name: str |
         B, d, h, w = z.shape
         zf = z.permute(0, 2, 3, 1).reshape(B, h * w, d)
         with torch.no_grad():  # the transmitter follows the moving codebook, as encode() will
-            flat = zf.reshape(-1, d)
-            idx = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ E.t() + E.pow(2).sum(1)[None]).argmin(1)
-            idx = idx.view(B, h * w)
+            idx = nearest_codeword(zf.reshape(-1, d), E).view(B, h * w)
         rows = []
         for i in range(B):
             if i < n_clean:
@@ -446,12 +444,7 @@ def train_codebook(codec, images_folder, cc: CodebookConfig, out, *, name: str |
             history.append({"step": step + 1, **{k: round(v, 6) for k, v in m.items()}})
             if progress:
                 progress(step + 1, m)
-    q = model.quantizer
-    with torch.no_grad():
-        q.embedding.copy_(E.detach())
-        n = q.cluster_size.sum()
-        size = (q.cluster_size + q.eps) / (n + K * q.eps) * n
-        q.embed_sum.copy_(E.detach() * size[:, None])  # consistent with the EMA's embedding = sum / size
+    model.quantizer.set_codebook(E.detach())
     meta = {k: v for k, v in codec.meta.items()
             if k not in ("format", "config", "kodak", "history", "prior", "context", "finetune", "metrics")}
     meta["assignment"] = [int(a) for a in codec.assignment]  # the codebook is trained for it
