@@ -48,22 +48,12 @@ def _run_with_progress(desc: str, steps: int, run, postfix, errors: tuple = ()):
 
 def _check_output(path: str | None, overwrite: bool) -> None:
     """Refuse, before any work, an output path that exists (without --overwrite) or cannot be written."""
-    if path is None:
-        return
-    p = Path(path)
-    if p.exists() and p.is_dir():
-        _fail(f"{p}: is a directory")
-    if p.exists() and not overwrite:
-        _fail(f"{p}: exists (use --overwrite to replace it)")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        _fail(f"{parent}: output directory does not exist")
-    probe = parent / f".vqcodec-write-probe-{os.getpid()}"
+    from vqcodec.files import OutputError, check_output
+
     try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        _fail(f"{parent}: output directory is not writable ({exc.strerror or exc.__class__.__name__})")
+        check_output(path, overwrite)
+    except OutputError as exc:
+        _fail(str(exc))
 
 
 def _write_results(path, results) -> None:
@@ -76,27 +66,6 @@ def _write_results(path, results) -> None:
     except OSError as exc:
         _fail(f"{path}: cannot write the results ({exc.strerror or exc.__class__.__name__}); "
               "the previous file, if any, is unchanged")
-
-
-def _parse_grid(text: str) -> list[float]:
-    """'1e-4,3e-4,1e-3' or a log range 'START:STOP:N' (N log-spaced points)."""
-    import numpy as np
-
-    text = text.strip()
-    try:
-        if ":" in text:
-            a, b, n = text.split(":")
-            a, b, n = float(a), float(b), int(n)
-            if a <= 0 or b <= 0 or n < 1:
-                raise ValueError
-            vals = [float(v) for v in np.geomspace(a, b, n)]
-        else:
-            vals = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: expected a comma-separated list or START:STOP:N") from None
-    if not vals:
-        raise click.BadParameter("empty parameter list")
-    return vals
 
 
 def _load_codec(model, checkpoint, device="cpu", precision="fp32"):
@@ -112,19 +81,26 @@ def _load_codec(model, checkpoint, device="cpu", precision="fp32"):
 def _load_images(codec, images, with_ms_ssim=True, desc="encode"):
     from tqdm import tqdm
 
-    from vqcodec.images import ImageError, list_images
-    from vqcodec.simulate import encode_image
+    from vqcodec.images import ImageError
+    from vqcodec.simulate import encode_images
+
+    bar = None
+
+    def progress(done, total):
+        nonlocal bar
+        if bar is None and total >= 3:
+            bar = tqdm(total=total, desc=desc, unit="img", leave=False)
+        if bar is not None:
+            bar.n = done
+            bar.refresh()
 
     try:
-        paths = list_images(images)
-        out = [encode_image(codec, p, with_ms_ssim) for p in tqdm(paths, desc=desc, unit="img", leave=False,
-                                                                   disable=len(paths) < 3)]
-    except ImageError as exc:
+        return encode_images(codec, images, with_ms_ssim, progress)
+    except (ImageError, ValueError) as exc:
         _fail(str(exc))
-    names = [e.name for e in out]
-    if len(set(names)) != len(names):
-        _fail("image file names must be unique within a run (they key the per-image results)")
-    return out, {"source": "scikit-image samples" if images is None else str(images), "count": len(out)}
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _training_options(fn):
@@ -176,22 +152,15 @@ def train(images, out, f, K, d, channels, res_blocks, decoder_res_blocks, steps,
     """Train a VQ-VAE on an image folder."""
     import torch
 
-    from vqcodec.images import default_training_folder
+    from vqcodec.learn.codec import TrainConfig, train as run_train, training_folder
     from vqcodec.model import CheckpointError, ModelConfig
-    from vqcodec.train import TrainConfig, train as run_train
 
-    f = int(f)
     if threads:
         torch.set_num_threads(threads)
-    if images is None:
-        images = default_training_folder()
-        if images is None:
-            _fail("--images is required (../shared/datasets/bsds500 not found)")
-    default_channels = {4: (48, 96), 8: (32, 64, 128), 16: (32, 64, 128, 192)}[f]
     try:
-        chans = tuple(int(c) for c in channels.split(",")) if channels else default_channels
-        cfg = ModelConfig(f=f, K=K, d=d, channels=chans, res_blocks=res_blocks,
-                          decoder_res_blocks=decoder_res_blocks if decoder_res_blocks is not None else (2 if f == 4 else 3))
+        images = training_folder(images)
+        cfg = ModelConfig.for_stride(int(f), K=K, d=d, channels=channels, res_blocks=res_blocks,
+                                     decoder_res_blocks=decoder_res_blocks)
         tc = TrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, checkpoint_every=checkpoint_every)
     except ValueError as exc:
         _fail(str(exc))
@@ -229,31 +198,22 @@ def train_decoder_cmd(model, checkpoint, images, out, decoder_channels, decoder_
 
     The transmitted indices do not change, so the base model's index assignment, prior and
     receiver tuning carry over; use it to make a faster or better decoder."""
-    import dataclasses
-
     import torch
 
-    from vqcodec.images import default_training_folder
-    from vqcodec.train import TrainConfig, train_decoder
+    from vqcodec.learn.codec import decoder_config, decoder_train_config, train_decoder, training_folder
 
     if threads:
         torch.set_num_threads(threads)
     dev = _train_device(device)
     codec = _load_codec(model, checkpoint, "cpu")
-    images = images or default_training_folder()
-    if images is None:
-        _fail("--images is required (../shared/datasets/bsds500 not found)")
-    _check_output(str(out) + ".json", True)
-    base = codec.model.cfg
     try:
-        cfg = dataclasses.replace(
-            base, decoder_channels=decoder_channels if decoder_channels is not None else base.decoder_channels,
-            decoder_res_blocks=decoder_res_blocks if decoder_res_blocks is not None else base.decoder_res_blocks,
-            decoder_head=decoder_head or base.decoder_head)
-        tc = TrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
-                         warmup=500 if (steps >= 1000 or minutes is not None) else max(1, steps // 10))
-        if minutes is not None and not (minutes > 0 and math.isfinite(minutes)):
-            raise ValueError(f"--minutes must be a positive number, got {minutes}")
+        images = training_folder(images)
+    except ValueError as exc:
+        _fail(str(exc))
+    _check_output(str(out) + ".json", True)
+    try:
+        cfg = decoder_config(codec.model.cfg, decoder_channels, decoder_res_blocks, decoder_head)
+        tc = decoder_train_config(steps, batch, crop, lr, seed, checkpoint_every, minutes)
     except ValueError as exc:
         _fail(str(exc))
     final = _run_with_progress(
@@ -320,54 +280,15 @@ def _stop_options(fn):
     return fn
 
 
-def _channel_factory(kind, codec, packet_bits, burst_length, block_bits, hard):
-    """(param name, function value -> channel object); errors are one-line."""
-    import channels
+def _channel(kind, codec, p=None, snr_db=None, **options):
+    """A channel from the command line's options (one-line errors); the value is ``p``/``snr_db``."""
+    from channels.options import channel_spec, param_value
 
-    if kind not in channels.REGISTRY:
-        _fail(f"unknown channel {kind!r} (known: {', '.join(sorted(channels.REGISTRY))})")
-    cls = channels.REGISTRY[kind]
-    param = cls.param
-    extra = {}
-    if kind == "packet-erasure":
-        extra["packet_bits"] = packet_bits if packet_bits is not None else codec.bits_per_index
-    elif packet_bits is not None:
-        _fail("--packet-bits applies to the packet-erasure channel only")
-    if kind == "burst":
-        extra["burst_length"] = burst_length if burst_length is not None else 10.0
-    elif burst_length is not None:
-        _fail("--burst-length applies to the burst channel only")
-    if kind == "fading":
-        extra["block_bits"] = block_bits if block_bits is not None else 64
-    elif block_bits is not None:
-        _fail("--block-bits applies to the fading channel only")
-    if hard:
-        if kind not in ("awgn", "fading"):
-            _fail("--hard applies to the awgn and fading channels only")
-        extra["soft"] = False
-
-    def make(value):
-        try:
-            return channels.get_channel(kind, **{param: value}, **extra)
-        except ValueError as exc:
-            _fail(str(exc))
-
-    return param, extra, make
-
-
-def _channel_desc(kind, param, extra):
-    return {"kind": kind, "param": param, **{k: v for k, v in extra.items()}}
-
-
-def _param_value(param, p, snr_db, kind):
-    value = p if param == "p" else snr_db
-    if value is None:
-        _fail(f"the {kind} channel needs --{'p' if param == 'p' else 'snr-db'}")
-    other = snr_db if param == "p" else p
-    if other is not None:
-        _fail(f"the {kind} channel takes --{'p' if param == 'p' else 'snr-db'}, not "
-              f"--{'snr-db' if param == 'p' else 'p'}")
-    return value
+    try:
+        spec = channel_spec(kind, index_bits=codec.bits_per_index, **options)
+        return spec, spec.make(param_value(spec, p, snr_db))
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 @main.command()
@@ -542,30 +463,16 @@ def sweep(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, c
                precision=precision, workers=workers, scheduler=scheduler)
 
 
-def _grid_for(param, text):
-    import numpy as np
-
-    if text is None:
-        return None
-    if param == "snr_db" and ":" in text:
-        try:
-            a, b, n = text.split(":")
-            return [float(v) for v in np.linspace(float(a), float(b), int(n))]
-        except ValueError:
-            raise click.BadParameter(f"{text!r}: expected START:STOP:N") from None
-    return _parse_grid(text)
-
-
 def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, images,
                receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
                baselines=None, rates=None, budget_bpp=None, device="cpu", resume=False, precision="fp32",
                workers=None, scheduler=None):
     from tqdm import tqdm
 
-    from vqcodec.correct import REGISTRY as RECEIVERS, default_receivers, missing_side_info
-    from vqcodec.images import save_image
+    from channels.options import channel_spec, param_value, parse_grid
+    from vqcodec.api import experiment
+    from vqcodec.cluster import ClusterError
     from vqcodec.results import ResultsError, read_results
-    from vqcodec.simulate import StopRule, sweep
 
     t_start = time.perf_counter()
     previous = []
@@ -575,69 +482,26 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
         except ResultsError as exc:
             _fail(f"cannot resume: {exc}")
     _check_output(json_out, overwrite or resume)
-    recv = [r.strip() for r in receivers.split(",") if r.strip()] if receivers else None  # None: the model's default
-    unknown = [r for r in recv or [] if r not in RECEIVERS]
-    if unknown or recv == []:
-        _fail(f"unknown receiver {unknown[0] if unknown else ''!r} (known: {', '.join(sorted(RECEIVERS))})")
-    if min_trials > trials:
-        min_trials = trials
-    try:
-        stop = StopRule(min_trials=min_trials, max_trials=trials, ci_target=ci_target)
-    except ValueError as exc:
-        _fail(str(exc))
     codec = _load_codec(model, checkpoint, device, precision)
-    if recv is None:
-        recv = default_receivers(codec)
-    for r in recv:
-        why = missing_side_info(r, codec)
-        if why:
-            _fail(why)
-    param, extra, make = _channel_factory(kind, codec, packet_bits, burst_length, block_bits, hard)
-    if command == "simulate":
-        grid = [_param_value(param, p, snr_db, kind)]
-    else:
-        text = _param_value(param, p, snr_db, kind)
-        grid = _grid_for(param, text)
-    chans = [make(v) for v in grid]  # validates every value before any work
-    base_codecs = [c.strip() for c in baselines.split(",") if c.strip()] if baselines else []
-    bad = [c for c in base_codecs if c not in ("jpeg", "webp")]
-    if bad:
-        _fail(f"unknown baseline {bad[0]!r} (known: jpeg, webp)")
-    rate_list = [r.strip() for r in (rates or "").split(",") if r.strip()]
-    if base_codecs:
-        from vqcodec.baselines import RATES
-
-        badr = [r for r in rate_list if r not in RATES]
-        if badr or not rate_list:
-            _fail(f"unknown code rate {badr[0] if badr else ''!r} (known: {', '.join(RATES)})")
-        if budget_bpp is not None and not (0 < budget_bpp <= 24 and math.isfinite(budget_bpp)):
-            _fail(f"--budget-bpp must be in (0, 24], got {budget_bpp}")
-    if save_dir:
-        Path(save_dir).mkdir(parents=True, exist_ok=True)
-        if not os.access(save_dir, os.W_OK):
-            _fail(f"{save_dir}: not writable")
-    if save_dir and (workers or scheduler):
-        _fail("--save-dir works with the serial run only (drop --workers/--scheduler)")
-    if workers and scheduler:
-        _fail("--workers and --scheduler exclude each other")
-    if scheduler:
-        from vqcodec.cluster import ClusterError, check_address
-
-        try:
-            check_address(scheduler)
-        except ClusterError as exc:
-            _fail(str(exc))
-    if (workers or scheduler) and codec.model.codebook.device.type != "cpu":
-        _fail("--workers/--scheduler run on the workers' CPUs; use --device cpu")
+    options = dict(packet_bits=packet_bits, burst_length=burst_length, block_bits=block_bits, hard=hard)
+    try:
+        spec = channel_spec(kind, index_bits=codec.bits_per_index, **options)
+        value = param_value(spec, p, snr_db)
+        values = [value]
+        if command == "sweep":
+            try:
+                values = parse_grid(value, spec.param)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc)) from None
+        exp = experiment(codec, kind, values, receivers=receivers, trials=trials, min_trials=min_trials,
+                         ci=ci_target, seed=seed, with_ms_ssim=not no_ms_ssim, name=command, baselines=baselines,
+                         rates=rates, budget_bpp=budget_bpp, save_dir=save_dir, workers=workers,
+                         scheduler=scheduler, **options)
+    except (ValueError, ClusterError) as exc:
+        _fail(str(exc))
     encs, img_desc = _load_images(codec, images, with_ms_ssim=not no_ms_ssim)
-
-    def on_image(r, name, trial, img):
-        if save_dir and trial == 0:
-            stem = Path(name).stem
-            save_image(Path(save_dir) / f"{stem}.png", next(e.image for e in encs if e.name == name))
-            save_image(Path(save_dir) / f"{stem}.{r}.png", img)
-
     executor = _executor(workers, scheduler)
+    grid, param = exp.grid, exp.param
     bar = tqdm(total=len(grid) * trials, desc=command, unit="trial", leave=False, dynamic_ncols=True)
 
     def on_trial(i, t):
@@ -645,11 +509,9 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
         bar.set_postfix_str(f"{param}={grid[i]:g}")
 
     try:
-        results = sweep(codec, encs, chans, grid, recv, channel_desc=_channel_desc(kind, param, extra),
-                        images_desc=img_desc, seed=seed, stop=stop, name=command, with_ms_ssim=not no_ms_ssim,
-                        on_trial=on_trial, on_image=on_image if save_dir else None, previous=previous,
-                        on_point=(lambda res: _write_results(json_out, res)) if (json_out and command == "sweep") else None,
-                        executor=executor)
+        results = exp.run(encs, img_desc, previous=previous, executor=executor, on_trial=on_trial,
+                          on_point=(lambda res: _write_results(json_out, res)) if (json_out and command == "sweep")
+                          else None)
     except KeyboardInterrupt:
         bar.close()
         _fail("interrupted" + (f"; the finished points are in {json_out} (continue with --resume)"
@@ -659,11 +521,8 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
             executor.close()
     bar.close()
     _print_table(results, param)
-    if base_codecs:
-        from vqcodec.baselines import baseline_sweep
-
-        budget = budget_bpp if budget_bpp is not None else codec.bpp
-        bbar = tqdm(total=len(grid) * len(base_codecs), desc="baselines", unit="point", leave=False)
+    if exp.baselines:
+        bbar = tqdm(total=len(grid) * len(exp.baselines), desc="baselines", unit="point", leave=False)
 
         def bprog(done, total, message):
             bbar.total = total
@@ -671,12 +530,9 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
             bbar.set_postfix_str(message[:40])
             bbar.refresh()
 
-        base = baseline_sweep([(e.name, e.image) for e in encs], codecs=base_codecs, rates=rate_list,
-                              channel_kind=kind, grid=grid, channel_extra=extra, budget_bpp=budget, seed=seed,
-                              trials=trials, with_ms_ssim=not no_ms_ssim, images_source=img_desc["source"],
-                              progress=bprog)
+        base = exp.run_baselines(encs, img_desc, progress=bprog)
         bbar.close()
-        _print_baselines(base, param, budget)
+        _print_baselines(base, param, exp.budget)
         results += base
     click.echo("side information (image size, model, index assignment) is assumed to arrive error-free; "
                "only the index payload crosses the channel")
@@ -722,28 +578,30 @@ def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, 
     """Fine-tune a model's decoder (codebook frozen) on what a receiver hands it after a channel."""
     import torch
 
-    from vqcodec.correct import REGISTRY as RECEIVERS, missing_side_info
-    from vqcodec.images import default_training_folder
-    from vqcodec.train import FinetuneConfig, finetune_decoder
+    from vqcodec.correct import REGISTRY as RECEIVERS, check_receivers
+    from vqcodec.learn.codec import training_folder
+    from vqcodec.learn.through_channel import FinetuneConfig, finetune_decoder
 
     if threads:
         torch.set_num_threads(threads)
     if receiver not in RECEIVERS:
         _fail(f"unknown receiver {receiver!r} (known: {', '.join(sorted(RECEIVERS))})")
     codec = _load_codec(model, checkpoint, device)
-    why = missing_side_info(receiver, codec)
-    if why:
-        _fail(why)
+    try:
+        check_receivers([receiver], codec)
+    except ValueError as exc:
+        _fail(str(exc))
     if kind == "mix":
         if p is not None or snr_db is not None:
             _fail("--channel mix draws its own parameters; drop --p / --snr-db")
         ch = "mix"
     else:
-        param, extra, make = _channel_factory(kind, codec, None, None, None, False)
-        ch = make(_param_value(param, p, snr_db, kind))
-    images = images or default_training_folder()
-    if images is None:
-        _fail("--images is required (../shared/datasets/bsds500 not found)")
+        spec, ch = _channel(kind, codec, p=p, snr_db=snr_db)
+        param = spec.param
+    try:
+        images = training_folder(images)
+    except ValueError as exc:
+        _fail(str(exc))
     _check_output(str(out) + ".json", True)
     try:
         fc = FinetuneConfig(steps=steps, lr=lr, seed=seed, batch=batch, crop=crop)
@@ -791,27 +649,20 @@ def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps,
     """
     import torch
 
-    from vqcodec.images import default_training_folder
-    from vqcodec.train import CodebookConfig, train_codebook
+    from vqcodec.learn.codec import training_folder
+    from vqcodec.learn.through_channel import CodebookConfig, check_codebook_output, train_codebook
+    from vqcodec.zoo import checkpoint_stem
 
     if threads:
         torch.set_num_threads(threads)
     codec = _load_codec(model, checkpoint, device)
-    images = images or default_training_folder()
-    if images is None:
-        _fail("--images is required (../shared/datasets/bsds500 not found)")
     try:
+        images = training_folder(images)
         cc = CodebookConfig(steps=steps, batch=batch, crop=crop, lr=lr, codebook_lr=codebook_lr, p_min=p_min,
                             p_max=p_max, clean_fraction=clean_fraction, seed=seed)
+        check_codebook_output(checkpoint_stem(model, checkpoint), out, overwrite)
     except ValueError as exc:
         _fail(str(exc))
-    from vqcodec.model import checkpoint_paths
-    from vqcodec.zoo import resolve
-
-    base = Path(checkpoint) if checkpoint else resolve(model or "f4-k256")
-    if checkpoint_paths(out)[1].resolve() == checkpoint_paths(base)[1].resolve():
-        _fail(f"{out}: is the model being trained from; write the new codebook to another stem")
-    _check_output(str(checkpoint_paths(out)[1]), overwrite)
     final = _run_with_progress(
         "train-codebook", steps,
         lambda progress, command: train_codebook(codec, images, cc, out, command=command, progress=progress),
@@ -853,10 +704,12 @@ def train_receiver(model, checkpoint, images, steps, minutes, batch, crop, lr, w
     import torch
     from tqdm import tqdm
 
-    from vqcodec.context import ContextConfig, ContextTrainConfig, PixelTrainConfig, train_checkpoint
-    from vqcodec.images import ImageError, default_training_folder
+    from vqcodec.context import ContextConfig
+    from vqcodec.images import ImageError
+    from vqcodec.learn.codec import training_folder
+    from vqcodec.learn.receiver import ContextTrainConfig, PixelTrainConfig, train_checkpoint
     from vqcodec.model import CheckpointError
-    from vqcodec.zoo import resolve
+    from vqcodec.zoo import checkpoint_stem
 
     if threads:
         torch.set_num_threads(threads)
@@ -865,12 +718,10 @@ def train_receiver(model, checkpoint, images, steps, minutes, batch, crop, lr, w
     if not (lr > 0 and math.isfinite(lr)):
         _fail(f"--lr must be a positive number, got {lr}")
     try:
-        stem = Path(checkpoint) if checkpoint else resolve(model or "f4-k256")
-    except CheckpointError as exc:
+        stem = checkpoint_stem(model, checkpoint)
+        images = training_folder(images)
+    except ValueError as exc:
         _fail(str(exc))
-    images = images or default_training_folder()
-    if images is None:
-        _fail("--images is required (../shared/datasets/bsds500 not found)")
     bars = {}
 
     def progress(stage, done, total, m):
@@ -915,19 +766,18 @@ def prepare(model, checkpoint, device, images, kodak, keep_assignment):
     """Learn the index prior and the pseudo-Gray index assignment of a model and store them with it."""
     from tqdm import tqdm
 
-    from vqcodec.images import DATASETS, ImageError, default_training_folder
+    from vqcodec.images import ImageError, default_kodak_folder
+    from vqcodec.learn.codec import training_folder
+    from vqcodec.learn.prepare import prepare_checkpoint
     from vqcodec.model import CheckpointError
-    from vqcodec.zoo import prepare_checkpoint, resolve
+    from vqcodec.zoo import checkpoint_stem
 
     try:
-        stem = Path(checkpoint) if checkpoint else resolve(model or "f4-k256")
-    except CheckpointError as exc:
+        stem = checkpoint_stem(model, checkpoint)
+        images = training_folder(images)
+    except ValueError as exc:
         _fail(str(exc))
-    images = images or default_training_folder()
-    if images is None:
-        _fail("--images is required (../shared/datasets/bsds500 not found)")
-    if kodak is None and (DATASETS / "kodak").is_dir():
-        kodak = DATASETS / "kodak"
+    kodak = kodak if kodak is not None else default_kodak_folder()
     bars = {}
 
     def progress(stage, done, total):

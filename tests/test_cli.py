@@ -133,7 +133,7 @@ def test_export_compressai_and_rd_plot(tiny_checkpoint, image_dir, tmp_path):
 
 @pytest.fixture
 def prepared_tiny(tiny_checkpoint, image_dir):
-    from vqcodec.zoo import prepare_checkpoint
+    from vqcodec.learn.prepare import prepare_checkpoint
 
     prepare_checkpoint(tiny_checkpoint, image_dir)
     return tiny_checkpoint

@@ -7,8 +7,8 @@ import torch
 
 import channels
 from vqcodec.bits import identity_assignment, indices_to_bits, labels_to_bits
-from vqcodec.context import (ContextConfig, ContextNet, ContextTrainConfig, context_path, context_posterior,
-                             evaluate, label_signs, load_context, save_context, train_context)
+from vqcodec.context import ContextConfig, ContextNet, context_path, context_posterior, label_signs, load_context, save_context
+from vqcodec.learn.receiver import ContextTrainConfig, evaluate, train_context
 from vqcodec.correct import ReceiverContext, bit_llrs, get_receiver, missing_side_info
 
 

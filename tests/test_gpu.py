@@ -70,7 +70,7 @@ def test_cuda_train_decoder_runs_in_bf16(tmp_path):
     import dataclasses
 
     from vqcodec.images import list_images
-    from vqcodec.train import TrainConfig, train_decoder
+    from vqcodec.learn.codec import TrainConfig, train_decoder
     from vqcodec.zoo import load_codec
 
     codec = load_codec("f4-k256")
@@ -104,7 +104,7 @@ def test_cuda_batched_decoding_matches_one_by_one(sample):
 def test_cuda_finetune_runs(tmp_path):
     import channels
     from vqcodec.images import list_images
-    from vqcodec.train import FinetuneConfig, finetune_decoder
+    from vqcodec.learn.through_channel import FinetuneConfig, finetune_decoder
     from vqcodec.zoo import load_codec
 
     codec = load_codec("f4-k256", device="cuda")

@@ -86,7 +86,8 @@ def test_paired_noise_across_receivers(codec, encoded):
 
 def test_prepare_checkpoint_stores_prior_and_assignment(tiny_checkpoint, image_dir):
     from vqcodec.prior import prior_path
-    from vqcodec.zoo import load_codec, prepare_checkpoint
+    from vqcodec.learn.prepare import prepare_checkpoint
+    from vqcodec.zoo import load_codec
 
     summary = prepare_checkpoint(tiny_checkpoint, image_dir, kodak_folder=image_dir)
     meta = json.loads(tiny_checkpoint.with_suffix(".json").read_text())
@@ -103,7 +104,8 @@ def test_prepare_checkpoint_stores_prior_and_assignment(tiny_checkpoint, image_d
 def test_prepare_can_keep_the_checkpoint_assignment(tiny_checkpoint, image_dir):
     """A codebook trained for its assignment (train-codebook) keeps it; a broken one is refused."""
     from vqcodec.model import CheckpointError, write_checkpoint_meta
-    from vqcodec.zoo import load_codec, prepare_checkpoint
+    from vqcodec.learn.prepare import prepare_checkpoint
+    from vqcodec.zoo import load_codec
 
     meta = json.loads(tiny_checkpoint.with_suffix(".json").read_text())
     mine = [int(v) for v in np.random.default_rng(5).permutation(16)]

@@ -7,7 +7,7 @@ import torch
 
 from conftest import tiny_config
 from vqcodec.model import load_model
-from vqcodec.train import TrainConfig, lr_at, train
+from vqcodec.learn.codec import TrainConfig, lr_at, train
 
 
 def test_lr_schedule_warmup_then_cosine():
@@ -54,7 +54,7 @@ def test_finetune_keeps_encoder_and_codebook(tmp_path, image_dir, tiny_model):
     from vqcodec.bits import identity_assignment
     from vqcodec.prior import learn_prior
     from vqcodec.simulate import encode_image
-    from vqcodec.train import FinetuneConfig, finetune_decoder
+    from vqcodec.learn.through_channel import FinetuneConfig, finetune_decoder
     from vqcodec.zoo import Codec
 
     torch.set_num_threads(1)
@@ -77,7 +77,7 @@ def test_finetune_keeps_encoder_and_codebook(tmp_path, image_dir, tiny_model):
 
 
 def test_tensor_crop_sampler_draws_true_windows_with_flips():
-    from vqcodec.train import TensorCropSampler
+    from vqcodec.learn.codec import TensorCropSampler
 
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (20, 31, 3), dtype=np.uint8), rng.integers(0, 256, (27, 18, 3), dtype=np.uint8)]
@@ -129,7 +129,7 @@ def test_train_decoder_new_architecture_keeps_the_transmitter(tmp_path, image_di
     import dataclasses
 
     from vqcodec.prior import prior_path
-    from vqcodec.train import train_decoder
+    from vqcodec.learn.codec import train_decoder
 
     torch.set_num_threads(1)
     tiny_model = trained_tiny
@@ -155,7 +155,7 @@ def test_train_decoder_new_architecture_keeps_the_transmitter(tmp_path, image_di
 def test_train_decoder_rejects_a_different_transmitter(tmp_path, image_dir, tiny_model):
     import dataclasses
 
-    from vqcodec.train import train_decoder
+    from vqcodec.learn.codec import train_decoder
 
     codec = _codec_of(tiny_model, image_dir)
     with pytest.raises(ValueError, match="must keep the base model"):
@@ -165,7 +165,7 @@ def test_train_decoder_rejects_a_different_transmitter(tmp_path, image_dir, tiny
 
 
 def test_train_decoder_time_budget_fixes_the_step_count(tmp_path, image_dir, tiny_model):
-    from vqcodec.train import train_decoder
+    from vqcodec.learn.codec import train_decoder
 
     torch.set_num_threads(1)
     codec = _codec_of(tiny_model, image_dir)
@@ -207,7 +207,7 @@ def test_train_codebook_makes_bit_errors_cheaper_than_clean_training(tmp_path, i
     through the channel must give a lower noisy reconstruction error and a codebook whose
     one-flip neighbours (under the fixed assignment) lie closer together."""
     from vqcodec.assignment import one_flip_cost
-    from vqcodec.train import CodebookConfig, train_codebook
+    from vqcodec.learn.through_channel import CodebookConfig, train_codebook
 
     codec = _codec_of(trained_tiny, image_dir)
     cc = CodebookConfig(steps=80, batch=4, crop=16, lr=3e-3, codebook_lr=3e-3, warmup=2, p_min=0.05, p_max=0.1,
@@ -237,7 +237,7 @@ def test_train_codebook_makes_bit_errors_cheaper_than_clean_training(tmp_path, i
 
 
 def test_codebook_config_rejects_bad_ranges():
-    from vqcodec.train import CodebookConfig
+    from vqcodec.learn.through_channel import CodebookConfig
 
     for kw in ({"p_min": 0.2, "p_max": 0.1}, {"p_min": 0.0}, {"p_max": 0.5}, {"clean_fraction": 1.5}):
         with pytest.raises(ValueError):

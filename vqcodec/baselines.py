@@ -101,7 +101,13 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+import channels
 from vqcodec import fec
+from vqcodec.images import load_image
+from vqcodec.metrics import mean_ci95, ms_ssim, psnr
+from vqcodec.results import new_results
+from vqcodec.simulate import trial_rng
+
 
 __all__ = [
     "RATES",
@@ -310,7 +316,6 @@ class BaselineImage:
 
     def clean_metrics(self, codec, quality: int, with_ms_ssim: bool = False) -> tuple[float, float | None]:
         """(PSNR, MS-SSIM or None) of the clean decode at ``quality`` (cached)."""
-        from vqcodec.metrics import ms_ssim, psnr
 
         enc = self.encoding(codec, quality)
         if enc.psnr is None or (with_ms_ssim and enc.ms_ssim is None):
@@ -323,7 +328,6 @@ class BaselineImage:
 
     def fallback_metrics(self, with_ms_ssim: bool = False) -> tuple[float, float | None]:
         """(PSNR, MS-SSIM or None) of the grey fallback (cached)."""
-        from vqcodec.metrics import ms_ssim, psnr
 
         if "psnr" not in self._grey or (with_ms_ssim and "ms_ssim" not in self._grey):
             grey = fallback_image(*self.shape)
@@ -344,8 +348,6 @@ def as_baseline_images(images) -> list[BaselineImage]:
         if isinstance(item, BaselineImage):
             out.append(item)
         elif isinstance(item, (str, os.PathLike)):
-            from vqcodec.images import load_image
-
             out.append(BaselineImage(Path(item).name, load_image(item)))
         elif isinstance(item, tuple) and len(item) == 2:
             out.append(BaselineImage(str(item[0]), np.asarray(item[1])))
@@ -526,8 +528,6 @@ class _DecodeWorker:
 
 
 def _ci(values) -> dict:
-    from vqcodec.metrics import mean_ci95
-
     out = mean_ci95(values)
     if len(values) and np.ptp(values) == 0:
         out["ci95"] = 0.0
@@ -551,7 +551,6 @@ def run_baseline_point(images, codec_name, rate_name, channel, *, budget_bpp: fl
     ``stop_rule`` (a :class:`vqcodec.simulate.StopRule`) replaces the fixed
     number of trials when given.
     """
-    from vqcodec.simulate import trial_rng
 
     imgs = as_baseline_images(images)
     spec = _codec(codec_name)
@@ -611,7 +610,6 @@ def run_baseline_point(images, codec_name, rate_name, channel, *, budget_bpp: fl
                     failures[img.name] += 1
                     p, s = img.fallback_metrics(with_ms_ssim)
                 else:  # a corrupted file that decoded (crc=False)
-                    from vqcodec.metrics import ms_ssim, psnr
 
                     p = psnr(img.image, out)
                     s = ms_ssim(img.image, out) if with_ms_ssim else None
@@ -796,6 +794,28 @@ def separation_bound_point(images, codec, channel, *, budget_bpp: float, param: 
 # ---------------------------------------------------------------------------
 
 
+def check_options(codecs, rates, budget_bpp: float | None = None) -> tuple[list[str], list[str]]:
+    """The baseline codecs and code rates of a sweep, checked before any work: lists, or
+    comma-separated text; ``budget_bpp`` (channel bits per pixel) in (0, 24] when given.
+    Returns (codecs, rates); a one-line ``ValueError`` names the first problem."""
+    import math
+
+    def as_list(v):
+        return [c.strip() for c in v.split(",") if c.strip()] if isinstance(v, str) else list(v or [])
+
+    names, rate_list = as_list(codecs), as_list(rates)
+    bad = [c for c in names if c not in CODECS]
+    if bad:
+        raise ValueError(f"unknown baseline {bad[0]!r} (known: {', '.join(CODECS)})")
+    if names:
+        badr = [r for r in rate_list if r not in RATES]
+        if badr or not rate_list:
+            raise ValueError(f"unknown code rate {badr[0] if badr else ''!r} (known: {', '.join(RATES)})")
+        if budget_bpp is not None and not (0 < budget_bpp <= 24 and math.isfinite(budget_bpp)):
+            raise ValueError(f"--budget-bpp must be in (0, 24], got {budget_bpp}")
+    return names, rate_list
+
+
 def baseline_sweep(images, codecs: Sequence[str] = ("jpeg", "webp"), rates: Sequence[str] = RATES, *,
                    channel_kind: str = "bsc", grid: Sequence[float] = (1e-3, 1e-2, 1e-1),
                    channel_extra: Mapping | None = None, budget_bpp: float = 0.5, seed: int = 0,
@@ -812,8 +832,6 @@ def baseline_sweep(images, codecs: Sequence[str] = ("jpeg", "webp"), rates: Sequ
     Each object carries ``label`` (legend) and ``style``.
     ``progress(done, total, message)`` is called after every channel point.
     """
-    import channels
-    from vqcodec.results import new_results
 
     imgs = as_baseline_images(images)
     specs = [_codec(c) for c in codecs]

@@ -21,6 +21,9 @@ import os
 import re
 from typing import Callable, Sequence
 
+from vqcodec.memory import DEFAULT_MMAP, DEFAULT_TRIM, set_malloc_thresholds
+from vqcodec.simulate import SerialExecutor
+
 ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://[^\s/]+(:\d+)?/?$")
 
 
@@ -104,8 +107,6 @@ def _worker_setup() -> None:
     than in-process until these two mallopt calls (M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD 64 MiB)."""
     import torch
 
-    from vqcodec.memory import DEFAULT_MMAP, DEFAULT_TRIM, set_malloc_thresholds
-
     torch.set_num_threads(1)
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     set_malloc_thresholds(DEFAULT_MMAP, DEFAULT_TRIM)  # not glibc: nothing to undo
@@ -129,8 +130,6 @@ def check_address(scheduler: str) -> None:
 def executor_for(workers: int | None, scheduler: str | None):
     """The executor for ``--workers`` / ``--scheduler``: serial when neither is given."""
     if workers is None and scheduler is None:
-        from vqcodec.simulate import SerialExecutor
-
         return SerialExecutor()
     if workers is not None and scheduler is not None:
         raise ClusterError("--workers and --scheduler exclude each other")

@@ -3,7 +3,6 @@ whole index grid into the posterior of every index.
 
 The pairwise prior of ``prior.py`` sees only the four neighbours, one pair at a time, and loopy
 BP needs a temperature to hide its double counting. This receiver learns the posterior directly:
-
     log q(x_s = k | y) = L_s(k) + g_k(y)_s - log Z_s,
 
 where ``L_s(k) = 1/2 sum_j s_kj llr_sj`` is the exact channel log-likelihood of index k at site
@@ -30,10 +29,8 @@ Stored beside the model as ``<stem>.context.safetensors`` with its config under 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -41,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vqcodec.bits import bits_per_label
+from vqcodec.model import CheckpointError, checkpoint_paths, replace_atomically
 
 
 CERTAIN_LLR = 30.0  # = correct.LLR_MAX, the clip: a bit this sure is wrong with probability < 1e-13
@@ -118,16 +116,12 @@ class ContextNet(nn.Module):
 # --------------------------------------------------------------------------- storage
 
 def context_path(model_path) -> Path:
-    from vqcodec.model import checkpoint_paths
-
     w, _ = checkpoint_paths(model_path)
     return w.with_suffix(".context.safetensors")
 
 
 def save_context(net: ContextNet, path) -> None:
     from safetensors.torch import save_file
-
-    from vqcodec.model import replace_atomically
 
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items() if k != "signs"}
     replace_atomically(path, lambda tmp: save_file(state, str(tmp)))
@@ -136,8 +130,6 @@ def save_context(net: ContextNet, path) -> None:
 def load_context(path, K: int, assignment: np.ndarray, cfg: dict) -> ContextNet:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
-
-    from vqcodec.model import CheckpointError
 
     try:
         c = ContextConfig(channels=int(cfg["channels"]), blocks=int(cfg["blocks"]), embed=int(cfg["embed"]),
@@ -167,272 +159,8 @@ def context_posterior(net: ContextNet, llr: np.ndarray, grid: tuple[int, int]) -
         return torch.softmax(logits, dim=-1).numpy()
 
 
-# --------------------------------------------------------------------------- training
-
-@dataclass(frozen=True)
-class ContextTrainConfig:
-    steps: int = 4000
-    batch: int = 16
-    crop: int = 32  # sites
-    lr: float = 2e-3
-    warmup: int = 200
-    seed: int = 0
-    log_every: int = 100
-
-
-def training_channel(rng: np.random.Generator, b: int):
-    """One random channel of the training mix (``TRAINING_MIX``): BSC, AWGN, packet and bit
-    erasures, over the ranges the benchmark suites cover (and a little beyond)."""
-    import channels
-
-    u = rng.random()
-    if u < 0.4:
-        return channels.get_channel("bsc", p=float(np.exp(rng.uniform(np.log(2e-3), np.log(0.2)))))
-    if u < 0.65:
-        return channels.get_channel("awgn", snr_db=float(rng.uniform(-1.0, 9.0)))
-    if u < 0.8:
-        return channels.get_channel("packet-erasure", p=float(rng.uniform(0.0, 0.35)), packet_bits=b)
-    if u < 0.9:
-        return channels.get_channel("erasure", p=float(rng.uniform(0.0, 0.35)))
-    return channels.get_channel("bsc", p=float(rng.uniform(0.0, 0.02)))  # near-clean: keep clean grids clean
-
-
-TRAINING_MIX = "bsc p~logU[0.002,0.2] 40%, awgn Es/N0~U[-1,9] dB 25%, packet-erasure p~U[0,0.35] 15%, " \
-               "erasure p~U[0,0.35] 10%, bsc p~U[0,0.02] 10%"
-
-
-def noisy_llrs(crops: np.ndarray, K: int, assignment: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Per-bit LLRs (B, h, w, b) of index crops (B, h, w), each sent through its own random channel."""
-    from vqcodec.bits import indices_to_bits
-    from vqcodec.correct import bit_llrs
-
-    b = bits_per_label(K)
-    out = np.empty(crops.shape + (b,), dtype=np.float32)
-    for i, g in enumerate(crops):
-        ch = training_channel(rng, b)
-        rx = ch(indices_to_bits(g, K, assignment), rng)
-        out[i] = bit_llrs(rx, ch, b).reshape(g.shape + (b,))
-    return out
-
-
-def sample_crops(grids: list[np.ndarray], crop: int, batch: int, rng: np.random.Generator) -> np.ndarray:
-    out = np.empty((batch, crop, crop), dtype=np.int64)
-    for i in range(batch):
-        g = grids[rng.integers(len(grids))]
-        y = rng.integers(g.shape[0] - crop + 1)
-        x = rng.integers(g.shape[1] - crop + 1)
-        out[i] = g[y:y + crop, x:x + crop]
-    return out
-
-
-def evaluate(net: ContextNet, grids: list[np.ndarray], K: int, assignment: np.ndarray, channel,
-             seed: int = 0) -> dict:
-    """Cross-entropy (bits per index) and MAP index error rate of the posterior on whole grids."""
-    from vqcodec.bits import indices_to_bits
-    from vqcodec.correct import bit_llrs
-
-    rng = np.random.default_rng(seed)
-    b = bits_per_label(K)
-    ce = err = n = 0.0
-    with torch.inference_mode():
-        for g in grids:
-            rx = channel(indices_to_bits(g, K, assignment), rng)
-            llr = torch.from_numpy(bit_llrs(rx, channel, b).astype(np.float32)).reshape(1, *g.shape, b)
-            logits = net(llr)[0].reshape(-1, K)
-            t = torch.from_numpy(g.reshape(-1))
-            ce += F.cross_entropy(logits, t, reduction="sum").item()
-            err += (logits.argmax(-1) != t).sum().item()
-            n += g.size
-    return {"bits": ce / n / math.log(2), "index_error_rate": err / n}
-
-
-def _progress(step: int, steps: int, t0: float, minutes: float | None) -> float:
-    """Fraction of the schedule done, in [0, 1]: by steps, or by time when that runs out first."""
-    frac = step / max(steps - 1, 1)
-    if minutes is not None:
-        frac = min(1.0, max(frac, (time.perf_counter() - t0) / (60 * minutes)))
-    return frac
-
-
-def train_context(grids: list[np.ndarray], K: int, assignment: np.ndarray, cfg: ContextConfig,
-                  tc: ContextTrainConfig, *, progress: Callable[[int, dict], None] | None = None,
-                  minutes: float | None = None) -> tuple[ContextNet, list[dict]]:
-    """Train a context receiver on index grids (each at least ``tc.crop`` sites each way)."""
-    small = [g.shape for g in grids if min(g.shape) < tc.crop]
-    if small:
-        raise ValueError(f"{len(small)} index grids are smaller than the crop of {tc.crop} sites")
-    torch.manual_seed(tc.seed)
-    rng = np.random.default_rng(tc.seed)
-    net = ContextNet(K, assignment, cfg)
-    opt = torch.optim.Adam(net.parameters(), lr=tc.lr)
-    history, window = [], []
-    t0 = time.perf_counter()
-    for step in range(tc.steps):
-        frac = _progress(step, tc.steps, t0, minutes)
-        lr = tc.lr * min(1.0, (step + 1) / tc.warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
-        for grp in opt.param_groups:
-            grp["lr"] = lr
-        crops = sample_crops(grids, tc.crop, tc.batch, rng)
-        llr = torch.from_numpy(noisy_llrs(crops, K, assignment, rng))
-        logits = net(llr)
-        loss = F.cross_entropy(logits.reshape(-1, K), torch.from_numpy(crops.reshape(-1)))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        window = (window + [loss.item()])[-tc.log_every:]
-        if (step + 1) % tc.log_every == 0 or step + 1 == tc.steps:
-            m = {"step": step + 1, "bits": round(float(np.mean(window)) / math.log(2), 4), "lr": lr,
-                 "seconds": round(time.perf_counter() - t0, 1)}
-            history.append(m)
-            if progress:
-                progress(step + 1, m)
-        if minutes is not None and time.perf_counter() - t0 > 60 * minutes:
-            if not history or history[-1]["step"] != step + 1:
-                history.append({"step": step + 1, "bits": round(float(np.mean(window)) / math.log(2), 4),
-                                "lr": lr, "seconds": round(time.perf_counter() - t0, 1)})
-            break
-    return net.eval(), history
-
-
-@dataclass(frozen=True)
-class PixelTrainConfig:
-    """Second stage: the receiver learns through the frozen decoder (pixel MSE of the MMSE
-    reconstruction), keeping a little cross-entropy so that its MAP stays a good hard decision."""
-
-    steps: int = 1000
-    batch: int = 16
-    crop: int = 128  # pixels
-    lr: float = 3e-4
-    ce_weight: float = 1e-4  # per nat of cross-entropy, against the pixel MSE on [0, 1]
-    seed: int = 1
-    log_every: int = 50
-
-
-def train_through_decoder(net: ContextNet, model, images: list[np.ndarray], assignment: np.ndarray,
-                          pc: PixelTrainConfig, *, progress: Callable[[int, dict], None] | None = None,
-                          minutes: float | None = None) -> list[dict]:
-    """Fine-tune ``net`` in place so that the decoder's image from sum_k q_k e_k is closest to the
-    original (MSE): the measure the PSNR curves report, not the index cross-entropy. The encoder,
-    codebook and decoder stay frozen; crops are encoded on the fly and sent through the
-    training channel mix."""
-    from vqcodec.train import CropSampler
-
-    rng = np.random.default_rng(pc.seed)
-    sampler = CropSampler(images, pc.crop)
-    for prm in model.parameters():
-        prm.requires_grad_(False)
-    model.eval()
-    codebook = model.codebook.detach()
-    opt = torch.optim.Adam(net.parameters(), lr=pc.lr)
-    net.train()
-    history, window = [], []
-    t0 = time.perf_counter()
-    for step in range(pc.steps):
-        frac = _progress(step, pc.steps, t0, minutes)
-        for grp in opt.param_groups:
-            grp["lr"] = pc.lr * 0.5 * (1 + math.cos(math.pi * frac))
-        x = sampler.sample(pc.batch, rng)
-        with torch.no_grad():
-            idx = model.encode(x)
-        llr = torch.from_numpy(noisy_llrs(idx.numpy(), net.K, assignment, rng))
-        logits = net(llr)
-        q = torch.softmax(logits, dim=-1)
-        x_hat = model.decode_embeddings((q @ codebook).permute(0, 3, 1, 2))
-        mse = F.mse_loss(x_hat, x)
-        ce = F.cross_entropy(logits.reshape(-1, net.K), idx.reshape(-1))
-        loss = mse + pc.ce_weight * ce
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        window = (window + [(mse.item(), ce.item())])[-pc.log_every:]
-        last = step + 1 == pc.steps or (minutes is not None and time.perf_counter() - t0 > 60 * minutes)
-        if (step + 1) % pc.log_every == 0 or last:
-            m_mse, m_ce = np.mean(window, axis=0)
-            m = {"step": step + 1, "psnr": round(10 * math.log10(1 / max(m_mse, 1e-12)), 3),
-                 "bits": round(float(m_ce) / math.log(2), 4), "seconds": round(time.perf_counter() - t0, 1)}
-            history.append(m)
-            if progress:
-                progress(step + 1, m)
-        if last:
-            break
-    net.eval()
-    return history
-
-
 def config_dict(cfg: ContextConfig) -> dict:
     d = asdict(cfg)
     d["dilations"] = list(cfg.dilations)
     return d
 
-
-VALIDATION_CHANNELS = (("bsc", {"p": 0.01}), ("bsc", {"p": 0.03}), ("bsc", {"p": 0.1}),
-                       ("packet-erasure", {"p": 0.1}), ("awgn", {"snr_db": 4.0}))
-
-
-def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainConfig,
-                     pc: PixelTrainConfig | None = None, *,
-                     minutes: float | None = None, holdout_every: int = 10, command: str | None = None,
-                     progress: Callable[[str, int, int, dict], None] | None = None) -> dict:
-    """Train the context receiver of a checkpoint and store it beside it.
-
-    Every training image and its mirror image are encoded with the checkpoint's (frozen) encoder;
-    every ``holdout_every``-th image is held out and only reported on: cross-entropy and MAP
-    index error rate of the posterior on ``VALIDATION_CHANNELS`` (fixed seed). Stage 1 trains on
-    cross-entropy (``tc``); stage 2, when ``pc`` is given, through the frozen decoder
-    (``train_through_decoder``). ``minutes`` bounds each stage. Writes
-    ``<stem>.context.safetensors`` and ``context`` in ``<stem>.json``; returns that record."""
-    import channels
-    from vqcodec.bits import check_assignment, identity_assignment
-    from vqcodec.images import list_images, load_image, to_tensor
-    from vqcodec.memory import large_buffers_mmapped
-    from vqcodec.model import load_model, write_checkpoint_meta
-
-    model, doc = load_model(stem)
-    K = model.K
-    assignment = (check_assignment(np.asarray(doc["assignment"]), K) if doc.get("assignment") is not None
-                  else identity_assignment(K))
-    paths = list_images(images_folder)
-    train, held = [], []
-    with torch.inference_mode(), large_buffers_mmapped():
-        for i, p in enumerate(paths):
-            im = load_image(p)
-            g = model.encode(to_tensor(im))[0].numpy()
-            if i % holdout_every == 0:
-                held.append(g)
-            else:
-                train.append(g)
-                train.append(model.encode(to_tensor(np.ascontiguousarray(im[:, ::-1])))[0].numpy())
-            if progress:
-                progress("encode", i + 1, len(paths), {})
-    if not train or not held:
-        raise ValueError(f"{images_folder}: need at least 2 training images (one is held out)")
-    net, history = train_context(train, K, assignment, cfg, tc, minutes=minutes,
-                                 progress=(lambda s, m: progress("train", s, tc.steps, m)) if progress else None)
-    pixel_history = None
-    if pc is not None:  # read again here, not kept from the encoding loop (fewer long-lived blocks there)
-        train_images = [load_image(p) for i, p in enumerate(paths) if i % holdout_every]
-        pixel_history = train_through_decoder(
-            net, model, train_images, assignment, pc, minutes=minutes,
-            progress=(lambda s, m: progress("through decoder", s, pc.steps, m)) if progress else None)
-    validation = {}
-    for kind, kw in VALIDATION_CHANNELS:
-        ch = channels.get_channel(kind, **kw)
-        key = f"{kind} {next(iter(kw))}={next(iter(kw.values()))}"
-        validation[key] = {k: round(v, 5) for k, v in evaluate(net, held, K, assignment, ch).items()}
-        if progress:
-            progress("validate", len(validation), len(VALIDATION_CHANNELS), {})
-    record = {"config": config_dict(cfg), "training": {
-        "images": str(images_folder), "image_count": len(paths), "held_out": len(held),
-        "config": asdict(tc), "minutes": minutes, "steps_run": history[-1]["step"] if history else 0,
-        "channel_mix": TRAINING_MIX, "command": command, "history": history[-60:],
-        "through_decoder": None if pc is None else {"config": asdict(pc), "history": pixel_history[-40:]}},
-        "validation": validation}
-    save_context(net, context_path(stem))
-    doc["context"] = record
-    write_checkpoint_meta(stem, doc)
-    from vqcodec.zoo import _load
-
-    _load.cache_clear()
-    return record

@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit
 
 from vqcodec.bits import bits_per_label, bits_to_labels, inverse_assignment, labels_to_bits
+from vqcodec.context import context_posterior
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,25 @@ def missing_side_info(name: str, codec) -> str | None:
     if needs is not None and getattr(codec, needs, None) is None:
         return f"receiver {name} needs {NEEDS_HELP[needs]}, and {codec.name} has none"
     return None
+
+
+def check_receivers(names, codec) -> list[str]:
+    """The receivers a run uses with ``codec``: ``names`` (a list, or comma-separated text; None:
+    ``default_receivers``), each known and given the side information it needs (else a one-line
+    ``ValueError``)."""
+    if names is None:
+        return default_receivers(codec)
+    if isinstance(names, str):
+        names = [r.strip() for r in names.split(",") if r.strip()]
+    names = list(names)
+    unknown = [r for r in names if r not in REGISTRY]
+    if unknown or not names:
+        raise ValueError(f"unknown receiver {unknown[0] if unknown else ''!r} (known: {', '.join(sorted(REGISTRY))})")
+    for r in names:
+        why = missing_side_info(r, codec)
+        if why:
+            raise ValueError(why)
+    return names
 
 
 def get_receiver(name: str) -> Callable[..., Decision]:
@@ -175,7 +195,6 @@ class SpatialParams:
 DEFAULT_SPATIAL = SpatialParams()
 MAX_KEEP = 64
 MAX_FREE = 12
-
 
 
 @njit(cache=True)
@@ -721,8 +740,6 @@ def has_memory(channel) -> bool:
 def _context_posterior(received, grid, ctx: ReceiverContext) -> np.ndarray:
     """The learned posterior (h, w, K). On a channel with memory: a detection pass on tempered
     LLRs (``MEMORY_FIRST_PASS_SCALE``), then the posterior from ``memory_llrs``."""
-    from vqcodec.context import context_posterior
-
     if ctx.context is None:
         raise ValueError(f"the learned receivers need {NEEDS_HELP['context']}, and this model has none")
     llr = bit_llrs(received, ctx.channel, ctx.b)

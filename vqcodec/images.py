@@ -123,6 +123,12 @@ def default_training_folder() -> Path | None:
     return p if p.is_dir() else None
 
 
+def default_kodak_folder() -> Path | None:
+    """../shared/datasets/kodak when present (the test set of every figure we report)."""
+    folder = DATASETS / "kodak"
+    return folder if folder.is_dir() else None
+
+
 def to_tensor(img: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, 3) -> float32 (1, 3, H, W) in [0, 1]."""
     return torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float().div_(255.0)

@@ -29,8 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vqcodec.images import pad_tensor
+
 ALLOWED_F = (4, 8, 16)
 DECODER_HEADS = ("stages", "subpixel")
+DEFAULT_CHANNELS = {4: (48, 96), 8: (32, 64, 128), 16: (32, 64, 128, 192)}
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,23 @@ class ModelConfig:
     commitment: float = 0.25
     ema_decay: float = 0.99
     architecture: str = field(default="vqvae-conv-v1")
+
+    @classmethod
+    def for_stride(cls, f: int, K: int = 256, d: int = 32, channels=None, res_blocks: int = 1,
+                   decoder_res_blocks: int | None = None) -> "ModelConfig":
+        """The config of ``vqcodec train``: ``channels`` per 2x stage and ``decoder_res_blocks``
+        default by stride (f=4: (48, 96) and 2; f=8, 16: wider and 3). ``channels`` may be text
+        ('32,64,128')."""
+        if f not in ALLOWED_F:
+            raise ValueError(f"f must be one of {ALLOWED_F}, got {f}")
+        if isinstance(channels, str):
+            try:
+                channels = tuple(int(c) for c in channels.split(","))
+            except ValueError:
+                raise ValueError(f"channels must be comma-separated integers, got {channels!r}") from None
+        return cls(f=f, K=K, d=d, channels=tuple(channels) if channels else DEFAULT_CHANNELS[f],
+                   res_blocks=res_blocks,
+                   decoder_res_blocks=decoder_res_blocks if decoder_res_blocks is not None else (2 if f == 4 else 3))
 
     def __post_init__(self) -> None:
         if self.f not in ALLOWED_F:
@@ -271,8 +291,6 @@ class VQVAE(nn.Module):
         return self.quantizer.embedding
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        from vqcodec.images import pad_tensor
-
         return pad_tensor(x, self.f)
 
     @torch.no_grad()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vqcodec.model import checkpoint_paths
+from vqcodec.model import CheckpointError, checkpoint_paths, replace_atomically
 
 
 def count_pairs(indices: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -112,8 +112,6 @@ def prior_path(model_path) -> Path:
 def save_prior(prior: IndexPrior, path) -> None:
     from safetensors.numpy import save_file
 
-    from vqcodec.model import replace_atomically
-
     tensors = {"unigram": prior.unigram.astype(np.float32), "horizontal": prior.horizontal.astype(np.float32),
                "vertical": prior.vertical.astype(np.float32)}
     replace_atomically(path, lambda tmp: save_file(tensors, str(tmp)))
@@ -122,8 +120,6 @@ def save_prior(prior: IndexPrior, path) -> None:
 def load_prior(path, K: int, **smoothing) -> IndexPrior:
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
-
-    from vqcodec.model import CheckpointError
 
     try:
         t = load_file(str(path))

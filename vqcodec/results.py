@@ -15,6 +15,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from vqcodec import __version__
+
 SCHEMA = "vqcodec.results/1"
 REQUIRED = ("schema", "name", "model", "channel", "receiver", "points")
 POINT_METRICS = ("psnr", "ms_ssim", "ber", "index_error_rate", "psnr_clean", "bpp", "failure_rate")
@@ -27,8 +29,6 @@ class ResultsError(ValueError):
 def versions() -> dict:
     import numpy
     import torch
-
-    from vqcodec import __version__
 
     out = {"vqcodec": __version__, "torch": torch.__version__, "numpy": numpy.__version__}
     try:

@@ -26,15 +26,16 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from vqcodec.bits import indices_to_bits
 from vqcodec.correct import Decision, get_receiver, receiver_context
-from vqcodec.images import crop, load_image, to_tensor, to_uint8
+from vqcodec.images import ImageError, crop, list_images, load_image, to_rgb8, to_tensor, to_uint8
 from vqcodec.metrics import mean_ci95, ms_ssim, psnr
+from vqcodec.results import new_results
 from vqcodec.zoo import Codec
 
 
@@ -89,21 +90,63 @@ def decode_images(codec: Codec, decisions: Sequence[Decision], H: int, W: int) -
 
 
 @torch.inference_mode()
+def encode_array(codec: Codec, name: str, img: np.ndarray, with_ms_ssim: bool = True) -> EncodedImage:
+    """Encode (and clean-decode) one uint8 RGB image (H, W, 3) known as ``name``."""
+    H, W = img.shape[:2]
+    x = to_tensor(img).to(codec.model.codebook.device)
+    idx = codec.model.encode(x)[0].cpu().numpy().astype(np.int64)
+    clean = decode_image(codec, Decision(idx), H, W)
+    return EncodedImage(name, img, idx, clean, psnr(img, clean), ms_ssim(img, clean) if with_ms_ssim else None)
+
+
 def encode_image(codec: Codec, path, with_ms_ssim: bool = True) -> EncodedImage:
-    """Encode (and clean-decode) an image once per (codec, file); cached in-process."""
+    """Encode (and clean-decode) an image file once per (codec, file); cached in-process."""
     path = Path(path)
     st = path.stat()
     key = (id(codec.model), codec.precision, str(path.resolve()), st.st_mtime_ns, st.st_size)
     if key in _CACHE and (not with_ms_ssim or _CACHE[key].ms_ssim_clean is not None):
         return _CACHE[key]
-    img = load_image(path)
-    H, W = img.shape[:2]
-    x = to_tensor(img).to(codec.model.codebook.device)
-    idx = codec.model.encode(x)[0].cpu().numpy().astype(np.int64)
-    clean = decode_image(codec, Decision(idx), H, W)
-    enc = EncodedImage(path.name, img, idx, clean, psnr(img, clean), ms_ssim(img, clean) if with_ms_ssim else None)
+    enc = encode_array(codec, path.name, load_image(path), with_ms_ssim)
     _CACHE[key] = enc
     return enc
+
+
+def _rgb_array(name, arr) -> np.ndarray:
+    try:
+        img = to_rgb8(arr)
+    except ImageError as exc:
+        raise ImageError(f"image {name!r}: {exc}") from None
+    if img.shape[0] < 1 or img.shape[1] < 1:
+        raise ImageError(f"image {name!r}: empty array {img.shape}")
+    return img
+
+
+def encode_images(codec: Codec, images=None, with_ms_ssim: bool = True,
+                  progress: Callable[[int, int], None] | None = None) -> tuple[list[EncodedImage], dict]:
+    """Encode a set of images: ``None`` (the scikit-image sample photos), a folder or file path,
+    a list of paths, or a mapping ``{name: uint8 array (H, W, 3)}``. Returns the encoded images
+    and the results file's ``images`` object. ``progress(done, total)`` after each image.
+    Raises ``ImageError`` for a bad image and ``ValueError`` when two images share a name (the
+    names key the per-image results)."""
+    if isinstance(images, Mapping):
+        items = [(str(k), _rgb_array(k, v)) for k, v in images.items()]
+        source = "arrays"
+        work = [lambda n=n, a=a: encode_array(codec, n, a, with_ms_ssim) for n, a in items]
+    else:
+        paths = ([Path(x) for x in images] if isinstance(images, (list, tuple))
+                 else list_images(images))
+        source = "scikit-image samples" if images is None else (
+            str(images) if not isinstance(images, (list, tuple)) else f"{len(paths)} files")
+        work = [lambda p=p: encode_image(codec, p, with_ms_ssim) for p in paths]
+    out = []
+    for i, job in enumerate(work):
+        out.append(job())
+        if progress:
+            progress(i + 1, len(work))
+    names = [e.name for e in out]
+    if len(set(names)) != len(names):
+        raise ValueError("image file names must be unique within a run (they key the per-image results)")
+    return out, {"source": source, "count": len(out)}
 
 
 def trial_rng(seed: int, image_name: str, param: float, trial: int) -> np.random.Generator:
@@ -386,8 +429,6 @@ def sweep(codec: Codec, images: Sequence[EncodedImage], channel_list: Sequence, 
     incremental, atomic writes); ``on_trial(point_index, trials_done)`` and ``on_task()``
     report progress. ``executor``: see ``run_points``.
     """
-    from vqcodec.results import new_results
-
     def same_run(r):
         return (r.get("model", {}).get("name") == codec.name and r.get("channel") == channel_desc
                 and r.get("seed") == seed and r.get("receiver") in receivers)

@@ -24,6 +24,16 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+import channels
+from channels.burst import ge_kernel, ge_reference
+from vqcodec.baselines import decode_file, encode_file
+from vqcodec.bits import indices_to_bits
+from vqcodec.context import context_posterior
+from vqcodec.correct import bit_llrs, receiver_context, spatial_posterior
+from vqcodec.images import crop, to_tensor, to_uint8
+from vqcodec.metrics import psnr
+from vqcodec.simulate import StopRule, run_point
+
 MIXED_PRECISION_TOLERANCE_DB = 0.01
 
 
@@ -62,9 +72,6 @@ def same_shape_images(images: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def codec_rows(codec, images: list[np.ndarray], batch: int, repeat: int) -> list[Row]:
-    from vqcodec.images import crop, to_tensor, to_uint8
-    from vqcodec.metrics import psnr
-
     model = codec.model
     dev = model.codebook.device
     cuda = dev.type == "cuda"
@@ -112,8 +119,6 @@ def codec_rows(codec, images: list[np.ndarray], batch: int, repeat: int) -> list
 
 
 def jpeg_rows(images: list[np.ndarray], repeat: int, quality: int = 20) -> list[Row]:
-    from vqcodec.baselines import decode_file, encode_file
-
     im = same_shape_images(images)[0]
     H, W = im.shape[:2]
     data = encode_file(im, "jpeg", quality)
@@ -126,9 +131,6 @@ def jpeg_rows(images: list[np.ndarray], repeat: int, quality: int = 20) -> list[
 
 
 def channel_rows(repeat: int, n_bits: int = 1 << 22) -> list[Row]:
-    import channels
-    from channels.burst import ge_kernel, ge_reference
-
     bits = np.random.default_rng(0).integers(0, 2, n_bits, dtype=np.uint8)
     rows = []
     for kind, params in (("bsc", {"p": 0.01}), ("burst", {"p": 0.01})):
@@ -148,10 +150,6 @@ def channel_rows(repeat: int, n_bits: int = 1 << 22) -> list[Row]:
 
 
 def receiver_rows(codec, indices: np.ndarray, repeat: int, p: float = 0.01, crop_size: int = 24) -> list[Row]:
-    import channels
-    from vqcodec.bits import indices_to_bits
-    from vqcodec.correct import bit_llrs, receiver_context, spatial_posterior
-
     ch = channels.get_channel("bsc", p=p)
     ctx = receiver_context(codec, ch)
     rx = ch(indices_to_bits(indices, codec.K, codec.assignment), np.random.default_rng(0))
@@ -167,7 +165,6 @@ def receiver_rows(codec, indices: np.ndarray, repeat: int, p: float = 0.01, crop
             Row("receiver", f"spatial posterior, {w}x{h} crop, numba", h * w / t_nb, "indices/s",
                 "numpy reference", t_ref / t_nb)]
     if codec.context is not None:  # the learned receiver runs on the CPU, as in a simulation
-        from vqcodec.context import context_posterior
 
         t_ctx = median_time(lambda: context_posterior(codec.context, llr, indices.shape), repeat, False)
         rows.append(Row("receiver", f"learned context posterior, {codec.name}, {gw}x{gh} grid, BSC p={p}",
@@ -176,9 +173,6 @@ def receiver_rows(codec, indices: np.ndarray, repeat: int, p: float = 0.01, crop
 
 
 def simulate_rows(codec, encs, p: float = 0.01) -> list[Row]:
-    import channels
-    from vqcodec.simulate import StopRule, run_point
-
     timings: dict = {}
     receivers = ["naive"] + (["spatial-mmse"] if codec.prior is not None else []) + \
         (["learned-mmse"] if codec.context is not None else [])

@@ -32,6 +32,18 @@ from typing import Callable
 
 import numpy as np
 
+import channels
+from channels.options import ChannelSpec
+from vqcodec import speed
+from vqcodec.baselines import RATES, baseline_sweep, check_options, clean_rd
+from vqcodec.correct import REGISTRY as RECEIVERS, missing_side_info
+from vqcodec.images import list_images, load_image
+from vqcodec.plot import curve_label, plot_curves, plot_rd, plot_speed
+from vqcodec.results import ResultsError, atomic_write_text, new_results, read_results, write_results
+from vqcodec.simulate import StopRule, clean_point, encode_image, sweep
+from vqcodec.zoo import REGISTRY as MODELS, load_codec, resolve_device
+
+
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = ROOT / "benchmarks" / "suites"
 EXPECTED = ROOT / "benchmarks" / "expected"
@@ -126,15 +138,11 @@ def validate(data: dict, where: str = "suite") -> Suite:
         raise SuiteError(f"{where}: kind must be one of {', '.join(KINDS)}, got {data['kind']!r}")
     if not data["models"]:
         raise SuiteError(f"{where}: 'models' is empty")
-    from vqcodec.correct import REGISTRY as RECEIVERS
-    from vqcodec.zoo import REGISTRY as MODELS
 
     bad = [m for m in data["models"] if m not in MODELS]
     if bad:
         raise SuiteError(f"{where}: unknown model {bad[0]!r} (known: {', '.join(sorted(MODELS))})")
     if data["kind"] == "sweep":
-        import channels
-
         if data.get("channel") not in channels.REGISTRY:
             raise SuiteError(f"{where}: unknown channel {data.get('channel')!r} "
                              f"(known: {', '.join(sorted(channels.REGISTRY))})")
@@ -143,9 +151,10 @@ def validate(data: dict, where: str = "suite") -> Suite:
         bad = [r for r in data.get("receivers", ["naive"]) if r not in RECEIVERS]
         if bad:
             raise SuiteError(f"{where}: unknown receiver {bad[0]!r} (known: {', '.join(sorted(RECEIVERS))})")
-    bad = [b for b in data.get("baselines", []) if b not in ("jpeg", "webp")]
-    if bad:
-        raise SuiteError(f"{where}: unknown baseline {bad[0]!r} (known: jpeg, webp)")
+    try:
+        check_options(data.get("baselines", []), data.get("rates", RATES))
+    except ValueError as exc:
+        raise SuiteError(f"{where}: {exc}") from None
     if data.get("trials", 10) < 1 or data.get("min_trials", 3) < 1:
         raise SuiteError(f"{where}: trials and min_trials must be >= 1")
     if data.get("ci", 0.05) <= 0:
@@ -208,8 +217,6 @@ def new_run_dir(suite: Suite, root: Path | None = None) -> Path:
 
 
 def _finished(run_dir: Path) -> list[dict]:
-    from vqcodec.results import ResultsError, read_results
-
     p = run_dir / "results.json"
     if not p.exists():
         return []
@@ -221,12 +228,6 @@ def _finished(run_dir: Path) -> list[dict]:
 
 def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | None = None,
                     executor=None) -> list[dict]:
-    import channels
-    from vqcodec.images import list_images
-    from vqcodec.results import write_results
-    from vqcodec.simulate import StopRule, encode_image, sweep
-    from vqcodec.zoo import load_codec
-
     previous = _finished(run_dir)
     stop = StopRule(min(suite.min_trials, suite.trials), suite.trials, suite.ci)
     paths = list_images(suite.images_folder())
@@ -234,7 +235,6 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
     cls = channels.REGISTRY[suite.channel]
     grid = [float(g) for g in suite.grid]
     all_results: list[dict] = []
-    from vqcodec.correct import missing_side_info
 
     for model in suite.models:
         codec = load_codec(model)
@@ -244,8 +244,8 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
         extra = dict(suite.channel_params)
         if suite.channel == "packet-erasure":
             extra.setdefault("packet_bits", codec.bits_per_index)
-        desc = {"kind": suite.channel, "param": cls.param, **extra}
-        chans = [channels.get_channel(suite.channel, **{cls.param: v}, **extra) for v in grid]
+        spec = ChannelSpec(suite.channel, extra)
+        chans = [spec.make(v) for v in grid]
         todo = [v for v in grid if not all(any(r.get("receiver") == rc and r["model"].get("name") == model
                                                and any(float(p["param"]) == v for p in r["points"])
                                                for r in previous) for rc in suite.receivers)]
@@ -261,14 +261,11 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
                     progress(f"{model} {cls.param}={v:g}")
             write_results(run_dir / "results.json", all_results + res)
 
-        all_results += sweep(codec, encs, chans, grid, list(suite.receivers), channel_desc=desc,
+        all_results += sweep(codec, encs, chans, grid, list(suite.receivers), channel_desc=spec.describe(),
                              images_desc=img_desc, seed=suite.seed, stop=stop, name=suite.name,
                              with_ms_ssim=suite.ms_ssim, previous=previous, on_point=on_point,
                              executor=executor)
     if suite.baselines:
-        from vqcodec.baselines import baseline_sweep
-        from vqcodec.images import load_image
-
         if progress:
             progress("baselines")
         codec = load_codec(suite.models[0])
@@ -282,12 +279,6 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
 
 
 def run_rd_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | None = None) -> list[dict]:
-    from vqcodec.baselines import clean_rd
-    from vqcodec.images import list_images, load_image
-    from vqcodec.results import new_results, write_results
-    from vqcodec.simulate import clean_point, encode_image
-    from vqcodec.zoo import load_codec
-
     paths = list_images(suite.images_folder())
     img_desc = {"source": suite.images, "count": len(paths)}
     out = []
@@ -319,12 +310,6 @@ def run_rd_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | 
 def run_speed_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | None = None,
                     device: str = "cpu", checkpoints: tuple = ()) -> dict:
     import platform
-
-    from vqcodec import speed
-    from vqcodec.images import list_images, load_image
-    from vqcodec.results import atomic_write_text
-    from vqcodec.simulate import encode_image
-    from vqcodec.zoo import load_codec, resolve_device
 
     device = resolve_device(device)
     paths = list_images(suite.images_folder())
@@ -422,8 +407,6 @@ def write_summary(suite: Suite, results: list[dict], run_dir: Path) -> Path:
                           f"(negative = fewer bits); BD-PSNR {bd['bd_psnr_vs_jpeg']:+.2f} dB "
                           "(PCHIP Bjøntegaard, scipy)."]
     else:
-        from vqcodec.plot import curve_label
-
         params = sorted({p["param"] for r in results for p in r["points"]})
         lines += ["| curve | " + " | ".join(f"{suite.channel} {v:g}" for v in params) + " |",
                   "|---|" + "---|" * len(params)]
@@ -481,7 +464,6 @@ def run(suite: Suite, run_dir: Path, progress=None, device: str = "cpu",
     """Run a suite into ``run_dir``; ``device`` and ``checkpoints`` (your own models, measured
     beside the suite's) apply to ``speed`` suites (the others run on the CPU); ``executor``
     (serial by default, or a ``vqcodec.cluster.DaskExecutor``) runs a sweep suite's trials."""
-    from vqcodec.plot import plot_curves, plot_rd, plot_speed
 
     if suite.kind == "speed":
         results = run_speed_suite(suite, run_dir, progress, device, checkpoints)
@@ -493,8 +475,6 @@ def run(suite: Suite, run_dir: Path, progress=None, device: str = "cpu",
     else:
         results = run_sweep_suite(suite, run_dir, progress, executor)
         import fnmatch
-
-        from vqcodec.plot import curve_label
 
         shown = [r for r in results if not suite.figure
                  or any(fnmatch.fnmatch(curve_label(r), pat) for pat in suite.figure)]

@@ -1,0 +1,119 @@
+"""Channels from user options: what the command line and the Python API both build.
+
+A sweep names a channel kind, its options (``packet_bits``, ``burst_length``, ``block_bits``,
+``hard``) and a grid of values of the kind's main parameter (``p`` or ``snr_db``).
+:func:`channel_spec` checks the options once and returns a :class:`ChannelSpec` whose
+``make(value)`` builds one channel per grid point; :func:`param_value` and :func:`parse_grid`
+read the parameter the way the command line gives it. Every problem is a one-line
+``ValueError``.
+
+>>> spec = channel_spec("packet-erasure", index_bits=8)
+>>> spec.param, spec.describe()
+('p', {'kind': 'packet-erasure', 'param': 'p', 'packet_bits': 8})
+>>> spec.make(0.1).p
+0.1
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .base import REGISTRY, Channel, get_channel
+
+__all__ = ["ChannelSpec", "channel_spec", "param_value", "parse_grid", "DEFAULT_BURST_LENGTH",
+           "DEFAULT_BLOCK_BITS"]
+
+DEFAULT_BURST_LENGTH = 10.0  # burst: mean burst length in bits
+DEFAULT_BLOCK_BITS = 64  # fading: coherence length in bits
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """A channel kind with its fixed options; ``make(value)`` adds the swept parameter."""
+
+    kind: str
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def param(self) -> str:
+        """Name of the swept parameter: ``"p"`` or ``"snr_db"``."""
+        return REGISTRY[self.kind].param
+
+    def make(self, value: float) -> Channel:
+        """The channel at one parameter value (``ValueError`` when it is out of range)."""
+        return get_channel(self.kind, **{self.param: value}, **self.extra)
+
+    def describe(self) -> dict:
+        """The results file's ``channel`` object: kind, parameter name and the options."""
+        return {"kind": self.kind, "param": self.param, **self.extra}
+
+
+def channel_spec(kind: str, *, packet_bits: int | None = None, burst_length: float | None = None,
+                 block_bits: int | None = None, hard: bool = False, index_bits: int | None = None) -> ChannelSpec:
+    """Check the options of channel ``kind`` and fill in their defaults.
+
+    ``index_bits`` (bits per transmitted index) is the packet size of the packet-erasure
+    channel when ``packet_bits`` is not given; each option applies to one kind only, and
+    naming it for another is an error rather than silently ignored."""
+    if kind not in REGISTRY:
+        raise ValueError(f"unknown channel {kind!r} (known: {', '.join(sorted(REGISTRY))})")
+    extra: dict[str, Any] = {}
+    if kind == "packet-erasure":
+        extra["packet_bits"] = packet_bits if packet_bits is not None else index_bits
+        if extra["packet_bits"] is None:
+            raise ValueError("the packet-erasure channel needs packet_bits (or the model's bits per index)")
+    elif packet_bits is not None:
+        raise ValueError("--packet-bits applies to the packet-erasure channel only")
+    if kind == "burst":
+        extra["burst_length"] = burst_length if burst_length is not None else DEFAULT_BURST_LENGTH
+    elif burst_length is not None:
+        raise ValueError("--burst-length applies to the burst channel only")
+    if kind == "fading":
+        extra["block_bits"] = block_bits if block_bits is not None else DEFAULT_BLOCK_BITS
+    elif block_bits is not None:
+        raise ValueError("--block-bits applies to the fading channel only")
+    if hard:
+        if kind not in ("awgn", "fading"):
+            raise ValueError("--hard applies to the awgn and fading channels only")
+        extra["soft"] = False
+    return ChannelSpec(kind, extra)
+
+
+def param_value(spec: ChannelSpec, p: Any = None, snr_db: Any = None) -> Any:
+    """The one of ``p`` / ``snr_db`` that ``spec``'s kind takes; naming the other, or neither,
+    is an error. Returns the value as given (a number, or a grid's text)."""
+    name, other_name = ("p", "snr-db") if spec.param == "p" else ("snr-db", "p")
+    value, other = (p, snr_db) if spec.param == "p" else (snr_db, p)
+    if value is None:
+        raise ValueError(f"the {spec.kind} channel needs --{name}")
+    if other is not None:
+        raise ValueError(f"the {spec.kind} channel takes --{name}, not --{other_name}")
+    return value
+
+
+def parse_grid(text: str, param: str = "p") -> list[float]:
+    """A grid of parameter values from text: ``'1e-4,3e-4,1e-3'``, or ``START:STOP:N``, which is
+    N log-spaced points for ``p`` (START, STOP > 0) and N linearly spaced ones for ``snr_db``."""
+    text = str(text).strip()
+    try:
+        if ":" in text:
+            a, b, n = text.split(":")
+            a, b, n = float(a), float(b), int(n)
+            if param == "snr_db":
+                vals = [float(v) for v in np.linspace(a, b, n)] if n >= 1 else []
+            elif a <= 0 or b <= 0 or n < 1:
+                raise ValueError
+            else:
+                vals = [float(v) for v in np.geomspace(a, b, n)]
+        else:
+            vals = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        expected = "START:STOP:N" if param == "snr_db" and ":" in text else \
+            "a comma-separated list or START:STOP:N"
+        raise ValueError(f"{text!r}: expected {expected}") from None
+    if not vals:
+        raise ValueError("empty parameter list")
+    return vals

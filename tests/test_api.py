@@ -1,0 +1,75 @@
+"""The Python API (vqcodec.api) and the channel options it shares with the command line."""
+import numpy as np
+import pytest
+
+import vqcodec.api as vq
+from channels.options import channel_spec, param_value, parse_grid
+
+
+def test_channel_by_name_parameter_and_options():
+    ch = vq.channel("burst", 0.02, burst_length=20)
+    assert (ch.name, ch.p, ch.burst_length) == ("burst", 0.02, 20)
+    assert vq.channel("awgn", 3.0, hard=True).soft is False
+    assert vq.channel("packet-erasure", 0.1, index_bits=8).packet_bits == 8
+    assert vq.channel("packet-erasure", 0.1, packet_bits=64, index_bits=8).packet_bits == 64
+    assert vq.channel("fading", 3.0).block_bits == 64
+
+
+@pytest.mark.parametrize("kind, options, message", [
+    ("nope", {}, "unknown channel 'nope'"),
+    ("bsc", {"packet_bits": 8}, "--packet-bits applies to the packet-erasure channel only"),
+    ("awgn", {"burst_length": 3.0}, "--burst-length applies to the burst channel only"),
+    ("bsc", {"block_bits": 8}, "--block-bits applies to the fading channel only"),
+    ("erasure", {"hard": True}, "--hard applies to the awgn and fading channels only"),
+])
+def test_channel_options_that_do_not_fit_are_refused(kind, options, message):
+    with pytest.raises(ValueError, match=message):
+        channel_spec(kind, index_bits=8, **options)
+
+
+def test_parameter_names_and_grids():
+    spec = channel_spec("awgn")
+    assert param_value(spec, snr_db="1,2") == "1,2"
+    with pytest.raises(ValueError, match="takes --snr-db, not --p"):
+        param_value(spec, p=0.1, snr_db=1.0)
+    with pytest.raises(ValueError, match="needs --p"):
+        param_value(channel_spec("bsc"))
+    assert parse_grid("1e-3:1e-1:3") == pytest.approx([1e-3, 1e-2, 1e-1])
+    assert parse_grid("0:8:5", "snr_db") == [0.0, 2.0, 4.0, 6.0, 8.0]  # linear for SNRs
+    for bad in ("", "a,b", "0:1:3", "1:2"):
+        with pytest.raises(ValueError):
+            parse_grid(bad)
+
+
+def test_experiment_checks_everything_before_any_work():
+    codec = vq.load()
+    exp = vq.experiment(codec, "bsc", "1e-3,1e-2", receivers="naive,map", baselines="jpeg", trials=4,
+                        min_trials=9)
+    assert exp.grid == [1e-3, 1e-2] and exp.receivers == ["naive", "map"] and exp.param == "p"
+    assert exp.stop.min_trials == 4 and exp.budget == codec.bpp and exp.baselines == ["jpeg"]
+    assert [c.p for c in exp.channels] == [1e-3, 1e-2]
+    for kwargs, message in [({"receivers": ["naive", "oracle"]}, "unknown receiver 'oracle'"),
+                            ({"baselines": "gif"}, "unknown baseline 'gif'"),
+                            ({"baselines": "jpeg", "rates": "5/6"}, "unknown code rate '5/6'"),
+                            ({"baselines": "jpeg", "budget_bpp": 0.0}, "--budget-bpp must be in"),
+                            ({"workers": 2, "scheduler": "tcp://h:1"}, "exclude each other")]:
+        with pytest.raises(ValueError, match=message):
+            vq.experiment(codec, "bsc", [0.01], **kwargs)
+    with pytest.raises(ValueError, match="p must be"):
+        vq.experiment(codec, "bsc", [0.01, 0.7])
+
+
+def test_arrays_are_images_with_names():
+    codec = vq.load()
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (20, 30), dtype=np.uint8)
+    encs, desc = vq.encode(codec, {"a": gray, "b": np.zeros((8, 8, 3), np.uint8)}, with_ms_ssim=False)
+    assert [e.name for e in encs] == ["a", "b"] and desc == {"source": "arrays", "count": 2}
+    assert encs[0].image.shape == (20, 30, 3) and encs[0].indices.shape == (5, 8)  # padded to f=4
+    with pytest.raises(ValueError, match="image 'x'"):
+        vq.encode(codec, {"x": np.zeros((4, 4, 7))})
+    res = vq.simulate("bsc", 0.05, codec=codec, images={"a": gray}, receivers=["naive"], trials=1,
+                      with_ms_ssim=False)
+    assert len(res) == 1 and res[0]["name"] == "simulate-bsc" and res[0]["images"]["source"] == "arrays"
+    pt = res[0]["points"][0]
+    assert pt["bits"] == 5 * 8 * 8 and 0 < pt["bit_errors"] < pt["bits"]

@@ -1,0 +1,32 @@
+"""The README's Python example runs as written (on the bundled sample photos)."""
+import os
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def python_example() -> str:
+    text = README.read_text()
+    section = text[text.index("\n## Python\n"):]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_python_example_runs(tmp_path, capsys):
+    code = python_example()
+    assert "vq.sweep(" in code and "vq.plot(" in code
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(compile(code, "README.md:Python", "exec"), {"__name__": "readme"})
+    finally:
+        os.chdir(cwd)
+    assert (tmp_path / "bsc.png").stat().st_size > 0
+    from vqcodec.results import read_results
+
+    curves = read_results(tmp_path / "bsc.json")
+    assert [c["receiver"] for c in curves] == ["naive", "learned-mmse"]
+    naive, learned = ([p["psnr"]["mean"] for p in c["points"]] for c in curves)
+    assert all(l > n for n, l in zip(naive, learned))  # the learned receiver pays on the same noise
+    out = capsys.readouterr().out
+    assert out.startswith("naive [(0.01, ")

@@ -1,0 +1,198 @@
+"""The Python API: what the ``vqcodec`` command does, for notebooks and scripts.
+
+>>> import vqcodec.api as vq
+>>> codec = vq.load("f4-k256")                                   # a shipped model (or checkpoint=...)
+>>> results = vq.sweep("bsc", [0.01, 0.03], codec=codec, receivers=["naive", "learned-mmse"],
+...                    trials=2)                                 # one results object per receiver
+>>> vq.plot(results, "bsc.png")                                  # PSNR against p, CI bands
+
+Every function returns the same dicts as the results files (schema ``vqcodec.results/1``;
+``vqcodec.results.write_results`` stores them). Images are the scikit-image sample photos by
+default, or a folder / file path, a list of paths, or ``{name: uint8 array (H, W, 3)}``.
+
+The command line is a thin layer over :func:`experiment`: it validates every option before any
+work (a one-line ``ValueError`` naming the problem), then ``Experiment.run`` does the Monte
+Carlo trials and ``Experiment.run_baselines`` the classical codecs at the same channel budget.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from channels import Channel
+from channels.options import ChannelSpec, channel_spec, param_value, parse_grid
+from vqcodec.baselines import RATES, baseline_sweep, check_options
+from vqcodec.cluster import check_address, executor_for
+from vqcodec.correct import check_receivers
+from vqcodec.images import save_image
+from vqcodec.plot import plot_curves
+from vqcodec.simulate import EncodedImage, StopRule, encode_images
+from vqcodec.simulate import sweep as run_sweep
+from vqcodec.zoo import Codec, load_codec
+
+__all__ = ["load", "channel", "encode", "experiment", "Experiment", "simulate", "sweep", "plot",
+           "param_value", "parse_grid", "executor_for"]
+
+ImagesArg = Any  # None | path | list of paths | {name: array}
+
+
+def load(model: str | None = None, *, checkpoint=None, device: str = "cpu", precision: str = "fp32") -> Codec:
+    """A shipped model by name (``vqcodec models``; default f4-k256) or your own checkpoint,
+    with its index assignment, prior and learned receiver. ``device``: cpu, cuda or auto."""
+    return load_codec(model, None if checkpoint is None else str(checkpoint), device, precision)
+
+
+def channel(kind: str, value: float, *, index_bits: int | None = None, **options) -> Channel:
+    """One channel by name and parameter value, e.g. ``channel("bsc", 0.01)``,
+    ``channel("awgn", 4.0)``, ``channel("burst", 0.01, burst_length=20)``; options as in
+    ``channels.options.channel_spec``."""
+    return channel_spec(kind, index_bits=index_bits, **options).make(value)
+
+
+def encode(codec: Codec, images: ImagesArg = None, *, with_ms_ssim: bool = True,
+           progress: Callable[[int, int], None] | None = None) -> tuple[list[EncodedImage], dict]:
+    """Encode images once (they are reused by every point and receiver): (encoded, images
+    description for the results file)."""
+    return encode_images(codec, images, with_ms_ssim, progress)
+
+
+@dataclass(frozen=True, eq=False)
+class Experiment:
+    """A checked plan: one model, one channel kind over a grid, receivers, a stopping rule, and
+    optionally classical baselines at a channel budget. Built by :func:`experiment`."""
+
+    codec: Codec
+    spec: ChannelSpec
+    grid: list[float]
+    channels: list
+    receivers: list[str]
+    stop: StopRule
+    seed: int = 0
+    with_ms_ssim: bool = True
+    name: str = "sweep"
+    baselines: list[str] = field(default_factory=list)
+    rates: list[str] = field(default_factory=list)
+    budget_bpp: float | None = None
+    save_dir: Path | None = None
+
+    @property
+    def param(self) -> str:
+        return self.spec.param
+
+    @property
+    def budget(self) -> float:
+        """Channel bits per pixel of the baselines: ``budget_bpp``, else the model's bpp."""
+        return self.budget_bpp if self.budget_bpp is not None else self.codec.bpp
+
+    def encode(self, images: ImagesArg = None, progress=None) -> tuple[list[EncodedImage], dict]:
+        return encode(self.codec, images, with_ms_ssim=self.with_ms_ssim, progress=progress)
+
+    def run(self, encoded: Sequence[EncodedImage], images_desc: dict, *, previous: Sequence[dict] = (),
+            executor=None, on_trial: Callable[[int, int], None] | None = None,
+            on_point: Callable[[list[dict]], None] | None = None) -> list[dict]:
+        """The Monte Carlo trials: one results object per receiver. ``previous``: results of an
+        interrupted run to continue; ``executor``: serial (None) or a ``cluster.DaskExecutor``;
+        ``on_trial(point, trials)`` and ``on_point(results so far)`` report progress. With
+        ``save_dir``, the originals and every receiver's first-trial reconstructions are written
+        there as PNG."""
+        by_name = {e.name: e for e in encoded}
+
+        def save(r, name, trial, img):
+            if trial == 0:
+                stem = Path(name).stem
+                save_image(self.save_dir / f"{stem}.png", by_name[name].image)
+                save_image(self.save_dir / f"{stem}.{r}.png", img)
+
+        on_image = save if self.save_dir is not None else None
+        return run_sweep(self.codec, encoded, self.channels, self.grid, self.receivers,
+                         channel_desc=self.spec.describe(), images_desc=images_desc, seed=self.seed,
+                         stop=self.stop, name=self.name, with_ms_ssim=self.with_ms_ssim, on_trial=on_trial,
+                         on_image=on_image, previous=previous, on_point=on_point, executor=executor)
+
+    def run_baselines(self, encoded: Sequence[EncodedImage], images_desc: dict,
+                      progress: Callable[[int, int, str], None] | None = None) -> list[dict]:
+        """Every baseline codec x code rate at the same channel budget and noise seeds: fixed-rate
+        curves, the oracle best rate per point and the separation bound (empty without baselines)."""
+        if not self.baselines:
+            return []
+        return baseline_sweep([(e.name, e.image) for e in encoded], codecs=self.baselines, rates=self.rates,
+                              channel_kind=self.spec.kind, grid=self.grid, channel_extra=self.spec.extra,
+                              budget_bpp=self.budget, seed=self.seed, trials=self.stop.max_trials,
+                              with_ms_ssim=self.with_ms_ssim, images_source=images_desc["source"],
+                              progress=progress)
+
+
+def experiment(codec: Codec, channel: str, values, *, receivers=None, trials: int = 10, min_trials: int = 3,
+               ci: float = 0.05, seed: int = 0, with_ms_ssim: bool = True, name: str = "sweep",
+               baselines=None, rates=RATES, budget_bpp: float | None = None, save_dir=None,
+               workers: int | None = None, scheduler: str | None = None, **channel_options) -> Experiment:
+    """Check everything a run needs before any work and return the plan.
+
+    ``values``: one parameter value, a list, or grid text (``'1e-3,1e-2'``, ``START:STOP:N``).
+    ``receivers``: names (None: the model's default). ``channel_options``: ``packet_bits``,
+    ``burst_length``, ``block_bits``, ``hard``. ``workers``/``scheduler`` are only checked here
+    against ``save_dir`` and the device (make the executor with ``executor_for``)."""
+    spec = channel_spec(channel, index_bits=codec.bits_per_index, **channel_options)
+    if isinstance(values, str):
+        grid = parse_grid(values, spec.param)
+    elif isinstance(values, (int, float)):
+        grid = [float(values)]
+    else:
+        grid = [float(v) for v in values]
+        if not grid:
+            raise ValueError("empty parameter list")
+    recv = check_receivers(receivers, codec)
+    stop = StopRule(min_trials=min(min_trials, trials), max_trials=trials, ci_target=ci)
+    chans = [spec.make(v) for v in grid]  # validates every value before any work
+    names, rate_list = check_options(baselines, rates, budget_bpp)
+    if save_dir is not None:
+        save_dir = Path(save_dir)
+        if workers or scheduler:
+            raise ValueError("--save-dir works with the serial run only (drop --workers/--scheduler)")
+        save_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(save_dir, os.W_OK):
+            raise ValueError(f"{save_dir}: not writable")
+    if workers and scheduler:
+        raise ValueError("--workers and --scheduler exclude each other")
+    if scheduler:
+        check_address(scheduler)
+    if (workers or scheduler) and codec.model.codebook.device.type != "cpu":
+        raise ValueError("--workers/--scheduler run on the workers' CPUs; use --device cpu")
+    return Experiment(codec=codec, spec=spec, grid=grid, channels=chans, receivers=recv, stop=stop, seed=seed,
+                      with_ms_ssim=with_ms_ssim, name=name, baselines=names, rates=rate_list,
+                      budget_bpp=budget_bpp, save_dir=save_dir)
+
+
+def sweep(channel: str, values, *, model: str | None = None, codec: Codec | None = None,
+          images: ImagesArg = None, receivers=None, trials: int = 10, min_trials: int = 3, ci: float = 0.05,
+          seed: int = 0, with_ms_ssim: bool = True, baselines=None, rates=RATES, budget_bpp: float | None = None,
+          workers: int | None = None, name: str = "sweep", **channel_options) -> list[dict]:
+    """Send ``images`` through ``channel`` at every value of ``values`` and return the results
+    objects: one per receiver, then the baselines' curves. ``codec`` (from :func:`load`) or
+    ``model`` (a shipped name); ``workers``: run on a local Dask cluster of that many processes."""
+    codec = codec if codec is not None else load(model)
+    exp = experiment(codec, channel, values, receivers=receivers, trials=trials, min_trials=min_trials, ci=ci,
+                     seed=seed, with_ms_ssim=with_ms_ssim, name=name, baselines=baselines, rates=rates,
+                     budget_bpp=budget_bpp, workers=workers, **channel_options)
+    encoded, desc = exp.encode(images)
+    executor = executor_for(workers, None)
+    try:
+        out = exp.run(encoded, desc, executor=executor)
+    finally:
+        if hasattr(executor, "close"):
+            executor.close()
+    return out + exp.run_baselines(encoded, desc)
+
+
+def simulate(channel: str, value: float, **kwargs) -> list[dict]:
+    """One channel point (``sweep`` with a single value); one results object per receiver."""
+    return sweep(channel, [value], name=kwargs.pop("name", "simulate"), **kwargs)
+
+
+def plot(results: dict | Sequence[dict], output, *, metric: str = "psnr", title: str | None = None) -> list[Path]:
+    """Draw results objects (PSNR or another metric against the channel parameter) to
+    ``output`` (.png, .pdf; no suffix: both). Returns the files written."""
+    return plot_curves([results] if isinstance(results, dict) else list(results), output, metric=metric,
+                       title=title)

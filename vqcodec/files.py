@@ -1,0 +1,32 @@
+"""Output paths: refuse, before any work, an output that would replace something unasked or
+cannot be written."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class OutputError(ValueError):
+    """An output path that cannot or may not be written (one-line message naming it)."""
+
+
+def check_output(path, overwrite: bool = False) -> None:
+    """Raise ``OutputError`` when ``path`` is a directory, exists (unless ``overwrite``), or its
+    folder is missing or not writable (probed with an empty file, removed at once)."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.exists() and p.is_dir():
+        raise OutputError(f"{p}: is a directory")
+    if p.exists() and not overwrite:
+        raise OutputError(f"{p}: exists (use --overwrite to replace it)")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"{parent}: output directory does not exist")
+    probe = parent / f".vqcodec-write-probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"{parent}: output directory is not writable "
+                          f"({exc.strerror or exc.__class__.__name__})") from None
