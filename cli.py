@@ -354,9 +354,8 @@ def encode(image, output, model, checkpoint, device, overwrite):
 def decode(index_file, output, checkpoint, device, overwrite):
     """Decode a .vqc index file into an image."""
     from vqcodec.bits import IndexFileError, read_index_file
-    from vqcodec.correct import Decision
     from vqcodec.images import save_image
-    from vqcodec.simulate import decode_image
+    from vqcodec.simulate import decode_index_file
 
     _check_output(output, overwrite)
     try:
@@ -364,12 +363,10 @@ def decode(index_file, output, checkpoint, device, overwrite):
     except IndexFileError as exc:
         _fail(str(exc))
     codec = _load_codec(None if checkpoint else header["model"], checkpoint, device)
-    if codec.K != header["K"]:
-        _fail(f"{index_file}: made with K={header['K']}, model {codec.name} has K={codec.K}")
-    h, w = idx.shape
-    if (h, w) != (math.ceil(header["height"] / codec.f), math.ceil(header["width"] / codec.f)):
-        _fail(f"{index_file}: grid {w}x{h} does not match a {header['width']}x{header['height']} image at f={codec.f}")
-    img = decode_image(codec, Decision(idx), header["height"], header["width"])
+    try:
+        img = decode_index_file(codec, idx, header)
+    except ValueError as exc:
+        _fail(f"{index_file}: {exc}")
     tmp = Path(output).with_name(f".{Path(output).stem}.tmp{Path(output).suffix or '.png'}")
     save_image(tmp, img)
     os.replace(tmp, output)
@@ -950,9 +947,7 @@ def receivers():
                                          "CompressAI result files are drawn as labelled anchors.")
 def plot(results_files, output, metric, title, select, rd):
     """Draw curves from results files."""
-    import fnmatch
-
-    from vqcodec.plot import curve_label, plot_curves, plot_rd
+    from vqcodec.plot import plot_curves, plot_rd, select_curves
     from vqcodec.results import ResultsError, merge_curves, read_compressai, read_results
 
     _check_output(output, True)
@@ -973,7 +968,7 @@ def plot(results_files, output, metric, title, select, rd):
     try:
         results = merge_curves([r for f in results_files for r in read_results(f)])
         if select:
-            results = [r for r in results if any(fnmatch.fnmatch(curve_label(r), pat) for pat in select)]
+            results = select_curves(results, select)
             if not results:
                 _fail("no curve matches --select")
         written = plot_curves(results, output, metric=metric, title=title)

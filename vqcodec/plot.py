@@ -44,6 +44,13 @@ def param_label(channel: dict) -> str:
     return lab.get(channel.get("kind"), "channel parameter p") if isinstance(lab, dict) else lab
 
 
+def select_curves(results: Sequence[dict], patterns: Sequence[str]) -> list[dict]:
+    """The results objects whose legend label matches any of the glob ``patterns``."""
+    import fnmatch
+
+    return [r for r in results if any(fnmatch.fnmatch(curve_label(r), pat) for pat in patterns)]
+
+
 def curve_label(res: dict) -> str:
     label = res.get("label")
     if label:

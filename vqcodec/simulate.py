@@ -90,6 +90,17 @@ def decode_images(codec: Codec, decisions: Sequence[Decision], H: int, W: int) -
 
 
 @torch.inference_mode()
+def decode_index_file(codec: Codec, indices: np.ndarray, header: dict) -> np.ndarray:
+    """The image of a ``.vqc`` index file's indices (``bits.read_index_file``), after checking that
+    ``codec`` fits its header (K, and the grid of the image size at the codec's stride)."""
+    if codec.K != header["K"]:
+        raise ValueError(f"made with K={header['K']}, model {codec.name} has K={codec.K}")
+    h, w = indices.shape
+    if (h, w) != (math.ceil(header["height"] / codec.f), math.ceil(header["width"] / codec.f)):
+        raise ValueError(f"grid {w}x{h} does not match a {header['width']}x{header['height']} image at f={codec.f}")
+    return decode_image(codec, Decision(indices), header["height"], header["width"])
+
+
 def encode_array(codec: Codec, name: str, img: np.ndarray, with_ms_ssim: bool = True) -> EncodedImage:
     """Encode (and clean-decode) one uint8 RGB image (H, W, 3) known as ``name``."""
     H, W = img.shape[:2]
