@@ -145,11 +145,19 @@ def main() -> None:
 @click.option("--channels", default=None, help="Channels per downsampling stage, comma-separated [default by f].")
 @click.option("--res-blocks", type=click.IntRange(0, 16), default=1, show_default=True)
 @click.option("--decoder-res-blocks", type=click.IntRange(0, 16), default=None, help="[default: 2 for f=4, 3 otherwise]")
+@click.option("--decoder-channels", type=click.IntRange(1, 1024), default=None,
+              help="Decoder width at the latent resolution [default: the last of --channels].")
+@click.option("--decoder-head", type=click.Choice(["stages", "subpixel"]), default="stages", show_default=True,
+              help="Upsampling: 2x stages, or one sub-pixel convolution.")
+@click.option("--stages", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Residual VQ stages, each a codebook of K entries (bits per site = stages x log2 K).")
+@click.option("--stage-dropout", is_flag=True,
+              help="Train each batch with a random number of stages 1..S, so that every prefix decodes.")
 @_training_options
-@click.option("--resume", is_flag=True, help="Continue from OUT's training state.")
-def train(images, out, f, K, d, channels, res_blocks, decoder_res_blocks, steps, batch, crop, lr, seed,
-          checkpoint_every, threads, device, resume):
-    """Train a VQ-VAE on an image folder."""
+@click.option("--resume", is_flag=True, help="Continue from OUT's training state (its config, not these options).")
+def train(images, out, f, K, d, channels, res_blocks, decoder_res_blocks, decoder_channels, decoder_head, stages,
+          stage_dropout, steps, batch, crop, lr, seed, checkpoint_every, threads, device, resume):
+    """Train a VQ-VAE on an image folder (with --stages S > 1: residual VQ)."""
     import torch
 
     from vqcodec.learn.codec import TrainConfig, train as run_train, training_folder
@@ -160,7 +168,8 @@ def train(images, out, f, K, d, channels, res_blocks, decoder_res_blocks, steps,
     try:
         images = training_folder(images)
         cfg = ModelConfig.for_stride(int(f), K=K, d=d, channels=channels, res_blocks=res_blocks,
-                                     decoder_res_blocks=decoder_res_blocks)
+                                     decoder_res_blocks=decoder_res_blocks, decoder_channels=decoder_channels,
+                                     decoder_head=decoder_head, stages=stages, stage_dropout=stage_dropout)
         tc = TrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, checkpoint_every=checkpoint_every)
     except ValueError as exc:
         _fail(str(exc))
@@ -264,6 +273,11 @@ def _channel_options(fn):
         click.option("--burst-length", type=float, default=None, help="burst: mean burst length in bits [default: 10]."),
         click.option("--block-bits", type=int, default=None, help="fading: coherence length in bits [default: 64]."),
         click.option("--hard", "hard", is_flag=True, help="awgn/fading: give the receiver hard decisions only."),
+        click.option("--modulation", type=click.Choice(["bpsk", "qpsk", "qam16", "qam64", "qam256"]), default=None,
+                     help="awgn/fading: Gray-labelled constellation [default: bpsk]; --snr-db is Es/N0 per "
+                          "complex channel use."),
+        click.option("--demapping", type=click.Choice(["app", "maxlog"]), default=None,
+                     help="awgn/fading: exact (app) or max-log soft demapping [default: app]."),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -419,12 +433,13 @@ def eval_cmd(model, checkpoint, device, precision, images, json_out, overwrite):
               help="Write the originals and the first trial's reconstructions here.")
 @click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
 @click.option("--overwrite", is_flag=True)
-def simulate(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, device, precision, images,
+def simulate(kind, packet_bits, burst_length, block_bits, hard, modulation, demapping, p, snr_db, model, checkpoint, device, precision, images,
              receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite, workers,
              scheduler):
     """Send images through one channel point and measure what arrives."""
-    _run_sweep("simulate", kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, images,
-               receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
+    options = dict(packet_bits=packet_bits, burst_length=burst_length, block_bits=block_bits, hard=hard,
+                   modulation=modulation, demapping=demapping)
+    _run_sweep("simulate", kind, options, p, snr_db, model, checkpoint, images, receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
                device=device, precision=precision, workers=workers, scheduler=scheduler)
 
 
@@ -446,24 +461,27 @@ def simulate(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model
               help="Code rates the baselines may use.")
 @click.option("--budget-bpp", type=float, default=None,
               help="Channel bits per pixel of the baselines [default: the VQ model's bpp].")
+@click.option("--cbr", type=float, default=None,
+              help="awgn/fading: the baselines' budget as a bandwidth ratio, complex channel uses / (3 x pixels).")
 @click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
 @click.option("--overwrite", is_flag=True)
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted sweep: keep the points already in --json, run the rest.")
-def sweep(kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, device, precision, images,
-          receivers, trials, min_trials, ci_target, seed, json_out, baselines, rates, budget_bpp, no_ms_ssim,
+def sweep(kind, packet_bits, burst_length, block_bits, hard, modulation, demapping, p, snr_db, model, checkpoint, device, precision, images,
+          receivers, trials, min_trials, ci_target, seed, json_out, baselines, rates, budget_bpp, cbr, no_ms_ssim,
           overwrite, resume, workers, scheduler):
     """Sweep a grid of channel parameters; one curve per receiver (and per baseline)."""
-    _run_sweep("sweep", kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, images,
-               receivers, trials, min_trials, ci_target, seed, json_out, None, no_ms_ssim, overwrite,
-               baselines=baselines, rates=rates, budget_bpp=budget_bpp, device=device, resume=resume,
+    options = dict(packet_bits=packet_bits, burst_length=burst_length, block_bits=block_bits, hard=hard,
+                   modulation=modulation, demapping=demapping)
+    _run_sweep("sweep", kind, options, p, snr_db, model, checkpoint, images, receivers, trials, min_trials, ci_target, seed, json_out, None, no_ms_ssim, overwrite,
+               baselines=baselines, rates=rates, budget_bpp=budget_bpp, cbr=cbr, device=device, resume=resume,
                precision=precision, workers=workers, scheduler=scheduler)
 
 
-def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, snr_db, model, checkpoint, images,
+def _run_sweep(command, kind, options, p, snr_db, model, checkpoint, images,
                receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
-               baselines=None, rates=None, budget_bpp=None, device="cpu", resume=False, precision="fp32",
-               workers=None, scheduler=None):
+               baselines=None, rates=None, budget_bpp=None, cbr=None, device="cpu", resume=False,
+               precision="fp32", workers=None, scheduler=None):
     from tqdm import tqdm
 
     from channels.options import channel_spec, param_value, parse_grid
@@ -480,7 +498,6 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
             _fail(f"cannot resume: {exc}")
     _check_output(json_out, overwrite or resume)
     codec = _load_codec(model, checkpoint, device, precision)
-    options = dict(packet_bits=packet_bits, burst_length=burst_length, block_bits=block_bits, hard=hard)
     try:
         spec = channel_spec(kind, index_bits=codec.bits_per_index, **options)
         value = param_value(spec, p, snr_db)
@@ -492,7 +509,7 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
                 raise click.BadParameter(str(exc)) from None
         exp = experiment(codec, kind, values, receivers=receivers, trials=trials, min_trials=min_trials,
                          ci=ci_target, seed=seed, with_ms_ssim=not no_ms_ssim, name=command, baselines=baselines,
-                         rates=rates, budget_bpp=budget_bpp, save_dir=save_dir, workers=workers,
+                         rates=rates, budget_bpp=budget_bpp, cbr=cbr, save_dir=save_dir, workers=workers,
                          scheduler=scheduler, **options)
     except (ValueError, ClusterError) as exc:
         _fail(str(exc))
@@ -509,6 +526,9 @@ def _run_sweep(command, kind, packet_bits, burst_length, block_bits, hard, p, sn
         results = exp.run(encs, img_desc, previous=previous, executor=executor, on_trial=on_trial,
                           on_point=(lambda res: _write_results(json_out, res)) if (json_out and command == "sweep")
                           else None)
+    except ValueError as exc:  # a --resume of another run
+        bar.close()
+        _fail(str(exc))
     except KeyboardInterrupt:
         bar.close()
         _fail("interrupted" + (f"; the finished points are in {json_out} (continue with --resume)"
@@ -546,7 +566,7 @@ def _print_table(results, param):
     for res in results:
         for pt in res["points"]:
             ci = pt["psnr"]["ci95"]
-            ci_s = f"±{ci:.3f}" if math.isfinite(ci) else "±inf"
+            ci_s = "±n/a" if ci is None else f"±{ci:.3f}" if math.isfinite(ci) else "±inf"
             click.echo(f"{res['receiver']:<14} {pt['param']:>9.3g} {pt['trials']:>6} {pt['stop']:>10} "
                        f"{pt['psnr_clean']:>9.2f} {pt['psnr']['mean']:>7.2f} {ci_s:>6} "
                        f"{pt['psnr']['mean'] - pt['psnr_clean']:>8.2f} {pt['ber']:>9.2e} "
@@ -948,7 +968,7 @@ def receivers():
 def plot(results_files, output, metric, title, select, rd):
     """Draw curves from results files."""
     from vqcodec.plot import plot_curves, plot_rd, select_curves
-    from vqcodec.results import ResultsError, merge_curves, read_compressai, read_results
+    from vqcodec.results import ResultsError, clean_results, merge_curves, read_compressai, read_results
 
     _check_output(output, True)
     if rd:
@@ -959,8 +979,9 @@ def plot(results_files, output, metric, title, select, rd):
                 if ca is not None:
                     anchors.append(ca)
                 else:
-                    ours += [r for r in read_results(f) if r["channel"]["kind"] == "none"]
-            written = plot_rd(ours, output, anchors=anchors, metric=metric, title=title)
+                    ours += read_results(f)
+            written = plot_rd(clean_results(ours) if ours or not anchors else [], output, anchors=anchors,
+                              metric=metric, title=title)
         except ResultsError as exc:
             _fail(str(exc))
         click.echo("wrote " + ", ".join(str(w) for w in written))

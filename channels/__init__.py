@@ -14,7 +14,8 @@ from .erasure import BinaryErasure, PacketErasure
 from .awgn import AWGN, ebn0_to_esn0_db, esn0_to_ebn0_db
 from .burst import GilbertElliott
 from .fading import RayleighBlockFading
-from . import capacity
+from .modulation import DEMAPPINGS, MODULATIONS, Modulation, get_modulation
+from . import capacity, modulation
 
 __all__ = [
     "LLR_CLIP",
@@ -32,4 +33,9 @@ __all__ = [
     "ebn0_to_esn0_db",
     "esn0_to_ebn0_db",
     "capacity",
+    "modulation",
+    "Modulation",
+    "MODULATIONS",
+    "DEMAPPINGS",
+    "get_modulation",
 ]

@@ -1,4 +1,4 @@
-"""BPSK over additive white Gaussian noise."""
+"""BPSK ... 256-QAM over additive white Gaussian noise."""
 
 from __future__ import annotations
 
@@ -9,9 +9,17 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .base import Channel, Received, _set, check_real, register
-from .capacity import binary_entropy, biawgn_capacity, bpsk_hard_crossover
+from .capacity import (
+    binary_entropy,
+    biawgn_capacity,
+    bicm_capacity,
+    bit_error_probabilities,
+    bpsk_hard_crossover,
+)
+from .modulation import Modulation, check_demapping, check_modulation, get_modulation
 
-__all__ = ["AWGN", "ebn0_to_esn0_db", "esn0_to_ebn0_db", "SNR_DB_RANGE", "check_snr_db", "check_soft"]
+__all__ = ["AWGN", "ebn0_to_esn0_db", "esn0_to_ebn0_db", "SNR_DB_RANGE", "check_snr_db", "check_soft",
+           "Modulated"]
 
 #: accepted Es/N0 range in dB (keeps 10**(snr/10) and float32 LLRs finite)
 SNR_DB_RANGE = (-100.0, 100.0)
@@ -34,24 +42,41 @@ def _check_rate(rate: Any) -> np.ndarray:
     return r
 
 
-def ebn0_to_esn0_db(ebn0_db: Any, rate: Any) -> Any:
+def _check_bps(bits_per_symbol: Any) -> int:
+    if isinstance(bits_per_symbol, bool) or not isinstance(bits_per_symbol, (int, np.integer)) or bits_per_symbol < 1:
+        raise ValueError(f"bits_per_symbol must be an integer >= 1, got {bits_per_symbol!r}")
+    return int(bits_per_symbol)
+
+
+def ebn0_to_esn0_db(ebn0_db: Any, rate: Any, bits_per_symbol: int = 1) -> Any:
     """Es/N0 in dB from Eb/N0 in dB for a code of rate ``rate`` (info bits
-    per channel bit): ``EsN0_dB = EbN0_dB + 10 log10(R)``."""
-    r = _check_rate(rate)
+    per channel bit) and ``bits_per_symbol`` coded bits per channel use:
+    ``EsN0_dB = EbN0_dB + 10 log10(m R)``."""
+    r = _check_rate(rate) * _check_bps(bits_per_symbol)
     out = np.asarray(ebn0_db, dtype=float) + 10.0 * np.log10(r)
     return float(out) if out.ndim == 0 else out
 
 
-def esn0_to_ebn0_db(esn0_db: Any, rate: Any) -> Any:
-    """Eb/N0 in dB from Es/N0 in dB: ``EbN0_dB = EsN0_dB - 10 log10(R)``."""
-    r = _check_rate(rate)
+def esn0_to_ebn0_db(esn0_db: Any, rate: Any, bits_per_symbol: int = 1) -> Any:
+    """Eb/N0 in dB from Es/N0 in dB: ``EbN0_dB = EsN0_dB - 10 log10(m R)``."""
+    r = _check_rate(rate) * _check_bps(bits_per_symbol)
     out = np.asarray(esn0_db, dtype=float) - 10.0 * np.log10(r)
     return float(out) if out.ndim == 0 else out
 
 
 def noise_sigma(snr_db: float, es: float = 1.0) -> float:
-    """Noise standard deviation: ``sigma^2 = N0 / 2``, ``N0 = Es / 10^(snr_db/10)``."""
+    """Noise standard deviation per real dimension: ``sigma^2 = N0 / 2``,
+    ``N0 = Es / 10^(snr_db/10)``."""
     return math.sqrt(es / 10.0 ** (snr_db / 10.0) / 2.0)
+
+
+def complex_noise(n_sym: int, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """complex64 (n_sym,) circular Gaussian noise, ``sigma^2`` per real
+    dimension (``N0 = 2 sigma^2``): ``2 n_sym`` float32 standard normals drawn
+    in one call, read as interleaved (re, im) pairs."""
+    z = rng.standard_normal(2 * n_sym, dtype=np.float32)
+    z *= np.float32(sigma)
+    return z.view(np.complex64)
 
 
 def bpsk(bits: np.ndarray, amplitude: float = 1.0) -> np.ndarray:
@@ -62,49 +87,103 @@ def bpsk(bits: np.ndarray, amplitude: float = 1.0) -> np.ndarray:
     return x
 
 
+class Modulated:
+    """Mixin of the channels with a ``modulation`` field: bits per complex
+    channel use and the number of channel uses a payload takes."""
+
+    modulation: str
+
+    @property
+    def mod(self) -> Modulation:
+        """The :class:`~channels.modulation.Modulation` in use."""
+        return get_modulation(self.modulation)
+
+    @property
+    def bits_per_use(self) -> int:
+        """Coded bits per complex channel use (bits per symbol, m)."""
+        return get_modulation(self.modulation).bits_per_symbol
+
+    def channel_uses(self, n_bits: int) -> int:
+        """Complex channel uses (symbols) that ``n_bits`` bits take:
+        ``ceil(n_bits / m)``; per pixel: ``channel_uses(bits) / pixels``."""
+        return get_modulation(self.modulation).symbols(n_bits)
+
+    @property
+    def n0(self) -> float:
+        """Complex noise variance ``N0 = Es / 10^(snr_db/10)``, ``Es = 1``."""
+        return 10.0 ** (-self.snr_db / 10.0)  # type: ignore[attr-defined]
+
+
 @register("awgn")
 @dataclass(frozen=True)
-class AWGN(Channel):
-    """BPSK over an AWGN channel.
+class AWGN(Modulated, Channel):
+    """A Gray-labelled modulation (BPSK ... 256-QAM) over an AWGN channel.
 
     Parameters
     ----------
     snr_db : finite float in [-100, 100]
-        Es/N0 per BPSK channel symbol in dB (the CLI's ``--snr-db``). With a
-        channel code of rate R in front, ``Eb/N0 = Es/N0 / R``, i.e.
+        Es/N0 per complex channel use in dB (the CLI's ``--snr-db``; for BPSK
+        the same number as per BPSK symbol). With m bits per symbol and a
+        channel code of rate R in front, ``Eb/N0 = Es/N0 / (m R)``; for BPSK
         ``EbN0_dB = snr_db - 10 log10(R)`` (see :func:`ebn0_to_esn0_db`
-        and :func:`esn0_to_ebn0_db`).
+        and :func:`esn0_to_ebn0_db`, whose ``bits_per_symbol`` is m).
     soft : bool, default True
         ``False`` gives the hard-decision view: ``llr = None``, so the
-        receiver sees a BSC with crossover :attr:`crossover_probability`.
+        receiver sees (per label bit) a BSC, on average with crossover
+        :attr:`crossover_probability`.
+    modulation : ``"bpsk" | "qpsk" | "qam16" | "qam64" | "qam256"``, default ``"bpsk"``
+        See :mod:`channels.modulation` (3GPP TS 38.211 5.1 labelling).
+    demapping : ``"app"`` (exact, default) or ``"maxlog"``
+        Soft demapper for QAM; for BPSK both are the same exact LLR.
 
-    Model: bit 0 -> ``+sqrt(Es)``, bit 1 -> ``-sqrt(Es)``, ``Es = 1``;
-    ``y = x + n`` with ``n ~ N(0, sigma^2)``, ``sigma^2 = N0/2``,
-    ``N0 = Es / 10^(snr_db/10)``. ``hard = (y < 0)``;
+    BPSK model (unchanged): bit 0 -> ``+sqrt(Es)``, bit 1 -> ``-sqrt(Es)``,
+    ``Es = 1``; ``y = x + n`` with real ``n ~ N(0, sigma^2)``,
+    ``sigma^2 = N0/2``, ``N0 = Es / 10^(snr_db/10)``. ``hard = (y < 0)``;
     ``llr = 2 y sqrt(Es) / sigma^2 = 4 (Es/N0) y`` (exact for BPSK), so
     given bit 0 the LLR is ``N(mu, 2 mu)`` with ``mu = 4 Es/N0``.
+
+    QAM model: ``y = x + n`` per symbol with complex ``n ~ CN(0, N0)``
+    (:func:`complex_noise`: ``2 n_sym`` float32 normals in one draw), the last
+    symbol padded with zero bits. ``llr``: the chosen demapper,
+    ``log P(b=0|y)/P(b=1|y)``; ``hard``: the nearest point's bits (the sign of
+    the max-log LLR; with ``"app"`` it can differ from the LLR's sign close
+    to a decision boundary).
     """
 
     param: ClassVar[str] = "snr_db"
 
     snr_db: float = 0.0
     soft: bool = True
+    modulation: str = "bpsk"
+    demapping: str = "app"
 
     def __post_init__(self) -> None:
         _set(self, "snr_db", check_snr_db(self.snr_db, "awgn"))
         _set(self, "soft", check_soft(self.soft, "awgn"))
+        _set(self, "modulation", check_modulation(self.modulation, "awgn"))
+        _set(self, "demapping", check_demapping(self.demapping, "awgn"))
 
     @property
     def sigma(self) -> float:
-        """Noise standard deviation (``Es = 1``)."""
+        """Noise standard deviation per real dimension (``Es = 1``)."""
         return noise_sigma(self.snr_db)
 
     @property
     def crossover_probability(self) -> float:
-        """Error rate of the hard decisions: ``Q(sqrt(2 Es/N0))``."""
-        return bpsk_hard_crossover(self.snr_db)
+        """Error rate of the hard decisions: ``Q(sqrt(2 Es/N0))`` for BPSK,
+        the mean over label bits of the exact Gray-QAM bit error rates
+        otherwise (:func:`~channels.capacity.bit_error_probabilities`)."""
+        if self.modulation == "bpsk":
+            return bpsk_hard_crossover(self.snr_db)
+        return float(bit_error_probabilities(self.modulation, self.snr_db).mean())
 
     def _transmit(self, bits: np.ndarray, rng: np.random.Generator) -> Received:
+        if self.modulation != "bpsk":
+            mod = self.mod
+            y = complex_noise(mod.symbols(bits.shape[0]), self.sigma, rng)
+            y += mod.modulate(bits)
+            hard, llr = mod.demodulate(y, self.n0, None, self.demapping, bits.shape[0], self.soft)
+            return Received(hard=hard, llr=llr)
         sigma = self.sigma
         y = rng.standard_normal(bits.shape[0], dtype=np.float32)
         y *= np.float32(sigma)
@@ -116,9 +195,23 @@ class AWGN(Channel):
         return Received(hard=hard, llr=y)
 
     def capacity(self) -> float:
-        """Soft: BI-AWGN capacity by numerical integration (0.7215 bit at
-        Es/N0 = 0 dB; 0.486 bit at Es/N0 = -3.01 dB, i.e. Es/sigma^2 = 1).
-        Hard view: ``1 - h(Q(sqrt(2 Es/N0)))``."""
+        """Bits per transmitted (coded) bit, so ``bits x capacity()`` is a
+        payload budget. BPSK soft: BI-AWGN capacity by numerical integration
+        (0.7215 bit at Es/N0 = 0 dB; 0.486 bit at Es/N0 = -3.01 dB, i.e.
+        Es/sigma^2 = 1); hard view: ``1 - h(Q(sqrt(2 Es/N0)))``. QAM: the BICM
+        capacity divided by m (soft) or the mean over label bits of
+        ``1 - h(p_j)`` (hard)."""
+        if self.modulation != "bpsk":
+            return self.capacity_per_use() / self.bits_per_use
         if self.soft:
             return biawgn_capacity(self.snr_db)
         return 1.0 - binary_entropy(self.crossover_probability)
+
+    def capacity_per_use(self) -> float:
+        """Bits per complex channel use: ``m x capacity()`` (BICM for QAM)."""
+        if self.modulation == "bpsk":
+            return self.capacity()
+        if self.soft:
+            return bicm_capacity(self.modulation, self.snr_db)
+        p = bit_error_probabilities(self.modulation, self.snr_db)
+        return float(sum(1.0 - binary_entropy(q) for q in p))

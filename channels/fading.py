@@ -1,4 +1,4 @@
-"""BPSK over Rayleigh block fading with receiver channel knowledge."""
+"""BPSK ... 256-QAM over Rayleigh block fading with receiver channel knowledge."""
 
 from __future__ import annotations
 
@@ -7,32 +7,48 @@ from typing import ClassVar
 
 import numpy as np
 
-from .awgn import bpsk, check_snr_db, check_soft, noise_sigma
+from .awgn import Modulated, bpsk, check_snr_db, check_soft, complex_noise, noise_sigma
 from .base import Channel, Received, _set, check_int, register
-from .capacity import binary_entropy, rayleigh_biawgn_capacity, rayleigh_bpsk_hard_crossover
+from .capacity import (
+    binary_entropy,
+    bit_error_probabilities,
+    rayleigh_bicm_capacity,
+    rayleigh_biawgn_capacity,
+    rayleigh_bpsk_hard_crossover,
+)
+from .modulation import check_demapping, check_modulation, get_modulation
 
 __all__ = ["RayleighBlockFading"]
 
 
 @register("fading")
 @dataclass(frozen=True)
-class RayleighBlockFading(Channel):
-    """BPSK over Rayleigh block fading.
+class RayleighBlockFading(Modulated, Channel):
+    """A Gray-labelled modulation (BPSK ... 256-QAM) over Rayleigh block fading.
 
     Parameters
     ----------
     snr_db : finite float in [-100, 100]
-        Average Es/N0 per BPSK symbol in dB (the CLI's ``--snr-db``).
+        Average Es/N0 per complex channel use in dB (the CLI's ``--snr-db``;
+        for BPSK the same number as per BPSK symbol).
     block_bits : int >= 1, default 64
-        Consecutive bits sharing one fade (the last block may be shorter).
+        Consecutive coded bits sharing one fade (the last block may be
+        shorter). With m bits per symbol a fade block is ``block_bits / m``
+        symbols, so ``block_bits`` must be a multiple of m (ValueError
+        otherwise; e.g. 60 or 66 for qam64, whose m = 6 does not divide the
+        default 64). ``block_bits = m`` is per-symbol (fast) fading.
     soft : bool, default True
         ``False`` gives the hard-decision view (``llr = None``).
+    modulation : ``"bpsk" | "qpsk" | "qam16" | "qam64" | "qam256"``, default ``"bpsk"``
+    demapping : ``"app"`` (exact, default) or ``"maxlog"`` (QAM only; equal for BPSK)
 
-    Model: ``y = a x + n`` with BPSK ``x = +-1`` (``Es = 1``), noise as for
-    ``awgn`` (``sigma^2 = N0/2``), and amplitude ``a`` Rayleigh with
-    ``E[a^2] = 1``, drawn once per block. The receiver knows ``a`` (CSI):
-    ``llr = 2 a y sqrt(Es) / sigma^2``; ``hard = (y < 0)``.
-    Draw order: all fades, then all noise.
+    Model: ``y = a x + n``, ``Es = 1``, noise as for ``awgn`` (real with
+    ``sigma^2 = N0/2`` for BPSK, ``CN(0, N0)`` for QAM), and amplitude ``a``
+    Rayleigh with ``E[a^2] = 1``, drawn once per block. The receiver knows
+    ``a`` (CSI); a fade's phase would not matter to it, so ``a`` is real.
+    BPSK: ``llr = 2 a y sqrt(Es) / sigma^2``; ``hard = (y < 0)``. QAM: the
+    demapper of :mod:`channels.modulation` with ``h = a``; ``hard`` = the
+    nearest point's bits. Draw order: all fades, then all noise.
     """
 
     param: ClassVar[str] = "snr_db"
@@ -40,34 +56,62 @@ class RayleighBlockFading(Channel):
     snr_db: float = 0.0
     block_bits: int = 64
     soft: bool = True
+    modulation: str = "bpsk"
+    demapping: str = "app"
 
     def __post_init__(self) -> None:
         _set(self, "snr_db", check_snr_db(self.snr_db, "fading"))
         _set(self, "block_bits", check_int(self.block_bits, "block_bits", "fading", lo=1))
         _set(self, "soft", check_soft(self.soft, "fading"))
+        _set(self, "modulation", check_modulation(self.modulation, "fading"))
+        _set(self, "demapping", check_demapping(self.demapping, "fading"))
+        m = get_modulation(self.modulation).bits_per_symbol
+        if self.block_bits % m:
+            raise ValueError(
+                f"block_bits must be a multiple of the {m} bits per symbol of {self.modulation} "
+                f"for fading, got {self.block_bits}"
+            )
 
     @property
     def sigma(self) -> float:
+        """Noise standard deviation per real dimension (``Es = 1``)."""
         return noise_sigma(self.snr_db)
 
     @property
+    def block_symbols(self) -> int:
+        """Channel uses (symbols) sharing one fade: ``block_bits / m``."""
+        return self.block_bits // self.bits_per_use
+
+    @property
     def crossover_probability(self) -> float:
-        """Average error rate of the hard decisions:
-        ``E_a[Q(a sqrt(2 Es/N0))] = (1 - sqrt(g/(1+g)))/2``, g = Es/N0."""
-        return rayleigh_bpsk_hard_crossover(self.snr_db)
+        """Average error rate of the hard decisions. BPSK:
+        ``E_a[Q(a sqrt(2 Es/N0))] = (1 - sqrt(g/(1+g)))/2``, g = Es/N0; QAM:
+        the mean over label bits of the exact Rayleigh-averaged Gray bit error
+        rates (:func:`~channels.capacity.bit_error_probabilities`)."""
+        if self.modulation == "bpsk":
+            return rayleigh_bpsk_hard_crossover(self.snr_db)
+        return float(bit_error_probabilities(self.modulation, self.snr_db, "rayleigh").mean())
 
     def fades(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """Per-bit fade amplitudes (float32, constant over each block);
-        consumes exactly the draws a call on ``n`` bits makes first."""
-        k = self.block_bits
-        n_blocks = -(-n // k)
+        """Fade amplitudes per channel use (float32 (ceil(n/m),), constant over
+        each block of :attr:`block_symbols`; for BPSK one per bit) for ``n``
+        bits; consumes exactly the draws a call on ``n`` bits makes first."""
+        k = self.block_symbols
+        n_sym = self.channel_uses(n)
+        n_blocks = -(-n_sym // k)
         a = rng.rayleigh(scale=np.sqrt(0.5), size=n_blocks).astype(np.float32)
-        return np.repeat(a, k)[:n]
+        return np.repeat(a, k)[:n_sym]
 
     def _transmit(self, bits: np.ndarray, rng: np.random.Generator) -> Received:
         n = bits.shape[0]
         sigma = self.sigma
         a = self.fades(n, rng)
+        if self.modulation != "bpsk":
+            mod = self.mod
+            y = complex_noise(a.shape[0], sigma, rng)
+            y += a * mod.modulate(bits)
+            hard, llr = mod.demodulate(y, self.n0, a, self.demapping, n, self.soft)
+            return Received(hard=hard, llr=llr)
         y = rng.standard_normal(n, dtype=np.float32)
         y *= np.float32(sigma)
         y += a * bpsk(bits)
@@ -79,10 +123,23 @@ class RayleighBlockFading(Channel):
         return Received(hard=hard, llr=a)
 
     def capacity(self) -> float:
-        """Soft: ergodic average over the fade of the BI-AWGN capacity
-        (numerical integration; receiver CSI). Hard view:
-        ``1 - h(average crossover)``, the memoryless bound a receiver that
-        ignores the block structure gets (a lower bound)."""
+        """Bits per transmitted (coded) bit. BPSK soft: ergodic average over
+        the fade of the BI-AWGN capacity (numerical integration; receiver CSI).
+        Hard view: ``1 - h(average crossover)``, the memoryless bound a
+        receiver that ignores the block structure gets (a lower bound). QAM:
+        the ergodic BICM capacity divided by m (soft), or the mean over label
+        bits of ``1 - h(p_j)`` with Rayleigh-averaged ``p_j`` (hard)."""
+        if self.modulation != "bpsk":
+            return self.capacity_per_use() / self.bits_per_use
         if self.soft:
             return rayleigh_biawgn_capacity(self.snr_db)
         return 1.0 - binary_entropy(self.crossover_probability)
+
+    def capacity_per_use(self) -> float:
+        """Bits per complex channel use: ``m x capacity()``."""
+        if self.modulation == "bpsk":
+            return self.capacity()
+        if self.soft:
+            return rayleigh_bicm_capacity(self.modulation, self.snr_db)
+        p = bit_error_probabilities(self.modulation, self.snr_db, "rayleigh")
+        return float(sum(1.0 - binary_entropy(q) for q in p))

@@ -1,7 +1,7 @@
 """Channels from user options: what the command line and the Python API both build.
 
 A sweep names a channel kind, its options (``packet_bits``, ``burst_length``, ``block_bits``,
-``hard``) and a grid of values of the kind's main parameter (``p`` or ``snr_db``).
+``hard``, ``modulation``, ``demapping``) and a grid of values of the kind's main parameter (``p`` or ``snr_db``).
 :func:`channel_spec` checks the options once and returns a :class:`ChannelSpec` whose
 ``make(value)`` builds one channel per grid point; :func:`param_value` and :func:`parse_grid`
 read the parameter the way the command line gives it. Every problem is a one-line
@@ -22,12 +22,13 @@ from typing import Any
 import numpy as np
 
 from .base import REGISTRY, Channel, get_channel
+from .modulation import get_modulation
 
 __all__ = ["ChannelSpec", "channel_spec", "param_value", "parse_grid", "DEFAULT_BURST_LENGTH",
            "DEFAULT_BLOCK_BITS"]
 
 DEFAULT_BURST_LENGTH = 10.0  # burst: mean burst length in bits
-DEFAULT_BLOCK_BITS = 64  # fading: coherence length in bits
+DEFAULT_BLOCK_BITS = 64  # fading: coherence length in bits (rounded to whole symbols)
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,12 @@ class ChannelSpec:
         return {"kind": self.kind, "param": self.param, **self.extra}
 
 
+MODULATED = ("awgn", "fading")  # the channels that take a modulation and a demapper
+
+
 def channel_spec(kind: str, *, packet_bits: int | None = None, burst_length: float | None = None,
-                 block_bits: int | None = None, hard: bool = False, index_bits: int | None = None) -> ChannelSpec:
+                 block_bits: int | None = None, hard: bool = False, modulation: str | None = None,
+                 demapping: str | None = None, index_bits: int | None = None) -> ChannelSpec:
     """Check the options of channel ``kind`` and fill in their defaults.
 
     ``index_bits`` (bits per transmitted index) is the packet size of the packet-erasure
@@ -72,13 +77,24 @@ def channel_spec(kind: str, *, packet_bits: int | None = None, burst_length: flo
     elif burst_length is not None:
         raise ValueError("--burst-length applies to the burst channel only")
     if kind == "fading":
-        extra["block_bits"] = block_bits if block_bits is not None else DEFAULT_BLOCK_BITS
+        if block_bits is None:  # the multiple of the bits per symbol nearest 64 (qam64: 66, 11 symbols)
+            m = get_modulation(modulation or "bpsk").bits_per_symbol
+            block_bits = m * max(1, round(DEFAULT_BLOCK_BITS / m))
+        extra["block_bits"] = block_bits
     elif block_bits is not None:
         raise ValueError("--block-bits applies to the fading channel only")
     if hard:
-        if kind not in ("awgn", "fading"):
+        if kind not in MODULATED:
             raise ValueError("--hard applies to the awgn and fading channels only")
         extra["soft"] = False
+    if kind in MODULATED:
+        extra["modulation"] = modulation if modulation is not None else "bpsk"
+        if demapping not in (None, "app"):
+            extra["demapping"] = demapping
+        get_channel(kind, snr_db=0.0, **extra)  # checks the modulation against the other options now
+    elif modulation is not None or demapping is not None:
+        raise ValueError(f"--{'modulation' if modulation is not None else 'demapping'} applies to the awgn "
+                         "and fading channels only")
     return ChannelSpec(kind, extra)
 
 

@@ -64,7 +64,7 @@ def test_arrays_are_images_with_names():
     rng = np.random.default_rng(0)
     gray = rng.integers(0, 256, (20, 30), dtype=np.uint8)
     encs, desc = vq.encode(codec, {"a": gray, "b": np.zeros((8, 8, 3), np.uint8)}, with_ms_ssim=False)
-    assert [e.name for e in encs] == ["a", "b"] and desc == {"source": "arrays", "count": 2}
+    assert [e.name for e in encs] == ["a", "b"] and desc["source"] == "arrays" and desc["count"] == 2
     assert encs[0].image.shape == (20, 30, 3) and encs[0].indices.shape == (5, 8)  # padded to f=4
     with pytest.raises(ValueError, match="image 'x'"):
         vq.encode(codec, {"x": np.zeros((4, 4, 7))})
@@ -73,3 +73,71 @@ def test_arrays_are_images_with_names():
     assert len(res) == 1 and res[0]["name"] == "simulate-bsc" and res[0]["images"]["source"] == "arrays"
     pt = res[0]["points"][0]
     assert pt["bits"] == 5 * 8 * 8 and 0 < pt["bit_errors"] < pt["bits"]
+
+
+@pytest.mark.parametrize("modulation, cbr", [("bpsk", 1 / 6), ("qpsk", 1 / 12), ("qam16", 1 / 24)])
+def test_the_default_stream_bandwidth_ratio(modulation, cbr):
+    from vqcodec.simulate import link_budget
+
+    codec = vq.load()  # 0.5 bpp: 8 bits per 4x4 block
+    encs, _ = vq.encode(codec, {"a": np.zeros((64, 96, 3), np.uint8), "b": np.zeros((32, 32, 3), np.uint8)},
+                        with_ms_ssim=False)
+    b = link_budget(codec, encs, vq.channel("awgn", 3.0, modulation=modulation))
+    assert b["source_bpp"] == b["channel_bpp"] == 0.5
+    assert b["cbr"] == pytest.approx(cbr) and b["channel_uses_per_pixel"] == pytest.approx(3 * cbr)
+    assert "cbr" not in link_budget(codec, encs, vq.channel("bsc", 0.1))  # no complex channel uses
+
+
+def test_modulation_options_and_the_baseline_budget_as_cbr():
+    codec = vq.load()
+    exp = vq.experiment(codec, "awgn", [1.0, 7.0], modulation="qpsk", baselines="jpeg", cbr=1 / 12,
+                        receivers=["naive"])
+    assert exp.spec.describe() == {"kind": "awgn", "param": "snr_db", "modulation": "qpsk"}
+    assert [c.modulation for c in exp.channels] == ["qpsk", "qpsk"] and exp.budget == pytest.approx(0.5)
+    for kwargs, message in [({"modulation": "qam32"}, "modulation must be one of"),
+                            ({"cbr": 0.1, "budget_bpp": 0.5}, "not both"),
+                            ({"cbr": 2.0}, "--cbr must be in")]:
+        with pytest.raises(ValueError, match=message):
+            vq.experiment(codec, "awgn", [1.0], **kwargs)
+    with pytest.raises(ValueError, match="--modulation applies to the awgn and fading channels only"):
+        vq.experiment(codec, "bsc", [0.1], modulation="qpsk")
+    with pytest.raises(ValueError, match="has none"):
+        vq.experiment(codec, "bsc", [0.1], cbr=0.1)
+
+
+def test_the_command_line_takes_a_modulation(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from cli import main
+
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(main, ["simulate", "--channel", "awgn", "--snr-db", "8", "--modulation", "qam16",
+                                    "--receiver", "naive", "--trials", "1", "--no-ms-ssim", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    r = json.loads(out.read_text())
+    assert r["channel"]["modulation"] == "qam16" and r["points"][0]["cbr"] == pytest.approx(1 / 24, rel=0.01)
+    res = CliRunner().invoke(main, ["simulate", "--channel", "bsc", "--p", "0.1", "--modulation", "qpsk"])
+    assert res.exit_code == 1 and "--modulation applies to the awgn and fading channels only" in res.output
+
+
+def test_a_resume_must_match_what_defines_a_point():
+    codec = vq.load()
+    rng = np.random.default_rng(0)
+    imgs = {"a": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)}
+    exp = vq.experiment(codec, "bsc", [0.01, 0.05], receivers=["naive"], trials=2, with_ms_ssim=False)
+    encs, desc = exp.encode(imgs)
+    first = exp.run(encs, desc)
+    assert [r["points"] for r in exp.run(encs, desc, previous=first)] == [r["points"] for r in first]
+    other = {"a": imgs["a"].copy()}
+    other["a"][0, 0, 0] ^= 1  # same name and size, one pixel changed
+    encs2, desc2 = exp.encode(other)
+    with pytest.raises(ValueError, match="cannot resume: the file's images"):
+        exp.run(encs2, desc2, previous=first)
+    for kwargs, what in [({"trials": 3}, "stop_rule"), ({"seed": 1}, "seed"), ({"receivers": ["map"]}, "receiver"),
+                         ({"with_ms_ssim": True}, "MS-SSIM")]:
+        exp2 = vq.experiment(codec, "bsc", [0.01, 0.05], **{"receivers": ["naive"], "trials": 2,
+                                                            "with_ms_ssim": False, **kwargs})
+        with pytest.raises(ValueError, match=what):
+            exp2.run(encs, desc, previous=first)

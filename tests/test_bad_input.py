@@ -21,11 +21,12 @@ def assert_clean_error(r, needle, out=None):
     assert r.exit_code != 0, r.output
     lines = [ln for ln in r.output.strip().splitlines() if ln.strip()]
     assert lines and lines[-1].startswith("Error:"), r.output
-    assert "Traceback" not in r.output and r.exception is None or isinstance(r.exception, SystemExit)
+    assert "Traceback" not in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
     assert needle.lower() in lines[-1].lower(), lines[-1]
     if out is not None:
         assert not out.exists()
-        assert not [p for p in out.parent.iterdir() if p.name.startswith(".") and p.suffix == ".tmp"]
+        assert not [p for p in out.parent.iterdir() if ".tmp" in p.name], list(out.parent.iterdir())
 
 
 def png_with_header(path, w, h):

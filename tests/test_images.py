@@ -79,3 +79,21 @@ def test_pad_then_crop(H, W, f):
     y = pad_tensor(x, f)
     assert y.shape[-2] % f == 0 and y.shape[-1] % f == 0
     assert torch.equal(crop(y, H, W), x)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    """A JPEG stored 40 wide x 20 high with orientation 6 (rotate 90 clockwise to view) loads as
+    20 x 40, its left column (red) on top."""
+    from PIL import Image
+
+    from vqcodec.images import load_image
+
+    raw = np.zeros((20, 40, 3), np.uint8)
+    raw[:, :8] = (255, 0, 0)
+    im = Image.fromarray(raw)
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(tmp_path / "p.jpg", exif=exif, quality=95)
+    out = load_image(tmp_path / "p.jpg")
+    assert out.shape == (40, 20, 3)
+    assert out[:6, :, 0].mean() > 200 and out[-6:, :, 0].mean() < 60

@@ -5,10 +5,11 @@ import pytest
 from vqcodec.results import SCHEMA, ResultsError, new_results, read_results, write_results
 
 
-def _res(**kw):
+def _res(points=None, **kw):
+    points = points if points is not None else [{"param": 0.01, "psnr": {"mean": 20.0, "ci95": float("inf")}}]
     return new_results(name="t", description="d", seed=0, model={"name": "m", "f": 4, "K": 256, "bpp": 0.5},
                        images={"source": "x", "count": 1}, channel={"kind": "bsc", "param": "p"},
-                       receiver="naive", points=[{"param": 0.01, "psnr": {"mean": 20.0, "ci95": float("inf")}}], **kw)
+                       receiver="naive", points=points, **kw)
 
 
 def test_roundtrip_single_and_list(tmp_path):
@@ -67,3 +68,40 @@ def test_compressai_export_roundtrip(tmp_path):
     assert back == {"name": "vq", "bpp": [0.156, 0.5], "psnr": [24.0, 27.0]}
     with pytest.raises(ResultsError):
         to_compressai([_res()])
+
+
+@pytest.mark.parametrize("point, match", [
+    ({"psnr": {"mean": "nan", "ci95": 0.1}}, "'psnr' must be a number in"),
+    ({"psnr": {"mean": -1e308, "ci95": 0.1}}, "'psnr' must be a number in"),
+    ({"psnr": {"mean": 20.0, "ci95": -1.0}}, "'psnr' must be a number in"),
+    ({"ber": "inf"}, "'ber' must be a number in"),
+    ({"ber": 1.5}, "'ber' must be a number in"),
+    ({"ms_ssim": {"mean": "-inf", "ci95": None}}, "'ms_ssim' must be"),
+    ({"bit_errors": -3}, "'bit_errors' must be a non-negative integer"),
+    ({"trials": 2.5}, "'trials' must be a non-negative integer"),
+])
+def test_out_of_range_metrics_and_counts_are_refused(tmp_path, point, match):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(_res(points=[{"param": 0.01, **point}])))
+    with pytest.raises(ResultsError, match=match):
+        read_results(path)
+
+
+def test_a_psnr_of_identical_images_and_a_single_trial_are_valid(tmp_path):
+    path = tmp_path / "r.json"
+    write_results(path, _res(points=[{"param": 0.0, "psnr": {"mean": float("inf"), "ci95": None}, "trials": 1}]))
+    assert read_results(path)[0]["points"][0]["psnr"] == {"mean": "inf", "ci95": None}
+
+
+def test_rd_plot_and_export_refuse_the_same_non_clean_file(tmp_path):
+    from click.testing import CliRunner
+
+    from cli import main
+
+    path = tmp_path / "sweep.json"
+    write_results(path, _res(points=[{"param": 0.01, "psnr": {"mean": 20.0, "ci95": 0.1}}]))
+    for args in (["plot", str(path), "--rd", "-o", str(tmp_path / "f.png")],
+                 ["export", str(path), "--compressai", "-o", str(tmp_path / "e.json")]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 1 and "no clean-channel results" in r.output, r.output
+    assert not list(tmp_path.glob("f*")) and not (tmp_path / "e.json").exists()

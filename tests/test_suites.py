@@ -25,6 +25,10 @@ def test_shipped_suites_validate():
     ({"trials": "ten"}, "'trials' must be int"),
     ({"baselines": ["bpg"]}, "unknown baseline"),
     ({"kind": "speed", "batch": 0}, "batch and repeat"),
+    ({"models": [["f4-k256"]]}, "'models' must be a list of strings"),
+    ({"receivers": [{"a": 1}]}, "'receivers' must be a list of strings"),
+    ({"figure": [1, 2]}, "'figure' must be a list of strings"),
+    ({"channel_params": {"burst_length": [1]}}, "channel_params.burst_length must be"),
 ])
 def test_bad_suites(patch, needle):
     base = {"name": "t", "description": "d", "kind": "sweep", "images": "samples", "models": ["f4-k256"],

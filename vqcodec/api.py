@@ -126,14 +126,18 @@ class Experiment:
 
 def experiment(codec: Codec, channel: str, values, *, receivers=None, trials: int = 10, min_trials: int = 3,
                ci: float = 0.05, seed: int = 0, with_ms_ssim: bool = True, name: str = "sweep",
-               baselines=None, rates=RATES, budget_bpp: float | None = None, save_dir=None,
-               workers: int | None = None, scheduler: str | None = None, **channel_options) -> Experiment:
+               baselines=None, rates=RATES, budget_bpp: float | None = None, cbr: float | None = None,
+               save_dir=None, workers: int | None = None, scheduler: str | None = None,
+               **channel_options) -> Experiment:
     """Check everything a run needs before any work and return the plan.
 
     ``values``: one parameter value, a list, or grid text (``'1e-3,1e-2'``, ``START:STOP:N``).
     ``receivers``: names (None: the model's default). ``channel_options``: ``packet_bits``,
     ``burst_length``, ``block_bits``, ``hard``. ``workers``/``scheduler`` are only checked here
-    against ``save_dir`` and the device (make the executor with ``executor_for``)."""
+    against ``save_dir`` and the device (make the executor with ``executor_for``). The baselines'
+    budget is ``budget_bpp`` channel bits per pixel, or ``cbr`` complex channel uses per
+    (3 x pixels) on a modulated channel (``cbr * 3 * bits per use`` bits per pixel), else the
+    model's bpp."""
     spec = channel_spec(channel, index_bits=codec.bits_per_index, **channel_options)
     if isinstance(values, str):
         grid = parse_grid(values, spec.param)
@@ -146,6 +150,14 @@ def experiment(codec: Codec, channel: str, values, *, receivers=None, trials: in
     recv = check_receivers(receivers, codec)
     stop = StopRule(min_trials=min(min_trials, trials), max_trials=trials, ci_target=ci)
     chans = [spec.make(v) for v in grid]  # validates every value before any work
+    if cbr is not None:
+        if budget_bpp is not None:
+            raise ValueError("give the baselines' budget as --budget-bpp or as --cbr, not both")
+        if not hasattr(chans[0], "bits_per_use"):
+            raise ValueError(f"--cbr counts complex channel uses; the {channel} channel has none (use --budget-bpp)")
+        if not (0 < cbr <= 1):
+            raise ValueError(f"--cbr must be in (0, 1], got {cbr}")
+        budget_bpp = cbr * 3 * chans[0].bits_per_use
     names, rate_list = check_options(baselines, rates, budget_bpp)
     if save_dir is not None:
         save_dir = Path(save_dir)
@@ -168,14 +180,14 @@ def experiment(codec: Codec, channel: str, values, *, receivers=None, trials: in
 def sweep(channel: str, values, *, model: str | None = None, codec: Codec | None = None,
           images: ImagesArg = None, receivers=None, trials: int = 10, min_trials: int = 3, ci: float = 0.05,
           seed: int = 0, with_ms_ssim: bool = True, baselines=None, rates=RATES, budget_bpp: float | None = None,
-          workers: int | None = None, name: str = "sweep", **channel_options) -> list[dict]:
+          cbr: float | None = None, workers: int | None = None, name: str = "sweep", **channel_options) -> list[dict]:
     """Send ``images`` through ``channel`` at every value of ``values`` and return the results
     objects: one per receiver, then the baselines' curves. ``codec`` (from :func:`load`) or
     ``model`` (a shipped name); ``workers``: run on a local Dask cluster of that many processes."""
     codec = codec if codec is not None else load(model)
     exp = experiment(codec, channel, values, receivers=receivers, trials=trials, min_trials=min_trials, ci=ci,
                      seed=seed, with_ms_ssim=with_ms_ssim, name=name, baselines=baselines, rates=rates,
-                     budget_bpp=budget_bpp, workers=workers, **channel_options)
+                     budget_bpp=budget_bpp, cbr=cbr, workers=workers, **channel_options)
     encoded, desc = exp.encode(images)
     executor = executor_for(workers, None)
     try:

@@ -103,6 +103,9 @@ def check_receivers(names, codec) -> list[str]:
     unknown = [r for r in names if r not in REGISTRY]
     if unknown or not names:
         raise ValueError(f"unknown receiver {unknown[0] if unknown else ''!r} (known: {', '.join(sorted(REGISTRY))})")
+    twice = sorted({r for r in names if names.count(r) > 1})
+    if twice:
+        raise ValueError(f"receiver {twice[0]} is named twice (each receiver is one curve)")
     for r in names:
         why = missing_side_info(r, codec)
         if why:

@@ -53,8 +53,9 @@ def to_rgb8(arr: np.ndarray) -> np.ndarray:
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as uint8 (H, W, 3) RGB."""
-    from PIL import Image, UnidentifiedImageError
+    """Read an image file as uint8 (H, W, 3) RGB, turned upright by its EXIF orientation (as
+    viewers show it; a camera's portrait JPEG is stored sideways with an orientation tag)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
     if not path.exists():
@@ -67,6 +68,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
             if w * h > MAX_PIXELS:
                 raise ImageError(f"{path}: {w}x{h} is larger than the limit of {MAX_PIXELS} pixels")
             im.load()
+            im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = to_rgb8(np.asarray(im).astype(np.uint16) if im.mode != "I"
                               else np.clip(np.asarray(im), 0, 65535).astype(np.uint16))

@@ -57,8 +57,34 @@ def _ssim_parts(x: torch.Tensor, y: torch.Tensor, win: torch.Tensor) -> tuple[to
     return ssim.mean(dim=(2, 3)), cs.mean(dim=(2, 3))
 
 
+#: Smallest image side the 5-scale MS-SSIM takes (the 11-tap window after 4 halvings).
+MS_SSIM_MIN_SIDE = 161
+
+
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """MS-SSIM of two uint8 RGB images (H, W, 3), in [0, 1] (1 = identical)."""
+    """MS-SSIM of two uint8 RGB images (H, W, 3), in [0, 1] (1 = identical): Wang, Simoncelli &
+    Bovik 2003, 5 scales with their weights, 11-tap Gaussian window (sigma 1.5), per channel
+    and averaged over R, G, B, data range 255.
+
+    Computed by ``pytorch_msssim`` (float32) for images whose smaller side is at least
+    ``MS_SSIM_MIN_SIDE``; smaller images, which the 5-scale definition does not cover, use
+    ``ms_ssim_reduced`` (as many scales as fit)."""
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
+    if min(a.shape[:2]) < MS_SSIM_MIN_SIDE:
+        return ms_ssim_reduced(a, b)
+    from pytorch_msssim import ms_ssim as library_ms_ssim
+
+    x = torch.tensor(a, dtype=torch.float32).permute(2, 0, 1)[None]
+    y = torch.tensor(b, dtype=torch.float32).permute(2, 0, 1)[None]
+    with torch.inference_mode():
+        return float(library_ms_ssim(x, y, data_range=255.0, size_average=True, weights=list(MSSSIM_WEIGHTS)))
+
+
+def ms_ssim_reduced(a: np.ndarray, b: np.ndarray) -> float:
+    """MS-SSIM in float64 with as many scales as the image allows (at most 5; a smaller window
+    below 11 pixels); equal to the 5-scale definition where it applies and the sides stay even
+    at every scale. Used for small images, and as the independent check of ``ms_ssim``."""
     if a.shape != b.shape:
         raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
     x = torch.from_numpy(np.array(a, dtype=np.float64)).permute(2, 0, 1)[None] / 255.0

@@ -1,24 +1,38 @@
 """VQ-VAE: convolutional encoder, EMA vector quantiser, mirrored decoder.
 
-Contract (shapes for a batch of B images of H x W pixels, f = stride):
+Contract (shapes for a batch of B images of H x W pixels, f = stride, S = cfg.stages):
 
-* ``encode(x)``  x float32 (B, 3, H, W) in [0, 1]  ->  indices int64 (B, h, w),
-  h = ceil(H / f), w = ceil(W / f). Inputs whose size is not a multiple of f
-  are padded (reflect, replicate where reflect cannot) inside ``encode``.
-* ``decode(indices)``  ->  x_hat float32 (B, 3, h*f, w*f), not clamped; the
-  caller crops the padding (``vqcodec.images.crop``).
+* ``encode(x)``  x float32 (B, 3, H, W) in [0, 1]  ->  indices int64 (B, h, w) when S = 1,
+  (B, S, h, w) when S > 1 (stage axis second; stage 0 first), h = ceil(H / f),
+  w = ceil(W / f). Inputs whose size is not a multiple of f are padded (reflect,
+  replicate where reflect cannot) inside ``encode``.
+* ``decode(indices)``  indices (B, h, w) (S = 1 only) or (B, s, h, w) with 1 <= s <= S:
+  the first s stages ->  x_hat float32 (B, 3, h*f, w*f), not clamped; the caller
+  crops the padding (``vqcodec.images.crop``). ``decode(indices[:, :s])`` decodes the
+  sum of the first s stages' codewords (a lower rate: s * bits_per_index per site).
 * ``decode_embeddings(z)``  z float32 (B, d, h, w), any code vectors, e.g. the
-  expected codeword of a soft posterior (MMSE reconstruction).
-* ``forward(x)`` returns a dict with keys ``x_hat``, ``indices``,
-  ``commit_loss``, ``perplexity``; in eval mode ``decode(encode(x))`` equals
-  ``forward(x)["x_hat"]``.
-* ``codebook`` (K, d).
+  expected codeword of a soft posterior (MMSE reconstruction); with S > 1 the code
+  vector is the sum over stages.
+* ``forward(x)`` returns a dict with keys ``x_hat``, ``indices`` (shaped as
+  ``encode``'s, all S stages), ``commit_loss`` (summed over the stages used),
+  ``perplexity`` (mean over stages), ``perplexities`` and ``usage`` (S,) per stage,
+  ``stages_used``; in eval mode ``decode(encode(x))`` equals ``forward(x)["x_hat"]``.
+* ``codebook`` (K, d): the (first stage's) codebook; ``codebooks`` (S, K, d) all of
+  them; ``quantizers`` the per-stage ``EMAQuantizer`` modules.
 
 The quantiser follows van den Oord et al., "Neural Discrete Representation
 Learning" (NeurIPS 2017): nearest-neighbour assignment, straight-through
 gradient, commitment loss, with EMA codebook updates (their appendix; also
 Razavi et al., VQ-VAE-2, 2019), k-means initialisation on the first
 training batch and restart of dead codes from encoder outputs.
+
+With ``stages`` S > 1 the quantiser is residual (multi-stage) VQ (Juang & Gray,
+"Multiple stage vector quantization for speech coding", ICASSP 1982; as in
+SoundStream, Zeghidour et al. 2021, and EnCodec, Défossez et al. 2022): stage s
+quantises what stages < s left, each stage an EMA quantiser of its own, and with
+``stage_dropout`` each training batch uses a random number of stages 1..S, so that
+every prefix of the stages decodes. With S = 1 the model is the single-stage one
+(same state-dict keys, same arithmetic).
 """
 from __future__ import annotations
 
@@ -50,11 +64,15 @@ class ModelConfig:
     decoder_head: str = "stages"  # "stages": 2x pixel-shuffle stages; "subpixel": one f x f pixel shuffle
     commitment: float = 0.25
     ema_decay: float = 0.99
+    stages: int = 1  # residual VQ stages, each a codebook of K entries (1: plain VQ)
+    stage_dropout: bool = False  # train each batch with a random number of stages 1..S
     architecture: str = field(default="vqvae-conv-v1")
 
     @classmethod
     def for_stride(cls, f: int, K: int = 256, d: int = 32, channels=None, res_blocks: int = 1,
-                   decoder_res_blocks: int | None = None) -> "ModelConfig":
+                   decoder_res_blocks: int | None = None, decoder_channels: int | None = None,
+                   decoder_head: str = "stages", stages: int = 1,
+                   stage_dropout: bool = False) -> "ModelConfig":
         """The config of ``vqcodec train``: ``channels`` per 2x stage and ``decoder_res_blocks``
         default by stride (f=4: (48, 96) and 2; f=8, 16: wider and 3). ``channels`` may be text
         ('32,64,128')."""
@@ -67,7 +85,9 @@ class ModelConfig:
                 raise ValueError(f"channels must be comma-separated integers, got {channels!r}") from None
         return cls(f=f, K=K, d=d, channels=tuple(channels) if channels else DEFAULT_CHANNELS[f],
                    res_blocks=res_blocks,
-                   decoder_res_blocks=decoder_res_blocks if decoder_res_blocks is not None else (2 if f == 4 else 3))
+                   decoder_res_blocks=decoder_res_blocks if decoder_res_blocks is not None else (2 if f == 4 else 3),
+                   decoder_channels=decoder_channels, decoder_head=decoder_head, stages=stages,
+                   stage_dropout=stage_dropout)
 
     def __post_init__(self) -> None:
         if self.f not in ALLOWED_F:
@@ -86,17 +106,35 @@ class ModelConfig:
             raise ValueError(f"decoder_channels must be positive, got {self.decoder_channels}")
         if self.decoder_head not in DECODER_HEADS:
             raise ValueError(f"decoder_head must be one of {DECODER_HEADS}, got {self.decoder_head!r}")
+        if isinstance(self.stages, bool) or not isinstance(self.stages, int) or not 1 <= self.stages <= 64:
+            raise ValueError(f"stages must be an integer in [1, 64], got {self.stages!r}")
+        if not isinstance(self.stage_dropout, bool):
+            raise ValueError(f"stage_dropout must be true or false, got {self.stage_dropout!r}")
+        if self.stage_dropout and self.stages == 1:
+            raise ValueError("stage_dropout needs stages > 1")
         if self.architecture != "vqvae-conv-v1":
             raise ValueError(f"unknown architecture {self.architecture!r}")
 
     @property
     def bits_per_index(self) -> int:
+        """Bits of one stage's index."""
         return max(1, math.ceil(math.log2(self.K)))
 
     @property
+    def bits_per_site(self) -> int:
+        """Bits per latent site: one index per stage."""
+        return self.stages * self.bits_per_index
+
+    @property
     def bpp(self) -> float:
-        """Bits per pixel of the fixed-length index stream."""
-        return self.bits_per_index / (self.f * self.f)
+        """Bits per pixel of the fixed-length index stream (all stages)."""
+        return self.bits_per_site / (self.f * self.f)
+
+    def bpp_at(self, stages: int) -> float:
+        """Bits per pixel when only the first ``stages`` stages are sent."""
+        if not 1 <= stages <= self.stages:
+            raise ValueError(f"stages must be in [1, {self.stages}], got {stages}")
+        return stages * self.bits_per_index / (self.f * self.f)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -108,6 +146,7 @@ class ModelConfig:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         if "channels" in known:
             known["channels"] = tuple(int(c) for c in known["channels"])
+        # "stages" / "stage_dropout" absent (checkpoints before residual VQ): one stage
         return cls(**known)
 
 
@@ -270,12 +309,105 @@ class EMAQuantizer(nn.Module):
         return {"z_q": z_st, "indices": idx.view(B, h, w), "commit_loss": commit, "perplexity": perplexity}
 
 
+def _perplexity_usage(idx: torch.Tensor, K: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Perplexity of the index histogram and the fraction of the K codes used."""
+    counts = torch.bincount(idx.reshape(-1), minlength=K).float()
+    probs = counts / idx.numel()
+    return torch.exp(-(probs * torch.log(probs + 1e-10)).sum()), (counts > 0).float().mean()
+
+
+class ResidualQuantizer(nn.Module):
+    """Residual (multi-stage) VQ: S ``EMAQuantizer`` stages in cascade, stage s quantising the
+    residual that stages < s left. Every stage has its own codebook of K entries, k-means
+    initialised on its residuals of the first training batch, EMA-updated on them, and its
+    dead codes restarted from them (``EMAQuantizer._ema_update``).
+
+    In training all S codebooks are updated on every batch; with ``dropout`` the code vector
+    passed on (and the commitment loss) uses a random number n of stages, 1..S, drawn with
+    ``generator`` (set by the trainer). Commitment loss: sum over the n stages used of
+    ``mse(z, sum of the first s codewords)``: stage s's ``mse(residual_s, codeword_s)``.
+    """
+
+    def __init__(self, S: int, K: int, d: int, decay: float = 0.99, dropout: bool = False):
+        super().__init__()
+        self.S, self.K, self.d, self.dropout = S, K, d, dropout
+        self.stages = nn.ModuleList(EMAQuantizer(K, d, decay=decay) for _ in range(S))
+
+    @property
+    def generator(self) -> torch.Generator | None:
+        return self.stages[0].generator
+
+    @generator.setter
+    def generator(self, gen: torch.Generator | None) -> None:
+        for q in self.stages:
+            q.generator = gen
+
+    @property
+    def embeddings(self) -> torch.Tensor:
+        """(S, K, d): a new tensor (write through ``stages[s].set_codebook``)."""
+        return torch.stack([q.embedding for q in self.stages])
+
+    def nearest(self, flat: torch.Tensor) -> torch.Tensor:
+        """Indices (N, S): greedy residual nearest-codeword search of each row of flat (N, d)."""
+        out, r = [], flat
+        for q in self.stages:
+            idx = q.nearest(r)
+            out.append(idx)
+            r = r - q.embedding[idx]
+        return torch.stack(out, 1)
+
+    def draw_stages(self) -> int:
+        """The number of stages of one training batch: S, or uniform in 1..S with dropout."""
+        if not (self.training and self.dropout):
+            return self.S
+        return 1 + int(torch.randint(self.S, (1,), generator=self.generator))
+
+    def forward(self, z: torch.Tensor, n_stages: int | None = None) -> dict:
+        B, d, h, w = z.shape
+        n = self.draw_stages() if n_stages is None else int(n_stages)
+        if not 1 <= n <= self.S:
+            raise ValueError(f"n_stages must be in [1, {self.S}], got {n}")
+        flat = z.permute(0, 2, 3, 1).reshape(-1, d)
+        r = flat.detach()
+        acc = torch.zeros_like(r)
+        commit = flat.new_zeros(())
+        idxs, ppl, usage = [], [], []
+        for s, q in enumerate(self.stages):
+            if self.training and not bool(q.initialised):
+                q._kmeans_init(r.float())
+            idx = q.nearest(r)
+            if self.training:
+                q._ema_update(r, idx)
+            e = q.embedding[idx]
+            r = r - e
+            if s < n:
+                acc = acc + e
+                commit = commit + F.mse_loss(flat, acc)
+            idxs.append(idx)
+            p, u = _perplexity_usage(idx, self.K)
+            ppl.append(p)
+            usage.append(u)
+        z_q = acc.view(B, h, w, d).permute(0, 3, 1, 2)
+        z_st = z + (z_q - z).detach()
+        ppl_t, usage_t = torch.stack(ppl), torch.stack(usage)
+        return {"z_q": z_st, "indices": torch.stack(idxs, 1).view(B, h, w, self.S).permute(0, 3, 1, 2),
+                "commit_loss": commit, "perplexity": ppl_t.mean(), "perplexities": ppl_t, "usage": usage_t,
+                "stages_used": n}
+
+
 class VQVAE(nn.Module):
+    """Encoder, quantiser (``EMAQuantizer`` for one stage, ``ResidualQuantizer`` for several) and
+    decoder; see the module docstring for the shapes."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
         self.encoder = Encoder(cfg)
-        self.quantizer = EMAQuantizer(cfg.K, cfg.d, decay=cfg.ema_decay)
+        if cfg.stages == 1:
+            self.quantizer = EMAQuantizer(cfg.K, cfg.d, decay=cfg.ema_decay)
+        else:
+            self.quantizer = ResidualQuantizer(cfg.stages, cfg.K, cfg.d, decay=cfg.ema_decay,
+                                               dropout=cfg.stage_dropout)
         self.decoder = Decoder(cfg)
 
     @property
@@ -287,17 +419,38 @@ class VQVAE(nn.Module):
         return self.cfg.K
 
     @property
+    def stages(self) -> int:
+        return self.cfg.stages
+
+    @property
+    def quantizers(self) -> list[EMAQuantizer]:
+        """The per-stage quantisers (one for S = 1)."""
+        return [self.quantizer] if self.cfg.stages == 1 else list(self.quantizer.stages)
+
+    @property
     def codebook(self) -> torch.Tensor:
-        return self.quantizer.embedding
+        """(K, d): the codebook; with S > 1 the first stage's (``codebooks`` holds all)."""
+        return self.quantizers[0].embedding
+
+    @property
+    def codebooks(self) -> torch.Tensor:
+        """(S, K, d): every stage's codebook (a view for S = 1, a new tensor for S > 1)."""
+        if self.cfg.stages == 1:
+            return self.quantizer.embedding[None]
+        return self.quantizer.embeddings
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         return pad_tensor(x, self.f)
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Indices int64 (B, h, w) for one stage, (B, S, h, w) for S > 1."""
         z = self.encoder(self._pad(x).contiguous(memory_format=torch.channels_last))
         B, d, h, w = z.shape
-        return self.quantizer.nearest(z.permute(0, 2, 3, 1).reshape(-1, d)).view(B, h, w)
+        flat = z.permute(0, 2, 3, 1).reshape(-1, d)
+        if self.cfg.stages == 1:
+            return self.quantizer.nearest(flat).view(B, h, w)
+        return self.quantizer.nearest(flat).view(B, h, w, self.cfg.stages).permute(0, 3, 1, 2).contiguous()
 
     def decode_embeddings(self, z: torch.Tensor) -> torch.Tensor:
         # one memory layout for every caller: the CPU convolutions pick their kernels by
@@ -306,16 +459,40 @@ class VQVAE(nn.Module):
         return self.decoder(z.contiguous().contiguous(memory_format=torch.channels_last))
 
     def embed(self, indices: torch.Tensor) -> torch.Tensor:
-        """Code vectors (B, d, h, w) of indices (B, h, w)."""
-        return self.codebook[indices].permute(0, 3, 1, 2)
+        """Code vectors (B, d, h, w) of indices (B, h, w) (one stage), or of (B, s, h, w), the first
+        s <= S stages: the sum of their codewords, stage 0 first."""
+        if indices.dim() == 3:
+            if self.cfg.stages != 1:
+                raise ValueError(f"a {self.cfg.stages}-stage model decodes indices (B, s, h, w), "
+                                 f"got shape {tuple(indices.shape)}")
+            return self.codebook[indices].permute(0, 3, 1, 2)
+        if indices.dim() != 4 or not 1 <= indices.shape[1] <= self.cfg.stages:
+            raise ValueError(f"indices must be (B, s, h, w) with 1 <= s <= {self.cfg.stages}, "
+                             f"got shape {tuple(indices.shape)}")
+        qs = self.quantizers
+        z = qs[0].embedding[indices[:, 0]]
+        for s in range(1, indices.shape[1]):
+            z = z + qs[s].embedding[indices[:, s]]
+        return z.permute(0, 3, 1, 2)
 
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
+        """Images of indices (B, h, w) or (B, s, h, w) (the first s stages); see ``embed``."""
         return self.decode_embeddings(self.embed(indices))
 
-    def forward(self, x: torch.Tensor) -> dict:
-        q = self.quantizer(self.encoder(self._pad(x)))
-        return {"x_hat": self.decoder(q["z_q"]), "indices": q["indices"],
-                "commit_loss": q["commit_loss"], "perplexity": q["perplexity"]}
+    def forward(self, x: torch.Tensor, n_stages: int | None = None) -> dict:
+        """``n_stages``: decode from the first n stages (S > 1; default S, or a random number
+        with stage dropout in training)."""
+        z = self.encoder(self._pad(x))
+        if self.cfg.stages == 1:
+            if n_stages not in (None, 1):
+                raise ValueError(f"n_stages must be 1 for a one-stage model, got {n_stages}")
+            q = self.quantizer(z)
+            ppl, usage = q["perplexity"], _perplexity_usage(q["indices"], self.cfg.K)[1]
+            return {"x_hat": self.decoder(q["z_q"]), "indices": q["indices"],
+                    "commit_loss": q["commit_loss"], "perplexity": ppl, "perplexities": ppl[None],
+                    "usage": usage[None], "stages_used": 1}
+        q = self.quantizer(z, n_stages)
+        return {"x_hat": self.decoder(q["z_q"]), **{k: v for k, v in q.items() if k != "z_q"}}
 
 
 # --------------------------------------------------------------------------- checkpoints

@@ -109,6 +109,23 @@ def _number(v) -> bool:
     return True
 
 
+#: Range of every point metric a reader uses: (low, high, whether the string "inf" is allowed).
+METRIC_RANGES = {"psnr": (0.0, math.inf, True), "psnr_clean": (0.0, math.inf, True), "ms_ssim": (0.0, 1.0, False),
+                 "ber": (0.0, 1.0, False), "index_error_rate": (0.0, 1.0, False),
+                 "failure_rate": (0.0, 1.0, False), "bpp": (0.0, 1e6, False)}
+COUNTS = ("trials", "bits", "bit_errors", "erased_bits", "indices", "index_errors")
+
+
+def _in_range(v, metric: str) -> bool:
+    lo, hi, inf_ok = METRIC_RANGES[metric]
+    if v == "inf":
+        return inf_ok
+    if not _number(v) or isinstance(v, str):
+        return False
+    x = float(v)
+    return math.isfinite(x) and lo <= x <= hi
+
+
 def _check_point(p, where: str) -> None:
     if not isinstance(p, dict) or "param" not in p:
         raise ResultsError(f"{where}: 'points' must be a list of objects with a 'param'")
@@ -119,11 +136,33 @@ def _check_point(p, where: str) -> None:
         v = p.get(m)
         if v is None:
             continue
+        lo, hi, _ = METRIC_RANGES[m]
+        bad = f"{where}: point metric {m!r} must be a number in [{lo:g}, {hi:g}] or {{mean, ci95}} of them"
         if isinstance(v, dict):
-            if not _number(v.get("mean")) or not (v.get("ci95") is None or _number(v.get("ci95"))):
-                raise ResultsError(f"{where}: point metric {m!r} must be a number or {{mean, ci95}} of numbers")
-        elif not _number(v):
-            raise ResultsError(f"{where}: point metric {m!r} must be a number or {{mean, ci95}} of numbers")
+            ci = v.get("ci95")
+            if not _in_range(v.get("mean"), m) or not (
+                    ci is None or ci == "inf" or (_number(ci) and not isinstance(ci, str)
+                                                  and math.isfinite(float(ci)) and float(ci) >= 0)):
+                raise ResultsError(f"{bad}, got {str(v)[:60]}")
+        elif not _in_range(v, m):
+            raise ResultsError(f"{bad}, got {str(v)[:40]}")
+    for k in COUNTS:
+        v = p.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise ResultsError(f"{where}: point count {k!r} must be a non-negative integer, got {str(v)[:40]}")
+
+
+def clean_results(results: list[dict]) -> list[dict]:
+    """The clean-channel results (channel kind 'none') whose first point has a bpp and a PSNR: what
+    a rate-distortion plot and an export draw on; a ResultsError when there is none."""
+    clean = [r for r in results if r["channel"].get("kind") == "none"]
+    if not clean:
+        raise ResultsError("no clean-channel results (channel kind 'none'; from `vqcodec eval` or a kodak-rd "
+                           "suite) to draw a rate-distortion curve from")
+    if not all(r["points"] and "bpp" in r["points"][0] and isinstance(r["points"][0].get("psnr"), dict)
+               for r in clean):
+        raise ResultsError("a clean-channel result has no point with 'bpp' and 'psnr'")
+    return clean
 
 
 def validate(obj, name: str) -> dict:
@@ -183,12 +222,7 @@ def metrics_in(res: dict) -> list[str]:
 def to_compressai(results: list[dict], name: str = "vqcodec") -> dict:
     """Clean-channel results (one point each, e.g. one per model) -> CompressAI's RD file form,
     sorted by bpp. Per-image means as CompressAI reports them (PSNR averaged in dB)."""
-    clean = [r for r in results if r["channel"].get("kind") == "none"]
-    if not clean:
-        raise ResultsError("no clean-channel results (channel kind 'none') to export")
-    if not all(r["points"] and "bpp" in r["points"][0] and isinstance(r["points"][0].get("psnr"), dict)
-               for r in clean):
-        raise ResultsError("a clean-channel result has no point with 'bpp' and 'psnr' to export")
+    clean = clean_results(results)
     pts = sorted((r["points"][0] for r in clean), key=lambda p: mean_of(p["bpp"]))
     return {"name": name,
             "description": "vqcodec fixed-length VQ index stream, clean channel: "

@@ -20,6 +20,7 @@ no errors at all stops at ``min_trials`` with a zero-width interval.
 """
 from __future__ import annotations
 
+import json
 import math
 import struct
 import time
@@ -157,7 +158,17 @@ def encode_images(codec: Codec, images=None, with_ms_ssim: bool = True,
     names = [e.name for e in out]
     if len(set(names)) != len(names):
         raise ValueError("image file names must be unique within a run (they key the per-image results)")
-    return out, {"source": source, "count": len(out)}
+    return out, {"source": source, "count": len(out), "fingerprint": images_fingerprint(out)}
+
+
+def images_fingerprint(images: Sequence[EncodedImage]) -> str:
+    """CRC-32 over every image's name, size and pixels, in order: two runs on the same images (and
+    only those) share it, so a resumed sweep can tell another folder or changed files."""
+    crc = 0
+    for e in images:
+        crc = zlib.crc32(f"{e.name}:{e.image.shape}".encode(), crc)
+        crc = zlib.crc32(np.ascontiguousarray(e.image).tobytes(), crc)
+    return f"{crc:08x}"
 
 
 def trial_rng(seed: int, image_name: str, param: float, trial: int) -> np.random.Generator:
@@ -182,7 +193,7 @@ class StopRule:
     def decide(self, trial_means: Sequence[Sequence[float]]) -> str | None:
         """trial_means[r] = per-trial mean PSNR of receiver r. Returns a stop reason or None."""
         n = len(trial_means[0]) if trial_means else 0
-        if n >= self.min_trials:
+        if n >= max(self.min_trials, 2):  # one trial has no spread: never stop on it
             widths = [mean_ci95(m)["ci95"] if np.ptp(m) > 0 else 0.0 for m in trial_means]
             if all(w <= self.ci_target for w in widths):
                 return "ci-reached"
@@ -260,6 +271,17 @@ def run_chunk(codec: Codec, images: Sequence[EncodedImage], channel, receivers: 
     return out
 
 
+def _sample_ci(values: Sequence[float]) -> dict:
+    """Mean and 95% half-width over trials; the half-width is None (null) for a single trial,
+    which has no spread to estimate, and 0 when every trial gave the same value."""
+    ci = mean_ci95(values)
+    if len(values) < 2:
+        ci["ci95"] = None
+    elif np.ptp(values) == 0:
+        ci["ci95"] = 0.0
+    return ci
+
+
 class PointRun:
     """The state of one channel point: trials so far, tallies, and the stop decision."""
 
@@ -300,9 +322,7 @@ class PointRun:
         psnr_clean = float(np.mean([e.psnr_clean for e in images]))
         for r in self.receivers:
             t = self.tallies[r]
-            ci = mean_ci95(t.trial_means)
-            if np.ptp(t.trial_means) == 0:
-                ci["ci95"] = 0.0
+            ci = _sample_ci(t.trial_means)
             point = {"param": self.param, "trials": self.trials, "stop": self.reason,
                      "psnr": ci, "psnr_clean": psnr_clean,
                      "bits": counts.bits, "bit_errors": counts.bit_errors, "erased_bits": counts.erased_bits,
@@ -313,10 +333,7 @@ class PointRun:
             if timings is not None:
                 timings[r] = timings.get(r, 0.0) + t.seconds
             if self.with_ms_ssim:
-                ms = mean_ci95(t.ms_ssim)
-                if np.ptp(t.ms_ssim) == 0:
-                    ms["ci95"] = 0.0
-                point["ms_ssim"] = ms
+                point["ms_ssim"] = _sample_ci(t.ms_ssim)
                 point["ms_ssim_clean"] = float(np.mean([e.ms_ssim_clean for e in images]))
             out[r] = point
         return out
@@ -423,6 +440,50 @@ def clean_point(codec: Codec, images: Sequence[EncodedImage]) -> dict:
                           for e in images]}
 
 
+def link_budget(codec: Codec, images: Sequence[EncodedImage], channel) -> dict:
+    """The budgets of one channel point, per pixel of the images as they are (not padded):
+    ``source_bpp`` (index payload bits), ``channel_bpp`` (bits on the channel: the same until a
+    channel code is used), and for a channel with a modulation (awgn, fading)
+    ``channel_uses_per_pixel`` (complex channel uses; each image's bits fill whole symbols) and
+    the bandwidth ratio ``cbr`` = channel uses / (3 x pixels), as learned-JSCC papers report."""
+    pixels = sum(e.image.shape[0] * e.image.shape[1] for e in images)
+    bits = [e.indices.size * codec.bits_per_index for e in images]
+    out = {"source_bpp": sum(bits) / pixels, "channel_bpp": sum(bits) / pixels}
+    if hasattr(channel, "channel_uses"):
+        uses = sum(channel.channel_uses(n) for n in bits)
+        out.update(channel_uses_per_pixel=uses / pixels, cbr=uses / (3 * pixels))
+    return out
+
+
+def stop_desc(stop: StopRule) -> dict:
+    """The stopping rule as the results file records it (part of what defines a point)."""
+    return {"min_trials": stop.min_trials, "max_trials": stop.max_trials, "ci_target": stop.ci_target}
+
+
+def check_resumable(previous: Sequence[dict], *, codec: Codec, channel_desc: dict, images_desc: dict, seed: int,
+                    stop: StopRule, receivers: Sequence[str], with_ms_ssim: bool) -> None:
+    """Refuse (``ValueError`` naming the first difference) to continue ``previous`` results with
+    a run that differs in anything that defines a point: model, channel and its options, images
+    (by content), seed, stopping rule, receivers, MS-SSIM on or off."""
+    want = {"model": codec.describe(), "channel": channel_desc, "images": images_desc, "seed": seed,
+            "stop_rule": stop_desc(stop)}
+    for r in previous:
+        for key, value in want.items():
+            if r.get(key) != value:
+                raise ValueError(f"cannot resume: the file's {key} {json_short(r.get(key))} differs from this "
+                                 f"run's {json_short(value)}")
+        if r.get("receiver") not in receivers:
+            raise ValueError(f"cannot resume: the file has receiver {r.get('receiver')!r}, this run "
+                             f"{', '.join(receivers)}")
+        if any(("ms_ssim" in p) != with_ms_ssim for p in r["points"]):
+            raise ValueError("cannot resume: the file was run with MS-SSIM " + ("off" if with_ms_ssim else "on"))
+
+
+def json_short(v) -> str:
+    text = json.dumps(v, sort_keys=True)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def sweep(codec: Codec, images: Sequence[EncodedImage], channel_list: Sequence, grid: Sequence[float],
           receivers: Sequence[str], *, channel_desc: dict, images_desc: dict, seed: int, stop: StopRule,
           name: str = "sweep", with_ms_ssim: bool = True,
@@ -440,19 +501,20 @@ def sweep(codec: Codec, images: Sequence[EncodedImage], channel_list: Sequence, 
     incremental, atomic writes); ``on_trial(point_index, trials_done)`` and ``on_task()``
     report progress. ``executor``: see ``run_points``.
     """
-    def same_run(r):
-        return (r.get("model", {}).get("name") == codec.name and r.get("channel") == channel_desc
-                and r.get("seed") == seed and r.get("receiver") in receivers)
-
-    done = {(r["receiver"], float(p["param"])): p for r in previous if same_run(r) for p in r["points"]}
+    check_resumable(previous, codec=codec, channel_desc=channel_desc, images_desc=images_desc, seed=seed,
+                    stop=stop, receivers=receivers, with_ms_ssim=with_ms_ssim)
+    done = {(r["receiver"], float(p["param"])): p for r in previous for p in r["points"]}
     finished: dict[int, dict] = {}
+
+    budgets = [link_budget(codec, images, ch) for ch in channel_list] if images else [{}] * len(grid)
 
     def results():
         order = sorted(finished)
         return [new_results(name=f"{name}-{channel_desc['kind']}",
                             description=f"{codec.name} over {channel_desc['kind']}, receiver {r}",
                             seed=seed, model=codec.describe(), images=images_desc, channel=channel_desc, receiver=r,
-                            points=[finished[i][r] for i in order]) for r in receivers]
+                            points=[{**finished[i][r], **budgets[i]} for i in order],
+                            extra={"stop_rule": stop_desc(stop)}) for r in receivers]
 
     todo = []
     for i, value in enumerate(grid):

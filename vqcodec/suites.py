@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 
 import channels
-from channels.options import ChannelSpec
+from channels.options import channel_spec
 from vqcodec import speed
 from vqcodec.baselines import RATES, baseline_sweep, check_options, clean_rd
 from vqcodec.correct import REGISTRY as RECEIVERS, missing_side_info
@@ -131,6 +131,12 @@ def validate(data: dict, where: str = "suite") -> Suite:
             v = data[key] = float(v)
         if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
             raise SuiteError(f"{where}: {key!r} must be {typ.__name__}, got {type(v).__name__}")
+    for key in ("models", "receivers", "baselines", "rates", "anchors", "figure"):
+        if key in data and not all(isinstance(v, str) for v in data[key]):
+            raise SuiteError(f"{where}: {key!r} must be a list of strings")
+    for key, v in data.get("channel_params", {}).items():
+        if isinstance(v, (dict, list)):
+            raise SuiteError(f"{where}: channel_params.{key} must be a number, string or boolean")
     if not (isinstance(data["name"], str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", data["name"])):
         raise SuiteError(f"{where}: 'name' must be letters, digits, '.', '_' or '-' (it names the output "
                          f"folder), got {str(data['name'])[:40]!r}")
@@ -241,10 +247,10 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
         why = next(filter(None, (missing_side_info(r, codec) for r in suite.receivers)), None)
         if why:
             raise SuiteError(f"suite {suite.name}: {why}")
-        extra = dict(suite.channel_params)
-        if suite.channel == "packet-erasure":
-            extra.setdefault("packet_bits", codec.bits_per_index)
-        spec = ChannelSpec(suite.channel, extra)
+        try:
+            spec = channel_spec(suite.channel, index_bits=codec.bits_per_index, **dict(suite.channel_params))
+        except (TypeError, ValueError) as exc:
+            raise SuiteError(f"suite {suite.name}: channel_params: {str(exc).splitlines()[0]}") from None
         chans = [spec.make(v) for v in grid]
         todo = [v for v in grid if not all(any(r.get("receiver") == rc and r["model"].get("name") == model
                                                and any(float(p["param"]) == v for p in r["points"])
@@ -263,7 +269,8 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
 
         all_results += sweep(codec, encs, chans, grid, list(suite.receivers), channel_desc=spec.describe(),
                              images_desc=img_desc, seed=suite.seed, stop=stop, name=suite.name,
-                             with_ms_ssim=suite.ms_ssim, previous=previous, on_point=on_point,
+                             with_ms_ssim=suite.ms_ssim, on_point=on_point,
+                             previous=[r for r in previous if r["model"].get("name") == codec.name],
                              executor=executor)
     if suite.baselines:
         if progress:

@@ -3,9 +3,11 @@
 Training loop for the VQ-VAE, with resumable checkpoints.
 
 Random crops with horizontal/vertical flips from an image folder, MSE loss
-plus the commitment term, Adam with linear warm-up and a cosine learning-rate
-schedule, gradient clipping. The loop never prints: it reports through a
-``progress(step, metrics)`` callback.
+plus the commitment term (summed over the stages of a residual quantiser), Adam
+with linear warm-up and a cosine learning-rate schedule, gradient clipping. A
+residual model with ``stage_dropout`` decodes each batch from a random number of
+stages, drawn from the trainer's torch generator (saved for ``--resume``). The
+loop never prints: it reports through a ``progress(step, metrics)`` callback.
 
 Files written for ``out = DIR/NAME``:
 
@@ -171,9 +173,10 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *, resume
         model.train()
         opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
         start, history = _load_train_state(out, opt, rng, gen)
+    model_cfg = model.cfg  # a resumed run keeps the checkpoint's own config
     model.to(device).train()
     model.quantizer.generator = gen
-    window: list[tuple[float, float, float]] = []
+    window: list[tuple] = []  # (mse, loss, perplexity, per-stage perplexities, stages used)
     t0 = time.time()
 
     def meta(step: int) -> dict:
@@ -187,8 +190,12 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *, resume
         if not window:
             return {}
         mse = float(np.mean([w[0] for w in window]))
-        return {"train_mse": mse, "train_psnr": 10 * math.log10(1.0 / max(mse, 1e-12)),
-                "train_perplexity": float(np.mean([w[2] for w in window]))}
+        out = {"train_mse": mse, "train_psnr": 10 * math.log10(1.0 / max(mse, 1e-12)),
+               "train_perplexity": float(np.mean([w[2] for w in window]))}
+        if model_cfg.stages > 1:  # per stage, and the mean number of stages decoded
+            out["train_perplexity_stages"] = [float(v) for v in np.mean([w[3] for w in window], axis=0)]
+            out["train_stages_used"] = float(np.mean([w[4] for w in window]))
+        return out
 
     for step in range(start, tc.steps):
         for g in opt.param_groups:
@@ -201,14 +208,16 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *, resume
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
         opt.step()
-        window.append((mse.item(), loss.item(), outd["perplexity"].item()))
+        window.append((mse.item(), loss.item(), outd["perplexity"].item(), outd["perplexities"].tolist(),
+                       outd["stages_used"]))
         window = window[-200:]
         done = step + 1
         if done % tc.log_every == 0 or done == tc.steps:
             m = summary()
             m.update(lr=lr_at(step, tc), loss=float(np.mean([w[1] for w in window[-tc.log_every:]])),
                      elapsed=time.time() - t0)
-            history.append({"step": done, **{k: round(v, 6) for k, v in m.items()}})
+            history.append({"step": done, **{k: [round(x, 4) for x in v] if isinstance(v, list) else round(v, 6)
+                                             for k, v in m.items()}})
             if progress:
                 progress(done, m)
         if done % tc.checkpoint_every == 0 or done == tc.steps:

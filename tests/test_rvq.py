@@ -1,0 +1,235 @@
+"""Residual vector quantisation (ModelConfig.stages > 1): shapes, prefix decoding, the residual
+cascade, dead-code restart, checkpoints old and new, training with stage dropout."""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_config
+from vqcodec.model import CheckpointError, ModelConfig, ResidualQuantizer, VQVAE, load_model, save_model
+
+
+def rvq_config(S=3, dropout=False, **kw):
+    return dataclasses.replace(tiny_config(**kw), stages=S, stage_dropout=dropout)
+
+
+@pytest.fixture
+def rvq_model():
+    """A 3-stage tiny model whose stages were k-means initialised on one training batch."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    m = VQVAE(rvq_config()).train()
+    m(torch.rand(4, 3, 32, 32))
+    return m.eval()
+
+
+def test_config_stages_rate_and_validation():
+    cfg = ModelConfig(f=8, K=256, channels=(32, 64, 128), stages=4, stage_dropout=True)
+    assert cfg.bits_per_index == 8 and cfg.bits_per_site == 32 and cfg.bpp == 0.5
+    assert [cfg.bpp_at(s) for s in (1, 2, 3, 4)] == [0.125, 0.25, 0.375, 0.5]
+    assert ModelConfig().bits_per_site == 8 and ModelConfig().bpp == 0.5
+    with pytest.raises(ValueError, match="stage_dropout needs"):
+        ModelConfig(stage_dropout=True)
+    with pytest.raises(ValueError, match="stages must"):
+        ModelConfig(stages=0)
+
+
+def test_decode_encode_equals_forward_in_eval(rvq_model):
+    x = torch.rand(2, 3, 20, 28)
+    with torch.no_grad():
+        idx = rvq_model.encode(x)
+        out = rvq_model(x)
+    assert idx.dtype == torch.int64 and idx.shape == (2, 3, 5, 7)
+    assert torch.equal(idx, out["indices"])
+    assert out["stages_used"] == 3 and out["perplexities"].shape == (3,) and out["usage"].shape == (3,)
+    assert torch.allclose(rvq_model.decode(idx), out["x_hat"], atol=1e-6)
+    # the stages are not copies of each other: later stages carry information
+    assert not torch.equal(idx[:, 1], idx[:, 0]) and rvq_model.codebooks.shape == (3, 16, 4)
+
+
+def test_prefix_decoding_is_the_sum_of_the_first_codewords(rvq_model):
+    x = torch.rand(1, 3, 16, 24)
+    idx = rvq_model.encode(x)
+    cbs = rvq_model.codebooks
+    with torch.no_grad():
+        for s in (1, 2, 3):
+            z = sum(cbs[j][idx[0, j]] for j in range(s)).permute(2, 0, 1)[None]  # (1, d, h, w)
+            assert torch.allclose(rvq_model.decode(idx[:, :s]), rvq_model.decode_embeddings(z), atol=1e-6)
+            assert torch.allclose(rvq_model.decode(idx[:, :s]), rvq_model(x, n_stages=s)["x_hat"], atol=1e-6)
+        assert not torch.allclose(rvq_model.decode(idx[:, :1]), rvq_model.decode(idx))
+    with pytest.raises(ValueError, match="B, s, h, w"):
+        rvq_model.decode(idx[:, 0])
+    with pytest.raises(ValueError, match="1 <= s <= 3"):
+        rvq_model.decode(torch.cat([idx, idx[:, :1]], 1))
+
+
+def test_residual_error_does_not_increase_with_stages():
+    torch.manual_seed(0)
+    q = ResidualQuantizer(4, 16, 6).train()
+    z = torch.randn(8, 6, 10, 10)
+    q(z)  # k-means initialisation of every stage on its residuals (and one EMA step)
+    q.eval()
+    flat = z.permute(0, 2, 3, 1).reshape(-1, 6)
+    idx = q.nearest(flat)
+    errs, acc = [float((flat ** 2).sum())], torch.zeros_like(flat)
+    for s in range(4):
+        acc = acc + q.stages[s].embedding[idx[:, s]]
+        errs.append(float(((flat - acc) ** 2).sum()))
+    assert all(b <= a + 1e-4 for a, b in zip(errs, errs[1:])), errs
+    assert errs[4] < 0.6 * errs[1] < 0.6 * errs[0], errs  # the later stages do real work
+    with torch.no_grad():  # forward agrees with nearest
+        assert torch.equal(q(z)["indices"].permute(0, 2, 3, 1).reshape(-1, 4), idx)
+
+
+def test_dead_code_restart_revives_an_unused_entry_of_a_later_stage():
+    torch.manual_seed(0)
+    q = ResidualQuantizer(2, 16, 4).train()
+    q.generator = torch.Generator().manual_seed(1)
+    z = torch.randn(4, 4, 8, 8)
+    q(z)  # initialise both stages
+    st = q.stages[1]
+    with torch.no_grad():
+        st.embedding[5] = 100.0  # far from every residual: never chosen
+        st.embed_sum[5] = 100.0
+        st.cluster_size[5] = 0.0
+    out1 = q(z)
+    assert not (out1["indices"][:, 1] == 5).any()
+    assert st.embedding[5].abs().max() < 10  # re-seeded from this batch's stage-1 residuals
+    out2 = q(z)
+    assert (out2["indices"][:, 1] == 5).any()  # and used again
+
+
+def test_commit_loss_sums_the_stages_and_gradients_reach_the_encoder(rvq_model):
+    m = rvq_model  # eval mode: no EMA step, gradients all the same
+    x = torch.rand(2, 3, 16, 16)
+    z = m.encoder(x)
+    idx = m.quantizer.nearest(z.detach().permute(0, 2, 3, 1).reshape(-1, 4))
+    cbs = m.codebooks
+    for n in (1, 3):
+        out = m(x, n_stages=n)
+        assert torch.equal(out["indices"].permute(0, 2, 3, 1).reshape(-1, 3), idx)
+        acc, want = 0, 0.0
+        for s in range(n):
+            acc = acc + cbs[s][idx[:, s]].view(2, 4, 4, 4).permute(0, 3, 1, 2)
+            want += float(((z.detach() - acc) ** 2).mean())
+        assert out["commit_loss"].item() == pytest.approx(want, rel=1e-5)
+        m.zero_grad()
+        out["commit_loss"].backward(retain_graph=True)
+        assert m.encoder.net[0].weight.grad.abs().sum() > 0
+        m.zero_grad()
+        ((out["x_hat"] - x) ** 2).mean().backward()  # straight-through
+        assert m.encoder.net[0].weight.grad.abs().sum() > 0
+
+
+def test_stage_dropout_draws_every_prefix_in_training_only():
+    q = ResidualQuantizer(3, 8, 4, dropout=True).train()
+    q.generator = torch.Generator().manual_seed(0)
+    z = torch.randn(2, 4, 4, 4)
+    used = {q(z)["stages_used"] for _ in range(40)}
+    assert used == {1, 2, 3}
+    assert {q.eval()(z)["stages_used"] for _ in range(5)} == {3}
+
+
+def test_old_config_without_stages_loads_as_one_stage(tmp_path, tiny_model):
+    cfg = ModelConfig.from_dict({k: v for k, v in tiny_model.cfg.to_dict().items()
+                                 if k not in ("stages", "stage_dropout")})
+    assert cfg == tiny_model.cfg and cfg.stages == 1 and not cfg.stage_dropout
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    save_model(tiny_model, tmp_path / "old", {"name": "old"})
+    c = tmp_path / "old.json"
+    doc = json.loads(c.read_text())
+    del doc["config"]["stages"], doc["config"]["stage_dropout"]
+    c.write_text(json.dumps(doc))
+    m, _ = load_model(tmp_path / "old")
+    x = torch.rand(1, 3, 12, 16)
+    assert m.encode(x).shape == (1, 3, 4)
+    assert torch.equal(m.encode(x), tiny_model.encode(x))
+    assert torch.equal(m.decode(m.encode(x)), tiny_model.decode(tiny_model.encode(x)))
+    # a one-stage model also takes (B, 1, h, w)
+    assert torch.equal(m.decode(m.encode(x)[:, None]), m.decode(m.encode(x)))
+
+
+def test_checkpoint_roundtrip_with_stages(tmp_path, rvq_model):
+    save_model(rvq_model, tmp_path / "r", {"name": "r"})
+    m, meta = load_model(tmp_path / "r")
+    assert meta["config"]["stages"] == 3 and m.cfg == rvq_model.cfg
+    assert "quantizer.stages.2.embedding" in m.state_dict()
+    x = torch.rand(1, 3, 12, 12)
+    assert torch.equal(m.encode(x), rvq_model.encode(x))
+    assert torch.equal(m.codebooks, rvq_model.codebooks)
+    assert torch.equal(m.decode(m.encode(x)), rvq_model.decode(rvq_model.encode(x)))
+    doc = json.loads((tmp_path / "r.json").read_text())
+    doc["config"]["stages"] = 2
+    (tmp_path / "r.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_model(tmp_path / "r")
+
+
+def test_thirty_steps_with_stage_dropout_lower_the_loss(tmp_path, image_dir):
+    """On fixed crops, at every prefix of the stages: the trained model against the same
+    initialisation whose codebooks only got their k-means start (per-step losses of random
+    crops are too noisy to tell 30 steps of training from none)."""
+    from vqcodec.learn.codec import CropSampler, TrainConfig, load_training_images, train
+
+    torch.set_num_threads(1)
+    cfg = rvq_config(S=3, dropout=True)
+    xs = CropSampler(load_training_images(image_dir)[0], 16).sample(16, np.random.default_rng(123))
+    torch.manual_seed(0)  # the trainer's initialisation (seed 0)
+    m0 = VQVAE(cfg).train()
+    m0.quantizer.generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        m0(xs)
+    m0.eval()
+    tc = TrainConfig(steps=30, batch=4, crop=16, lr=3e-3, warmup=2, log_every=1, checkpoint_every=100)
+    hist = []
+    train(cfg, tc, image_dir, tmp_path / "m", progress=lambda s, m: hist.append(m))
+    assert len(hist) == 30 and all(np.isfinite(h["loss"]) for h in hist)
+    assert len(hist[-1]["train_perplexity_stages"]) == 3 and 1 < hist[-1]["train_stages_used"] < 3
+    m1, meta = load_model(tmp_path / "m")
+    assert meta["config"]["stages"] == 3 and meta["config"]["stage_dropout"]
+    assert m1.encode(torch.rand(1, 3, 16, 16)).shape == (1, 3, 4, 4)
+    with torch.no_grad():
+        for s in (1, 2, 3):
+            before = float(((m0(xs, n_stages=s)["x_hat"] - xs) ** 2).mean())
+            after = float(((m1(xs, n_stages=s)["x_hat"] - xs) ** 2).mean())
+            assert after < 0.85 * before, (s, before, after)
+
+
+def test_resume_with_stage_dropout_gives_the_same_model(tmp_path, image_dir):
+    from vqcodec.learn.codec import TrainConfig, train
+
+    torch.set_num_threads(1)
+    cfg = rvq_config(S=2, dropout=True)
+    tc = TrainConfig(steps=6, batch=2, crop=16, warmup=1, log_every=1, checkpoint_every=3)
+    train(cfg, tc, image_dir, tmp_path / "full")
+
+    def stop(step, m):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tc, image_dir, tmp_path / "part", progress=stop)
+    train(cfg, tc, image_dir, tmp_path / "part", resume=True)
+    a, _ = load_model(tmp_path / "full")
+    b, _ = load_model(tmp_path / "part")
+    for (k, v), (k2, v2) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert k == k2 and torch.allclose(v.float(), v2.float(), atol=1e-6), k
+
+
+def test_cli_train_with_stages(tmp_path, image_dir):
+    from click.testing import CliRunner
+
+    from cli import main
+
+    out = tmp_path / "c"
+    args = ["train", "--images", str(image_dir), "--out", str(out), "--K", "16", "--d", "4", "--channels", "8,16",
+            "--decoder-channels", "12", "--stages", "2", "--stage-dropout", "--steps", "3", "--batch", "2",
+            "--crop", "16", "--threads", "1", "--device", "cpu"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    cfg = json.loads(out.with_suffix(".json").read_text())["config"]
+    assert cfg["stages"] == 2 and cfg["stage_dropout"] and cfg["decoder_channels"] == 12
+    r = CliRunner().invoke(main, args[:args.index("--stages")] + ["--stage-dropout", "--steps", "1"])
+    assert r.exit_code == 1 and "stage_dropout needs stages > 1" in r.output
