@@ -110,7 +110,7 @@ def _training_options(fn):
         click.option("--batch", type=click.IntRange(1), default=16, show_default=True),
         click.option("--crop", type=click.IntRange(8), default=64, show_default=True),
         click.option("--lr", type=float, default=1.5e-3, show_default=True),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True),
         click.option("--checkpoint-every", type=click.IntRange(1), default=1000, show_default=True),
         click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads."),
         click.option("--device", default="auto", show_default=True, help="cpu, cuda, or auto."),
@@ -285,7 +285,7 @@ def _channel_options(fn):
 
 
 def _stop_options(fn):
-    fn = click.option("--seed", type=int, default=0, show_default=True, help="Base seed of every channel realisation.")(fn)
+    fn = click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Base seed of every channel realisation.")(fn)
     fn = click.option("--ci", "ci_target", type=float, default=0.05, show_default=True,
                       help="Stop a point when the 95%% CI half-width of mean PSNR is at most this (dB).")(fn)
     fn = click.option("--min-trials", type=click.IntRange(1), default=3, show_default=True)(fn)
@@ -347,13 +347,24 @@ def channels_cmd():
 def encode(image, output, model, checkpoint, device, overwrite):
     """Encode IMAGE into a .vqc index file."""
     from vqcodec.bits import write_index_file
+    from vqcodec.images import ImageError, list_images
 
     _check_output(output, overwrite)
+    try:
+        paths = list_images(image)
+    except ImageError as exc:
+        _fail(str(exc))
+    if len(paths) != 1:
+        _fail(f"{image}: holds {len(paths)} images; encode takes one image file")
     codec = _load_codec(model, checkpoint, device)
     encs, _ = _load_images(codec, image, with_ms_ssim=False)
     enc = encs[0]
     H, W = enc.image.shape[:2]
-    write_index_file(output, enc.indices, model=codec.name, K=codec.K, height=H, width=W)
+    try:
+        write_index_file(output, enc.indices, model=codec.name, K=codec.K, height=H, width=W,
+                         fingerprint=codec.fingerprint)
+    except OSError as exc:
+        _fail(f"{output}: cannot write ({exc.strerror or exc.__class__.__name__})")
     n = enc.indices.size * codec.bits_per_index
     click.echo(f"{image}: {W}x{H} -> {enc.indices.shape[1]}x{enc.indices.shape[0]} indices, {n} bits "
                f"({n / (H * W):.4f} bpp), clean PSNR {enc.psnr_clean:.2f} dB -> {output}")
@@ -368,22 +379,24 @@ def encode(image, output, model, checkpoint, device, overwrite):
 def decode(index_file, output, checkpoint, device, overwrite):
     """Decode a .vqc index file into an image."""
     from vqcodec.bits import IndexFileError, read_index_file
-    from vqcodec.images import save_image
+    from vqcodec.images import ImageError, check_image_output, save_image
     from vqcodec.simulate import decode_index_file
 
     _check_output(output, overwrite)
     try:
+        check_image_output(output)
         idx, header = read_index_file(index_file)
-    except IndexFileError as exc:
+    except (IndexFileError, ImageError) as exc:
         _fail(str(exc))
     codec = _load_codec(None if checkpoint else header["model"], checkpoint, device)
     try:
         img = decode_index_file(codec, idx, header)
     except ValueError as exc:
         _fail(f"{index_file}: {exc}")
-    tmp = Path(output).with_name(f".{Path(output).stem}.tmp{Path(output).suffix or '.png'}")
-    save_image(tmp, img)
-    os.replace(tmp, output)
+    try:
+        save_image(output, img)
+    except ImageError as exc:
+        _fail(str(exc))
     click.echo(f"{index_file} -> {output} ({header['width']}x{header['height']})")
 
 
@@ -509,7 +522,8 @@ def _run_sweep(command, kind, options, p, snr_db, model, checkpoint, images,
                 raise click.BadParameter(str(exc)) from None
         exp = experiment(codec, kind, values, receivers=receivers, trials=trials, min_trials=min_trials,
                          ci=ci_target, seed=seed, with_ms_ssim=not no_ms_ssim, name=command, baselines=baselines,
-                         rates=rates, budget_bpp=budget_bpp, cbr=cbr, save_dir=save_dir, workers=workers,
+                         rates=rates, budget_bpp=budget_bpp, cbr=cbr, save_dir=save_dir,
+                         images_folder=images, workers=workers,
                          scheduler=scheduler, **options)
     except (ValueError, ClusterError) as exc:
         _fail(str(exc))
@@ -589,7 +603,7 @@ def _print_table(results, param):
 @click.option("--lr", type=float, default=2e-4, show_default=True)
 @click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--crop", type=click.IntRange(8), default=64, show_default=True, help="Crop size in pixels.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
 def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, steps, lr, batch, crop, seed, threads):
     """Fine-tune a model's decoder (codebook frozen) on what a receiver hands it after a channel."""
@@ -651,7 +665,7 @@ def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, 
 @click.option("--p-max", type=float, default=0.1, show_default=True, help="Upper end of that range.")
 @click.option("--clean-fraction", type=float, default=0.25, show_default=True,
               help="Share of crops decoded from clean indices.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
 def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps, batch, crop, lr, codebook_lr, p_min,
                        p_max, clean_fraction, seed, threads):
@@ -708,7 +722,7 @@ def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps,
               help="Second stage: steps through the frozen decoder (pixel MSE); 0 skips it.")
 @click.option("--decoder-crop", type=click.IntRange(8), default=128, show_default=True,
               help="Second stage: crop size in pixels.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
 def train_receiver(model, checkpoint, images, steps, minutes, batch, crop, lr, width, blocks, decoder_steps,
                    decoder_crop, seed, threads):

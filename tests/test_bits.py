@@ -51,7 +51,16 @@ def test_index_file_roundtrip(tmp_path):
     write_index_file(tmp_path / "a.vqc", idx, model="m", K=1000, height=17, width=26)
     out, header = read_index_file(tmp_path / "a.vqc")
     assert np.array_equal(out, idx)
-    assert header == {"model": "m", "K": 1000, "height": 17, "width": 26, "grid": [5, 7]}
+    assert header == {"model": "m", "K": 1000, "height": 17, "width": 26, "grid": [5, 7], "stages": 1,
+                      "fingerprint": None}
+
+
+def test_index_file_with_stages_and_fingerprint(tmp_path):
+    idx = np.random.default_rng(1).integers(0, 256, size=(3, 4, 6))
+    write_index_file(tmp_path / "s.vqc", idx, model="m", K=256, height=30, width=45, fingerprint="ab" * 8)
+    out, header = read_index_file(tmp_path / "s.vqc")
+    assert np.array_equal(out, idx) and header["grid"] == [4, 6] and header["stages"] == 3
+    assert header["fingerprint"] == "ab" * 8
 
 
 def test_index_file_errors(tmp_path):

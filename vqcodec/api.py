@@ -127,17 +127,20 @@ class Experiment:
 def experiment(codec: Codec, channel: str, values, *, receivers=None, trials: int = 10, min_trials: int = 3,
                ci: float = 0.05, seed: int = 0, with_ms_ssim: bool = True, name: str = "sweep",
                baselines=None, rates=RATES, budget_bpp: float | None = None, cbr: float | None = None,
-               save_dir=None, workers: int | None = None, scheduler: str | None = None,
+               save_dir=None, images_folder=None, workers: int | None = None, scheduler: str | None = None,
                **channel_options) -> Experiment:
     """Check everything a run needs before any work and return the plan.
 
     ``values``: one parameter value, a list, or grid text (``'1e-3,1e-2'``, ``START:STOP:N``).
     ``receivers``: names (None: the model's default). ``channel_options``: ``packet_bits``,
     ``burst_length``, ``block_bits``, ``hard``. ``workers``/``scheduler`` are only checked here
-    against ``save_dir`` and the device (make the executor with ``executor_for``). The baselines'
+    against ``save_dir`` and the device (make the executor with ``executor_for``); ``save_dir``
+    may not lie inside ``images_folder``. The baselines'
     budget is ``budget_bpp`` channel bits per pixel, or ``cbr`` complex channel uses per
     (3 x pixels) on a modulated channel (``cbr * 3 * bits per use`` bits per pixel), else the
     model's bpp."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     spec = channel_spec(channel, index_bits=codec.bits_per_index, **channel_options)
     if isinstance(values, str):
         grid = parse_grid(values, spec.param)
@@ -161,6 +164,12 @@ def experiment(codec: Codec, channel: str, values, *, receivers=None, trials: in
     names, rate_list = check_options(baselines, rates, budget_bpp)
     if save_dir is not None:
         save_dir = Path(save_dir)
+        if images_folder is not None and Path(images_folder).exists():
+            src = Path(images_folder).resolve()
+            src = src if src.is_dir() else src.parent
+            if save_dir.resolve() == src or src in save_dir.resolve().parents:
+                raise ValueError(f"--save-dir {save_dir} is inside the input images' folder {src}: the "
+                                 "reconstructions could replace the inputs; choose another folder")
         if workers or scheduler:
             raise ValueError("--save-dir works with the serial run only (drop --workers/--scheduler)")
         save_dir.mkdir(parents=True, exist_ok=True)

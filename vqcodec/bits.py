@@ -15,6 +15,9 @@ import struct
 
 import numpy as np
 
+#: = images.MAX_PIXELS: the decoder takes no image the encoder would refuse
+MAX_IMAGE_PIXELS = 64_000_000
+
 
 def bits_per_label(K: int) -> int:
     if K < 2:
@@ -83,19 +86,33 @@ class IndexFileError(ValueError):
     """A .vqc file that is truncated, corrupt, or inconsistent (one-line message)."""
 
 
-def write_index_file(path, indices: np.ndarray, *, model: str, K: int, height: int, width: int) -> None:
-    """``VQC1`` | u32 header length | JSON header | packed fixed-length labels (identity assignment)."""
+def write_index_file(path, indices: np.ndarray, *, model: str, K: int, height: int, width: int,
+                     fingerprint: str | None = None) -> None:
+    """``VQC1`` | u32 header length | JSON header | packed fixed-length labels (identity assignment).
+
+    ``indices``: (h, w), or (S, h, w) for a residual model of S stages (stage-major payload).
+    ``fingerprint``: the transmitter's (``zoo.Codec.fingerprint``), checked when decoding."""
     import os
     from pathlib import Path
 
     idx = np.asarray(indices)
-    header = json.dumps({"model": model, "K": int(K), "height": int(height), "width": int(width),
-                         "grid": [int(idx.shape[0]), int(idx.shape[1])]}).encode()
+    grid = idx.shape[-2:]
+    head = {"model": model, "K": int(K), "height": int(height), "width": int(width),
+            "grid": [int(grid[0]), int(grid[1])]}
+    if idx.ndim == 3:
+        head["stages"] = int(idx.shape[0])
+    if fingerprint is not None:
+        head["fingerprint"] = str(fingerprint)
+    header = json.dumps(head).encode()
     payload = np.packbits(indices_to_bits(idx, K)).tobytes()
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(VQC_MAGIC + struct.pack("<I", len(header)) + header + payload)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_bytes(VQC_MAGIC + struct.pack("<I", len(header)) + header + payload)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_index_file(path) -> tuple[np.ndarray, dict]:
@@ -120,19 +137,27 @@ def parse_index_file(data: bytes, name: str = "index file") -> tuple[np.ndarray,
         header = json.loads(data[8:8 + hlen].decode("utf-8"))
         K, H, W = int(header["K"]), int(header["height"]), int(header["width"])
         h, w = (int(v) for v in header["grid"])
+        S = int(header.get("stages", 1))
         model = str(header["model"])
+        fp = header.get("fingerprint")
+        if fp is not None and not isinstance(fp, str):
+            raise TypeError
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError) as exc:
         raise IndexFileError(f"{name}: corrupt header ({exc.__class__.__name__})") from None
-    if not (2 <= K <= 65536) or min(H, W, h, w) < 1 or h * w > 10 ** 8 or H > h * 64 or W > w * 64:
+    if not (2 <= K <= 65536) or min(H, W, h, w) < 1 or not 1 <= S <= 64 or S * h * w > 10 ** 8 \
+            or H > h * 64 or W > w * 64:
         raise IndexFileError(f"{name}: header values out of range")
-    header = {"model": model, "K": K, "height": H, "width": W, "grid": [h, w]}
+    if H * W > MAX_IMAGE_PIXELS:
+        raise IndexFileError(f"{name}: a {W}x{H} image is larger than the limit of {MAX_IMAGE_PIXELS} pixels")
+    header = {"model": model, "K": K, "height": H, "width": W, "grid": [h, w], "stages": S, "fingerprint": fp}
     b = bits_per_label(K)
-    nbytes = (h * w * b + 7) // 8
+    h_all = S * h
+    nbytes = (h_all * w * b + 7) // 8
     payload = data[8 + hlen:]
     if len(payload) != nbytes:
         raise IndexFileError(f"{name}: payload is {len(payload)} bytes, header says {nbytes}")
-    bits = np.unpackbits(np.frombuffer(payload, dtype=np.uint8))[: h * w * b]
+    bits = np.unpackbits(np.frombuffer(payload, dtype=np.uint8))[: h_all * w * b]
     idx = bits_to_indices(bits, K)
     if (idx < 0).any():
         raise IndexFileError(f"{name}: payload holds labels >= K={K}")
-    return idx.reshape(h, w), header
+    return idx.reshape((S, h, w) if S > 1 else (h, w)), header

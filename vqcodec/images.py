@@ -88,9 +88,36 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def save_image(path: str | os.PathLike, img: np.ndarray) -> None:
+    """Write a uint8 image atomically (a temporary file, then a rename): a failure (full disk,
+    permissions) raises ``ImageError`` and leaves neither a half-written file nor the temporary."""
     from PIL import Image
 
-    Image.fromarray(np.asarray(img, dtype=np.uint8)).save(path)
+    path = Path(path)
+    fmt = check_image_output(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        Image.fromarray(np.asarray(img, dtype=np.uint8)).save(tmp, format=fmt)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ImageError(f"{path}: cannot write ({exc.strerror or exc.__class__.__name__})") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def check_image_output(path: str | os.PathLike) -> str:
+    """The Pillow format an output file name asks for (by its extension; none: PNG), or
+    ``ImageError`` for one Pillow cannot write: checked before the work, not after it."""
+    from PIL import Image
+
+    suffix = Path(path).suffix.lower()
+    if not suffix:
+        return "PNG"
+    fmt = Image.registered_extensions().get(suffix)
+    if fmt is None or fmt not in Image.SAVE:
+        raise ImageError(f"{path}: cannot write images of type {suffix or '(no extension)'!r} (use .png)")
+    return fmt
 
 
 def sample_image_paths() -> list[Path]:

@@ -96,7 +96,13 @@ def decode_index_file(codec: Codec, indices: np.ndarray, header: dict) -> np.nda
     ``codec`` fits its header (K, and the grid of the image size at the codec's stride)."""
     if codec.K != header["K"]:
         raise ValueError(f"made with K={header['K']}, model {codec.name} has K={codec.K}")
-    h, w = indices.shape
+    if header.get("fingerprint") is not None and header["fingerprint"] != codec.fingerprint:
+        raise ValueError(f"made by a transmitter (codebook + index assignment) other than {codec.name}'s: "
+                         f"fingerprint {header['fingerprint']}, {codec.name} has {codec.fingerprint}")
+    if header.get("stages", 1) != getattr(codec.model, "stages", 1):
+        raise ValueError(f"made with {header.get('stages', 1)} stages, model {codec.name} has "
+                         f"{getattr(codec.model, 'stages', 1)}")
+    h, w = indices.shape[-2:]
     if (h, w) != (math.ceil(header["height"] / codec.f), math.ceil(header["width"] / codec.f)):
         raise ValueError(f"grid {w}x{h} does not match a {header['width']}x{header['height']} image at f={codec.f}")
     return decode_image(codec, Decision(indices), header["height"], header["width"])

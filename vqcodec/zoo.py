@@ -121,6 +121,20 @@ class Codec:
     def bpp(self) -> float:
         return self.model.cfg.bpp
 
+    @property
+    def fingerprint(self) -> str:
+        """16 hex digits of SHA-256 over the codebook(s) and the index assignment: what a receiver
+        must share with the transmitter to read its indices."""
+        import hashlib
+
+        import numpy as np
+
+        cb = getattr(self.model, "codebooks", None)
+        cb = self.model.codebook if cb is None else cb
+        h = hashlib.sha256(cb.detach().cpu().float().numpy().astype("<f4").tobytes())
+        h.update(np.asarray(self.assignment, dtype="<i8").tobytes())
+        return h.hexdigest()[:16]
+
     def describe(self) -> dict:
         out = {"name": self.name, "f": self.f, "K": self.K, "bpp": self.bpp}
         if self.precision != "fp32":

@@ -1,0 +1,94 @@
+"""Issue 19's classes of bad input: each gives one line naming the problem, a non-zero exit, and
+writes nothing (the shipped models and the CLI, in-process)."""
+import json
+import struct
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cli import main
+from tests.test_bad_input import assert_clean_error
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture
+def photo(tmp_path, rgb_image):
+    p = tmp_path / "in" / "a.png"
+    p.parent.mkdir()
+    Image.fromarray(rgb_image).save(p)
+    return p
+
+
+def test_an_index_file_decodes_only_with_its_own_transmitter(photo, tmp_path):
+    vqc = tmp_path / "a.vqc"
+    r = invoke("encode", photo, "-o", vqc)
+    assert r.exit_code == 0, r.output
+    ok = invoke("decode", vqc, "-o", tmp_path / "ok.png")
+    assert ok.exit_code == 0, ok.output
+    header = json.loads(vqc.read_bytes()[8:8 + struct.unpack("<I", vqc.read_bytes()[4:8])[0]])
+    assert len(header["fingerprint"]) == 16
+    # f4-k256-covq has the same encoder and K but its own codebook: refused
+    out = tmp_path / "other.png"
+    from vqcodec.zoo import resolve
+
+    assert_clean_error(invoke("decode", vqc, "-o", out, "--checkpoint", resolve("f4-k256-covq")), "fingerprint", out)
+
+
+def test_the_decoder_refuses_what_the_encoder_would(tmp_path):
+    from vqcodec.bits import write_index_file
+
+    vqc = tmp_path / "big.vqc"
+    write_index_file(vqc, np.zeros((2000, 2000), np.int64), model="f4-k256", K=256, height=8000, width=8001)
+    out = tmp_path / "big.png"
+    assert_clean_error(invoke("decode", vqc, "-o", out), "larger than the limit", out)
+
+
+def test_an_output_type_is_checked_before_the_work(photo, tmp_path):
+    vqc = tmp_path / "a.vqc"
+    assert invoke("encode", photo, "-o", vqc).exit_code == 0
+    out = tmp_path / "out.xyz"
+    assert_clean_error(invoke("decode", vqc, "-o", out), "cannot write images of type '.xyz'", out)
+
+
+def test_encode_takes_one_image_not_a_folder(photo, tmp_path, rgb_image):
+    Image.fromarray(rgb_image).save(photo.parent / "b.png")
+    out = tmp_path / "a.vqc"
+    assert_clean_error(invoke("encode", photo.parent, "-o", out), "holds 2 images", out)
+
+
+def test_save_dir_may_not_replace_the_inputs(photo):
+    before = photo.read_bytes()
+    r = invoke("simulate", "--channel", "bsc", "--p", "0.1", "--images", photo.parent, "--save-dir", photo.parent,
+               "--trials", "1", "--no-ms-ssim")
+    assert_clean_error(r, "inside the input images' folder")
+    assert photo.read_bytes() == before and sorted(p.name for p in photo.parent.iterdir()) == ["a.png"]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--seed", "-1"], "-1 is not in the range"),
+    (["--receiver", "naive,naive"], "named twice"),
+])
+def test_bad_run_options(photo, args, needle):
+    r = invoke("simulate", "--channel", "bsc", "--p", "0.1", "--images", photo, "--trials", "1", *args)
+    assert r.exit_code != 0 and needle in r.output, r.output
+
+
+def test_one_trial_has_no_confidence_interval(photo, tmp_path):
+    out = tmp_path / "r.json"
+    r = invoke("simulate", "--channel", "bsc", "--p", "0.05", "--images", photo, "--trials", "1", "--min-trials", "1",
+               "--receiver", "naive", "--json", out)
+    assert r.exit_code == 0, r.output
+    pt = json.loads(out.read_text())["points"][0]
+    assert pt["stop"] == "budget" and pt["psnr"]["ci95"] is None and pt["ms_ssim"]["ci95"] is None
+
+
+def test_the_decoder_limit_is_the_encoders():
+    from vqcodec.bits import MAX_IMAGE_PIXELS
+    from vqcodec.images import MAX_PIXELS
+
+    assert MAX_IMAGE_PIXELS == MAX_PIXELS
