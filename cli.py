@@ -155,8 +155,9 @@ def main() -> None:
               help="Train each batch with a random number of stages 1..S, so that every prefix decodes.")
 @_training_options
 @click.option("--resume", is_flag=True, help="Continue from OUT's training state (its config, not these options).")
+@click.option("--overwrite", is_flag=True, help="Start a new training over an existing OUT (its state is lost).")
 def train(images, out, f, K, d, channels, res_blocks, decoder_res_blocks, decoder_channels, decoder_head, stages,
-          stage_dropout, steps, batch, crop, lr, seed, checkpoint_every, threads, device, resume):
+          stage_dropout, steps, batch, crop, lr, seed, checkpoint_every, threads, device, resume, overwrite):
     """Train a VQ-VAE on an image folder (with --stages S > 1: residual VQ)."""
     import torch
 
@@ -173,6 +174,12 @@ def train(images, out, f, K, d, channels, res_blocks, decoder_res_blocks, decode
         tc = TrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, checkpoint_every=checkpoint_every)
     except ValueError as exc:
         _fail(str(exc))
+    from vqcodec.model import checkpoint_paths
+
+    if resume and overwrite:
+        _fail("--resume continues OUT and --overwrite replaces it: choose one")
+    if not resume:
+        _check_output(str(checkpoint_paths(out)[1]), overwrite)
     dev = _train_device(device)
     final = _run_with_progress(
         "train", steps,
@@ -495,6 +502,20 @@ def _run_sweep(command, kind, options, p, snr_db, model, checkpoint, images,
                receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
                baselines=None, rates=None, budget_bpp=None, cbr=None, device="cpu", resume=False,
                precision="fp32", workers=None, scheduler=None):
+    from vqcodec.files import OutputError, exclusive
+
+    try:
+        with exclusive(json_out):
+            _run_sweep_locked(command, kind, options, p, snr_db, model, checkpoint, images, receivers, trials,
+                              min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite, baselines,
+                              rates, budget_bpp, cbr, device, resume, precision, workers, scheduler)
+    except OutputError as exc:
+        _fail(str(exc))
+
+
+def _run_sweep_locked(command, kind, options, p, snr_db, model, checkpoint, images, receivers, trials, min_trials,
+                      ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite, baselines, rates, budget_bpp,
+                      cbr, device, resume, precision, workers, scheduler):
     from tqdm import tqdm
 
     from channels.options import channel_spec, param_value, parse_grid
@@ -897,8 +918,10 @@ def bench(suite, list_, resume, out, regenerate_expected, device, checkpoints, b
         _fail(f"suite {st.name} needs images at {folder}, which does not exist")
     if resume:
         run_dir = Path(resume)
-        if not run_dir.is_dir():
-            _fail(f"{run_dir}: no such run directory")
+        try:
+            S.check_resume_dir(st, run_dir)
+        except S.SuiteError as exc:
+            _fail(str(exc))
     else:
         run_dir = S.new_run_dir(st, Path(out))
     bar = tqdm(desc=st.name, unit="step" if st.kind == "speed" else "point", leave=False)

@@ -92,3 +92,56 @@ def test_the_decoder_limit_is_the_encoders():
     from vqcodec.images import MAX_PIXELS
 
     assert MAX_IMAGE_PIXELS == MAX_PIXELS
+
+
+def test_two_runs_cannot_write_one_results_file(photo, tmp_path):
+    from vqcodec.files import exclusive
+
+    out = tmp_path / "r.json"
+    with exclusive(out):
+        r = invoke("sweep", "--channel", "bsc", "--p", "0.1", "--images", photo, "--trials", "1", "--json", out)
+    assert_clean_error(r, "another run is writing it now", out)
+    r = invoke("sweep", "--channel", "bsc", "--p", "0.1", "--images", photo, "--trials", "1", "--no-ms-ssim",
+               "--receiver", "naive", "--json", out)
+    assert r.exit_code == 0 and out.exists() and not list(tmp_path.glob(".r.json.lock")), r.output
+
+
+def test_train_does_not_replace_a_checkpoint_unasked(tmp_path, image_dir):
+    stem = tmp_path / "m"
+    (tmp_path / "m.json").write_text("{}")
+    r = invoke("train", "--images", image_dir, "-o", stem, "--K", "16", "--d", "4", "--channels", "8,16",
+               "--steps", "2", "--batch", "2", "--crop", "16")
+    assert_clean_error(r, "exists (use --overwrite")
+    assert (tmp_path / "m.json").read_text() == "{}"
+
+
+def test_finetune_refuses_its_own_input_and_a_crop_off_the_stride(tmp_path, image_dir):
+    import shutil
+
+    from vqcodec.zoo import resolve
+
+    shipped = resolve("f8-k256")
+    for f in shipped.parent.glob("f8-k256.*"):
+        shutil.copy(f, tmp_path / f.name)
+    base = tmp_path / "f8-k256"
+    before = (tmp_path / "f8-k256.json").read_bytes()
+    r = invoke("finetune", "--checkpoint", base, "--channel", "bsc", "--p", "0.01", "--images", image_dir,
+               "-o", base, "--steps", "1")
+    assert_clean_error(r, "is the checkpoint being fine-tuned")
+    assert (tmp_path / "f8-k256.json").read_bytes() == before
+    r = invoke("finetune", "--channel", "bsc", "--p", "0.01", "--images", image_dir, "-o", tmp_path / "ft",
+               "--steps", "1", "--crop", "17")
+    assert_clean_error(r, "must be a multiple of the model's stride 4")
+
+
+def test_a_checkpoint_with_nan_weights_is_refused(tmp_path, tiny_model, image_dir):
+    import torch
+
+    from vqcodec.model import save_model
+
+    with torch.no_grad():
+        next(tiny_model.decoder.parameters()).fill_(float("nan"))
+    save_model(tiny_model, tmp_path / "nan", {"name": "nan"})
+    out = tmp_path / "r.json"
+    assert_clean_error(invoke("eval", "--checkpoint", tmp_path / "nan", "--images", image_dir, "--json", out),
+                       "NaN or Inf", out)

@@ -121,3 +121,22 @@ def test_tiny_speed_suite(tiny_zoo, image_dir, tmp_path):
 def test_suite_names_cannot_leave_the_output_folder(name):
     with pytest.raises(S.SuiteError, match="'name' must be"):
         S.validate({"name": name, "description": "d", "kind": "rd", "images": "samples", "models": ["f4-k256"]})
+
+
+def test_resume_refuses_another_suites_run_directory(tmp_path):
+    from vqcodec.results import new_results, write_results
+
+    st = S.validate({"name": "mine", "description": "d", "kind": "sweep", "images": "samples",
+                     "models": ["f4-k256"], "channel": "bsc", "grid": [0.01]})
+    run = tmp_path / "run"
+    run.mkdir()
+    S.check_resume_dir(st, run)  # empty: fine
+    res = new_results(name="smoke-bsc", description="d", seed=0, model={"name": "f4-k256"}, images={},
+                      channel={"kind": "bsc", "param": "p"}, receiver="naive", points=[])
+    write_results(run / "results.json", [res])
+    with pytest.raises(S.SuiteError, match="holds results of 'smoke-bsc', not of suite mine"):
+        S.check_resume_dir(st, run)
+    write_results(run / "results.json", [{**res, "name": "mine-bsc"}])
+    S.check_resume_dir(st, run)
+    with pytest.raises(S.SuiteError, match="no such run directory"):
+        S.check_resume_dir(st, tmp_path / "nope")

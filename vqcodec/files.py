@@ -2,6 +2,8 @@
 cannot be written."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 from pathlib import Path
 
@@ -30,3 +32,29 @@ def check_output(path, overwrite: bool = False) -> None:
     except OSError as exc:
         raise OutputError(f"{parent}: output directory is not writable "
                           f"({exc.strerror or exc.__class__.__name__})") from None
+
+
+@contextlib.contextmanager
+def exclusive(path):
+    """Hold an exclusive lock on output ``path`` for a run (a ``.NAME.lock`` file beside it, flock):
+    a second run writing the same file is refused with ``OutputError`` instead of one silently
+    losing the other's results. No-op for ``None``."""
+    if path is None:
+        yield
+        return
+    p = Path(path)
+    lock = p.with_name(f".{p.name}.lock")
+    try:
+        fh = open(lock, "a+")
+    except OSError:  # no such or no writable folder: check_output says so, with its own message
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise OutputError(f"{p}: another run is writing it now (lock {lock.name})") from None
+        yield
+        lock.unlink(missing_ok=True)
+    finally:
+        fh.close()

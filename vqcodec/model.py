@@ -597,6 +597,10 @@ def load_model(path, device: str = "cpu") -> tuple[VQVAE, dict]:
         if tuple(state[k].shape) != tuple(v.shape):
             raise CheckpointError(f"{wpath}: weights do not match config ({k}: shape {tuple(state[k].shape)}, "
                                   f"config needs {tuple(v.shape)})")
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise CheckpointError(f"{wpath}: weights hold NaN or Inf values (e.g. {bad}); the training diverged "
+                              "or the file is damaged")
     model.load_state_dict(state)
     model.eval()
     return model.to(device=device, memory_format=torch.channels_last), doc

@@ -222,6 +222,24 @@ def new_run_dir(suite: Suite, root: Path | None = None) -> Path:
     return d
 
 
+def check_resume_dir(suite: Suite, run_dir: Path) -> None:
+    """Refuse to continue in a run directory of another suite (its results would be replaced)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise SuiteError(f"{run_dir}: no such run directory")
+    p = run_dir / "results.json"
+    if not p.exists():
+        return
+    try:
+        names = {r["name"] for r in read_results(p)}
+    except ResultsError as exc:
+        raise SuiteError(f"cannot resume in {run_dir}: {exc}") from None
+    other = sorted(n for n in names if n != suite.name and not n.startswith(f"{suite.name}-"))
+    if other:
+        raise SuiteError(f"{run_dir}: holds results of {other[0]!r}, not of suite {suite.name}; "
+                         "resume a run directory of this suite")
+
+
 def _finished(run_dir: Path) -> list[dict]:
     p = run_dir / "results.json"
     if not p.exists():

@@ -104,6 +104,7 @@ class Codec:
     prior: "object" = None
     precision: str = "fp32"  # decoder arithmetic: fp32, or bf16 / fp16 autocast (CUDA)
     context: "object" = None  # learned context receiver (vqcodec.context.ContextNet), None when not shipped
+    stem: Path | None = None  # the checkpoint it was loaded from (None: built in memory)
 
     @property
     def K(self) -> int:
@@ -193,4 +194,4 @@ def load_codec(name: str | None = None, checkpoint: str | None = None, device: s
             raise CheckpointError(f"{label}: its config names a context receiver but {cpath} is missing")
         context = load_context(cpath, model.K, assignment, meta_["context"].get("config") or {})
     return Codec(name=label, model=model, meta=meta_, assignment=assignment, prior=prior, precision=precision,
-                 context=context)
+                 context=context, stem=stem)

@@ -49,7 +49,10 @@ def finetune_decoder(codec, channel, receiver: str, images_folder, fc: FinetuneC
     ``clean_fraction`` of the crops is decoded from clean indices. ``channel="mix"`` draws a
     channel per crop from the receiver-training mix (``vqcodec.learn.receiver.training_channel``). Writes
     a full checkpoint to ``out`` carrying the base model's assignment and receiver side information."""
-
+    if fc.crop % codec.model.f:
+        raise ValueError(f"--crop ({fc.crop}) must be a multiple of the model's stride {codec.model.f}")
+    if codec.stem is not None and checkpoint_paths(out)[1].resolve() == checkpoint_paths(codec.stem)[1].resolve():
+        raise ValueError(f"{out}: is the checkpoint being fine-tuned; write to another stem")
     images, paths = load_training_images(images_folder)
     sampler = CropSampler(images, fc.crop)
     rng = np.random.default_rng(fc.seed)
