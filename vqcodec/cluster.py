@@ -2,9 +2,11 @@
 
 ``DaskExecutor`` plugs into ``vqcodec.simulate.run_points`` in place of the
 serial executor. Tasks are (image chunk, channel point, trial); the codec and
-the encoded images are sent to every worker once (``Client.scatter`` with
-``broadcast``), so workers hold the model for the whole run and never reload
-it per task. Results come back to the driver, which folds each trial in image
+the encoded images are sent to every worker once (a task that returns
+them, replicated to every worker), so workers hold the model for the whole
+run and never reload it per task. Not ``Client.scatter``: scattered data dies
+with the worker that holds it, and a killed worker then cancelled the run
+("already forgotten"); a task's result is recomputed by the scheduler. Results come back to the driver, which folds each trial in image
 order and applies the stopping rule in rounds: the outcome is the serial one,
 bit for bit, whatever the number of workers or the order tasks finish in.
 A worker that dies has its tasks rerun elsewhere by the scheduler.
@@ -69,8 +71,17 @@ class DaskExecutor:
         return max(1, len(self.client.scheduler_info().get("workers", {})))
 
     def share(self, obj):
-        """Send ``obj`` to every worker once; tasks receive the worker's copy."""
-        return self.client.scatter(obj, broadcast=True, hash=False)
+        """Send ``obj`` to every worker once; tasks receive the worker's copy. The copy is the
+        result of a task, so the scheduler can recompute it when workers die."""
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*Large object.*")
+            future = self.client.submit(_identity, obj, pure=False)
+        future.result()
+        if self.workers > 1:
+            self.client.replicate([future])
+        return future
 
     def map(self, fn: Callable, calls: Sequence[tuple[tuple, dict]], on_done: Callable[[], None] | None = None) -> list:
         from dask.distributed import as_completed
@@ -97,6 +108,10 @@ class DaskExecutor:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _identity(obj):
+    return obj
 
 
 def _worker_setup() -> None:
