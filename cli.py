@@ -285,6 +285,9 @@ def _channel_options(fn):
                           "complex channel use."),
         click.option("--demapping", type=click.Choice(["app", "maxlog"]), default=None,
                      help="awgn/fading: exact (app) or max-log soft demapping [default: app]."),
+        click.option("--code", default=None, metavar="none|ldpc-A/B",
+                     help="5G NR LDPC code protecting the index payload, e.g. ldpc-1/2 (rate A/B in [0.1, 0.95]); "
+                          "the soft receivers get the decoder's a-posteriori LLRs [default: none]."),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -306,7 +309,8 @@ def _channel(kind, codec, p=None, snr_db=None, **options):
     from channels.options import channel_spec, param_value
 
     try:
-        spec = channel_spec(kind, index_bits=codec.bits_per_index, **options)
+        spec = channel_spec(kind, index_bits=codec.bits_per_index,
+                            **{k: v for k, v in options.items() if k != "code"})
         return spec, spec.make(param_value(spec, p, snr_db))
     except ValueError as exc:
         _fail(str(exc))
@@ -453,12 +457,12 @@ def eval_cmd(model, checkpoint, device, precision, images, json_out, overwrite):
               help="Write the originals and the first trial's reconstructions here.")
 @click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
 @click.option("--overwrite", is_flag=True)
-def simulate(kind, packet_bits, burst_length, block_bits, hard, modulation, demapping, p, snr_db, model, checkpoint, device, precision, images,
+def simulate(kind, packet_bits, burst_length, block_bits, hard, modulation, demapping, code, p, snr_db, model, checkpoint, device, precision, images,
              receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite, workers,
              scheduler):
     """Send images through one channel point and measure what arrives."""
     options = dict(packet_bits=packet_bits, burst_length=burst_length, block_bits=block_bits, hard=hard,
-                   modulation=modulation, demapping=demapping)
+                   modulation=modulation, demapping=demapping, code=code)
     _run_sweep("simulate", kind, options, p, snr_db, model, checkpoint, images, receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
                device=device, precision=precision, workers=workers, scheduler=scheduler)
 
@@ -478,7 +482,8 @@ def simulate(kind, packet_bits, burst_length, block_bits, hard, modulation, dema
 @click.option("--json", "json_out", type=click.Path(), required=True, help="Results file to write.")
 @click.option("--baselines", default=None, help="Also send JPEG/WebP + CRC + channel code: 'jpeg,webp'.")
 @click.option("--rates", default="uncoded,3/4,2/3,1/2,1/3,1/4", show_default=True,
-              help="Code rates the baselines may use.")
+              help="Code rates the baselines may use: uncoded, convolutional 3/4 2/3 1/2 1/3 1/4, "
+                   "5G LDPC ldpc-A/B (e.g. ldpc-1/2).")
 @click.option("--budget-bpp", type=float, default=None,
               help="Channel bits per pixel of the baselines [default: the VQ model's bpp].")
 @click.option("--cbr", type=float, default=None,
@@ -487,12 +492,12 @@ def simulate(kind, packet_bits, burst_length, block_bits, hard, modulation, dema
 @click.option("--overwrite", is_flag=True)
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted sweep: keep the points already in --json, run the rest.")
-def sweep(kind, packet_bits, burst_length, block_bits, hard, modulation, demapping, p, snr_db, model, checkpoint, device, precision, images,
+def sweep(kind, packet_bits, burst_length, block_bits, hard, modulation, demapping, code, p, snr_db, model, checkpoint, device, precision, images,
           receivers, trials, min_trials, ci_target, seed, json_out, baselines, rates, budget_bpp, cbr, no_ms_ssim,
           overwrite, resume, workers, scheduler):
     """Sweep a grid of channel parameters; one curve per receiver (and per baseline)."""
     options = dict(packet_bits=packet_bits, burst_length=burst_length, block_bits=block_bits, hard=hard,
-                   modulation=modulation, demapping=demapping)
+                   modulation=modulation, demapping=demapping, code=code)
     _run_sweep("sweep", kind, options, p, snr_db, model, checkpoint, images, receivers, trials, min_trials, ci_target, seed, json_out, None, no_ms_ssim, overwrite,
                baselines=baselines, rates=rates, budget_bpp=budget_bpp, cbr=cbr, device=device, resume=resume,
                precision=precision, workers=workers, scheduler=scheduler)
@@ -533,7 +538,8 @@ def _run_sweep_locked(command, kind, options, p, snr_db, model, checkpoint, imag
     _check_output(json_out, overwrite or resume)
     codec = _load_codec(model, checkpoint, device, precision)
     try:
-        spec = channel_spec(kind, index_bits=codec.bits_per_index, **options)
+        spec = channel_spec(kind, index_bits=codec.bits_per_index,
+                            **{k: v for k, v in options.items() if k != "code"})
         value = param_value(spec, p, snr_db)
         values = [value]
         if command == "sweep":

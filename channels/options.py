@@ -44,8 +44,9 @@ class ChannelSpec:
         return REGISTRY[self.kind].param
 
     def make(self, value: float) -> Channel:
-        """The channel at one parameter value (``ValueError`` when it is out of range)."""
-        return get_channel(self.kind, **{self.param: value}, **self.extra)
+        """The channel at one parameter value (``ValueError`` when it is out of range). A
+        ``code`` in ``extra`` is not the channel's: the caller wraps the channel in it."""
+        return get_channel(self.kind, **{self.param: value}, **{k: v for k, v in self.extra.items() if k != "code"})
 
     def describe(self) -> dict:
         """The results file's ``channel`` object: kind, parameter name and the options."""

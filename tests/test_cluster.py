@@ -130,3 +130,18 @@ def test_workers_and_scheduler_exclude_each_other(image_dir):
     r = CliRunner().invoke(main, ["simulate", "--channel", "bsc", "--p", "0.01", "--images", str(image_dir),
                                   "--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"])
     assert r.exit_code != 0 and "exclude each other" in r.output
+
+
+def test_dask_equals_serial_over_qam_behind_an_ldpc_code(setup):
+    from vqcodec.cluster import DaskExecutor
+    from vqcodec.links import CodedLink
+
+    codec, encs, _, _ = setup
+    grid = [0.0, 4.0]
+    chans = [CodedLink(channels.get_channel("awgn", snr_db=v, modulation="qam16"), "ldpc-2/3") for v in grid]
+    coded = (codec, encs, grid, chans)
+    serial = run(coded, stop=StopRule(2, 2, 0.3))
+    low = json.loads(serial)[0]["points"][0]
+    assert low["bit_errors"] > 0  # residual errors after the decoder at the low point: the test sees noise
+    with DaskExecutor(workers=2) as ex:
+        assert run(coded, ex, stop=StopRule(2, 2, 0.3)) == serial

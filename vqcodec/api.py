@@ -27,6 +27,7 @@ from vqcodec.baselines import RATES, baseline_sweep, check_options
 from vqcodec.cluster import check_address, executor_for
 from vqcodec.correct import check_receivers
 from vqcodec.images import save_image
+from vqcodec.links import CodedLink, code_rate
 from vqcodec.plot import plot_curves
 from vqcodec.simulate import EncodedImage, StopRule, encode_images
 from vqcodec.simulate import sweep as run_sweep
@@ -118,7 +119,8 @@ class Experiment:
         if not self.baselines:
             return []
         return baseline_sweep([(e.name, e.image) for e in encoded], codecs=self.baselines, rates=self.rates,
-                              channel_kind=self.spec.kind, grid=self.grid, channel_extra=self.spec.extra,
+                              channel_kind=self.spec.kind, grid=self.grid,
+                              channel_extra={k: v for k, v in self.spec.extra.items() if k != "code"},
                               budget_bpp=self.budget, seed=self.seed, trials=self.stop.max_trials,
                               with_ms_ssim=self.with_ms_ssim, images_source=images_desc["source"],
                               progress=progress)
@@ -127,13 +129,15 @@ class Experiment:
 def experiment(codec: Codec, channel: str, values, *, receivers=None, trials: int = 10, min_trials: int = 3,
                ci: float = 0.05, seed: int = 0, with_ms_ssim: bool = True, name: str = "sweep",
                baselines=None, rates=RATES, budget_bpp: float | None = None, cbr: float | None = None,
-               save_dir=None, images_folder=None, workers: int | None = None, scheduler: str | None = None,
-               **channel_options) -> Experiment:
+               code: str | None = None, save_dir=None, images_folder=None, workers: int | None = None,
+               scheduler: str | None = None, **channel_options) -> Experiment:
     """Check everything a run needs before any work and return the plan.
 
     ``values``: one parameter value, a list, or grid text (``'1e-3,1e-2'``, ``START:STOP:N``).
     ``receivers``: names (None: the model's default). ``channel_options``: ``packet_bits``,
-    ``burst_length``, ``block_bits``, ``hard``. ``workers``/``scheduler`` are only checked here
+    ``burst_length``, ``block_bits``, ``hard``, ``modulation``, ``demapping``. ``code``: ``none``
+    or ``ldpc-A/B``, a 5G LDPC code protecting the index payload (``vqcodec.links``).
+    ``workers``/``scheduler`` are only checked here
     against ``save_dir`` and the device (make the executor with ``executor_for``); ``save_dir``
     may not lie inside ``images_folder``. The baselines'
     budget is ``budget_bpp`` channel bits per pixel, or ``cbr`` complex channel uses per
@@ -153,6 +157,9 @@ def experiment(codec: Codec, channel: str, values, *, receivers=None, trials: in
     recv = check_receivers(receivers, codec)
     stop = StopRule(min_trials=min(min_trials, trials), max_trials=trials, ci_target=ci)
     chans = [spec.make(v) for v in grid]  # validates every value before any work
+    if code_rate(code) is not None:
+        spec = ChannelSpec(spec.kind, {**spec.extra, "code": code})
+        chans = [CodedLink(c, code) for c in chans]
     if cbr is not None:
         if budget_bpp is not None:
             raise ValueError("give the baselines' budget as --budget-bpp or as --cbr, not both")

@@ -9,8 +9,9 @@ of ``B`` channel bits per pixel an ``H x W`` image may use
 
 Budget accounting (exact)
 -------------------------
-For a code of rate ``r`` (``"uncoded"`` or one of ``"3/4" "2/3" "1/2" "1/3"
-"1/4"``; every convolutional code is terminated with 6 tail bits), the
+For a code of rate ``r`` (``"uncoded"``, one of ``"3/4" "2/3" "1/2" "1/3"
+"1/4"``, every convolutional code terminated with 6 tail bits, or a 5G LDPC
+code ``"ldpc-A/B"`` of ``ceil(n / R)`` bits, :class:`vqcodec.links.LdpcCode`), the
 source may use the largest ``n`` info bits with
 ``code.coded_length(n + 32) <= budget`` (``n + 0`` without the CRC), i.e.
 the tail and the CRC are charged exactly. The codec file (whole bytes) must
@@ -104,6 +105,7 @@ import numpy as np
 import channels
 from vqcodec import fec
 from vqcodec.images import load_image
+from vqcodec.links import LdpcCode
 from vqcodec.metrics import mean_ci95, ms_ssim, psnr
 from vqcodec.results import new_results
 from vqcodec.simulate import trial_rng
@@ -392,10 +394,14 @@ _UNCODED = Uncoded()
 
 
 def get_rate_code(rate_name):
-    """The channel code of a rate name: "uncoded" (also "1", "1/1") or a :mod:`vqcodec.fec` code."""
-    if str(rate_name).strip().lower() in ("uncoded", "1", "1/1", "none"):
+    """The channel code of a rate name: "uncoded" (also "1", "1/1"), a :mod:`vqcodec.fec`
+    convolutional code ("1/2", ...) or a 5G LDPC code ("ldpc-1/2", :class:`vqcodec.links.LdpcCode`)."""
+    text = str(rate_name).strip()
+    if text.lower() in ("uncoded", "1", "1/1", "none"):
         return _UNCODED
-    return fec.get_code(str(rate_name).strip())
+    if text.lower().startswith("ldpc-"):
+        return LdpcCode(text.lower())
+    return fec.get_code(text)
 
 
 def _rate_name(rate_name) -> str:
@@ -405,6 +411,8 @@ def _rate_name(rate_name) -> str:
 def rate_label(rate_name) -> str:
     """Legend text of a rate: "uncoded" or "CC r=1/2"."""
     name = _rate_name(rate_name)
+    if name.startswith("ldpc-"):
+        return f"LDPC r={name[5:]}"
     return "uncoded" if name == "uncoded" else f"CC r={name}"
 
 
@@ -808,9 +816,12 @@ def check_options(codecs, rates, budget_bpp: float | None = None) -> tuple[list[
     if bad:
         raise ValueError(f"unknown baseline {bad[0]!r} (known: {', '.join(CODECS)})")
     if names:
-        badr = [r for r in rate_list if r not in RATES]
+        badr = [r for r in rate_list if r not in RATES and not str(r).lower().startswith("ldpc-")]
         if badr or not rate_list:
-            raise ValueError(f"unknown code rate {badr[0] if badr else ''!r} (known: {', '.join(RATES)})")
+            raise ValueError(f"unknown code rate {badr[0] if badr else ''!r} (known: {', '.join(RATES)}, "
+                             "ldpc-A/B)")
+        for r in rate_list:
+            get_rate_code(r)  # an ldpc rate out of range names itself
         if budget_bpp is not None and not (0 < budget_bpp <= 24 and math.isfinite(budget_bpp)):
             raise ValueError(f"--budget-bpp must be in (0, 24], got {budget_bpp}")
     return names, rate_list

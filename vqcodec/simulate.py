@@ -448,13 +448,14 @@ def clean_point(codec: Codec, images: Sequence[EncodedImage]) -> dict:
 
 def link_budget(codec: Codec, images: Sequence[EncodedImage], channel) -> dict:
     """The budgets of one channel point, per pixel of the images as they are (not padded):
-    ``source_bpp`` (index payload bits), ``channel_bpp`` (bits on the channel: the same until a
-    channel code is used), and for a channel with a modulation (awgn, fading)
+    ``source_bpp`` (index payload bits), ``channel_bpp`` (bits on the channel: more behind a
+    channel code, ``links.CodedLink``), and for a channel with a modulation (awgn, fading)
     ``channel_uses_per_pixel`` (complex channel uses; each image's bits fill whole symbols) and
     the bandwidth ratio ``cbr`` = channel uses / (3 x pixels), as learned-JSCC papers report."""
     pixels = sum(e.image.shape[0] * e.image.shape[1] for e in images)
     bits = [e.indices.size * codec.bits_per_index for e in images]
-    out = {"source_bpp": sum(bits) / pixels, "channel_bpp": sum(bits) / pixels}
+    sent = [channel.coded_bits(n) for n in bits] if hasattr(channel, "coded_bits") else bits
+    out = {"source_bpp": sum(bits) / pixels, "channel_bpp": sum(sent) / pixels}
     if hasattr(channel, "channel_uses"):
         uses = sum(channel.channel_uses(n) for n in bits)
         out.update(channel_uses_per_pixel=uses / pixels, cbr=uses / (3 * pixels))

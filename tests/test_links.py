@@ -1,0 +1,130 @@
+"""The index payload behind a 5G LDPC code (vqcodec.links): rate names, budgets, what the decoder
+hands the receivers, the same code in the baselines, and --code on the command line."""
+import json
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import channels
+from cli import main
+from vqcodec.links import CodedLink, LdpcCode, code_rate
+
+
+def test_code_names():
+    assert code_rate("none") is None and code_rate(None) is None
+    assert code_rate("ldpc-1/2") == Fraction(1, 2) and code_rate("ldpc-8/9") == Fraction(8, 9)
+    for bad, needle in (("turbo-1/2", "unknown code"), ("ldpc-x", "unknown code"), ("ldpc-1/0", "unknown code"),
+                        ("ldpc-1/20", "outside"), ("ldpc-1/1", "outside")):
+        with pytest.raises(ValueError, match=needle):
+            code_rate(bad)
+
+
+@pytest.mark.parametrize("modulation,m", [("bpsk", 1), ("qpsk", 2), ("qam16", 4), ("qam64", 6)])
+def test_coded_bits_fill_whole_symbols(modulation, m):
+    link = CodedLink(channels.get_channel("awgn", snr_db=5.0, modulation=modulation), "ldpc-1/3")
+    for n in (40, 1000, 4097):
+        g = link.coded_bits(n)
+        assert g % m == 0 and g >= 3 * n and g - 3 * n < m + 1
+        assert link.channel_uses(n) == g // m
+
+
+def test_coded_link_removes_the_errors_of_a_noisy_awgn_link():
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 2, 6000).astype(np.uint8)
+    ch = channels.get_channel("awgn", snr_db=2.0, modulation="qpsk")
+    raw = ch(bits, np.random.default_rng(1))
+    raw_errors = int(np.count_nonzero(raw.hard != bits))
+    assert raw_errors > 200  # QPSK at Es/N0 2 dB: about 6 % bit errors
+    rx = CodedLink(ch, "ldpc-1/3")(bits, np.random.default_rng(1))
+    assert rx.hard.shape == bits.shape and rx.llr.dtype == np.float32
+    assert np.array_equal(rx.hard, bits)
+    # the a-posteriori LLRs agree with the decisions and are confident
+    assert np.all((rx.llr < 0) == (rx.hard == 1)) and np.median(np.abs(rx.llr)) > 10
+
+
+@pytest.mark.parametrize("kind,kw", [("bsc", {"p": 0.03}), ("awgn", {"snr_db": 2.0, "soft": False})])
+def test_coded_link_over_a_hard_channel(kind, kw):
+    rng = np.random.default_rng(2)
+    bits = rng.integers(0, 2, 3000).astype(np.uint8)
+    ch = channels.get_channel(kind, **kw)
+    raw = ch(bits, np.random.default_rng(3))
+    assert np.count_nonzero(raw.hard != bits) > 30
+    rx = CodedLink(ch, "ldpc-1/2")(bits, np.random.default_rng(3))
+    assert np.array_equal(rx.hard, bits)
+
+
+def test_a_rate_beyond_capacity_leaves_errors_and_is_not_hidden():
+    rng = np.random.default_rng(4)
+    bits = rng.integers(0, 2, 4000).astype(np.uint8)
+    ch = channels.get_channel("awgn", snr_db=-2.0, modulation="qpsk")  # capacity ~0.6 bit / bit pair
+    rx = CodedLink(ch, "ldpc-8/9")(bits, np.random.default_rng(5))
+    assert np.count_nonzero(rx.hard != bits) > 100
+
+
+def test_ldpc_code_in_the_baselines_interface():
+    code = LdpcCode("ldpc-2/3")
+    rng = np.random.default_rng(6)
+    for n in (72, 500, 5000):
+        bits = rng.integers(0, 2, n).astype(np.uint8)
+        cw = code.encode(bits)
+        assert cw.size == code.coded_length(n) == -(-3 * n // 2)
+        assert code.info_length(cw.size) == n
+        llr = (1 - 2 * cw.astype(np.float32)) * 4
+        assert np.array_equal(code.decode(llr), bits)
+        if n >= 500:  # a short block (k = 72 + CRC-16) under BP does not always fix 2 %
+            hard = cw.astype(np.int8)
+            hard[::50] ^= 1  # 2 % of the bits flipped
+            assert np.array_equal(code.decode(hard), bits)
+            hard[1::7] = -1  # and 14 % erased
+            assert np.array_equal(code.decode(hard), bits)
+
+
+def test_baselines_take_ldpc_rates():
+    from skimage import data
+
+    from vqcodec.baselines import check_options, rate_label, run_baseline_point
+
+    assert check_options("jpeg", "1/2,ldpc-1/2") == (["jpeg"], ["1/2", "ldpc-1/2"])
+    with pytest.raises(ValueError, match="outside"):
+        check_options("jpeg", "ldpc-1/50")
+    assert rate_label("ldpc-1/2") == "LDPC r=1/2"
+    img = data.astronaut()[:96, :128]
+    ch = channels.get_channel("awgn", snr_db=1.0, modulation="qpsk")
+    cc = run_baseline_point([img], "jpeg", "1/2", ch, budget_bpp=2.0, trials=2)
+    ldpc = run_baseline_point([img], "jpeg", "ldpc-1/2", ch, budget_bpp=2.0, trials=2)
+    assert ldpc["rate"] == "ldpc-1/2" and ldpc["channel_bpp"] <= 2.0
+    # at Es/N0 1 dB a rate-1/2 LDPC code works where the K=7 convolutional code fails
+    assert ldpc["failure_rate"] < cc["failure_rate"]
+
+
+def test_link_budget_behind_a_code(tiny_model, image_dir):
+    from vqcodec.bits import identity_assignment
+    from vqcodec.simulate import encode_image, link_budget
+    from vqcodec.zoo import Codec
+
+    codec = Codec(name="tiny", model=tiny_model, meta={"name": "tiny"}, assignment=identity_assignment(16))
+    encs = [encode_image(codec, p, False) for p in sorted(image_dir.iterdir())]
+    ch = channels.get_channel("awgn", snr_db=5.0, modulation="qam16")
+    plain, coded = link_budget(codec, encs, ch), link_budget(codec, encs, CodedLink(ch, "ldpc-1/2"))
+    assert coded["source_bpp"] == plain["source_bpp"]
+    assert coded["channel_bpp"] == pytest.approx(2 * plain["source_bpp"], rel=0.05)
+    assert coded["cbr"] == pytest.approx(2 * plain["cbr"], rel=0.05)
+
+
+def test_cli_code_option(tiny_checkpoint, image_dir, tmp_path):
+    out = tmp_path / "r.json"
+    base = ["simulate", "--channel", "awgn", "--snr-db", "3", "--modulation", "qam16", "--checkpoint",
+            str(tiny_checkpoint), "--images", str(image_dir), "--receiver", "naive", "--trials", "1",
+            "--no-ms-ssim"]
+    r = CliRunner().invoke(main, base + ["--code", "ldpc-1/2", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert res["channel"]["code"] == "ldpc-1/2" and res["channel"]["modulation"] == "qam16"
+    pt = res["points"][0]
+    assert pt["channel_bpp"] == pytest.approx(2 * pt["source_bpp"], rel=0.05)
+    for bad, needle in (("turbo", "unknown code"), ("ldpc-1/40", "outside")):
+        r = CliRunner().invoke(main, base + ["--code", bad])
+        assert r.exit_code != 0 and "Traceback" not in r.output
+        assert needle in r.output.strip().splitlines()[-1]

@@ -1,0 +1,176 @@
+"""A channel code in front of a channel: the index payload itself protected by 5G NR LDPC.
+
+``CodedLink(channel, "ldpc-1/2")`` has the channel contract (``link(bits, rng) -> Received``):
+the payload of each transmission is one transport block (``ldpc.LDPC5GTransportBlock``: CRC,
+segmentation into code blocks, rate matching to ``ceil(n / R)`` bits rounded up to whole
+symbols of the channel's modulation), sent through ``channel``, and decoded by belief
+propagation. What comes out is the decoder's view of the payload: its a-posteriori LLRs
+(``llr``) and their hard decisions, so the soft index receivers (``learned-mmse``,
+``spatial-mmse``) use the residual redundancy of the indices after the code, and the counts of
+a results file (``bit_errors``, ``ber``) are residual errors after decoding.
+
+Rates are ``ldpc-A/B`` with A/B in [0.1, 0.95], e.g. ldpc-1/3, ldpc-1/2, ldpc-2/3, ldpc-8/9.
+
+``LdpcCode`` is the same code with the interface of the baselines' channel codes
+(``coded_length``, ``encode``, ``decode``), so a JPEG file and the index payload cross the
+same link.
+
+A hard-decision channel (bsc, bec, burst) gives the decoder LLRs of magnitude
+log((1 - q) / q) for its crossover probability q; where the code cannot know q (the baselines'
+interface) it uses q = 0.02, magnitude 3.9.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+
+from channels import Channel, Received
+from channels.base import LLR_CLIP
+from vqcodec.ldpc import LDPC5GTransportBlock
+
+CODES = ("none", "ldpc-1/3", "ldpc-1/2", "ldpc-2/3", "ldpc-3/4", "ldpc-5/6", "ldpc-8/9")
+RATE_RANGE = (0.1, 0.95)
+
+
+def code_rate(code: str | None) -> Fraction | None:
+    """The rate of a code name (None for ``none``); a one-line ValueError for anything else."""
+    if code in (None, "none"):
+        return None
+    text = str(code)
+    if not text.startswith("ldpc-"):
+        raise ValueError(f"unknown code {code!r} (use none or ldpc-A/B, e.g. {', '.join(CODES[1:])})")
+    try:
+        r = Fraction(text[5:])
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"unknown code {code!r} (use none or ldpc-A/B, e.g. ldpc-1/2)") from None
+    if not RATE_RANGE[0] <= r <= RATE_RANGE[1]:
+        raise ValueError(f"code rate {r} of {code!r} is outside [{RATE_RANGE[0]}, {RATE_RANGE[1]}]")
+    return r
+
+
+@lru_cache(maxsize=64)
+def _block(payload_bits: int, coded_bits: int, bits_per_symbol: int) -> LDPC5GTransportBlock:
+    return LDPC5GTransportBlock(payload_bits, coded_bits, bits_per_symbol)
+
+
+def _channel_llr(rx: Received, channel) -> np.ndarray:
+    """float32 LLRs of what the channel delivered: its own soft output (every channel but a hard
+    awgn / fading link gives one), else the hard decisions weighted by log((1 - q) / q) for its
+    crossover probability q (erasures: 0)."""
+    if rx.llr is not None:
+        return np.clip(rx.llr, -LLR_CLIP, LLR_CLIP)
+    q = getattr(channel, "crossover_probability", None)  # every hard channel here has one
+    mag = LLR_CLIP if not q or q <= 0 else min(LLR_CLIP, math.log((1 - q) / q))
+    return np.where(rx.hard < 0, 0.0, np.where(rx.hard == 0, mag, -mag)).astype(np.float32)
+
+
+HARD_LLR = math.log(0.98 / 0.02)
+
+
+@dataclass(frozen=True)
+class LdpcCode:
+    """5G LDPC of rate ``name`` (``ldpc-A/B``) as a baselines channel code: ``coded_length(n)``
+    = ceil(n / R) bits, ``encode`` (the transport block), ``decode`` of LLRs (or hard bits,
+    -1 erased) to the payload's hard decisions."""
+
+    name: str = "ldpc-1/2"
+    iterations: int = 20
+
+    def __post_init__(self) -> None:
+        if code_rate(self.name) is None:
+            raise ValueError("LdpcCode needs a rate (ldpc-A/B)")
+
+    @property
+    def rate(self) -> float:
+        return float(code_rate(self.name))
+
+    def coded_length(self, n_info: int) -> int:
+        if int(n_info) < 0:
+            raise ValueError("n_info must be >= 0")
+        return math.ceil(Fraction(int(n_info)) / code_rate(self.name))
+
+    def _block(self, n_info: int) -> LDPC5GTransportBlock:
+        return _block(int(n_info), self.coded_length(n_info), 1)
+
+    def encode(self, bits) -> np.ndarray:
+        bits = np.asarray(bits, np.uint8)
+        return self._block(bits.size).encode(bits) if bits.size else bits
+
+    def decode(self, received, n_info: int | None = None) -> np.ndarray:
+        """Payload decisions from what arrived (LLRs, or hard bits with -1 for an erasure);
+        the payload length is the largest whose coded length is ``received.size``."""
+        r = np.asarray(received)
+        n = self.info_length(r.size) if n_info is None else int(n_info)
+        if n <= 0:
+            return np.zeros(0, np.uint8)
+        if np.issubdtype(r.dtype, np.floating):
+            llr = np.clip(r, -LLR_CLIP, LLR_CLIP).astype(np.float32)
+        else:
+            llr = np.where(r < 0, 0.0, np.where(r == 0, HARD_LLR, -HARD_LLR)).astype(np.float32)
+        res = self._block(n).decode(llr, self.iterations)
+        return np.asarray(res.bits, np.uint8)
+
+    def info_length(self, coded: int) -> int:
+        """The largest payload whose coded length is exactly ``coded`` (0 if none)."""
+        n = int(Fraction(int(coded)) * code_rate(self.name))
+        while n > 0 and self.coded_length(n) > coded:
+            n -= 1
+        return n if n > 0 and self.coded_length(n) == coded else 0
+
+
+@dataclass(frozen=True)
+class CodedLink:
+    """``channel`` behind a 5G LDPC code of rate ``code`` (``ldpc-A/B``); ``iterations`` of the
+    decoder (layered offset min-sum, ``vqcodec.ldpc``)."""
+
+    channel: Channel
+    code: str = "ldpc-1/2"
+    iterations: int = 20
+
+    def __post_init__(self) -> None:
+        if code_rate(self.code) is None:
+            raise ValueError("CodedLink needs a code (ldpc-A/B)")
+
+    # the channel's identity, for results files and receivers
+    @property
+    def name(self) -> str:
+        return self.channel.name
+
+    @property
+    def param(self) -> str:
+        return self.channel.param
+
+    @property
+    def param_value(self) -> float:
+        return self.channel.param_value
+
+    @property
+    def rate(self) -> Fraction:
+        return code_rate(self.code)
+
+    @property
+    def bits_per_use(self) -> int:
+        return getattr(self.channel, "bits_per_use", 1)
+
+    def coded_bits(self, n_bits: int) -> int:
+        """Bits on the channel for an ``n_bits`` payload: ceil(n / R), up to whole symbols."""
+        m = self.bits_per_use
+        return m * math.ceil(Fraction(n_bits) / self.rate / m)
+
+    def channel_uses(self, n_bits: int) -> int:
+        return self.coded_bits(n_bits) // self.bits_per_use
+
+    def __call__(self, bits, rng) -> Received:
+        bits = np.asarray(bits, dtype=np.uint8)
+        n = int(bits.shape[0])
+        if n == 0:
+            return Received(hard=np.zeros(0, np.int8), llr=np.zeros(0, np.float32))
+        tb = _block(n, self.coded_bits(n), self.bits_per_use)
+        rx = self.channel(tb.encode(bits), rng)
+        res = tb.decode(_channel_llr(rx, self.channel).astype(np.float32), self.iterations)
+        llr = np.clip(np.asarray(res.llr, dtype=np.float32), -LLR_CLIP, LLR_CLIP)
+        return Received(hard=(llr < 0).astype(np.int8), llr=llr)
