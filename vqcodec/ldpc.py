@@ -261,7 +261,7 @@ class _Graph:
         self._plan_encoder()
 
     def _plan_encoder(self):
-        kb, z, m = self.kb, self.z, self.m
+        kb, m = self.kb, self.m
         rows, cols, sh = self.rows, self.cols, self.shifts
         core = [[] for _ in range(4)]  # per row: (j, shift) for core parity column kb + j
         for r, c, s in zip(rows, cols, sh):
