@@ -269,3 +269,22 @@ def test_memory_llrs_erase_bursts_and_never_add_confidence():
     assert np.all(np.sign(out[out != 0]) == np.sign(llr[out != 0]))
     assert np.abs(out[30:32]).mean() < 0.3 and np.median(np.abs(out[30:32])) < 0.01  # nearly erased
     assert np.allclose(np.abs(out[:20]), 3.9)  # far from it nothing changes
+
+
+def test_prior_tables_follow_the_prior_object_not_its_address():
+    """A freed prior's address is soon reused by a new one; its cached tables must not be (the
+    Dask-versus-serial mismatch seen in CI: the serial run used a freed prior's edge tables)."""
+    import gc
+
+    from vqcodec.correct import prior_tables
+
+    rng = np.random.default_rng(0)
+    seen = set()
+    for trial in range(20):
+        prior = learn_prior([rng.integers(0, 8, (6, 6))], 8)
+        tabs = prior_tables(prior, 8, 1.0)
+        np.testing.assert_array_equal(tabs[1], prior.pmi("h"))
+        seen.add(id(prior))
+        del prior, tabs
+        gc.collect()
+    assert len(seen) < 20  # addresses were reused: the test saw the case it guards against

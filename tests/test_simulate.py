@@ -125,3 +125,30 @@ def test_prepare_can_keep_the_checkpoint_assignment(tiny_checkpoint, image_dir):
     write_checkpoint_meta(tiny_checkpoint, {k: v for k, v in meta.items() if k != "assignment"})
     with pytest.raises(CheckpointError, match="no index assignment to keep"):
         prepare_checkpoint(tiny_checkpoint, image_dir, keep_assignment=True)
+
+
+def test_encode_cache_follows_the_model_object_not_its_address(image_dir):
+    """A freed model's address is reused by a new one; the new model must not get the old indices."""
+    import gc
+
+    import torch
+
+    from conftest import tiny_config
+    from vqcodec.model import VQVAE
+    from vqcodec.simulate import encode_array
+
+    path = image_dir / "a.png"
+    seen = set()
+    for seed in range(12):
+        torch.manual_seed(seed)
+        model = VQVAE(tiny_config()).eval()
+        with torch.no_grad():
+            model.quantizer.embedding.copy_(torch.randn(16, 4))
+        codec = Codec(name="tiny", model=model, meta={"name": "tiny"}, assignment=identity_assignment(16))
+        cached = encode_image(codec, path, False)
+        fresh = encode_array(codec, path.name, cached.image, False)
+        np.testing.assert_array_equal(cached.indices, fresh.indices)
+        seen.add(id(model))
+        del model, codec, cached, fresh
+        gc.collect()
+    assert len(seen) < 12  # addresses were reused: the test saw the case it guards against

@@ -15,6 +15,7 @@ MMSE estimate sum_k q_k e_k).
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -542,7 +543,10 @@ def _bp_ref(cand, unary, ncand, psi_h, psi_v, h, w, sweeps):
 
 # --------------------------------------------------------------------------- receivers
 
-_PRIOR_TABLES: dict = {}
+# per prior object (weakly held: an id() key could be reused by a new prior after the old one is freed,
+# and hand the new prior the old tables), then per (K, beta)
+_PRIOR_TABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_FLAT_TABLES: dict = {}
 
 
 def pmi_bounds(pmi_h: np.ndarray, pmi_v: np.ndarray) -> np.ndarray:
@@ -552,8 +556,9 @@ def pmi_bounds(pmi_h: np.ndarray, pmi_v: np.ndarray) -> np.ndarray:
 
 def prior_tables(prior, K: int, beta: float):
     """(log_unigram, beta*PMI_h, beta*PMI_v, exp(beta*PMI_h) and exp(beta*PMI_v) as float32, bounds); cached per prior."""
-    key = (id(prior), K, beta)
-    if key not in _PRIOR_TABLES:
+    cache = _FLAT_TABLES if prior is None else _PRIOR_TABLES.setdefault(prior, {})
+    key = (K, beta)
+    if key not in cache:
         if prior is None:
             z = np.zeros((K, K))
             tabs = (np.full(K, -np.log(K)), z, z, np.ones((K, K), np.float32), np.ones((K, K), np.float32),
@@ -563,8 +568,8 @@ def prior_tables(prior, K: int, beta: float):
             # edge potentials in float32: BP copies them per edge, and half the bytes is faster
             tabs = (prior.log_unigram(), ph, pv, np.exp(ph).astype(np.float32), np.exp(pv).astype(np.float32),
                     pmi_bounds(ph, pv))
-        _PRIOR_TABLES[key] = tabs
-    return _PRIOR_TABLES[key]
+        cache[key] = tabs
+    return cache[key]
 
 
 @dataclass(frozen=True)

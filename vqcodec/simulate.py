@@ -24,6 +24,7 @@ import json
 import math
 import struct
 import time
+import weakref
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +51,8 @@ class EncodedImage:
     ms_ssim_clean: float | None = None
 
 
-_CACHE: dict[tuple, EncodedImage] = {}
+# per model object, weakly held (an id() key could be reused by another model once this one is freed)
+_CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, EncodedImage]]" = weakref.WeakKeyDictionary()
 
 
 def decoder_autocast(codec: Codec):
@@ -121,11 +123,12 @@ def encode_image(codec: Codec, path, with_ms_ssim: bool = True) -> EncodedImage:
     """Encode (and clean-decode) an image file once per (codec, file); cached in-process."""
     path = Path(path)
     st = path.stat()
-    key = (id(codec.model), codec.precision, str(path.resolve()), st.st_mtime_ns, st.st_size)
-    if key in _CACHE and (not with_ms_ssim or _CACHE[key].ms_ssim_clean is not None):
-        return _CACHE[key]
+    cache = _CACHE.setdefault(codec.model, {})
+    key = (codec.precision, str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if key in cache and (not with_ms_ssim or cache[key].ms_ssim_clean is not None):
+        return cache[key]
     enc = encode_array(codec, path.name, load_image(path), with_ms_ssim)
-    _CACHE[key] = enc
+    cache[key] = enc
     return enc
 
 
