@@ -615,6 +615,67 @@ def _print_table(results, param):
 
 
 @main.command()
+@click.option("--channel", "-c", "kind", type=click.Choice(["awgn", "fading"]), default="awgn", show_default=True)
+@click.option("--snr-db", required=True, help="Grid of Es/N0 values in dB: '1,4,7,10,13' or 'START:STOP:N'.")
+@click.option("--cbr", default="1/12", show_default=True,
+              help="Bandwidth ratio to fill: complex channel uses / (3 x pixels), e.g. 1/12.")
+@click.option("--models", default="f4-k256,f8-k256,f8-k1024", show_default=True,
+              help="Shipped models to try, comma-separated.")
+@click.option("--min-rate", type=click.FloatRange(0.1, 0.95), default=0.1, show_default=True,
+              help="Leave out LDPC codes below this rate.")
+@click.option("--block-bits", type=int, default=None, help="fading: coherence length in bits [default: 64].")
+@click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
+@_stop_options
+@click.option("--workers", type=click.IntRange(1, 1024), default=None,
+              help="Run the trials on a local Dask cluster of this many processes [default: serial].")
+@click.option("--json", "json_out", type=click.Path(), required=True, help="Results file to write.")
+@click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
+@click.option("--overwrite", is_flag=True)
+def best(kind, snr_db, cbr, models, min_rate, block_bits, images, trials, min_trials, ci_target, seed, workers,
+         json_out, no_ms_ssim, overwrite):
+    """Best configuration at equal channel uses: every (model, modulation, 5G LDPC rate) that fills
+    --cbr, swept over --snr-db with the model's best soft receiver, and their envelope."""
+    from tqdm import tqdm
+
+    from vqcodec.api import best_sweep
+    from vqcodec.images import ImageError
+    from vqcodec.model import CheckpointError
+
+    t_start = time.perf_counter()
+    _check_output(json_out, overwrite)
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    bar = None
+
+    def progress(i, n, label):
+        nonlocal bar
+        bar = bar or tqdm(total=n, desc="configurations", unit="config", leave=False, dynamic_ncols=True)
+        bar.n = i
+        bar.set_postfix_str(label[:40])
+        bar.refresh()
+
+    options = {} if block_bits is None else {"block_bits": block_bits}
+    try:
+        results = best_sweep(kind, snr_db, models=names, cbr=cbr, images=images, trials=trials,
+                             min_trials=min_trials, ci=ci_target, seed=seed, with_ms_ssim=not no_ms_ssim,
+                             min_rate=min_rate, workers=workers, on_configuration=progress, **options)
+    except (ValueError, ImageError, CheckpointError) as exc:
+        _fail(str(exc))
+    finally:
+        if bar is not None:
+            bar.close()
+    grid = [pt["param"] for pt in results[0]["points"]]
+    click.echo(f"mean PSNR (dB) over {results[0]['images']['count']} images, {kind}, cbr {cbr}, "
+               "Es/N0 per complex channel use")
+    click.echo(f"{'configuration':<42}" + "".join(f"{g:>9g}" for g in grid))
+    for res in results:
+        click.echo(f"{res['label'][:42]:<42}" + "".join(f"{pt['psnr']['mean']:>9.2f}" for pt in res["points"]))
+    click.echo(f"{'  chosen':<42}" + "".join(f"{pt['configuration'].split()[1]:>9}" for pt in results[-1]["points"]))
+    _write_results(json_out, results)
+    click.echo(f"wrote {json_out}")
+    click.echo(f"time {time.perf_counter() - t_start:.1f} s")
+
+
+@main.command()
 @_model_options
 @click.option("--channel", "-c", "kind", required=True,
               help="Channel to fine-tune for, or 'mix': a random channel per crop from the receiver-training "

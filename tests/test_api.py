@@ -141,3 +141,41 @@ def test_a_resume_must_match_what_defines_a_point():
                                                             "with_ms_ssim": False, **kwargs})
         with pytest.raises(ValueError, match=what):
             exp2.run(encs, desc, previous=first)
+
+
+def test_a_stream_larger_than_the_cbr_budget_is_refused():
+    codec = vq.load()  # f4-k256, 0.5 bpp: uncoded BPSK is cbr 1/6, QPSK 1/12
+    with pytest.raises(ValueError, match=r"needs cbr 0\.1667, more than --cbr 0\.08333.*qpsk none, qam16 ldpc-1/2"):
+        vq.experiment(codec, "awgn", [1.0], modulation="bpsk", baselines="jpeg", cbr=1 / 12)
+    with pytest.raises(ValueError, match="needs cbr 0.1667"):
+        vq.experiment(codec, "awgn", [1.0], modulation="qam16", code="ldpc-1/4", cbr=1 / 12)
+    vq.experiment(codec, "awgn", [1.0], modulation="qam16", code="ldpc-1/2", cbr=1 / 12)  # fills it exactly
+    vq.experiment(codec, "awgn", [1.0], modulation="qam16", cbr=1 / 12)  # uses less: allowed
+
+
+def test_best_sweep_fills_the_budget_and_its_envelope_is_the_pointwise_best():
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:64, 0:64]
+    img = np.clip(np.stack([x * 4, y * 4, (x + y) * 2], 2) + rng.normal(0, 6, (64, 64, 3)), 0, 255).astype(np.uint8)
+    res = vq.best_sweep("awgn", [-2.0, 12.0], models=["f8-k256"], cbr="1/12", images={"ramp.png": img}, trials=1,
+                        min_trials=1, with_ms_ssim=False)
+    curves, best = res[:-1], res[-1]
+    assert [c["configuration"]["modulation"] for c in curves] == ["bpsk", "qpsk", "qam16"]
+    assert [c["configuration"]["code"] for c in curves] == ["ldpc-1/2", "ldpc-1/4", "ldpc-1/8"]
+    for c in curves:
+        assert c["receiver"] == "spatial-mmse"
+        for pt in c["points"]:
+            assert pt["cbr"] == pytest.approx(1 / 12, rel=0.02)  # whole symbols round up a little
+    for i, pt in enumerate(best["points"]):
+        means = [c["points"][i]["psnr"]["mean"] for c in curves]
+        assert pt["psnr"]["mean"] == max(means)
+        assert pt["psnr_by_configuration"] == {c["label"]: m for c, m in zip(curves, means)}
+        assert pt["configuration"] == curves[int(np.argmax(means))]["label"]
+    # at -2 dB the fixed designs differ (cliffs): a test that sees noise
+    assert len({c["points"][0]["psnr"]["mean"] for c in curves}) > 1
+    with pytest.raises(ValueError, match="use awgn or fading"):
+        vq.best_sweep("bsc", [0.1], models=["f8-k256"])
+    with pytest.raises(ValueError, match="fraction like 1/12"):
+        vq.best_sweep("awgn", [1.0], models=["f8-k256"], cbr="a/b")
+    with pytest.raises(ValueError, match="no \\(modulation, code rate >= 0.9\\) fills cbr 1/12"):
+        vq.best_sweep("awgn", [1.0], models=["f8-k256"], min_rate=0.9)

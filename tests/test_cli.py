@@ -182,3 +182,26 @@ def test_train_codebook_bad_input_gives_one_line_errors(prepared_tiny, image_dir
             "--steps", 1, *args)
     assert msg in one_line_error(r)
     assert not (tmp_path / "x.json").exists()
+
+
+def test_best_writes_every_configuration_and_the_envelope(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(tmp_path / "n.png")
+    out = tmp_path / "best.json"
+    r = run("best", "--snr-db", "0,9", "--models", "f8-k256", "--cbr", "1/12", "--images", tmp_path / "n.png",
+            "--trials", "1", "--min-trials", "1", "--no-ms-ssim", "--json", out)
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert [x["label"] for x in res][:3] == ["f8-k256 bpsk ldpc-1/2 spatial-mmse", "f8-k256 qpsk ldpc-1/4 spatial-mmse",
+                                             "f8-k256 qam16 ldpc-1/8 spatial-mmse"]
+    assert res[-1]["model"]["name"] == "vqcodec best" and "chosen" in r.output
+    for args, needle in [(["--cbr", "x"], "fraction like 1/12"), (["--models", "nope"], "nope"),
+                         (["--cbr", "1/400"], "fills cbr 1/400"), (["--snr-db", "a"], "comma-separated list")]:
+        base = ["best", "--snr-db", "1", "--images", tmp_path / "n.png", "--json", tmp_path / "x.json"]
+        if args[0] == "--snr-db":
+            base[2] = args[1]
+            args = []
+        line = one_line_error(run(*base, *args))
+        assert needle in line.lower() or needle in line, line
+    assert not (tmp_path / "x.json").exists()
+    assert "exists" in one_line_error(run("best", "--snr-db", "1", "--json", out))

@@ -128,3 +128,25 @@ def test_cli_code_option(tiny_checkpoint, image_dir, tmp_path):
         r = CliRunner().invoke(main, base + ["--code", bad])
         assert r.exit_code != 0 and "Traceback" not in r.output
         assert needle in r.output.strip().splitlines()[-1]
+
+
+def test_budget_configurations_fill_the_bandwidth_ratio_exactly():
+    from fractions import Fraction
+
+    from vqcodec.links import budget_configurations, code_rate, stream_cbr
+
+    assert budget_configurations("1/2", "1/12") == [("qpsk", "none"), ("qam16", "ldpc-1/2"),
+                                                     ("qam64", "ldpc-1/3"), ("qam256", "ldpc-1/4")]
+    assert budget_configurations("1/2", "1/12", min_rate=0.3) == [("qpsk", "none"), ("qam16", "ldpc-1/2"),
+                                                                   ("qam64", "ldpc-1/3")]
+    for bpp in ("1/8", "5/32", "1/2", "3/4"):
+        for cbr in ("1/6", "1/12", "1/24"):
+            for mod, code in budget_configurations(bpp, cbr):
+                m = {"bpsk": 1, "qpsk": 2, "qam16": 4, "qam64": 6, "qam256": 8}[mod]
+                assert stream_cbr(float(Fraction(bpp)), code, m) == pytest.approx(float(Fraction(cbr)))
+                r = code_rate(code)
+                assert r is None or 0.1 <= r <= 0.95
+    assert budget_configurations("1/2", "1/48") == [("qam256", "none")]
+    assert budget_configurations("1/2", "1/96") == []  # every modulation would need a rate above 1
+    with pytest.raises(ValueError, match="cbr in \\(0, 1\\]"):
+        budget_configurations("1/2", "2")

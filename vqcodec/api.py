@@ -25,15 +25,16 @@ from channels import Channel
 from channels.options import ChannelSpec, channel_spec, param_value, parse_grid
 from vqcodec.baselines import RATES, baseline_sweep, check_options
 from vqcodec.cluster import check_address, executor_for
-from vqcodec.correct import check_receivers
+from vqcodec.correct import check_receivers, default_receivers
 from vqcodec.images import save_image
-from vqcodec.links import CodedLink, code_rate
+from vqcodec.links import CodedLink, budget_configurations, code_rate, stream_cbr
 from vqcodec.plot import plot_curves
+from vqcodec.results import envelope_points, new_results
 from vqcodec.simulate import EncodedImage, StopRule, encode_images
 from vqcodec.simulate import sweep as run_sweep
 from vqcodec.zoo import Codec, load_codec
 
-__all__ = ["load", "channel", "encode", "experiment", "Experiment", "simulate", "sweep", "plot",
+__all__ = ["load", "channel", "encode", "experiment", "Experiment", "simulate", "sweep", "best_sweep", "plot",
            "param_value", "parse_grid", "executor_for"]
 
 ImagesArg = Any  # None | path | list of paths | {name: array}
@@ -168,6 +169,16 @@ def experiment(codec: Codec, channel: str, values, *, receivers=None, trials: in
         if not (0 < cbr <= 1):
             raise ValueError(f"--cbr must be in (0, 1], got {cbr}")
         budget_bpp = cbr * 3 * chans[0].bits_per_use
+        need = stream_cbr(codec.bpp, code, chans[0].bits_per_use)
+        if need > cbr * (1 + 1e-9):
+            from fractions import Fraction
+
+            fits = budget_configurations(Fraction(codec.bpp).limit_denominator(1 << 16),
+                                         Fraction(cbr).limit_denominator(1 << 16))
+            hint = ", ".join(f"{m} {c}" for m, c in fits) or "none at this model's rate"
+            raise ValueError(f"the index stream ({codec.bpp:g} bpp, {spec.extra.get('modulation', 'bpsk')}, "
+                             f"code {code or 'none'}) needs cbr {need:.4g}, more than --cbr {cbr:.4g}; "
+                             f"configurations that fill it: {hint}")
     names, rate_list = check_options(baselines, rates, budget_bpp)
     if save_dir is not None:
         save_dir = Path(save_dir)
@@ -212,6 +223,72 @@ def sweep(channel: str, values, *, model: str | None = None, codec: Codec | None
         if hasattr(executor, "close"):
             executor.close()
     return out + exp.run_baselines(encoded, desc)
+
+
+def best_sweep(channel: str, values, *, models: Sequence[str] = ("f4-k256",), cbr="1/12", images: ImagesArg = None,
+               trials: int = 10, min_trials: int = 3, ci: float = 0.05, seed: int = 0, with_ms_ssim: bool = True,
+               min_rate: float = 0.1, modulations=None, workers: int | None = None, name: str = "best",
+               on_configuration: Callable[[int, int, str], None] | None = None, **channel_options) -> list[dict]:
+    """The best digital configuration at equal channel uses.
+
+    Every (model, modulation, LDPC rate) whose channel uses fill the bandwidth ratio ``cbr``
+    exactly (``links.budget_configurations``) is swept over ``values`` of an awgn or fading
+    channel with the model's best soft receiver behind the code (learned-mmse, else
+    spatial-mmse), all on the same images and noise seeds. Returns each configuration's results
+    object (its ``label`` names it; the fixed designs, with their cliffs), then the envelope
+    "vqcodec best": per point the configuration with the highest mean PSNR (an oracle that
+    knows the SNR, as the baselines' best digital curve). ``on_configuration(i, n, label)``
+    reports progress before each configuration."""
+    from fractions import Fraction
+
+    if channel not in ("awgn", "fading"):
+        raise ValueError(f"a bandwidth ratio counts complex channel uses: use awgn or fading, not {channel}")
+    try:
+        ratio = Fraction(str(cbr))
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"cbr must be a number or a fraction like 1/12, got {cbr!r}") from None
+    mods = list(modulations) if modulations else None
+    plans = []
+    for model in models:
+        codec = load(model)
+        bpp = Fraction(codec.bits_per_index, codec.f ** 2)
+        configs = budget_configurations(bpp, ratio, **({"modulations": mods} if mods else {}), min_rate=min_rate)
+        soft = [r for r in default_receivers(codec) if r != "naive"] or ["naive"]
+        for mod, code in configs:
+            exp = experiment(codec, channel, values, receivers=soft, trials=trials, min_trials=min_trials, ci=ci,
+                             seed=seed, with_ms_ssim=with_ms_ssim, name=name, code=code, workers=workers,
+                             modulation=mod, **channel_options)
+            plans.append((model, mod, code, soft[0], exp))
+    if not plans:
+        raise ValueError(f"no (modulation, code rate >= {min_rate}) fills cbr {ratio} for {', '.join(models)}")
+    curves, labels, encoded = [], [], {}
+    executor = executor_for(workers, None)
+    try:
+        for i, (model, mod, code, recv, exp) in enumerate(plans):
+            label = f"{model} {mod} {code} {recv}"
+            if on_configuration:
+                on_configuration(i, len(plans), label)
+            if model not in encoded:
+                encoded[model] = exp.encode(images)
+            res = exp.run(*encoded[model], executor=executor)[0]
+            res["label"] = label
+            res["configuration"] = {"model": model, "modulation": mod, "code": code, "receiver": recv}
+            res["style"] = {"ls": ":", "marker": "."}
+            curves.append(res)
+            labels.append(label)
+    finally:
+        if hasattr(executor, "close"):
+            executor.close()
+    first = curves[0]
+    best = new_results(
+        name=name, description=f"vqcodec best: per point the (model, modulation, code) with the highest mean "
+                                f"PSNR among {len(curves)} that fill cbr {ratio} (oracle)",
+        seed=seed, model={"name": "vqcodec best", "models": list(models)}, images=first["images"],
+        channel={k: v for k, v in first["channel"].items() if k not in ("modulation", "code")},
+        receiver="best soft", points=envelope_points(curves, labels),
+        extra={"label": f"vqcodec best (oracle over {len(curves)} configurations)", "cbr": str(ratio),
+               "style": {"ls": "-", "marker": "s"}})
+    return curves + [best]
 
 
 def simulate(channel: str, value: float, **kwargs) -> list[dict]:

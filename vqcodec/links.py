@@ -30,6 +30,7 @@ import numpy as np
 
 from channels import Channel, Received
 from channels.base import LLR_CLIP
+from channels.modulation import MODULATIONS, get_modulation
 from vqcodec.ldpc import LDPC5GTransportBlock
 
 CODES = ("none", "ldpc-1/3", "ldpc-1/2", "ldpc-2/3", "ldpc-3/4", "ldpc-5/6", "ldpc-8/9")
@@ -50,6 +51,46 @@ def code_rate(code: str | None) -> Fraction | None:
     if not RATE_RANGE[0] <= r <= RATE_RANGE[1]:
         raise ValueError(f"code rate {r} of {code!r} is outside [{RATE_RANGE[0]}, {RATE_RANGE[1]}]")
     return r
+
+
+def code_name(rate: Fraction) -> str:
+    """The code of rate ``rate``: ``none`` for 1, else ``ldpc-A/B`` (checked by :func:`code_rate`)."""
+    rate = Fraction(rate)
+    if rate == 1:
+        return "none"
+    name = f"ldpc-{rate.numerator}/{rate.denominator}"
+    code_rate(name)
+    return name
+
+
+def budget_configurations(source_bpp, cbr, modulations=MODULATIONS,
+                          min_rate: float = RATE_RANGE[0]) -> list[tuple[str, str]]:
+    """Every (modulation, code) whose channel uses fill a bandwidth ratio exactly.
+
+    A stream of ``source_bpp`` bits per pixel, coded at rate R and sent on m bits per complex
+    channel use, takes source_bpp / (R m) uses per pixel; filling ``cbr`` = uses / (3 pixels)
+    needs R = source_bpp / (3 cbr m). That is uncoded (``none``) when R = 1 and ``ldpc-A/B`` when
+    R lies in [max(min_rate, 0.1), 0.95]; a modulation that needs any other rate does not fit.
+    ``source_bpp`` and ``cbr`` are exact fractions (or strings like ``"1/12"``) so that
+    R = 1 is recognised exactly. Ordered as ``modulations``."""
+    bpp, cbr = Fraction(source_bpp), Fraction(cbr)
+    if bpp <= 0 or not 0 < cbr <= 1:
+        raise ValueError(f"need source_bpp > 0 and cbr in (0, 1], got {source_bpp} and {cbr}")
+    out = []
+    for mod in modulations:
+        r = bpp / (3 * cbr * get_modulation(mod).bits_per_symbol)
+        if r == 1:
+            out.append((mod, "none"))
+        elif max(RATE_RANGE[0], min_rate) <= r <= RATE_RANGE[1]:
+            out.append((mod, code_name(r)))
+    return out
+
+
+def stream_cbr(source_bpp: float, code: str | None, bits_per_use: int) -> float:
+    """Bandwidth ratio of a stream of ``source_bpp`` bits per pixel behind ``code`` on
+    ``bits_per_use`` bits per complex channel use (before rounding up to whole symbols)."""
+    r = code_rate(code)
+    return float(source_bpp) / (float(r) if r is not None else 1.0) / bits_per_use / 3
 
 
 @lru_cache(maxsize=64)

@@ -14,6 +14,7 @@ import math
 import os
 import subprocess
 from pathlib import Path
+from typing import Sequence
 
 from vqcodec import __version__
 
@@ -266,3 +267,24 @@ def merge_curves(results: list[dict]) -> list[dict]:
     for r in merged.values():
         r["points"].sort(key=lambda p: float(p["param"]))
     return list(merged.values())
+
+
+def envelope_points(curves: Sequence[dict], labels: Sequence[str], metric: str = "psnr") -> list[dict]:
+    """Per channel point, the point of the curve with the highest mean ``metric`` (an oracle that
+    knows the channel), with ``configuration`` (the winner's label) and ``<metric>_by_configuration``
+    (every curve's mean) added. ``curves``: results objects over the same parameter grid, named by
+    ``labels``; ties go to the earlier curve."""
+    if not curves or len(curves) != len(labels):
+        raise ValueError("need one label per curve, and at least one curve")
+    grids = [[float(p["param"]) for p in c["points"]] for c in curves]
+    if any(g != grids[0] for g in grids):
+        raise ValueError("the curves of an envelope must share their parameter grid")
+    out = []
+    for i in range(len(grids[0])):
+        means = [float(c["points"][i][metric]["mean"]) for c in curves]
+        best = max(range(len(curves)), key=lambda j: (means[j], -j))
+        point = dict(curves[best]["points"][i])
+        point["configuration"] = labels[best]
+        point[f"{metric}_by_configuration"] = dict(zip(labels, means))
+        out.append(point)
+    return out
