@@ -1,0 +1,31 @@
+"""The README's headline numbers on Kodak (../shared/datasets/kodak; skipped where it is absent):
+every shipped model's clean PSNR as `vqcodec models` and the README report it, and one noisy
+point of the default model and receiver."""
+import numpy as np
+import pytest
+
+import vqcodec.api as vq
+from conftest import KODAK, needs_kodak
+from vqcodec.zoo import REGISTRY
+
+pytestmark = needs_kodak
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_shipped_model_clean_kodak_psnr_is_the_recorded_one(name):
+    codec = vq.load(name)
+    encoded, desc = vq.encode(codec, KODAK, with_ms_ssim=False)
+    assert desc["count"] == 24
+    measured = float(np.mean([e.psnr_clean for e in encoded]))
+    assert measured == pytest.approx(codec.meta["kodak"]["psnr"], abs=0.01)
+
+
+def test_default_receiver_at_bsc_0_01_matches_the_readme():
+    # README, receivers table: f4-k256 with learned-mmse gives 27.46 dB at BSC p = 0.01 (clean 28.47);
+    # one trial of the 24 images with seed 0 lies within 0.05 dB of that four-trial mean
+    res = vq.simulate("bsc", 0.01, model="f4-k256", images=KODAK, receivers=["learned-mmse"], trials=1,
+                      min_trials=1, seed=0, with_ms_ssim=False)
+    pt = res[0]["points"][0]
+    assert pt["psnr_clean"] == pytest.approx(28.47, abs=0.005)
+    assert pt["psnr"]["mean"] == pytest.approx(27.46, abs=0.05)
+    assert 0.009 < pt["ber"] < 0.011
