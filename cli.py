@@ -7,7 +7,6 @@ usage errors: 2); no traceback, no half-written output.
 from __future__ import annotations
 
 import math
-import os
 import shlex
 import sys
 import time
@@ -24,7 +23,9 @@ def _run_with_progress(desc: str, steps: int, run, postfix, errors: tuple = ()):
     """``run(progress, command)`` under a progress bar of ``steps`` steps; ``progress(step, metrics)``
     shows ``postfix(metrics)`` (a ``steps`` entry in the metrics resets the total). ``command`` is
     the command line, for the training record. ImageError, ValueError and ``errors`` become
-    one-line errors."""
+    one-line errors, and so do OSError and SafetensorError (a full disk: the checkpoint writers leave
+    no temporary file)."""
+    from safetensors import SafetensorError
     from tqdm import tqdm
 
     from vqcodec.images import ImageError
@@ -42,6 +43,9 @@ def _run_with_progress(desc: str, steps: int, run, postfix, errors: tuple = ()):
         return run(progress, command)
     except (ImageError, ValueError, *errors) as exc:
         _fail(str(exc))
+    except (OSError, SafetensorError) as exc:
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        _fail(f"{desc} stopped: {where}{getattr(exc, 'strerror', None) or exc} (no partial file is left)")
     finally:
         bar.close()
 
@@ -1035,17 +1039,20 @@ def bench(suite, list_, resume, out, regenerate_expected, device, checkpoints, b
 @click.option("--overwrite", is_flag=True)
 def export(results_files, fmt, output, name, overwrite):
     """Export clean-channel results (vqcodec eval / kodak-rd) for other tools."""
-    from vqcodec.results import ResultsError, read_results, to_compressai
+    import json
+
+    from vqcodec.results import ResultsError, atomic_write_text, read_results, to_compressai
 
     _check_output(output, overwrite)
     try:
         results = [r for f in results_files for r in read_results(f)]
         doc = to_compressai(results, name=name)
+        atomic_write_text(output, json.dumps(doc, indent=2, allow_nan=False) + "\n")
     except ResultsError as exc:
         _fail(str(exc))
-    tmp = Path(output).with_name(f".{Path(output).name}.tmp")
-    tmp.write_text(__import__("json").dumps(doc, indent=2) + "\n")
-    os.replace(tmp, output)
+    except OSError as exc:
+        _fail(f"{output}: cannot write ({exc.strerror or exc.__class__.__name__}); the previous file, if any, "
+              "is unchanged")
     click.echo(f"wrote {output} ({len(doc['results']['bpp'])} rate points)")
 
 
@@ -1071,7 +1078,7 @@ def receivers():
                                          "CompressAI result files are drawn as labelled anchors.")
 def plot(results_files, output, metric, title, select, rd):
     """Draw curves from results files."""
-    from vqcodec.plot import plot_curves, plot_rd, select_curves
+    from vqcodec.plot import curve_label, plot_curves, plot_rd, select_curves
     from vqcodec.results import ResultsError, clean_results, merge_curves, read_compressai, read_results
 
     _check_output(output, True)
@@ -1093,9 +1100,11 @@ def plot(results_files, output, metric, title, select, rd):
     try:
         results = merge_curves([r for f in results_files for r in read_results(f)])
         if select:
-            results = select_curves(results, select)
-            if not results:
-                _fail("no curve matches --select")
+            chosen = select_curves(results, select)
+            if not chosen:
+                _fail(f"no curve matches --select {' '.join(select)} (the curves: "
+                      f"{', '.join(curve_label(r) for r in results)})")
+            results = chosen
         written = plot_curves(results, output, metric=metric, title=title)
     except ResultsError as exc:
         _fail(str(exc))

@@ -1,4 +1,5 @@
 import json
+import math
 
 import numpy as np
 import pytest
@@ -35,7 +36,13 @@ def test_eval_writes_results(tiny_checkpoint, image_dir, tmp_path):
     res = json.loads(out.read_text())
     assert res["schema"] == "vqcodec.results/1" and res["channel"]["kind"] == "none"
     (pt,) = res["points"]
-    assert len(pt["per_image"]) == 2 and pt["bpp"] == pytest.approx(4 / 16, rel=0.2)
+    from vqcodec.model import load_model
+
+    cfg = load_model(tiny_checkpoint)[0].cfg
+    # bits over the real 37 x 53 pixels, not over the padded 40 x 56
+    exact = -(-37 // cfg.f) * -(-53 // cfg.f) * math.ceil(math.log2(cfg.K)) / (37 * 53)
+    assert len(pt["per_image"]) == 2 and pt["bpp"] == pytest.approx(exact, rel=1e-12)
+    assert [d["bpp"] for d in pt["per_image"]] == pytest.approx([exact, exact], rel=1e-12)
 
 
 def test_encode_decode_bit_exact(tiny_checkpoint, image_dir, tmp_path):
@@ -129,6 +136,42 @@ def test_export_compressai_and_rd_plot(tiny_checkpoint, image_dir, tmp_path):
     r = run("plot", "--rd", ev, ca, "-o", fig)
     assert r.exit_code == 0, r.output
     assert fig.stat().st_size > 5000
+
+
+def test_plot_select_keeps_the_matching_curves(tmp_path, monkeypatch):
+    import vqcodec.plot as P
+    from vqcodec.results import new_results, write_results
+
+    def curve(receiver, psnrs):
+        return new_results(name="s", description="d", seed=0, model={"name": "m", "f": 4, "K": 16, "bpp": 0.5},
+                           images={"source": "x", "count": 1}, channel={"kind": "bsc", "param": "p"},
+                           receiver=receiver, points=[{"param": p, "psnr": {"mean": v, "ci95": 0.1}}
+                                                      for p, v in zip((0.01, 0.1), psnrs)])
+
+    res, fig = tmp_path / "s.json", tmp_path / "f.png"
+    write_results(res, [curve("naive", (20.0, 10.0)), curve("spatial-mmse", (25.0, 15.0))])
+    drawn, draw = [], P.plot_curves
+    monkeypatch.setattr(P, "plot_curves", lambda rs, *a, **kw: drawn.append([P.curve_label(r) for r in rs])
+                        or draw(rs, *a, **kw))
+    r = run("plot", res, "-o", fig, "--select", "*mmse")
+    assert r.exit_code == 0, r.output
+    assert drawn == [["m · spatial-mmse"]] and fig.stat().st_size > 5000
+    msg = one_line_error(run("plot", res, "-o", tmp_path / "g.png", "--select", "*bp*"))
+    assert "no curve matches --select *bp*" in msg and "m · naive" in msg
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png", "s.json"]
+
+
+def test_export_refuses_an_infinite_psnr(tmp_path):
+    from vqcodec.results import new_results, write_results
+
+    ev, ca = tmp_path / "e.json", tmp_path / "ca.json"
+    write_results(ev, new_results(name="e", description="d", seed=0, model={"name": "lossless", "K": 256},
+                                  images={"source": "x", "count": 1}, channel={"kind": "none", "param": "p"},
+                                  receiver="none", points=[{"param": 0.0, "bpp": 0.5,
+                                                            "psnr": {"mean": float("inf"), "ci95": 0.0}}]))
+    msg = one_line_error(run("export", ev, "--compressai", "-o", ca))
+    assert "lossless: psnr is inf" in msg
+    assert sorted(tmp_path.iterdir()) == [ev]
 
 
 @pytest.fixture

@@ -142,6 +142,23 @@ def test_clean_channel_returns_exact_indices(name, K):
         assert np.array_equal(dec.embeddings, ctx.codebook[grid])
 
 
+@pytest.mark.parametrize("K,assignment,nearest", [
+    (3, [3, 0, 2], {1: 0}),  # 01: 00 and 11 at distance 1, the smaller label 00 wins
+    (5, [0, 1, 2, 3, 4], {5: 1, 6: 2, 7: 3}),  # 101: 001 over 100; 110: 010 over 100; 111: 011 alone
+])
+def test_naive_maps_an_unused_label_to_the_nearest_used_one(K, assignment, nearest):
+    """K not a power of two: a received label that no index uses becomes the index of the used label
+    nearest in Hamming distance, ties to the smaller label."""
+    from vqcodec.bits import labels_to_bits
+
+    b = int(np.ceil(np.log2(K)))
+    rx = channels.Received(hard=labels_to_bits(np.arange(2 ** b), b).astype(np.int8), llr=None)
+    ctx = ReceiverContext(K=K, assignment=np.array(assignment), codebook=np.zeros((K, 2), np.float32))
+    got = get_receiver("naive")(rx, (1, 2 ** b), ctx).indices[0]
+    index_of = {lab: i for i, lab in enumerate(assignment)}
+    assert list(got) == [index_of[nearest.get(lab, lab)] for lab in range(2 ** b)]
+
+
 def test_posteriors_sum_to_one_and_candidates_valid():
     rng = np.random.default_rng(2)
     K = 100
@@ -155,6 +172,26 @@ def test_posteriors_sum_to_one_and_candidates_valid():
     post = spatial_posterior(bit_llrs(rx, ch, ctx.b), grid.shape, ctx)
     assert np.allclose(post.prob.sum(-1), 1.0)
     assert ((post.cand >= 0) | (post.prob == 0)).all() and (post.cand < K).all()
+
+
+def test_spatial_mmse_hands_the_decoder_the_expected_codeword():
+    from vqcodec.correct import bit_llrs
+
+    rng = np.random.default_rng(3)
+    K = 16
+    grid = rng.integers(0, K, (6, 7))
+    ch = channels.get_channel("bsc", p=0.1)
+    ctx = _ctx(K, learn_prior([grid, rng.integers(0, K, (8, 8))], K), ch)
+    rx = ch(indices_to_bits(grid, K), rng)
+    dec = get_receiver("spatial-mmse")(rx, grid.shape, ctx)
+    post = spatial_posterior(bit_llrs(rx, ch, ctx.b), grid.shape, ctx)
+    expected = np.zeros(grid.shape + (ctx.codebook.shape[1],))
+    for i, j, k in np.ndindex(post.cand.shape):
+        if post.cand[i, j, k] >= 0:
+            expected[i, j] += post.prob[i, j, k] * ctx.codebook[post.cand[i, j, k]]
+    assert np.array_equal(dec.indices, post.map())
+    assert np.allclose(dec.embeddings, expected, atol=1e-5)
+    assert not np.allclose(dec.embeddings, ctx.codebook[dec.indices], atol=1e-3)
 
 
 def test_erased_index_is_concealed_from_its_neighbours():

@@ -1,4 +1,5 @@
-"""Faults: kill -9 in the middle of a sweep, then --resume, gives the undisturbed results."""
+"""Faults: kill -9 in the middle of a sweep, then --resume, gives the undisturbed results; a full disk
+is a one-line error that keeps the previous output and leaves no temporary file."""
 import json
 import os
 import signal
@@ -6,6 +7,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,3 +73,76 @@ def test_a_failed_write_reports_and_keeps_the_previous_results(image_dir, tmp_pa
     assert last.startswith("Error:") and "No space left on device" in last and "Traceback" not in r.output
     assert out.read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def _full(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _assert_disk_full_error(r):
+    assert r.exit_code != 0 and (r.exception is None or isinstance(r.exception, SystemExit)), repr(r.exception)
+    lines = r.output.strip().splitlines()
+    assert lines[-1].startswith("Error:") and "No space left on device" in lines[-1], r.output
+    assert "Traceback" not in r.output and sum(ln.startswith("Error:") for ln in lines) == 1, r.output
+
+
+@pytest.mark.parametrize("command", ["plot", "export"])
+def test_disk_full_in_plot_and_export_keeps_the_previous_output(tmp_path, monkeypatch, command):
+    import matplotlib.figure
+    from click.testing import CliRunner
+
+    import vqcodec.results as R
+    from cli import main
+
+    res = tmp_path / "e.json"
+    R.write_results(res, R.new_results(
+        name="e", description="d", seed=0, model={"name": "m", "f": 4, "K": 16, "bpp": 0.5},
+        images={"source": "x", "count": 1}, channel={"kind": "none", "param": "p"}, receiver="none",
+        points=[{"param": 0.0, "bpp": 0.5, "psnr": {"mean": 27.0, "ci95": 0.0}, "ms_ssim": {"mean": 0.9, "ci95": 0.0}}]))
+    out = tmp_path / ("rd.png" if command == "plot" else "ca.json")
+    args = (["plot", "--rd", res, "-o", out] if command == "plot"
+            else ["export", res, "--compressai", "-o", out, "--overwrite"])
+    args = [str(a) for a in args]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    before = out.read_bytes()
+
+    def savefig(self, fname, *a, **kw):  # half a figure, then the disk is full
+        Path(fname).write_bytes(b"\x89PNG partial")
+        _full()
+
+    if command == "plot":
+        monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    else:
+        monkeypatch.setattr(R.os, "fsync", _full)
+    _assert_disk_full_error(CliRunner().invoke(main, args))
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([res.name, out.name])
+
+
+@pytest.mark.parametrize("fail_at", [3, 4])  # the second checkpoint's weights, then its training state
+def test_disk_full_in_train_keeps_the_last_checkpoint(tmp_path, image_dir, monkeypatch, fail_at):
+    import safetensors.torch
+    from click.testing import CliRunner
+
+    from cli import main
+
+    calls, save_file = [], safetensors.torch.save_file
+
+    def filling(tensors, filename, *a, **kw):
+        calls.append(filename)
+        save_file(tensors, filename, *a, **kw)
+        if len(calls) == fail_at:
+            _full()
+
+    monkeypatch.setattr(safetensors.torch, "save_file", filling)
+    out = tmp_path / "m"
+    r = CliRunner().invoke(main, ["train", "--images", str(image_dir), "-o", str(out), "--K", "16", "--d", "4",
+                                  "--channels", "8,16", "--steps", "4", "--batch", "2", "--crop", "16",
+                                  "--checkpoint-every", "2", "--threads", "1"])
+    _assert_disk_full_error(r)
+    assert len(calls) == fail_at and all(c.endswith(".tmp") for c in calls)
+    steps = json.loads((tmp_path / "m.json").read_text())["training"]["steps_done"]
+    assert steps == (2 if fail_at == 3 else 4)
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]

@@ -51,8 +51,10 @@ def test_results_objects_with_wrong_types_are_refused(tmp_path, edit):
 
 
 def test_export_of_points_without_bpp_or_with_null_ms_ssim(tmp_path):
-    r = _results(ms_ssim=None, bpp="nan")
+    r = _results(ms_ssim=None)
     assert to_compressai([r])["results"]["ms-ssim-rgb"] == [None]
+    with pytest.raises(ResultsError, match="bpp is nan"):
+        to_compressai([_results(bpp="nan")])
     del r["points"][0]["bpp"]
     with pytest.raises(ResultsError, match="bpp"):
         to_compressai([r])

@@ -77,11 +77,26 @@ def test_stop_rule_on_synthetic_sequences():
         StopRule(min_trials=5, max_trials=2)
 
 
-def test_paired_noise_across_receivers(codec, encoded):
+def test_paired_noise_across_receivers(codec, encoded, monkeypatch):
+    """Every receiver gets the same channel realisation of every image in every trial."""
+    import vqcodec.correct as C
+
+    seen = {}
+    for r in ("naive", "map", "spatial-mmse"):
+        def spy(rx, grid, ctx, _r=r, _fn=C.REGISTRY[r]):
+            seen.setdefault(_r, []).append(rx.hard.copy())
+            return _fn(rx, grid, ctx)
+        monkeypatch.setitem(C.REGISTRY, r, spy)
     ch = channels.get_channel("bsc", p=0.05)
-    out = run_point(codec, encoded, ch, ["naive", "map"], seed=0, param=0.05, stop=StopRule(2, 2),
+    out = run_point(codec, encoded, ch, ["naive", "map", "spatial-mmse"], seed=0, param=0.05, stop=StopRule(3, 3),
                     with_ms_ssim=False)
     assert out["naive"]["bit_errors"] == out["map"]["bit_errors"] > 0
+    assert len(seen["naive"]) == 3 * len(encoded)  # trials x images
+    for r in ("map", "spatial-mmse"):
+        assert len(seen[r]) == len(seen["naive"])
+        assert all(np.array_equal(a, b) for a, b in zip(seen[r], seen["naive"])), r
+    # and the realisations differ between trials of the same image
+    assert not np.array_equal(seen["naive"][0], seen["naive"][len(encoded)])
 
 
 def test_prepare_checkpoint_stores_prior_and_assignment(tiny_checkpoint, image_dir):

@@ -164,17 +164,33 @@ def test_train_decoder_rejects_a_different_transmitter(tmp_path, image_dir, tiny
         train_decoder(codec, tiny_model.cfg, TrainConfig(steps=2, warmup=10), image_dir, tmp_path / "x", minutes=1.0)
 
 
-def test_train_decoder_time_budget_fixes_the_step_count(tmp_path, image_dir, tiny_model):
-    from vqcodec.learn.codec import train_decoder
+def test_train_decoder_time_budget_fixes_the_step_count(tmp_path, image_dir, tiny_model, monkeypatch):
+    """A fake clock that the training loop reads: each step costs 1/256 s until the calibration
+    ends at step 480, then twice that. A 3 s budget fixes 480 + (3 - 1.875) * 256 = 768 steps; the
+    slowed-down run crosses 1.1 x 3 s at step 663 and stops there."""
+    import types
 
+    import vqcodec.learn.codec as C
+
+    clock = {"t": 0.0, "n": 0}
+    sample = C.TensorCropSampler.sample
+
+    def timed_sample(self, batch):
+        clock["n"] += 1
+        clock["t"] += (1 if clock["n"] <= 480 else 2) / 256
+        return sample(self, batch)
+
+    monkeypatch.setattr(C, "time", types.SimpleNamespace(time=lambda: clock["t"]))
+    monkeypatch.setattr(C.TensorCropSampler, "sample", timed_sample)
     torch.set_num_threads(1)
     codec = _codec_of(tiny_model, image_dir)
-    train_decoder(codec, tiny_model.cfg, TrainConfig(steps=10**6, batch=1, crop=8, warmup=500, log_every=100,
-                                                     checkpoint_every=10**6), image_dir, tmp_path / "t",
-                  minutes=0.05)
+    C.train_decoder(codec, tiny_model.cfg, TrainConfig(steps=10**6, batch=1, crop=8, warmup=500, log_every=100,
+                                                       checkpoint_every=10**6), image_dir, tmp_path / "t",
+                    minutes=0.05)
     meta = json.loads((tmp_path / "t.json").read_text())["training"]
-    assert meta["steps_done"] == meta["train_config"]["steps"] > 480 or meta["stopped_early"]
-    assert meta["seconds"] <= 1.1 * 3 + 1.0
+    assert meta["train_config"]["steps"] == 768
+    assert meta["stopped_early"] is True and meta["steps_done"] == 663 == clock["n"]
+    assert meta["seconds"] == 3.3
 
 
 def _noisy_mse(model, assignment, image_dir, p: float, draws: int = 12) -> float:

@@ -526,24 +526,34 @@ def save_model(model: VQVAE, path, meta: dict | None = None) -> tuple:
     wpath.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp_w = wpath.with_name(wpath.name + ".tmp")
-    save_file(state, str(tmp_w))
     doc = {"format": CHECKPOINT_FORMAT, "config": model.cfg.to_dict(), **(meta or {})}
     tmp_c = cpath.with_name(cpath.name + ".tmp")
-    tmp_c.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp_w, wpath)
-    os.replace(tmp_c, cpath)
+    try:
+        save_file(state, str(tmp_w))
+        tmp_c.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+        os.replace(tmp_w, wpath)
+        os.replace(tmp_c, cpath)
+    except BaseException:  # a full disk, an interrupt: no temporary file stays behind
+        tmp_w.unlink(missing_ok=True)
+        tmp_c.unlink(missing_ok=True)
+        raise
     return wpath, cpath
 
 
 def replace_atomically(path, write) -> None:
-    """``write(tmp_path)`` beside ``path``, then rename over it: readers never see half a file."""
+    """``write(tmp_path)`` beside ``path``, then rename over it: readers never see half a file, and a
+    failed write leaves no temporary file."""
     import os
     from pathlib import Path
 
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_checkpoint_meta(path, doc: dict) -> None:

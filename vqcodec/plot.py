@@ -123,8 +123,16 @@ def _save(fig, out) -> list[Path]:
     for suf in [out.suffix.lower()] if known else [".png", ".pdf"]:
         p = out if known else out.with_name(out.name + suf)
         tmp = p.with_name(f".{p.stem}.tmp{suf}")
-        fig.savefig(tmp)
-        tmp.replace(p)
+        try:
+            fig.savefig(tmp)
+            tmp.replace(p)
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            if not isinstance(exc, OSError):
+                raise
+            plt.close(fig)
+            raise ResultsError(f"{p}: cannot write the figure ({exc.strerror or exc.__class__.__name__}); "
+                               "the previous file, if any, is unchanged") from None
         written.append(p)
     plt.close(fig)
     return written

@@ -222,8 +222,14 @@ def metrics_in(res: dict) -> list[str]:
 
 def to_compressai(results: list[dict], name: str = "vqcodec") -> dict:
     """Clean-channel results (one point each, e.g. one per model) -> CompressAI's RD file form,
-    sorted by bpp. Per-image means as CompressAI reports them (PSNR averaged in dB)."""
+    sorted by bpp. Per-image means as CompressAI reports them (PSNR averaged in dB). A ResultsError
+    for a non-finite value (e.g. the infinite PSNR of a lossless result): strict JSON has none."""
     clean = clean_results(results)
+    for r in clean:
+        for key in ("bpp", "psnr", "ms_ssim"):
+            v = mean_of(r["points"][0].get(key))
+            if v is not None and not math.isfinite(v):
+                raise ResultsError(f"{r['model']['name']}: {key} is {v}, which CompressAI's JSON form cannot hold")
     pts = sorted((r["points"][0] for r in clean), key=lambda p: mean_of(p["bpp"]))
     return {"name": name,
             "description": "vqcodec fixed-length VQ index stream, clean channel: "

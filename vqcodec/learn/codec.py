@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ import torch.nn.functional as F
 
 from vqcodec.context import context_path, save_context
 from vqcodec.images import default_training_folder, list_images, load_image
-from vqcodec.model import ModelConfig, VQVAE, checkpoint_paths, load_model, save_model
+from vqcodec.model import ModelConfig, VQVAE, checkpoint_paths, load_model, replace_atomically, save_model
 from vqcodec.prior import prior_path, save_prior
 
 
@@ -124,14 +123,10 @@ def _save_train_state(out, step: int, opt: torch.optim.Optimizer, rng: np.random
             else:
                 scalars[f"{pi}.{k}"] = v
     tensors["torch_generator"] = gen.get_state()
-    tmp = wpath.with_name(wpath.name + ".tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, wpath)
+    replace_atomically(wpath, lambda tmp: save_file(tensors, str(tmp)))
     doc = {"step": step, "train_config": asdict(tc), "numpy_rng": rng.bit_generator.state,
            "scalars": scalars, "history": history}
-    tmp = jpath.with_name(jpath.name + ".tmp")
-    tmp.write_text(json.dumps(doc))
-    os.replace(tmp, jpath)
+    replace_atomically(jpath, lambda tmp: tmp.write_text(json.dumps(doc)))
 
 
 def _load_train_state(out, opt: torch.optim.Optimizer, rng: np.random.Generator, gen: torch.Generator):
