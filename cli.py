@@ -484,7 +484,9 @@ def simulate(kind, packet_bits, burst_length, block_bits, hard, modulation, dema
 @_stop_options
 @_cluster_options
 @click.option("--json", "json_out", type=click.Path(), required=True, help="Results file to write.")
-@click.option("--baselines", default=None, help="Also send JPEG/WebP + CRC + channel code: 'jpeg,webp'.")
+@click.option("--baselines", default=None,
+              help="Also send classical codecs + CRC + channel code: any of jpeg, webp, heic, avif, jpeg2000, jpegxl "
+                   "(comma-separated).")
 @click.option("--rates", default="uncoded,3/4,2/3,1/2,1/3,1/4", show_default=True,
               help="Code rates the baselines may use: uncoded, convolutional 3/4 2/3 1/2 1/3 1/4, "
                    "5G LDPC ldpc-A/B (e.g. ldpc-1/2).")

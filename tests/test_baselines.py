@@ -1,4 +1,5 @@
-"""Tests for vqcodec.baselines: JPEG / WebP over noisy channels, oracle, separation bound."""
+"""Tests for vqcodec.baselines: JPEG, WebP, HEIC, AVIF, JPEG 2000, JPEG XL over noisy channels, oracle,
+separation bound."""
 
 import math
 
@@ -13,7 +14,8 @@ from vqcodec.results import validate
 
 H, W = 64, 96
 BUDGET = 4.0  # channel bits per pixel: every rate fits both codecs on these small images
-CODECS = ("jpeg", "webp")
+CODECS = tuple(bl.CODECS)
+SWEPT = ("jpeg", "heic")  # the codecs of the (slow) sweep fixture
 
 
 def synth(h, w, seed):
@@ -175,21 +177,35 @@ def _corruptions(data: bytes, rng, n):
 
 @pytest.mark.parametrize("codec", CODECS)
 def test_corrupted_files_decode_to_fallback(images, codec):
+    """JPEG and WebP decode corrupted files in-process; the other libraries only in the worker
+    process, as ``run_baseline_point`` does for them (a crash there restarts the worker)."""
     rng = np.random.default_rng(123)
     img = images[0]
     data = img.file(codec, 30)
     grey = bl.fallback_image(H, W)
     n_fallback = 0
+    worker = None if bl.CODECS[codec].inprocess_corrupt else bl._DecodeWorker(timeout=60.0)
+
+    def decode(bad, codec, h, w):
+        if worker is None:
+            return bl.decode_or_fallback(bad, codec, h, w)
+        try:
+            return worker.decode(bad, codec, h, w), True
+        except Exception:  # noqa: BLE001 - what _receive does: the fallback
+            return bl.fallback_image(h, w), False
+
     for bad in _corruptions(data, rng, 200):
-        out, ok = bl.decode_or_fallback(bad, codec, H, W)  # must not raise
+        out, ok = decode(bad, codec, H, W)  # must not raise
         assert out.shape == (H, W, 3) and out.dtype == np.uint8
         if not ok:
             n_fallback += 1
             assert np.array_equal(out, grey)
     assert n_fallback > 0
     for garbage in (b"", b"\x00", b"RIFF", b"\xff\xd8\xff", bytes(100)):
-        out, ok = bl.decode_or_fallback(garbage, codec, H, W)
+        out, ok = decode(garbage, codec, H, W)
         assert not ok and np.array_equal(out, grey)
+    if worker is not None:
+        worker.close()
 
 
 def test_wrong_declared_size_is_rejected(images):
@@ -198,9 +214,42 @@ def test_wrong_declared_size_is_rejected(images):
         with pytest.raises(ValueError):
             bl.decode_file(data, codec, H + 1, W)
         assert bl.decode_file(data, codec, H, W).shape == (H, W, 3)
-        # the other codec's file is not accepted
+        # another codec's file is not accepted
         other = images[0].file("webp" if codec == "jpeg" else "jpeg", 50)
         assert not bl.decode_or_fallback(other, codec, H, W)[1]
+
+
+def test_the_new_codecs_are_what_they_claim(images):
+    """File signatures (HEIF brand, AVIF brand, JPEG 2000 codestream, JPEG XL codestream), 4:4:4
+    where asked, and file sizes that grow with quality (the quality search assumes it)."""
+    img = images[0]
+    assert img.file("heic", 50)[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1")
+    assert img.file("avif", 50)[4:12] == b"ftypavif"
+    assert img.file("jpeg2000", 50)[:4] == b"\xff\x4f\xff\x51"  # SOC + SIZ marker
+    assert img.file("jpegxl", 50)[:2] == b"\xff\x0a"
+    for codec in ("heic", "avif", "jpeg2000", "jpegxl"):
+        sizes = [img.file_bytes(codec, q) for q in range(0, 101, 10)]
+        assert sizes == sorted(sizes), (codec, sizes)
+        assert bl.psnr(img.image, bl.decode_file(img.file(codec, 90), codec, H, W)) > \
+            bl.psnr(img.image, bl.decode_file(img.file(codec, 20), codec, H, W))
+    assert bl.jpeg2000_ratio(100) == 1.0 and bl.jpeg2000_ratio(92) == 2.0
+
+
+def test_no_crc_decodes_corrupted_files_of_the_new_codecs_in_a_worker(images, monkeypatch):
+    made = []
+    real = bl._DecodeWorker
+
+    class Recording(real):
+        def __init__(self, timeout, *a, **k):
+            made.append(timeout)
+            super().__init__(timeout, *a, **k)
+
+    monkeypatch.setattr(bl, "_DecodeWorker", Recording)
+    pt = bl.run_baseline_point(images[:1], "heic", "uncoded", bsc(1e-3), budget_bpp=BUDGET, seed=0, trials=2,
+                               crc=False)
+    assert made == [bl.WORKER_DECODE_TIMEOUT] and math.isfinite(pt["psnr"]["mean"])
+    bl.run_baseline_point(images[:1], "jpeg", "uncoded", bsc(1e-3), budget_bpp=BUDGET, seed=0, trials=1, crc=False)
+    assert made == [bl.WORKER_DECODE_TIMEOUT]  # JPEG decodes in-process
 
 
 def test_decode_worker_time_limit(images):
@@ -232,23 +281,23 @@ def test_decode_worker_time_limit(images):
 
 @pytest.fixture(scope="module")
 def sweep(images):
-    return bl.baseline_sweep(images, codecs=CODECS, rates=bl.RATES, channel_kind="bsc",
+    return bl.baseline_sweep(images, codecs=SWEPT, rates=bl.RATES, channel_kind="bsc",
                              grid=(1e-3, 1e-2, 5e-2, 0.2), budget_bpp=2.0, seed=3, trials=2,
                              images_source="synthetic")
 
 
 def test_sweep_structure_and_validation(sweep):
-    assert len(sweep) == 2 * (len(bl.RATES) + 2)
+    assert len(sweep) == len(SWEPT) * (len(bl.RATES) + 2)
     for res in sweep:
         validate(res, "sweep")
         assert res["label"] and isinstance(res.get("style", {}), dict)
         assert [p["param"] for p in res["points"]] == [1e-3, 1e-2, 5e-2, 0.2]
         assert res["channel"] == {"kind": "bsc", "param": "p"}
     names = [r["model"]["name"] for r in sweep]
-    assert "jpeg+r1/2" in names and "webp+uncoded" in names
-    assert "jpeg best digital" in names and "webp separation bound" in names
-    bound = next(r for r in sweep if r["model"]["name"] == "webp separation bound")
-    assert bound["style"]["ls"] == "--" and bound["label"] == "WebP separation bound"
+    assert "jpeg+r1/2" in names and "heic+uncoded" in names
+    assert "jpeg best digital" in names and "heic separation bound" in names
+    bound = next(r for r in sweep if r["model"]["name"] == "heic separation bound")
+    assert bound["style"]["ls"] == "--" and bound["label"] == "HEIC (x265) separation bound"
 
 
 def test_oracle_never_overruns_the_budget(sweep, images):
@@ -269,7 +318,7 @@ def test_oracle_never_overruns_the_budget(sweep, images):
 
 
 def test_oracle_picks_the_best_rate(sweep):
-    for codec in CODECS:
+    for codec in SWEPT:
         fixed = {r["model"]["rate"]: r for r in sweep if r["model"].get("codec") == codec and "rate" in r["model"]}
         best = next(r for r in sweep if r["model"]["name"] == f"{codec} best digital")
         for i, pt in enumerate(best["points"]):
@@ -279,7 +328,7 @@ def test_oracle_picks_the_best_rate(sweep):
 
 
 def test_bound_is_above_best_digital(sweep):
-    for codec in CODECS:
+    for codec in SWEPT:
         best = next(r for r in sweep if r["model"]["name"] == f"{codec} best digital")
         bound = next(r for r in sweep if r["model"]["name"] == f"{codec} separation bound")
         for b, d in zip(bound["points"], best["points"]):

@@ -1,7 +1,9 @@
-"""Classical baselines: JPEG / WebP through the same channels, and the separation bound.
+"""Classical baselines: JPEG, WebP, HEIC, AVIF, JPEG 2000, JPEG XL through the same channels,
+and the separation bound.
 
 A *separation* system compresses the image with a classical codec (Pillow's
-JPEG or WebP), protects the file with a CRC-32 and a channel code from
+JPEG, WebP, AVIF and JPEG 2000; HEIC through pillow-heif's x265, the coding
+tools of BPG; JPEG XL through imagecodecs' libjxl), protects the file with a CRC-32 and a channel code from
 :mod:`vqcodec.fec`, and sends it over a channel from :mod:`channels`. It is
 compared with the VQ stream at the same **channel-bit budget**: for a budget
 of ``B`` channel bits per pixel an ``H x W`` image may use
@@ -21,7 +23,9 @@ Quality choice
 --------------
 Per image, the *highest* codec quality whose file fits: JPEG quality
 1..95 (``optimize=True``: optimised Huffman tables, 4:2:0), WebP quality
-0..100 (``method=6``). The search is a binary search on quality that
+0..100 (``method=6``), HEIC 0..100 (4:4:4, x265 ``tune=psnr``), AVIF 0..100
+(4:4:4, speed 6), JPEG 2000 0..100 (compression ratio 2^((100 - q)/8)), JPEG XL
+0..100 (libjxl's quality, effort 7). The search is a binary search on quality that
 assumes the file size grows with quality; it only ever returns a quality
 whose file was checked to fit, and for nested budgets it returns nested
 answers (a lower code rate never gets a higher quality). Encodings are
@@ -153,7 +157,14 @@ CRC_BITS = 32
 
 @dataclass(frozen=True)
 class CodecSpec:
-    """A Pillow codec: format name, quality range and fixed save options."""
+    """A codec from a wheel: Pillow's format name (or ``"JXL"``, imagecodecs), quality range,
+    fixed save options, and whether a corrupted file may be decoded in-process.
+
+    ``inprocess_corrupt``: JPEG and WebP have their declared size checked before any pixel
+    buffer exists, so a corrupted file is decoded in-process; the others' libraries (libheif,
+    libavif, OpenJPEG, libjxl) are given a corrupted file only in a separate worker process
+    (``run_baseline_point`` starts one for the no-CRC receiver), so a crash or an oversized
+    allocation costs a fallback image, not the run."""
 
     name: str
     label: str
@@ -163,18 +174,39 @@ class CodecSpec:
     save_options: tuple = ()
     #: default quality grid of the clean RD curve (:func:`clean_rd`)
     rd_grid: tuple = ()
+    inprocess_corrupt: bool = True
 
     @property
     def qualities(self) -> range:
         return range(self.q_min, self.q_max + 1)
 
 
+#: seconds a worker may spend on one corrupted file of a codec without ``inprocess_corrupt``
+WORKER_DECODE_TIMEOUT = 20.0
+
 CODECS: dict[str, CodecSpec] = {
     "jpeg": CodecSpec("jpeg", "JPEG", "JPEG", 1, 95, (("optimize", True),),
                       tuple(range(1, 21)) + tuple(range(22, 41, 2)) + tuple(range(45, 96, 5))),
     "webp": CodecSpec("webp", "WebP", "WEBP", 0, 100, (("method", 6),),
                       tuple(range(0, 21, 2)) + tuple(range(25, 101, 5))),
+    # HEVC intra through x265 (pillow-heif): BPG's coding tools; 4:4:4 and x265's PSNR tuning
+    "heic": CodecSpec("heic", "HEIC (x265)", "HEIF", 0, 100, (("chroma", 444), ("enc_params", (("tune", "psnr"),))),
+                      tuple(range(2, 62, 3)) + (66, 72, 80, 90), inprocess_corrupt=False),
+    # AV1 intra through libavif (Pillow >= 11.3), 4:4:4
+    "avif": CodecSpec("avif", "AVIF", "AVIF", 0, 100, (("subsampling", "4:4:4"), ("speed", 6)),
+                      tuple(range(4, 96, 4)), inprocess_corrupt=False),
+    # OpenJPEG (Pillow), 9/7 wavelet; quality q asks for compression ratio 2 ** ((100 - q) / 8)
+    "jpeg2000": CodecSpec("jpeg2000", "JPEG 2000", "JPEG2000", 0, 100, (("irreversible", True), ("no_jp2", True)),
+                          tuple(range(20, 84, 3)), inprocess_corrupt=False),
+    # libjxl through imagecodecs, quality level 0..100, effort 7
+    "jpegxl": CodecSpec("jpegxl", "JPEG XL", "JXL", 0, 100, (("effort", 7),),
+                        tuple(range(4, 97, 4)), inprocess_corrupt=False),
 }
+
+
+def jpeg2000_ratio(quality: int) -> float:
+    """The compression ratio OpenJPEG is asked for at our JPEG 2000 quality 0..100 (9% per step)."""
+    return 2.0 ** ((100 - int(quality)) / 8.0)
 
 
 def _codec(name) -> CodecSpec:
@@ -191,17 +223,38 @@ def rd_qualities(codec) -> tuple:
     return _codec(codec).rd_grid
 
 
+def _register_heif() -> None:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+
+
+def _save_options(spec: CodecSpec, q: int) -> dict:
+    """Keyword options of Pillow's save for ``spec`` at quality ``q`` (fresh dicts: pillow-heif
+    writes into ``enc_params``)."""
+    opts = {k: (dict(v) if k == "enc_params" else v) for k, v in spec.save_options}
+    if spec.pil_format == "JPEG2000":
+        return {**opts, "quality_mode": "rates", "quality_layers": [jpeg2000_ratio(q)]}
+    return {**opts, "quality": q}
+
+
 def encode_file(image: np.ndarray, codec, quality: int) -> bytes:
-    """Encode a uint8 (H, W, 3) image with ``codec`` ("jpeg"/"webp") at ``quality``."""
+    """Encode a uint8 (H, W, 3) image with ``codec`` (a name in :data:`CODECS`) at ``quality``."""
     from PIL import Image
 
     spec = _codec(codec)
     q = int(quality)
     if not spec.q_min <= q <= spec.q_max:
         raise ValueError(f"{spec.label} quality must be in [{spec.q_min}, {spec.q_max}], got {quality!r}")
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    if spec.pil_format == "JXL":
+        import imagecodecs
+
+        return bytes(imagecodecs.jpegxl_encode(image, q, numthreads=1, **dict(spec.save_options)))
+    if spec.pil_format == "HEIF":
+        _register_heif()
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(
-        buf, spec.pil_format, quality=q, **dict(spec.save_options))
+    Image.fromarray(image).save(buf, spec.pil_format, **_save_options(spec, q))
     return buf.getvalue()
 
 
@@ -239,6 +292,15 @@ def decode_file(data: bytes, codec, height: int, width: int) -> np.ndarray:
 
     spec = _codec(codec)
     data = bytes(data)
+    if spec.pil_format == "JXL":
+        import imagecodecs
+
+        arr = np.asarray(imagecodecs.jpegxl_decode(data, numthreads=1))
+        if arr.shape != (height, width, 3) or arr.dtype != np.uint8:
+            raise ValueError(f"decoded {arr.dtype} {arr.shape} does not match {(height, width, 3)}")
+        return np.ascontiguousarray(arr)
+    if spec.pil_format == "HEIF":
+        _register_heif()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if spec.pil_format == "WEBP" and _webp_declared_size(data) != (width, height):
@@ -568,6 +630,8 @@ def run_baseline_point(images, codec_name, rate_name, channel, *, budget_bpp: fl
     trials = int(trials)
     if stop_rule is None and trials < 1:
         raise ValueError(f"trials must be >= 1, got {trials}")
+    if decode_timeout is None and not crc and not spec.inprocess_corrupt:
+        decode_timeout = WORKER_DECODE_TIMEOUT
     worker = _DecodeWorker(decode_timeout) if (decode_timeout is not None and not crc) else None
 
     # per image: the chosen quality and the transmitted bits (fixed over trials)
