@@ -140,3 +140,22 @@ def test_resume_refuses_another_suites_run_directory(tmp_path):
     S.check_resume_dir(st, run)
     with pytest.raises(S.SuiteError, match="no such run directory"):
         S.check_resume_dir(st, tmp_path / "nope")
+
+
+def test_anchor_gap_is_the_difference_at_equal_rate():
+    # anchor: 30 dB at 0.1 bpp, 34 dB at 0.4 bpp (2 dB per doubling in log-rate)
+    gap = S.anchor_gap([0.2, 0.4, 0.8, 0.05], [32.5, 33.0, 40.0, 10.0], [0.1, 0.4], [30.0, 34.0])
+    assert gap["points"] == 2  # 0.8 and 0.05 lie outside [0.15, 0.7]
+    assert gap["min"] == pytest.approx(-1.0) and gap["max"] == pytest.approx(0.5)
+    assert gap["mean"] == pytest.approx(-0.25)
+    assert S.anchor_gap([0.9], [30.0], [0.1, 0.4], [30.0, 34.0]) is None
+
+
+@pytest.mark.skipif(not (S.ANCHORS / "bpg_444_x265_ycbcr.json").exists(), reason="anchors absent")
+def test_anchor_gaps_pair_our_heic_run_with_bpg():
+    bpg = json.loads((S.ANCHORS / "bpg_444_x265_ycbcr.json").read_text())["results"]
+    points = [{"bpp": b, "psnr": {"mean": p + 0.3}} for b, p in zip(bpg["bpp"], bpg["psnr-rgb"])]
+    rows = S.anchor_gaps([{"model": {"name": "heic"}, "points": points},
+                          {"model": {"name": "f4-k256", "K": 256}, "points": points}])
+    assert [r["codec"] for r in rows] == ["heic"] and rows[0]["anchor"].startswith("BPG")
+    assert rows[0]["mean"] == pytest.approx(0.3) and rows[0]["points"] == 3  # 0.16, 0.35 and 0.68 bpp lie in range

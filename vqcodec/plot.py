@@ -163,7 +163,7 @@ def plot_rd(results: Sequence[dict], out: str | Path, anchors: Sequence[dict] = 
     for i, r in enumerate(r for r in results if "K" not in r["model"]):
         pts = sorted(r["points"], key=lambda p: float(p["bpp"]))
         ax.plot([float(p["bpp"]) for p in pts], [_value(p, metric)[0] for p in pts], "-", lw=1.4, color=f"C{i}",
-                label=f"{r['model']['name'].upper()} (Pillow, our run)")
+                label=r.get("label") or f"{r['model']['name'].upper()} (our run)")
     markers = "s^vD<>p*h"
     for i, a in enumerate(anchors):
         if metric != "psnr":
