@@ -126,6 +126,61 @@ def test_bad_scheduler_addresses_give_one_line_errors(image_dir, tmp_path, addre
     assert not out.exists()
 
 
+@pytest.fixture
+def not_dask():
+    """A local TCP server that is not a Dask scheduler: ``not_dask(reply)`` accepts connections
+    and sends ``reply`` (or stays silent when it is empty); returns its port."""
+    import socket
+    import threading
+
+    socks = []
+
+    def start(reply: bytes) -> int:
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        socks.append(srv)
+
+        def serve():
+            while True:
+                try:
+                    conn, _ = srv.accept()
+                except OSError:
+                    return
+                socks.append(conn)
+                if reply:
+                    conn.sendall(reply)
+
+        threading.Thread(target=serve, daemon=True).start()
+        return srv.getsockname()[1]
+
+    yield start
+    for s in socks:
+        s.close()
+
+
+@pytest.mark.parametrize("reply,needle", [
+    (b"", "no answer within"),
+    (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhello", "not answer as a Dask"),
+])
+def test_a_server_that_is_not_dask_gives_a_one_line_error_in_time(image_dir, tmp_path, not_dask, reply, needle):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "r.json"
+    port = not_dask(reply)
+    cmd = [sys.executable, "-c", "from cli import main; main()", "sweep", "--channel", "bsc", "--p", "0.01",
+           "--images", str(image_dir), "--receiver", "naive", "--trials", "1", "--json", str(out),
+           "--scheduler", f"tcp://127.0.0.1:{port}"]
+    r = subprocess.run(cmd, cwd=root, env=dict(os.environ, PYTHONPATH=root), capture_output=True, text=True,
+                       timeout=40)  # 10 s timeout + 5 s grace, plus start-up; it hung for minutes
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    lines = (r.stdout + r.stderr).strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and needle in lines[0], lines
+    assert list(tmp_path.glob("r.json*")) == []
+
+
 def test_workers_and_scheduler_exclude_each_other(image_dir):
     r = CliRunner().invoke(main, ["simulate", "--channel", "bsc", "--p", "0.01", "--images", str(image_dir),
                                   "--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"])

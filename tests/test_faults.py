@@ -26,26 +26,39 @@ def _strip(path):
     return data
 
 
+# the CLI, pausing after each point it writes: the parent's kill -9 lands in the middle of the sweep, every time
+_PAUSING = ("import time, cli; real = cli._write_results; "
+            "cli._write_results = lambda *a: (real(*a), time.sleep(10)); cli.main()")
+
+
 def test_kill_9_then_resume_is_identical(tiny_checkpoint, image_dir, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
     full = tmp_path / "full.json"
     subprocess.run(_cmd(tiny_checkpoint, image_dir, full), cwd=ROOT, env=env, check=True, capture_output=True)
 
     part = tmp_path / "part.json"
-    proc = subprocess.Popen(_cmd(tiny_checkpoint, image_dir, part), cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = _cmd(tiny_checkpoint, image_dir, part)
+    cmd[2] = _PAUSING
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not part.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
-    killed_early = proc.poll() is None
+    assert proc.poll() is None  # still sweeping
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    if killed_early:
-        n_points = len(json.loads(part.read_text())[0]["points"])
-        assert 1 <= n_points < 6  # a valid, partial file survived the kill
+    data = json.loads(part.read_text())
+    assert [len(r["points"]) for r in data] == [1, 1]  # a valid, partial file survived the kill
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]  # no half-written file
+    # a finished point is reused, not recomputed: a value that --resume does not check survives it
+    data[0]["points"][0]["psnr"]["mean"] += 1.0
+    part.write_text(json.dumps(data))
     subprocess.run(_cmd(tiny_checkpoint, image_dir, part, "--resume"), cwd=ROOT, env=env, check=True,
                    capture_output=True)
-    assert _strip(part) == _strip(full)
+    resumed = _strip(part)
+    expected = _strip(full)
+    assert resumed[0]["points"][0]["psnr"]["mean"] == expected[0]["points"][0]["psnr"]["mean"] + 1.0
+    resumed[0]["points"][0]["psnr"]["mean"] -= 1.0
+    assert resumed == expected
 
 
 def test_a_failed_write_reports_and_keeps_the_previous_results(image_dir, tmp_path, monkeypatch):
@@ -146,3 +159,53 @@ def test_disk_full_in_train_keeps_the_last_checkpoint(tmp_path, image_dir, monke
     steps = json.loads((tmp_path / "m.json").read_text())["training"]["steps_done"]
     assert steps == (2 if fail_at == 3 else 4)
     assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]
+    # resume: weights and state from the same step continue; weights at 4 with the state at 2 are refused
+    monkeypatch.undo()
+    r = CliRunner().invoke(main, ["train", "--images", str(image_dir), "-o", str(out), "--steps", "4", "--batch", "2",
+                                  "--crop", "16", "--checkpoint-every", "2", "--threads", "1", "--resume"])
+    if fail_at == 3:
+        assert r.exit_code == 0, r.output
+        assert json.loads((tmp_path / "m.train.json").read_text())["step"] == 4
+    else:
+        assert r.exit_code != 0 and (r.exception is None or isinstance(r.exception, SystemExit)), repr(r.exception)
+        lines = r.output.strip().splitlines()
+        assert lines[-1].startswith("Error:") and "step 4" in lines[-1] and "step 2" in lines[-1], r.output
+        assert sum(ln.startswith("Error:") for ln in lines) == 1 and "Traceback" not in r.output
+        assert json.loads((tmp_path / "m.json").read_text())["training"]["steps_done"] == 4
+
+
+def _filling_write_bytes(self, data):  # a full disk: half the bytes land, then ENOSPC (empty files still fit)
+    with open(self, "wb") as fh:
+        fh.write(data[: len(data) // 2])
+    if data:
+        _full()
+
+
+def _filling_image_save(self, fp, *a, **kw):
+    Path(fp).write_bytes(b"\x89PNG partial")
+    _full()
+
+
+@pytest.mark.parametrize("command", ["encode", "decode", "simulate --save-dir"])
+def test_disk_full_in_encode_decode_and_save_dir_leaves_nothing(tiny_checkpoint, image_dir, tmp_path, monkeypatch,
+                                                                  command):
+    import PIL.Image
+    from click.testing import CliRunner
+
+    from cli import main
+
+    vqc, out = tmp_path / "a.vqc", tmp_path / "out"
+    ck = ["--checkpoint", str(tiny_checkpoint)]
+    if command == "encode":
+        monkeypatch.setattr(Path, "write_bytes", _filling_write_bytes)
+        args = ["encode", str(image_dir / "a.png"), "-o", str(vqc), *ck]
+    else:
+        assert CliRunner().invoke(main, ["encode", str(image_dir / "a.png"), "-o", str(vqc), *ck]).exit_code == 0
+        monkeypatch.setattr(PIL.Image.Image, "save", _filling_image_save)
+        args = (["decode", str(vqc), "-o", str(out) + ".png", *ck] if command == "decode" else
+                ["simulate", "--channel", "bsc", "--p", "0.01", *ck, "--images", str(image_dir), "--receiver", "naive",
+                 "--trials", "1", "--no-ms-ssim", "--save-dir", str(out)])
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    _assert_disk_full_error(CliRunner().invoke(main, args))
+    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert [p for p in after if p not in before and p != Path("out")] == [], after  # no output, no temporary

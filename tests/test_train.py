@@ -42,7 +42,9 @@ def test_resume_gives_the_same_model(tmp_path, image_dir):
                 raise KeyboardInterrupt
         train(tiny_config(), tc3, image_dir, tmp_path / "part", progress=stop)
     assert json.loads((tmp_path / "part.train.json").read_text())["step"] == 3
-    train(tiny_config(), tc3, image_dir, tmp_path / "part", resume=True)
+    steps = []  # a resume that retrained from scratch would report steps 1..6
+    train(tiny_config(), tc3, image_dir, tmp_path / "part", resume=True, progress=lambda s, m: steps.append(s))
+    assert steps == [4, 5, 6]
     a, _ = load_model(tmp_path / "full")
     b, _ = load_model(tmp_path / "part")
     for (k, v), (k2, v2) in zip(a.state_dict().items(), b.state_dict().items()):

@@ -47,11 +47,7 @@ class DaskExecutor:
         self._cluster = None
         if scheduler is not None:
             check_address(scheduler)
-            try:
-                self.client = Client(scheduler, timeout=timeout)
-            except (OSError, TimeoutError) as exc:
-                raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} ({exc.__class__.__name__})") \
-                    from None
+            self.client = _connect(Client, scheduler, timeout)
         else:
             if workers < 1:
                 raise ClusterError(f"--workers must be >= 1, got {workers}")
@@ -108,6 +104,47 @@ class DaskExecutor:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _connect(Client, scheduler: str, timeout: float):
+    """``Client(scheduler)`` under a hard wall-clock limit. Dask's own timeout covers opening the
+    connection, not its handshake: a listener that accepts and stays silent held the caller for
+    minutes, and a server that answers something else (HTTP) made the handshake raise whatever
+    its bytes decode to (a MemoryError). So the client is made in a daemon thread, waited for at
+    most ``timeout`` + 5 s, and every failure becomes a one-line ``ClusterError``; a client that
+    arrives after the caller gave up is closed."""
+    import threading
+
+    box: dict = {}
+    lock = threading.Lock()
+
+    def attempt():
+        try:
+            client = Client(scheduler, timeout=timeout)
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
+            box["error"] = exc
+            return
+        with lock:
+            if box.get("abandoned"):
+                client.close()
+            else:
+                box["client"] = client
+
+    thread = threading.Thread(target=attempt, name="vqcodec-dask-connect", daemon=True)
+    thread.start()
+    thread.join(timeout + 5.0)
+    with lock:
+        if "client" in box:
+            return box["client"]
+        box["abandoned"] = True
+    exc = box.get("error")
+    if exc is None:
+        why = f"no answer within {timeout + 5.0:g} s"
+    elif isinstance(exc, (OSError, TimeoutError)):
+        why = exc.__class__.__name__
+    else:
+        why = f"it does not answer as a Dask scheduler: {exc.__class__.__name__}"
+    raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} ({why})")
 
 
 def _identity(obj):

@@ -32,7 +32,8 @@ import torch.nn.functional as F
 
 from vqcodec.context import context_path, save_context
 from vqcodec.images import default_training_folder, list_images, load_image
-from vqcodec.model import ModelConfig, VQVAE, checkpoint_paths, load_model, replace_atomically, save_model
+from vqcodec.model import (CheckpointError, ModelConfig, VQVAE, checkpoint_paths, load_model, replace_atomically,
+                           save_model)
 from vqcodec.prior import prior_path, save_prior
 
 
@@ -164,10 +165,15 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *, resume
     start, history = 0, []
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
     if resume:
-        model, _ = load_model(out)
+        model, saved = load_model(out)
         model.train()
         opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
         start, history = _load_train_state(out, opt, rng, gen)
+        # weights and state are two writes: a failure between them leaves a pair from different steps
+        weights_step = (saved.get("training") or {}).get("steps_done")
+        if weights_step != start:
+            raise CheckpointError(f"{out}: the weights are at step {weights_step} but the training state is at "
+                                  f"step {start} (an interrupted checkpoint write); cannot resume from this pair")
     model_cfg = model.cfg  # a resumed run keeps the checkpoint's own config
     model.to(device).train()
     model.quantizer.generator = gen
