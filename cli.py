@@ -197,6 +197,58 @@ def train(images, out, f, K, d, channels, res_blocks, decoder_res_blocks, decode
 
 
 
+@main.command("train-jscc")
+@click.option("--images", type=click.Path(), default=None,
+              help="Training image folder [default: ../shared/datasets/bsds500].")
+@click.option("--out", "-o", required=True, type=click.Path(), help="Output stem: writes OUT.safetensors + OUT.json.")
+@click.option("--cbr", default="1/12", show_default=True,
+              help="Bandwidth ratio, complex channel uses / (3 x pixels): c = 96 cbr symbol channels (an even number).")
+@click.option("--width", type=click.IntRange(4, 512), default=32, show_default=True, help="Inner channels.")
+@click.option("--snr-db", "snr_range", default="0:15", show_default=True,
+              help="Training Es/N0 range LOW:HIGH in dB (uniform per crop).")
+@click.option("--resume", is_flag=True, help="Continue from OUT's training state.")
+@click.option("--overwrite", is_flag=True, help="Start a new training over an existing OUT.")
+@_training_options
+def train_jscc_cmd(images, out, cbr, width, snr_range, resume, overwrite, steps, batch, crop, lr, seed,
+                   checkpoint_every, threads, device):
+    """Train the Deep JSCC analog reference (Bourtsoulatze et al. 2019) over AWGN, on the CPU."""
+    from fractions import Fraction
+
+    import torch
+
+    from vqcodec.jscc import JsccConfig
+    from vqcodec.learn.codec import TrainConfig, training_folder
+    from vqcodec.learn.jscc import train_jscc
+    from vqcodec.model import CheckpointError, checkpoint_paths
+
+    if threads:
+        torch.set_num_threads(threads)
+    if device not in ("auto", "cpu"):
+        _fail("train-jscc runs on the CPU (--device cpu)")
+    try:
+        images = training_folder(images)
+        c = Fraction(cbr) * 96
+        if c.denominator != 1:
+            raise ValueError(f"--cbr {cbr} needs c = 96 cbr = {float(c):g} symbol channels, not a whole number")
+        lo, hi = (float(v) for v in snr_range.split(":"))
+        cfg = JsccConfig(c=int(c), width=width)
+        tc = TrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, checkpoint_every=checkpoint_every)
+    except (ValueError, ZeroDivisionError) as exc:
+        _fail(f"{exc}" if str(exc) else f"bad --cbr or --snr-db: {cbr!r}, {snr_range!r}")
+    if resume and overwrite:
+        _fail("--resume continues OUT and --overwrite replaces it: choose one")
+    if not resume:
+        _check_output(str(checkpoint_paths(out)[1]), overwrite)
+    final = _run_with_progress(
+        "train-jscc", steps,
+        lambda progress, command: train_jscc(cfg, tc, images, out, snr_range=(lo, hi), resume=resume,
+                                             command=command, progress=progress),
+        lambda m: dict(psnr=f"{m['train_psnr']:.2f}", lr=f"{m['lr']:.1e}"),
+        errors=(CheckpointError, FileNotFoundError))
+    click.echo(f"wrote {out}.safetensors / {out}.json  train PSNR {final.get('train_psnr', float('nan')):.2f} dB "
+               f"(at Es/N0 {lo:g}..{hi:g} dB)")
+
+
 @main.command("train-decoder")
 @click.option("--model", "-m", default=None, help="Base model whose encoder and codebook stay frozen [default: f4-k256].")
 @click.option("--checkpoint", type=click.Path(), default=None, help="A base checkpoint instead of --model.")

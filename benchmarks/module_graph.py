@@ -22,13 +22,13 @@ LAYERS: dict[str, int] = {
     "channels": 0, "vqcodec": 0, "vqcodec.bits": 0, "vqcodec.images": 0, "vqcodec.metrics": 0,
     "vqcodec.results": 0, "vqcodec.fec": 0, "vqcodec.ldpc": 0, "vqcodec.links": 0, "vqcodec.files": 0, "vqcodec.memory": 0,
     # 1 models and their side information
-    "vqcodec.model": 1, "vqcodec.prior": 1, "vqcodec.assignment": 1, "vqcodec.context": 1,
+    "vqcodec.model": 1, "vqcodec.prior": 1, "vqcodec.assignment": 1, "vqcodec.context": 1, "vqcodec.jscc": 1,
     # 2 the codec bundle (registry, loading)
     "vqcodec.zoo": 2,
     # 3 receivers
     "vqcodec.correct": 3,
     # 4 experiments
-    "vqcodec.simulate": 4, "vqcodec.baselines": 4, "vqcodec.cluster": 4, "vqcodec.plot": 4,
+    "vqcodec.simulate": 4, "vqcodec.baselines": 4, "vqcodec.cluster": 4, "vqcodec.plot": 4, "vqcodec.analog": 4,
     # 5 learning
     "vqcodec.learn": 5,
     # 6 suites, speed, the Python API

@@ -23,7 +23,8 @@ from typing import Any, Callable, Sequence
 
 from channels import Channel
 from channels.options import ChannelSpec, channel_spec, param_value, parse_grid
-from vqcodec.baselines import RATES, baseline_sweep, check_options
+from vqcodec.analog import deepjscc_sweep
+from vqcodec.baselines import ANALOG_BASELINES, RATES, baseline_sweep, check_options
 from vqcodec.cluster import check_address, executor_for
 from vqcodec.correct import check_receivers, default_receivers
 from vqcodec.images import save_image
@@ -117,14 +118,21 @@ class Experiment:
                       progress: Callable[[int, int, str], None] | None = None) -> list[dict]:
         """Every baseline codec x code rate at the same channel budget and noise seeds: fixed-rate
         curves, the oracle best rate per point and the separation bound (empty without baselines)."""
-        if not self.baselines:
-            return []
-        return baseline_sweep([(e.name, e.image) for e in encoded], codecs=self.baselines, rates=self.rates,
-                              channel_kind=self.spec.kind, grid=self.grid,
-                              channel_extra={k: v for k, v in self.spec.extra.items() if k != "code"},
-                              budget_bpp=self.budget, seed=self.seed, trials=self.stop.max_trials,
-                              with_ms_ssim=self.with_ms_ssim, images_source=images_desc["source"],
-                              progress=progress)
+        digital = [b for b in self.baselines if b not in ANALOG_BASELINES]
+        images = [(e.name, e.image) for e in encoded]
+        out = []
+        if digital:
+            out += baseline_sweep(images, codecs=digital, rates=self.rates, channel_kind=self.spec.kind,
+                                  grid=self.grid,
+                                  channel_extra={k: v for k, v in self.spec.extra.items() if k != "code"},
+                                  budget_bpp=self.budget, seed=self.seed, trials=self.stop.max_trials,
+                                  with_ms_ssim=self.with_ms_ssim, images_source=images_desc["source"],
+                                  progress=progress)
+        if "deepjscc" in self.baselines:
+            out.append(deepjscc_sweep(images, self.spec.kind, self.grid, trials=self.stop.max_trials, seed=self.seed,
+                                      with_ms_ssim=self.with_ms_ssim, images_source=images_desc["source"],
+                                      progress=progress))
+        return out
 
 
 def experiment(codec: Codec, channel: str, values, *, receivers=None, trials: int = 10, min_trials: int = 3,
@@ -180,6 +188,11 @@ def experiment(codec: Codec, channel: str, values, *, receivers=None, trials: in
                              f"code {code or 'none'}) needs cbr {need:.4g}, more than --cbr {cbr:.4g}; "
                              f"configurations that fill it: {hint}")
     names, rate_list = check_options(baselines, rates, budget_bpp)
+    if "deepjscc" in names:
+        if spec.kind not in ("awgn", "fading"):
+            raise ValueError(f"the deepjscc baseline sends analog symbols: use awgn or fading, not {channel}")
+        if code_rate(code) is not None or spec.extra.get("hard"):
+            raise ValueError("the deepjscc baseline is analog: it takes no --code and no --hard")
     if save_dir is not None:
         save_dir = Path(save_dir)
         if images_folder is not None and Path(images_folder).exists():

@@ -181,6 +181,9 @@ class CodecSpec:
         return range(self.q_min, self.q_max + 1)
 
 
+#: baselines that are not digital codecs: Deep JSCC (``vqcodec.analog``), awgn and fading only
+ANALOG_BASELINES = ("deepjscc",)
+
 #: seconds a worker may spend on one corrupted file of a codec without ``inprocess_corrupt``
 WORKER_DECODE_TIMEOUT = 20.0
 
@@ -876,10 +879,12 @@ def check_options(codecs, rates, budget_bpp: float | None = None) -> tuple[list[
         return [c.strip() for c in v.split(",") if c.strip()] if isinstance(v, str) else list(v or [])
 
     names, rate_list = as_list(codecs), as_list(rates)
-    bad = [c for c in names if c not in CODECS]
+    bad = [c for c in names if c not in CODECS and c not in ANALOG_BASELINES]
     if bad:
-        raise ValueError(f"unknown baseline {bad[0]!r} (known: {', '.join(CODECS)})")
-    if names:
+        raise ValueError(f"unknown baseline {bad[0]!r} (known: {', '.join((*CODECS, *ANALOG_BASELINES))})")
+    if len(set(names)) != len(names):
+        raise ValueError(f"a baseline is named twice: {', '.join(names)}")
+    if any(c in CODECS for c in names):
         badr = [r for r in rate_list if r not in RATES and not str(r).lower().startswith("ldpc-")]
         if badr or not rate_list:
             raise ValueError(f"unknown code rate {badr[0] if badr else ''!r} (known: {', '.join(RATES)}, "
