@@ -105,3 +105,15 @@ def test_rd_plot_and_export_refuse_the_same_non_clean_file(tmp_path):
         r = CliRunner().invoke(main, args)
         assert r.exit_code == 1 and "no clean-channel results" in r.output, r.output
     assert not list(tmp_path.glob("f*")) and not (tmp_path / "e.json").exists()
+
+
+def test_a_figure_states_the_bandwidth_ratio_its_curves_share():
+    from vqcodec.plot import budget_caption
+
+    def res(*cbrs):
+        return {"points": [{"param": i, "cbr": c} for i, c in enumerate(cbrs)]}
+
+    assert budget_caption([res(1 / 12, 0.0835), res(0.084)]) == " · cbr 1/12 (channel uses / 3 pixels)"
+    assert budget_caption([res(1 / 12), res(1 / 6)]) == ""  # curves at different budgets
+    assert budget_caption([res(1 / 12), {"points": [{"param": 0}]}]) == ""  # a curve without a budget
+    assert budget_caption([res(0.0913)]).startswith(" · cbr ")

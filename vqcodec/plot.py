@@ -58,6 +58,20 @@ def curve_label(res: dict) -> str:
     return f"{res['model'].get('name', '?')} · {res['receiver']}"
 
 
+def budget_caption(results: Sequence[dict]) -> str:
+    """' · cbr 1/12 (channel uses / 3 pixels)' when every point of every curve states a bandwidth
+    ratio and they agree within 3% (whole symbols round a stream up a little); else ''."""
+    from fractions import Fraction
+
+    cbrs = [float(p["cbr"]) for r in results for p in r["points"] if isinstance(p.get("cbr"), (int, float))]
+    if not cbrs or len(cbrs) != sum(len(r["points"]) for r in results) or max(cbrs) > 1.03 * min(cbrs):
+        return ""
+    c = float(np.median(cbrs))
+    f = Fraction(c).limit_denominator(200)
+    return f" · cbr {f.numerator}/{f.denominator} (channel uses / 3 pixels)" if abs(float(f) - c) < 0.02 * c \
+        else f" · cbr {c:.4g} (channel uses / 3 pixels)"
+
+
 def plot_curves(results: Sequence[dict], out: str | Path, metric: str = "psnr", title: str | None = None) -> list[Path]:
     """Draw ``metric`` against the channel parameter for every results object; returns files written."""
     import matplotlib
@@ -107,7 +121,8 @@ def plot_curves(results: Sequence[dict], out: str | Path, metric: str = "psnr", 
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     images = results[0].get("images", {})
     ax.set_title(title or f"{', '.join(sorted(k for k in kinds if k))} channel · "
-                          f"{images.get('source', '?')} ({images.get('count', '?')} images)", fontsize=10)
+                          f"{images.get('source', '?')} ({images.get('count', '?')} images)"
+                          f"{budget_caption(results)}", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
