@@ -67,8 +67,8 @@ def budget_caption(results: Sequence[dict]) -> str:
     if not cbrs or len(cbrs) != sum(len(r["points"]) for r in results) or max(cbrs) > 1.03 * min(cbrs):
         return ""
     c = float(np.median(cbrs))
-    f = Fraction(c).limit_denominator(200)
-    return f" · cbr {f.numerator}/{f.denominator} (channel uses / 3 pixels)" if abs(float(f) - c) < 0.02 * c \
+    f = Fraction(1, round(1 / c))  # the unit fractions papers use (1/6, 1/12, 1/24, ...)
+    return f" · cbr 1/{f.denominator} (channel uses / 3 pixels)" if abs(float(f) - c) < 0.015 * c \
         else f" · cbr {c:.4g} (channel uses / 3 pixels)"
 
 
