@@ -121,7 +121,7 @@ def plot_curves(results: Sequence[dict], out: str | Path, metric: str = "psnr", 
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     images = results[0].get("images", {})
     ax.set_title(title or f"{', '.join(sorted(k for k in kinds if k))} channel · "
-                          f"{images.get('source', '?')} ({images.get('count', '?')} images)"
+                          f"{Path(str(images.get('source', '?'))).name or '?'} ({images.get('count', '?')} images)"
                           f"{budget_caption(results)}", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
