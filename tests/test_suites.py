@@ -159,3 +159,39 @@ def test_anchor_gaps_pair_our_heic_run_with_bpg():
                           {"model": {"name": "f4-k256", "K": 256}, "points": points}])
     assert [r["codec"] for r in rows] == ["heic"] and rows[0]["anchor"].startswith("BPG")
     assert rows[0]["mean"] == pytest.approx(0.3) and rows[0]["points"] == 3  # 0.16, 0.35 and 0.68 bpp lie in range
+
+
+def test_link_suite_adds_modulation_oracles_deepjscc_vqcodec_best_and_anchors(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:96, 0:128]
+    for i in range(2):
+        img = np.stack([x * 2, y * 2 + 20 * i, (x + y)], 2) + rng.normal(0, 4, (96, 128, 3))
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / f"s{i}.png")
+    st = S.validate({"name": "tlink", "description": "d", "kind": "sweep", "images": str(folder),
+                     "models": ["f8-k256"], "channel": "awgn", "channel_params": {"modulation": "qpsk"},
+                     "grid": [2.0, 12.0], "receivers": ["spatial-mmse"], "baselines": ["jpeg", "deepjscc"],
+                     "rates": ["ldpc-1/2", "ldpc-2/3"], "cbr": "1/12", "modulations": ["qpsk", "qam16"],
+                     "best_models": ["f8-k256"], "jscc_anchors": ["swinjscc-awgn"], "trials": 1, "min_trials": 1})
+    out = tmp_path / "run"
+    out.mkdir()
+    res, figs = S.run(st, out)
+    names = [r["model"]["name"] for r in res]
+    assert "jpeg best (modulation x rate)" in names and "vqcodec best" in names and "deepjscc-c8" in names
+    per_mod = [r for r in res if r["model"]["name"] == "jpeg best digital"]
+    assert [r["points"][0]["budget_bpp"] for r in per_mod] == [pytest.approx(0.5), pytest.approx(1.0)]
+    env = next(r for r in res if r["model"]["name"] == "jpeg best (modulation x rate)")
+    for i, pt in enumerate(env["points"]):
+        assert pt["psnr"]["mean"] == max(r["points"][i]["psnr"]["mean"] for r in per_mod)
+    assert all(f.stat().st_size > 1000 for f in figs) and "vqcodec best" in (out / "summary.md").read_text()
+    if (S.JSCC_ANCHORS / "swinjscc-awgn.json").exists():
+        assert S.jscc_anchor_points(st)[0]["x"] == [1.0, 4.0, 7.0, 10.0, 13.0]
+    for bad, needle in [({"channel": "bsc", "grid": [0.1]}, "need a sweep over awgn or fading"),
+                        ({"cbr": "x"}, "'cbr' must be a fraction"), ({"best_models": ["nope"]}, "unknown")]:
+        d = {"name": "t", "description": "d", "kind": "sweep", "images": "samples", "models": ["f8-k256"],
+             "channel": "awgn", "grid": [1.0], "cbr": "1/12", **bad}
+        with pytest.raises(S.SuiteError, match=needle):
+            S.validate(d)

@@ -240,7 +240,7 @@ def sweep(channel: str, values, *, model: str | None = None, codec: Codec | None
 
 def best_sweep(channel: str, values, *, models: Sequence[str] = ("f4-k256",), cbr="1/12", images: ImagesArg = None,
                trials: int = 10, min_trials: int = 3, ci: float = 0.05, seed: int = 0, with_ms_ssim: bool = True,
-               min_rate: float = 0.1, modulations=None, workers: int | None = None, name: str = "best",
+               min_rate: float = 0.1, modulations=None, workers: int | None = None, executor=None, name: str = "best",
                on_configuration: Callable[[int, int, str], None] | None = None, **channel_options) -> list[dict]:
     """The best digital configuration at equal channel uses.
 
@@ -275,7 +275,8 @@ def best_sweep(channel: str, values, *, models: Sequence[str] = ("f4-k256",), cb
     if not plans:
         raise ValueError(f"no (modulation, code rate >= {min_rate}) fills cbr {ratio} for {', '.join(models)}")
     curves, labels, encoded = [], [], {}
-    executor = executor_for(workers, None)
+    own = executor is None
+    executor = executor_for(workers, None) if own else executor
     try:
         for i, (model, mod, code, recv, exp) in enumerate(plans):
             label = f"{model} {mod} {code} {recv}"
@@ -290,7 +291,7 @@ def best_sweep(channel: str, values, *, models: Sequence[str] = ("f4-k256",), cb
             curves.append(res)
             labels.append(label)
     finally:
-        if hasattr(executor, "close"):
+        if own and hasattr(executor, "close"):
             executor.close()
     first = curves[0]
     best = new_results(

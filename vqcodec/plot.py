@@ -72,8 +72,11 @@ def budget_caption(results: Sequence[dict]) -> str:
         else f" · cbr {c:.4g} (channel uses / 3 pixels)"
 
 
-def plot_curves(results: Sequence[dict], out: str | Path, metric: str = "psnr", title: str | None = None) -> list[Path]:
-    """Draw ``metric`` against the channel parameter for every results object; returns files written."""
+def plot_curves(results: Sequence[dict], out: str | Path, metric: str = "psnr", title: str | None = None,
+                anchors: Sequence[dict] = ()) -> list[Path]:
+    """Draw ``metric`` against the channel parameter for every results object; returns files written.
+    ``anchors`` ({name, x, y}: published PSNR points at channel parameters x) are drawn as labelled
+    markers, never as our runs."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,6 +115,9 @@ def plot_curves(results: Sequence[dict], out: str | Path, metric: str = "psnr", 
             clean_drawn.add(model_name)
             ax.axhline(float(clean[0]), color=color, ls="--", lw=1.0, alpha=0.8,
                        label=f"{model_name} clean channel ({float(clean[0]):.2f} dB)")
+    for i, a in enumerate(anchors if metric == "psnr" else ()):
+        ax.plot(a["x"], a["y"], "*^vD"[i % 4], ms=8, ls=":", lw=0.8, color="k", alpha=0.8,
+                label=f"{a['name']} (published)")
     if log_x:
         ax.set_xscale("log")
     if metric in ("ber", "index_error_rate", "failure_rate") and any(

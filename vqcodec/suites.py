@@ -35,11 +35,12 @@ import numpy as np
 import channels
 from channels.options import channel_spec
 from vqcodec import speed
-from vqcodec.baselines import CODECS, RATES, baseline_sweep, check_options, clean_rd, rd_qualities
+from vqcodec.analog import deepjscc_sweep
+from vqcodec.baselines import ANALOG_BASELINES, CODECS, RATES, baseline_sweep, check_options, clean_rd, rd_qualities
 from vqcodec.correct import REGISTRY as RECEIVERS, missing_side_info
 from vqcodec.images import list_images, load_image
 from vqcodec.plot import curve_label, plot_curves, plot_rd, plot_speed
-from vqcodec.results import ResultsError, atomic_write_text, new_results, read_results, write_results
+from vqcodec.results import ResultsError, atomic_write_text, envelope_points, new_results, read_results, write_results
 from vqcodec.simulate import StopRule, clean_point, encode_image, sweep
 from vqcodec.zoo import REGISTRY as MODELS, load_codec, resolve_device
 
@@ -48,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SUITES = ROOT / "benchmarks" / "suites"
 EXPECTED = ROOT / "benchmarks" / "expected"
 ANCHORS = ROOT.parent / "shared" / "anchors" / "compressai-kodak"
+JSCC_ANCHORS = ROOT.parent / "shared" / "anchors" / "jscc-kodak"
 
 SCHEMA = {  # key: (type, required)
     "name": (str, True), "description": (str, True), "kind": (str, True), "images": (str, True),
@@ -56,6 +58,7 @@ SCHEMA = {  # key: (type, required)
     "trials": (int, False), "min_trials": (int, False), "ci": (float, False), "ms_ssim": (bool, False),
     "budget_bpp": (float, False), "expected": (str, False), "anchors": (list, False), "figure": (list, False),
     "batch": (int, False), "repeat": (int, False),
+    "cbr": (str, False), "modulations": (list, False), "best_models": (list, False), "jscc_anchors": (list, False),
 }
 KINDS = ("sweep", "rd", "speed")
 
@@ -88,6 +91,10 @@ class Suite:
     figure: tuple = ()  # glob patterns of the legend labels drawn in the figure (default: all curves)
     batch: int = 16  # speed: images per batch of the batched codec path
     repeat: int = 5  # speed: timed calls per measurement (the median is reported)
+    cbr: str | None = None  # sweep on awgn/fading: the baselines' budget as a bandwidth ratio ("1/12")
+    modulations: tuple = ()  # with cbr: the baselines' modulations (default: the channel's own)
+    best_models: tuple = ()  # with cbr: vqcodec best over these models (api.best_sweep)
+    jscc_anchors: tuple = ()  # ../shared/anchors/jscc-kodak files drawn as published points at cbr
 
     def images_folder(self):
         """None for the bundled samples, else a folder (``kodak`` = ../shared/datasets/kodak)."""
@@ -131,7 +138,8 @@ def validate(data: dict, where: str = "suite") -> Suite:
             v = data[key] = float(v)
         if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
             raise SuiteError(f"{where}: {key!r} must be {typ.__name__}, got {type(v).__name__}")
-    for key in ("models", "receivers", "baselines", "rates", "anchors", "figure"):
+    for key in ("models", "receivers", "baselines", "rates", "anchors", "figure", "modulations", "best_models",
+                "jscc_anchors"):
         if key in data and not all(isinstance(v, str) for v in data[key]):
             raise SuiteError(f"{where}: {key!r} must be a list of strings")
     for key, v in data.get("channel_params", {}).items():
@@ -161,6 +169,23 @@ def validate(data: dict, where: str = "suite") -> Suite:
         check_options(data.get("baselines", []), data.get("rates", RATES))
     except ValueError as exc:
         raise SuiteError(f"{where}: {exc}") from None
+    link_keys = [k for k in ("cbr", "modulations", "best_models", "jscc_anchors") if k in data]
+    if link_keys:
+        from fractions import Fraction
+
+        if data.get("kind") != "sweep" or data.get("channel") not in ("awgn", "fading") or "cbr" not in data:
+            raise SuiteError(f"{where}: {', '.join(link_keys)} need a sweep over awgn or fading with a 'cbr'")
+        try:
+            if not 0 < Fraction(data["cbr"]) <= 1:
+                raise ValueError
+        except (ValueError, ZeroDivisionError):
+            raise SuiteError(f"{where}: 'cbr' must be a fraction in (0, 1] like \"1/12\", got {data['cbr']!r}") \
+                from None
+        bad = [m for m in data.get("modulations", []) if m not in channels.MODULATIONS]
+        bad += [m for m in data.get("best_models", []) if m not in MODELS]
+        if bad:
+            raise SuiteError(f"{where}: unknown modulation or model {bad[0]!r}")
+
     if data.get("trials", 10) < 1 or data.get("min_trials", 3) < 1:
         raise SuiteError(f"{where}: trials and min_trials must be >= 1")
     if data.get("ci", 0.05) <= 0:
@@ -290,17 +315,90 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
                              with_ms_ssim=suite.ms_ssim, on_point=on_point,
                              previous=[r for r in previous if r["model"].get("name") == codec.name],
                              executor=executor)
-    if suite.baselines:
+    images = [(p.name, load_image(p)) for p in paths] if (suite.baselines or suite.best_models) else []
+    digital = [b for b in suite.baselines if b not in ANALOG_BASELINES]
+    if digital:
         if progress:
             progress("baselines")
         codec = load_codec(suite.models[0])
-        all_results += baseline_sweep([(p.name, load_image(p)) for p in paths], codecs=list(suite.baselines),
-                                      rates=list(suite.rates), channel_kind=suite.channel, grid=grid,
-                                      channel_extra=dict(suite.channel_params),
-                                      budget_bpp=suite.budget_bpp or codec.bpp, seed=suite.seed,
-                                      trials=suite.trials, with_ms_ssim=suite.ms_ssim, images_source=suite.images)
+        extra = {k: v for k, v in dict(suite.channel_params).items() if k != "code"}
+        if suite.cbr is None:
+            all_results += baseline_sweep(images, codecs=digital, rates=list(suite.rates), channel_kind=suite.channel,
+                                          grid=grid, channel_extra=extra, budget_bpp=suite.budget_bpp or codec.bpp,
+                                          seed=suite.seed, trials=suite.trials, with_ms_ssim=suite.ms_ssim,
+                                          images_source=suite.images)
+        else:
+            all_results += link_baselines(suite, images, digital, grid, extra)
+        write_results(run_dir / "results.json", all_results)
+    if "deepjscc" in suite.baselines:
+        if progress:
+            progress("deepjscc")
+        all_results.append(deepjscc_sweep(images, suite.channel, grid, trials=suite.trials, seed=suite.seed,
+                                          with_ms_ssim=suite.ms_ssim, images_source=suite.images))
+        write_results(run_dir / "results.json", all_results)
+    if suite.best_models:
+        if progress:
+            progress("vqcodec best")
+        from vqcodec.api import best_sweep
+
+        all_results += best_sweep(suite.channel, grid, models=list(suite.best_models), cbr=suite.cbr,
+                                  images=dict(images), trials=suite.trials, min_trials=suite.min_trials,
+                                  ci=suite.ci, seed=suite.seed, with_ms_ssim=suite.ms_ssim, executor=executor,
+                                  name=suite.name)
         write_results(run_dir / "results.json", all_results)
     return all_results
+
+
+def link_baselines(suite: Suite, images, codecs, grid, extra) -> list[dict]:
+    """The digital baselines at the suite's bandwidth ratio: per modulation (the suite's
+    ``modulations``, else the channel's own) every codec x code rate with its budget
+    cbr x 3 x bits per symbol channel bits per pixel, then per codec the envelope over
+    modulations of the per-modulation oracles: "<codec> best (modulation x rate)"."""
+    from fractions import Fraction
+
+    mods = list(suite.modulations) or [extra.get("modulation", "bpsk")]
+    out, best = [], {c: [] for c in codecs}
+    for mod in mods:
+        m = channels.get_modulation(mod).bits_per_symbol
+        curves = baseline_sweep(images, codecs=codecs, rates=list(suite.rates), channel_kind=suite.channel,
+                                grid=grid, channel_extra={**extra, "modulation": mod},
+                                budget_bpp=float(Fraction(suite.cbr)) * 3 * m, seed=suite.seed, trials=suite.trials,
+                                with_ms_ssim=suite.ms_ssim, images_source=suite.images, bound=len(mods) == 1)
+        for r in curves:
+            r["label"] = f"{r.get('label', curve_label(r))} ({mod})"
+            if r["model"]["name"].endswith(" best digital"):
+                best[r["model"]["codec"]].append((mod, r))
+        out += curves
+    for codec, per_mod in best.items():
+        if len(per_mod) > 1:
+            first = per_mod[0][1]
+            out.append(new_results(
+                name=first["name"], description=f"{CODECS[codec].label}: per point the best modulation and code "
+                                                f"rate at cbr {suite.cbr} (oracle)",
+                seed=suite.seed, model={"name": f"{codec} best (modulation x rate)", "codec": codec,
+                                        "modulations": [m for m, _ in per_mod]},
+                images=first["images"], channel={"kind": suite.channel, "param": "snr_db"}, receiver="crc",
+                points=envelope_points([r for _, r in per_mod], [m for m, _ in per_mod]),
+                extra={"label": f"{CODECS[codec].label} + 5G LDPC, best modulation and rate (oracle)",
+                       "style": {"ls": "-", "marker": "s"}}))
+    return out
+
+
+def jscc_anchor_points(suite: Suite) -> list[dict]:
+    """Published JSCC points (``jscc_anchors``) at the suite's cbr and channel: {name, x, y}."""
+    from fractions import Fraction
+
+    out = []
+    for a in suite.jscc_anchors:
+        path = JSCC_ANCHORS / f"{a}.json"
+        if not path.exists():  # ../shared/anchors absent: the figure goes without
+            continue
+        d = json.loads(path.read_text())
+        pts = [p for p in d["points"] if abs(float(p["cbr"]) - float(Fraction(suite.cbr))) < 1e-3
+               and d.get("channel", suite.channel) == suite.channel]
+        if pts:
+            out.append({"name": d["name"], "x": [float(p["snr_db"]) for p in pts], "y": [float(p["psnr"]) for p in pts]})
+    return out
 
 
 def run_rd_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | None = None) -> list[dict]:
@@ -548,6 +646,7 @@ def run(suite: Suite, run_dir: Path, progress=None, device: str = "cpu",
 
         shown = [r for r in results if not suite.figure
                  or any(fnmatch.fnmatch(curve_label(r), pat) for pat in suite.figure)]
-        figs = plot_curves(shown or results, run_dir / "figure", title=f"{suite.name}")
+        figs = plot_curves(shown or results, run_dir / "figure", title=f"{suite.name}",
+                           anchors=jscc_anchor_points(suite) if suite.jscc_anchors else ())
     write_summary(suite, results, run_dir)
     return results, figs
