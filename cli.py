@@ -625,16 +625,14 @@ def _run_sweep_locked(command, kind, options, p, snr_db, model, checkpoint, imag
         results = exp.run(encs, img_desc, previous=previous, executor=executor, on_trial=on_trial,
                           on_point=(lambda res: _write_results(json_out, res)) if (json_out and command == "sweep")
                           else None)
-    except ValueError as exc:  # a --resume of another run
+    except (ValueError, KeyboardInterrupt) as exc:  # a --resume of another run, or Ctrl-C
         bar.close()
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        bar.close()
-        _fail("interrupted" + (f"; the finished points are in {json_out} (continue with --resume)"
-                               if json_out and command == "sweep" and Path(json_out).exists() else ""))
-    finally:
         if hasattr(executor, "close"):
             executor.close()
+        if isinstance(exc, ValueError):
+            _fail(str(exc))
+        _fail("interrupted" + (f"; the finished points are in {json_out} (continue with --resume)"
+                               if json_out and command == "sweep" and Path(json_out).exists() else ""))
     bar.close()
     _print_table(results, param)
     if exp.baselines:
@@ -646,10 +644,16 @@ def _run_sweep_locked(command, kind, options, p, snr_db, model, checkpoint, imag
             bbar.set_postfix_str(message[:40])
             bbar.refresh()
 
-        base = exp.run_baselines(encs, img_desc, progress=bprog)
-        bbar.close()
+        try:
+            base = exp.run_baselines(encs, img_desc, progress=bprog, executor=executor)
+        finally:
+            bbar.close()
+            if hasattr(executor, "close"):
+                executor.close()
         _print_baselines(base, param, exp.budget)
         results += base
+    elif hasattr(executor, "close"):
+        executor.close()
     click.echo("side information (image size, model, index assignment) is assumed to arrive error-free; "
                "only the index payload crosses the channel")
     if json_out:

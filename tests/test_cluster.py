@@ -200,3 +200,21 @@ def test_dask_equals_serial_over_qam_behind_an_ldpc_code(setup):
     assert low["bit_errors"] > 0  # residual errors after the decoder at the low point: the test sees noise
     with DaskExecutor(workers=2) as ex:
         assert run(coded, ex, stop=StopRule(2, 2, 0.3)) == serial
+
+
+def test_baselines_on_dask_equal_the_serial_run():
+    from vqcodec.baselines import baseline_sweep
+    from vqcodec.cluster import DaskExecutor
+
+    rng = np.random.default_rng(2)
+    y, x = np.mgrid[0:40, 0:56]
+    imgs = [(f"i{k}.png", np.clip(np.stack([x * 4, y * 5, (x + y) * 2], 2) + rng.normal(0, 5, (40, 56, 3)), 0, 255)
+             .astype(np.uint8)) for k in range(3)]
+    kw = dict(codecs=["jpeg", "webp"], rates=["uncoded", "1/2"], channel_kind="bsc", grid=[1e-3, 2e-2],
+              budget_bpp=3.0, seed=4, trials=2)
+    serial = baseline_sweep(imgs, **kw)
+    with DaskExecutor(workers=2) as ex:
+        done = []
+        dask = baseline_sweep(imgs, **kw, executor=ex, progress=lambda d, t, m: done.append(d))
+    strip = lambda rs: dumps([{k: v for k, v in r.items() if k != "created"} for r in rs])  # noqa: E731
+    assert strip(dask) == strip(serial) and done[-1] == len(done) == 2 * 2 * 3  # 2 codecs x 2 points x (2 rates + bound)

@@ -115,7 +115,7 @@ class Experiment:
                          on_image=on_image, previous=previous, on_point=on_point, executor=executor)
 
     def run_baselines(self, encoded: Sequence[EncodedImage], images_desc: dict,
-                      progress: Callable[[int, int, str], None] | None = None) -> list[dict]:
+                      progress: Callable[[int, int, str], None] | None = None, executor=None) -> list[dict]:
         """Every baseline codec x code rate at the same channel budget and noise seeds: fixed-rate
         curves, the oracle best rate per point and the separation bound (empty without baselines)."""
         digital = [b for b in self.baselines if b not in ANALOG_BASELINES]
@@ -127,7 +127,7 @@ class Experiment:
                                   channel_extra={k: v for k, v in self.spec.extra.items() if k != "code"},
                                   budget_bpp=self.budget, seed=self.seed, trials=self.stop.max_trials,
                                   with_ms_ssim=self.with_ms_ssim, images_source=images_desc["source"],
-                                  progress=progress)
+                                  progress=progress, executor=executor)
         if "deepjscc" in self.baselines:
             out.append(deepjscc_sweep(images, self.spec.kind, self.grid, trials=self.stop.max_trials, seed=self.seed,
                                       with_ms_ssim=self.with_ms_ssim, images_source=images_desc["source"],
@@ -231,11 +231,10 @@ def sweep(channel: str, values, *, model: str | None = None, codec: Codec | None
     encoded, desc = exp.encode(images)
     executor = executor_for(workers, None)
     try:
-        out = exp.run(encoded, desc, executor=executor)
+        return exp.run(encoded, desc, executor=executor) + exp.run_baselines(encoded, desc, executor=executor)
     finally:
         if hasattr(executor, "close"):
             executor.close()
-    return out + exp.run_baselines(encoded, desc)
 
 
 def best_sweep(channel: str, values, *, models: Sequence[str] = ("f4-k256",), cbr="1/12", images: ImagesArg = None,

@@ -112,7 +112,7 @@ from vqcodec.images import load_image
 from vqcodec.links import LdpcCode
 from vqcodec.metrics import mean_ci95, ms_ssim, psnr
 from vqcodec.results import new_results
-from vqcodec.simulate import trial_rng
+from vqcodec.simulate import SerialExecutor, trial_rng
 
 
 __all__ = [
@@ -901,7 +901,7 @@ def baseline_sweep(images, codecs: Sequence[str] = ("jpeg", "webp"), rates: Sequ
                    channel_extra: Mapping | None = None, budget_bpp: float = 0.5, seed: int = 0,
                    trials: int = 4, crc: bool = True, with_ms_ssim: bool = False,
                    decode_timeout: float | None = None, bound: bool = True, images_source: str | None = None,
-                   progress: Callable[[int, int, str], None] | None = None) -> list[dict]:
+                   progress: Callable[[int, int, str], None] | None = None, executor=None) -> list[dict]:
     """All baseline curves for one channel family: a list of results objects (``vqcodec.results/1``).
 
     Per codec: one curve per fixed code rate (model.name e.g. "jpeg+r1/2",
@@ -910,7 +910,9 @@ def baseline_sweep(images, codecs: Sequence[str] = ("jpeg", "webp"), rates: Sequ
     separation bound (model.name "jpeg separation bound", dashed; left out
     for a channel without a capacity formula or with ``bound=False``).
     Each object carries ``label`` (legend) and ``style``.
-    ``progress(done, total, message)`` is called after every channel point.
+    ``progress(done, total, message)`` is called after every channel point. ``executor`` (serial
+    by default, or a ``vqcodec.cluster.DaskExecutor``) runs the (codec, rate, point) tasks; the
+    separation bound is computed here.
     """
 
     imgs = as_baseline_images(images)
@@ -939,16 +941,26 @@ def baseline_sweep(images, codecs: Sequence[str] = ("jpeg", "webp"), rates: Sequ
     total = len(specs) * len(chans) * (len(rate_names) + (1 if bound else 0))
     done = 0
     results = []
+    executor = executor if executor is not None else SerialExecutor()
+    shared = executor.share(imgs)  # serial: the same objects, so their encoding caches carry over
+    keys = [(spec, r, i) for spec in specs for i in range(len(chans)) for r in rate_names]
+
+    def one_done():
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total, f"{pname} points of the baselines")
+
+    # every (codec, rate, channel point) is a task; a point's noise depends only on (seed, image,
+    # param, trial), so the result is the serial one whatever runs where
+    pts = executor.map(run_baseline_point,
+                       [((shared, spec.name, r, chans[i]),
+                         dict(budget_bpp=budget_bpp, seed=seed, param=float(grid[i]), trials=trials, crc=crc,
+                              with_ms_ssim=with_ms_ssim, decode_timeout=decode_timeout)) for spec, r, i in keys],
+                       on_done=one_done)
+    by_key = {(spec.name, r, i): pt for (spec, r, i), pt in zip(keys, pts)}
     for spec in specs:
-        curves = {r: [] for r in rate_names}
-        for value, ch in zip(grid, chans):
-            for r in rate_names:
-                curves[r].append(run_baseline_point(imgs, spec, r, ch, budget_bpp=budget_bpp, seed=seed,
-                                                    param=float(value), trials=trials, crc=crc,
-                                                    with_ms_ssim=with_ms_ssim, decode_timeout=decode_timeout))
-                done += 1
-                if progress:
-                    progress(done, total, f"{spec.name} {r} {pname}={value:g}")
+        curves = {r: [by_key[(spec.name, r, i)] for i in range(len(chans))] for r in rate_names}
         for r in rate_names:
             results.append(new_results(
                 name=f"baseline-{spec.name}-{channel_kind}",
