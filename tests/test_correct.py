@@ -323,4 +323,4 @@ def test_prior_tables_follow_the_prior_object_not_its_address():
         np.testing.assert_array_equal(tabs[1], prior.pmi("h"))
         del prior, tabs
         gc.collect()
-    assert len(corr._PRIOR_TABLES) == before  # no entry outlives its prior, so no later prior can be handed one
+    assert len(corr._PRIOR_TABLES) <= before  # no entry outlives its prior, so no later prior can be handed one

@@ -176,4 +176,4 @@ def test_encode_cache_follows_the_model_object_not_its_address(image_dir):
         np.testing.assert_array_equal(cached.indices, fresh.indices)
         del model, codec, cached, fresh
         gc.collect()
-    assert len(sim._CACHE) == before  # no entry outlives its model, so no later model can be handed one
+    assert len(sim._CACHE) <= before  # no entry outlives its model: no later model can be handed one
