@@ -15,6 +15,25 @@ from pathlib import Path
 import click
 
 
+class _Ratio(click.ParamType):
+    """A number or a fraction such as 1/12."""
+
+    name = "ratio"
+
+    def convert(self, value, param, ctx):
+        from fractions import Fraction
+
+        if isinstance(value, float):
+            return value
+        try:
+            return float(Fraction(str(value).strip()))
+        except (ValueError, ZeroDivisionError):
+            self.fail(f"{value!r} is not a number or a fraction like 1/12", param, ctx)
+
+
+_RATIO = _Ratio()
+
+
 def _fail(msg: str) -> None:
     raise click.ClickException(str(msg).splitlines()[0] if msg else "failed")
 
@@ -544,7 +563,7 @@ def simulate(kind, packet_bits, burst_length, block_bits, hard, modulation, dema
                    "5G LDPC ldpc-A/B (e.g. ldpc-1/2).")
 @click.option("--budget-bpp", type=float, default=None,
               help="Channel bits per pixel of the baselines [default: the VQ model's bpp].")
-@click.option("--cbr", type=float, default=None,
+@click.option("--cbr", type=_RATIO, default=None,
               help="awgn/fading: the baselines' budget as a bandwidth ratio, complex channel uses / (3 x pixels).")
 @click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
 @click.option("--overwrite", is_flag=True)

@@ -248,3 +248,15 @@ def test_best_writes_every_configuration_and_the_envelope(tmp_path):
         assert needle in line.lower() or needle in line, line
     assert not (tmp_path / "x.json").exists()
     assert "exists" in one_line_error(run("best", "--snr-db", "1", "--json", out))
+
+
+def test_cbr_takes_a_fraction(image_dir, tmp_path):
+    out = tmp_path / "r.json"
+    r = run("sweep", "--channel", "awgn", "--modulation", "qpsk", "--snr-db", "9", "--images", image_dir,
+            "--receiver", "naive", "--trials", "1", "--baselines", "jpeg", "--rates", "ldpc-1/2", "--cbr", "1/12",
+            "--no-ms-ssim", "--json", out)
+    assert r.exit_code == 0, r.output
+    base = [x for x in json.loads(out.read_text()) if x["model"].get("codec") == "jpeg"]
+    assert base[0]["points"][0]["budget_bpp"] == pytest.approx(0.5)  # 1/12 x 3 x 2 bits per QPSK symbol
+    assert "fraction like 1/12" in one_line_error(run("sweep", "--channel", "awgn", "--snr-db", "9", "--cbr", "x",
+                                                      "--json", tmp_path / "x.json"))
