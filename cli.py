@@ -1011,7 +1011,12 @@ def prepare(model, checkpoint, device, images, kodak, keep_assignment):
 
 
 def _print_baselines(results, param, budget):
-    click.echo(f"baselines at {budget:.4g} channel bits per pixel (CRC-32 + convolutional code, fallback: grey):")
+    if any(r["model"].get("kind") != "deepjscc" for r in results):
+        click.echo(f"digital baselines at {budget:.4g} channel bits per pixel (CRC-32 + channel code, fallback: grey)"
+                   + ("; Deep JSCC at its own cbr (analog)" if any(r["model"].get("kind") == "deepjscc"
+                                                                    for r in results) else "") + ":")
+    else:
+        click.echo(f"Deep JSCC (analog) at cbr {results[0]['model']['cbr']:.4g}:")
     click.echo(f"{'curve':<34} {param:>9} {'PSNR dB':>8} {'fail':>6} {'rate':>8}")
     for res in results:
         for pt in res["points"]:
