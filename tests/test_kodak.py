@@ -29,3 +29,14 @@ def test_default_receiver_at_bsc_0_01_matches_the_readme():
     assert pt["psnr_clean"] == pytest.approx(28.47, abs=0.005)
     assert pt["psnr"]["mean"] == pytest.approx(27.46, abs=0.05)
     assert 0.009 < pt["ber"] < 0.011
+
+
+def test_deepjscc_at_7_db_matches_the_readme():
+    # README, cbr 1/12 table: Deep JSCC (deepjscc-c8) gives 26.46 dB at AWGN Es/N0 = 7 dB (two trials)
+    from vqcodec.analog import deepjscc_sweep
+    from vqcodec.images import list_images, load_image
+
+    images = [(p.name, load_image(p)) for p in list_images(KODAK)]
+    res = deepjscc_sweep(images, "awgn", [7.0], trials=1, seed=0)
+    assert res["points"][0]["psnr"]["mean"] == pytest.approx(26.46, abs=0.05)
+    assert res["points"][0]["cbr"] == pytest.approx(1 / 12)
