@@ -459,12 +459,14 @@ def _layered_kernel(llr, row_ptr, cols, shifts, z, n_iter, consts, early_stop,
                             m2[i] = np.inf
                             sg[i] = -one if q < zero else one
                         continue
-                    for i in range(zr):  # min/max and a sign product: LLVM vectorises this form (1.3x)
-                        q = Qj[i]
+                    for i in range(zr):  # one comparison per select and a sign product: LLVM vectorises
+                        q = Qj[i]  # this form (numba's min()/max() and chained selects stay scalar)
                         a = abs(q)
                         o1 = m1[i]
-                        m2[i] = min(m2[i], max(a, o1))
-                        m1[i] = min(a, o1)
+                        o2 = m2[i]
+                        lt = a < o1
+                        m2[i] = o1 if lt else (a if a < o2 else o2)  # = min(o2, max(a, o1)) as o1 <= o2
+                        m1[i] = a if lt else o1
                         sg[i] = sg[i] * (-one if q < zero else one)
                 for i in range(zr):
                     t1 = m1[i] - beta
