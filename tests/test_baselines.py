@@ -382,3 +382,18 @@ def test_sweep_skips_bound_without_capacity(images, monkeypatch):
                             trials=1, progress=lambda d, t, m: calls.append((d, t)))
     assert [r["model"]["name"] for r in res] == ["jpeg+r1/2", "jpeg best digital"]
     assert calls == [(1, 1)]
+
+
+def test_received_image_is_the_point_s_first_trial(images):
+    img = images[0]
+    clean = bl.decode_file(img.file("jpeg", bl.choose_quality(img, "jpeg", bl.max_file_bytes(img, "1/2", BUDGET))),
+                           "jpeg", H, W)
+    out, p = bl.received_image(img, "jpeg", "1/2", bsc(0.0), budget_bpp=BUDGET, param=0.0)
+    assert np.array_equal(out, clean) and p == pytest.approx(psnr(img.image, clean))
+    out, p = bl.received_image(img, "jpeg", "1/2", bsc(0.4), budget_bpp=BUDGET, param=0.4)
+    assert np.array_equal(out, bl.fallback_image(H, W))  # the CRC fails: grey
+    # the same realisation as trial 0 of run_baseline_point
+    pt = bl.run_baseline_point([img], "jpeg", "uncoded", bsc(3e-4), budget_bpp=BUDGET, seed=5, param=3e-4, trials=1,
+                               crc=False)
+    _, p = bl.received_image(img, "jpeg", "uncoded", bsc(3e-4), budget_bpp=BUDGET, seed=5, param=3e-4, crc=False)
+    assert p == pytest.approx(pt["psnr"]["mean"])

@@ -175,7 +175,8 @@ def test_link_suite_adds_modulation_oracles_deepjscc_vqcodec_best_and_anchors(tm
                      "models": ["f8-k256"], "channel": "awgn", "channel_params": {"modulation": "qpsk"},
                      "grid": [2.0, 12.0], "receivers": ["spatial-mmse"], "baselines": ["jpeg", "deepjscc"],
                      "rates": ["ldpc-1/2", "ldpc-2/3"], "cbr": "1/12", "modulations": ["qpsk", "qam16"],
-                     "best_models": ["f8-k256"], "jscc_anchors": ["swinjscc-awgn"], "trials": 1, "min_trials": 1})
+                     "best_models": ["f8-k256"], "jscc_anchors": ["swinjscc-awgn"], "trials": 1, "min_trials": 1,
+                     "picture": "s1.png", "picture_crop": [8, 8, 64, 96], "picture_snrs": [2.0, 12.0]})
     out = tmp_path / "run"
     out.mkdir()
     res, figs = S.run(st, out)
@@ -187,10 +188,12 @@ def test_link_suite_adds_modulation_oracles_deepjscc_vqcodec_best_and_anchors(tm
     for i, pt in enumerate(env["points"]):
         assert pt["psnr"]["mean"] == max(r["points"][i]["psnr"]["mean"] for r in per_mod)
     assert all(f.stat().st_size > 1000 for f in figs) and "vqcodec best" in (out / "summary.md").read_text()
+    assert (out / "pictures.png").exists() and (out / "pictures.pdf").exists()
     if (S.JSCC_ANCHORS / "swinjscc-awgn.json").exists():
         assert S.jscc_anchor_points(st)[0]["x"] == [1.0, 4.0, 7.0, 10.0, 13.0]
     for bad, needle in [({"channel": "bsc", "grid": [0.1]}, "need a sweep over awgn or fading"),
-                        ({"cbr": "x"}, "'cbr' must be a fraction"), ({"best_models": ["nope"]}, "unknown")]:
+                        ({"cbr": "x"}, "'cbr' must be a fraction"), ({"best_models": ["nope"]}, "unknown"),
+                        ({"picture_crop": [0, 0, 8]}, "picture_crop")]:
         d = {"name": "t", "description": "d", "kind": "sweep", "images": "samples", "models": ["f8-k256"],
              "channel": "awgn", "grid": [1.0], "cbr": "1/12", **bad}
         with pytest.raises(S.SuiteError, match=needle):

@@ -135,6 +135,7 @@ __all__ = [
     "clean_rd",
     "rd_qualities",
     "run_baseline_point",
+    "received_image",
     "oracle_best",
     "separation_bound_point",
     "baseline_sweep",
@@ -638,23 +639,7 @@ def run_baseline_point(images, codec_name, rate_name, channel, *, budget_bpp: fl
     worker = _DecodeWorker(decode_timeout) if (decode_timeout is not None and not crc) else None
 
     # per image: the chosen quality and the transmitted bits (fixed over trials)
-    plans = []
-    for img in imgs:
-        H, W = img.shape
-        budget = _budget_bits(img, budget_bpp)
-        max_bytes = max_file_bytes(img, code.name, budget_bpp, crc)
-        q = choose_quality(img, spec, max_bytes)
-        plan = {"img": img, "quality": q, "budget": budget}
-        if q is None:
-            plan["clean"] = img.fallback_metrics(with_ms_ssim)
-        else:
-            data = img.file(spec, q)
-            file_bits = np.unpackbits(np.frombuffer(data, np.uint8))
-            payload = fec.append_crc(file_bits) if crc else file_bits
-            coded = code.encode(payload)
-            assert coded.size <= budget
-            plan.update(data=data, payload=payload, coded=coded, clean=img.clean_metrics(spec, q, with_ms_ssim))
-        plans.append(plan)
+    plans = [_plan(img, spec, code, budget_bpp, crc, with_ms_ssim) for img in imgs]
 
     bits = bit_errors = erased = decoded_errors = 0
     failures = {img.name: 0 for img in imgs}
@@ -739,6 +724,45 @@ def run_baseline_point(images, codec_name, rate_name, channel, *, budget_bpp: fl
         point["ms_ssim"] = _ci(trial_ssim)
         point["ms_ssim_clean"] = float(np.mean([plan["clean"][1] for plan in plans]))
     return point
+
+
+def _plan(img: BaselineImage, spec: CodecSpec, code, budget_bpp: float, crc: bool, with_ms_ssim: bool) -> dict:
+    """What one image sends at a budget: the highest quality that fits (None: no-fit), its file,
+    payload (+ CRC), coded bits and clean metrics (the grey fallback's for no-fit)."""
+    budget = _budget_bits(img, budget_bpp)
+    q = choose_quality(img, spec, max_file_bytes(img, code.name, budget_bpp, crc))
+    plan = {"img": img, "quality": q, "budget": budget}
+    if q is None:
+        plan["clean"] = img.fallback_metrics(with_ms_ssim)
+        return plan
+    data = img.file(spec, q)
+    file_bits = np.unpackbits(np.frombuffer(data, np.uint8))
+    payload = fec.append_crc(file_bits) if crc else file_bits
+    coded = code.encode(payload)
+    assert coded.size <= budget
+    plan.update(data=data, payload=payload, coded=coded, clean=img.clean_metrics(spec, q, with_ms_ssim))
+    return plan
+
+
+def received_image(image: BaselineImage, codec_name, rate_name, channel, *, budget_bpp: float, seed: int = 0,
+                   param: float, trial: int = 0, crc: bool = True) -> tuple[np.ndarray, float]:
+    """What the receiver shows of one transmission of ``image`` (the realisation of
+    ``trial_rng(seed, name, param, trial)``, as in :func:`run_baseline_point`): (uint8 image, PSNR)."""
+    spec, code = _codec(codec_name), get_rate_code(rate_name)
+    H, W = image.shape
+    plan = _plan(image, spec, code, budget_bpp, crc, False)
+    if plan["quality"] is None:
+        out = fallback_image(H, W)
+    else:
+        rx = channel(plan["coded"], trial_rng(seed, image.name, float(param), trial))
+        worker = None if (crc or spec.inprocess_corrupt) else _DecodeWorker(WORKER_DECODE_TIMEOUT)
+        try:
+            ok, out, _ = _receive(plan, rx, code, spec, crc, H, W, worker)
+        finally:
+            if worker is not None:
+                worker.close()
+        out = decode_file(plan["data"], spec, H, W) if ok else (out if out is not None else fallback_image(H, W))
+    return out, psnr(image.image, out)
 
 
 def _receive(plan, rx, code, spec, crc, H, W, worker):

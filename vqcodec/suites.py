@@ -59,6 +59,7 @@ SCHEMA = {  # key: (type, required)
     "budget_bpp": (float, False), "expected": (str, False), "anchors": (list, False), "figure": (list, False),
     "batch": (int, False), "repeat": (int, False),
     "cbr": (str, False), "modulations": (list, False), "best_models": (list, False), "jscc_anchors": (list, False),
+    "picture": (str, False), "picture_crop": (list, False), "picture_snrs": (list, False),
 }
 KINDS = ("sweep", "rd", "speed")
 
@@ -95,6 +96,9 @@ class Suite:
     modulations: tuple = ()  # with cbr: the baselines' modulations (default: the channel's own)
     best_models: tuple = ()  # with cbr: vqcodec best over these models (api.best_sweep)
     jscc_anchors: tuple = ()  # ../shared/anchors/jscc-kodak files drawn as published points at cbr
+    picture: str | None = None  # with cbr: one image of the suite's folder drawn as each scheme receives it
+    picture_crop: tuple = ()  # (top, left, height, width) of the picture
+    picture_snrs: tuple = ()  # the grid's Es/N0 columns [default: the first, middle and last grid value]
 
     def images_folder(self):
         """None for the bundled samples, else a folder (``kodak`` = ../shared/datasets/kodak)."""
@@ -169,7 +173,8 @@ def validate(data: dict, where: str = "suite") -> Suite:
         check_options(data.get("baselines", []), data.get("rates", RATES))
     except ValueError as exc:
         raise SuiteError(f"{where}: {exc}") from None
-    link_keys = [k for k in ("cbr", "modulations", "best_models", "jscc_anchors") if k in data]
+    link_keys = [k for k in ("cbr", "modulations", "best_models", "jscc_anchors", "picture", "picture_crop",
+                             "picture_snrs") if k in data]
     if link_keys:
         from fractions import Fraction
 
@@ -181,6 +186,11 @@ def validate(data: dict, where: str = "suite") -> Suite:
         except (ValueError, ZeroDivisionError):
             raise SuiteError(f"{where}: 'cbr' must be a fraction in (0, 1] like \"1/12\", got {data['cbr']!r}") \
                 from None
+        crop = data.get("picture_crop", [])
+        if crop and (len(crop) != 4 or not all(isinstance(v, int) and v >= 0 for v in crop) or min(crop[2:]) < 16):
+            raise SuiteError(f"{where}: 'picture_crop' must be [top, left, height, width], sides >= 16 pixels")
+        if not all(isinstance(v, (int, float)) for v in data.get("picture_snrs", [])):
+            raise SuiteError(f"{where}: 'picture_snrs' must be a list of numbers")
         bad = [m for m in data.get("modulations", []) if m not in channels.MODULATIONS]
         bad += [m for m in data.get("best_models", []) if m not in MODELS]
         if bad:
@@ -382,6 +392,33 @@ def link_baselines(suite: Suite, images, codecs, grid, extra) -> list[dict]:
                 extra={"label": f"{CODECS[codec].label} + 5G LDPC, best modulation and rate (oracle)",
                        "style": {"ls": "-", "marker": "s"}}))
     return out
+
+
+def picture_grid(suite: Suite, out: Path) -> list[Path]:
+    """The suite's ``picture`` (cropped) as vqcodec, the first digital baseline and Deep JSCC show it
+    at ``picture_snrs`` (``vqcodec.pictures``), drawn to ``out`` (.png and .pdf)."""
+    from fractions import Fraction
+
+    from vqcodec.pictures import draw_grid, received_pictures
+
+    paths = [p for p in list_images(suite.images_folder()) if p.name == suite.picture]
+    if not paths:
+        raise SuiteError(f"suite {suite.name}: picture {suite.picture!r} is not among its images")
+    img = load_image(paths[0])
+    if suite.picture_crop:
+        t, l, h, w = suite.picture_crop
+        img = np.ascontiguousarray(img[t:t + h, l:l + w])
+    grid = [float(g) for g in suite.grid]
+    snrs = [float(v) for v in suite.picture_snrs] or sorted({grid[0], grid[len(grid) // 2], grid[-1]})
+    params = dict(suite.channel_params)
+    mod = params.get("modulation", "bpsk")
+    digital = [b for b in suite.baselines if b not in ANALOG_BASELINES]
+    rows = received_pictures(img, suite.picture, snrs, model=suite.models[0], receiver=suite.receivers[0],
+                             modulation=mod, code=params.get("code"), codec=digital[0] if digital else "heic",
+                             rates=[r for r in suite.rates if r.startswith("ldpc-")] or ["ldpc-1/2"],
+                             budget_bpp=float(Fraction(suite.cbr)) * 3 * channels.get_modulation(mod).bits_per_symbol,
+                             deepjscc="deepjscc" in suite.baselines, seed=suite.seed)
+    return draw_grid(rows, snrs, out, title=f"{suite.picture} over AWGN at cbr {suite.cbr} ({mod})")
 
 
 def jscc_anchor_points(suite: Suite) -> list[dict]:
@@ -648,5 +685,7 @@ def run(suite: Suite, run_dir: Path, progress=None, device: str = "cpu",
                  or any(fnmatch.fnmatch(curve_label(r), pat) for pat in suite.figure)]
         figs = plot_curves(shown or results, run_dir / "figure", title=f"{suite.name}",
                            anchors=jscc_anchor_points(suite) if suite.jscc_anchors else ())
+        if suite.picture:
+            figs += picture_grid(suite, run_dir / "pictures")
     write_summary(suite, results, run_dir)
     return results, figs
