@@ -182,6 +182,10 @@ def test_link_suite_adds_modulation_oracles_deepjscc_vqcodec_best_and_anchors(tm
     res, figs = S.run(st, out)
     names = [r["model"]["name"] for r in res]
     assert "jpeg best (modulation x rate)" in names and "vqcodec best" in names and "deepjscc-c8" in names
+    bounds = [r for r in res if r["model"]["name"] == "jpeg separation bound"]
+    envelope = next(r for r in res if r["model"]["name"] == "jpeg separation bound (best modulation)")
+    assert len(bounds) == 2 and [p["psnr"]["mean"] for p in envelope["points"]] == \
+        [max(b["points"][i]["psnr"]["mean"] for b in bounds) for i in range(2)]
     per_mod = [r for r in res if r["model"]["name"] == "jpeg best digital"]
     assert [r["points"][0]["budget_bpp"] for r in per_mod] == [pytest.approx(0.5), pytest.approx(1.0)]
     env = next(r for r in res if r["model"]["name"] == "jpeg best (modulation x rate)")

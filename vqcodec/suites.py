@@ -36,7 +36,8 @@ import channels
 from channels.options import channel_spec
 from vqcodec import speed
 from vqcodec.analog import deepjscc_sweep
-from vqcodec.baselines import ANALOG_BASELINES, CODECS, RATES, baseline_sweep, check_options, clean_rd, rd_qualities
+from vqcodec.baselines import (ANALOG_BASELINES, CODECS, RATES, as_baseline_images, baseline_sweep, check_options,
+                               clean_rd, rd_qualities)
 from vqcodec.correct import REGISTRY as RECEIVERS, missing_side_info
 from vqcodec.images import list_images, load_image
 from vqcodec.plot import curve_label, plot_curves, plot_rd, plot_speed
@@ -367,30 +368,41 @@ def link_baselines(suite: Suite, images, codecs, grid, extra) -> list[dict]:
     from fractions import Fraction
 
     mods = list(suite.modulations) or [extra.get("modulation", "bpsk")]
-    out, best = [], {c: [] for c in codecs}
+    imgs = as_baseline_images(images)  # one set of objects: encodings and RD curves are reused across modulations
+    out = []
+    best = {c: [] for c in codecs}
+    bound = {c: [] for c in codecs}
     for mod in mods:
         m = channels.get_modulation(mod).bits_per_symbol
-        curves = baseline_sweep(images, codecs=codecs, rates=list(suite.rates), channel_kind=suite.channel,
+        curves = baseline_sweep(imgs, codecs=codecs, rates=list(suite.rates), channel_kind=suite.channel,
                                 grid=grid, channel_extra={**extra, "modulation": mod},
                                 budget_bpp=float(Fraction(suite.cbr)) * 3 * m, seed=suite.seed, trials=suite.trials,
-                                with_ms_ssim=suite.ms_ssim, images_source=suite.images, bound=len(mods) == 1)
+                                with_ms_ssim=suite.ms_ssim, images_source=suite.images)
         for r in curves:
             r["label"] = f"{r.get('label', curve_label(r))} ({mod})"
-            if r["model"]["name"].endswith(" best digital"):
+            name = r["model"]["name"]
+            if name.endswith(" best digital"):
                 best[r["model"]["codec"]].append((mod, r))
+            elif name.endswith(" separation bound"):
+                bound[r["model"]["codec"]].append((mod, r))
         out += curves
-    for codec, per_mod in best.items():
-        if len(per_mod) > 1:
+    for codec in codecs:
+        label = CODECS[codec].label
+        for per_mod, what, text, style in (
+                (best[codec], "best (modulation x rate)", "+ 5G LDPC, best modulation and rate (oracle)", "-"),
+                (bound[codec], "separation bound (best modulation)", "separation bound (best modulation's BICM "
+                                                                      "capacity)", "--")):
+            if len(per_mod) < 2:
+                continue
             first = per_mod[0][1]
             out.append(new_results(
-                name=first["name"], description=f"{CODECS[codec].label}: per point the best modulation and code "
-                                                f"rate at cbr {suite.cbr} (oracle)",
-                seed=suite.seed, model={"name": f"{codec} best (modulation x rate)", "codec": codec,
+                name=first["name"], description=f"{label}: per point the best of {', '.join(m for m, _ in per_mod)} "
+                                                f"at cbr {suite.cbr}: {text}",
+                seed=suite.seed, model={"name": f"{codec} {what}", "codec": codec,
                                         "modulations": [m for m, _ in per_mod]},
-                images=first["images"], channel={"kind": suite.channel, "param": "snr_db"}, receiver="crc",
-                points=envelope_points([r for _, r in per_mod], [m for m, _ in per_mod]),
-                extra={"label": f"{CODECS[codec].label} + 5G LDPC, best modulation and rate (oracle)",
-                       "style": {"ls": "-", "marker": "s"}}))
+                images=first["images"], channel={"kind": suite.channel, "param": "snr_db"},
+                receiver=first["receiver"], points=envelope_points([r for _, r in per_mod], [m for m, _ in per_mod]),
+                extra={"label": f"{label} {text}", "style": {"ls": style, "marker": "s" if style == "-" else ""}}))
     return out
 
 
