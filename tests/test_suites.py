@@ -136,8 +136,12 @@ def test_resume_refuses_another_suites_run_directory(tmp_path):
     write_results(run / "results.json", [res])
     with pytest.raises(S.SuiteError, match="holds results of 'smoke-bsc', not of suite mine"):
         S.check_resume_dir(st, run)
-    write_results(run / "results.json", [{**res, "name": "mine-bsc"}])
-    S.check_resume_dir(st, run)
+    write_results(run / "results.json", [{**res, "name": "mine"}, {**res, "name": "baseline-jpeg-bsc"},
+                                         {**res, "name": "deepjscc-awgn"}])
+    S.check_resume_dir(st, run)  # the suite's own curves and its baselines'
+    write_results(run / "results.json", [{**res, "name": "mine-2"}])  # another suite whose name starts alike
+    with pytest.raises(S.SuiteError, match="holds results of 'mine-2'"):
+        S.check_resume_dir(st, run)
     with pytest.raises(S.SuiteError, match="no such run directory"):
         S.check_resume_dir(st, tmp_path / "nope")
 

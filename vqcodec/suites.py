@@ -270,7 +270,9 @@ def check_resume_dir(suite: Suite, run_dir: Path) -> None:
         names = {r["name"] for r in read_results(p)}
     except ResultsError as exc:
         raise SuiteError(f"cannot resume in {run_dir}: {exc}") from None
-    other = sorted(n for n in names if n != suite.name and not n.startswith(f"{suite.name}-"))
+    # a suite's own curves carry its name; its baselines' curves are named baseline-<codec>-<channel>
+    # and deepjscc-<channel>
+    other = sorted(n for n in names if n != suite.name and not n.startswith(("baseline-", "deepjscc-")))
     if other:
         raise SuiteError(f"{run_dir}: holds results of {other[0]!r}, not of suite {suite.name}; "
                          "resume a run directory of this suite")
