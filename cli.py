@@ -360,9 +360,10 @@ def _channel_options(fn):
                           "complex channel use."),
         click.option("--demapping", type=click.Choice(["app", "maxlog"]), default=None,
                      help="awgn/fading: exact (app) or max-log soft demapping [default: app]."),
-        click.option("--code", default=None, metavar="none|ldpc-A/B",
-                     help="5G NR LDPC code protecting the index payload, e.g. ldpc-1/2 (rate A/B in [0.1, 0.95]); "
-                          "the soft receivers get the decoder's a-posteriori LLRs [default: none]."),
+        click.option("--code", default=None, metavar="none|ldpc-A/B|cc-A/B",
+                     help="Channel code protecting the index payload: 5G NR LDPC, e.g. ldpc-1/2 (rate A/B in "
+                          "[0.1, 0.95]), or the K=7 convolutional codes cc-1/2, cc-2/3, cc-3/4, cc-1/3, cc-1/4 "
+                          "(BCJR); the soft receivers get the decoder's a-posteriori LLRs [default: none]."),
     ]
     for o in reversed(opts):
         fn = o(fn)

@@ -124,7 +124,11 @@ def test_cli_code_option(tiny_checkpoint, image_dir, tmp_path):
     assert res["channel"]["code"] == "ldpc-1/2" and res["channel"]["modulation"] == "qam16"
     pt = res["points"][0]
     assert pt["channel_bpp"] == pytest.approx(2 * pt["source_bpp"], rel=0.05)
-    for bad, needle in (("turbo", "unknown code"), ("ldpc-1/40", "outside")):
+    r = CliRunner().invoke(main, base + ["--code", "cc-1/2", "--json", str(out), "--overwrite"])
+    assert r.exit_code == 0, r.output
+    pt = json.loads(out.read_text())["points"][0]
+    assert pt["channel_bpp"] == pytest.approx(2 * pt["source_bpp"], rel=0.1)  # rate 1/2 plus a 6-step tail
+    for bad, needle in (("turbo", "unknown code"), ("ldpc-1/40", "outside"), ("cc-5/6", "unknown convolutional")):
         r = CliRunner().invoke(main, base + ["--code", bad])
         assert r.exit_code != 0 and "Traceback" not in r.output
         assert needle in r.output.strip().splitlines()[-1]
@@ -150,3 +154,20 @@ def test_budget_configurations_fill_the_bandwidth_ratio_exactly():
     assert budget_configurations("1/2", "1/96") == []  # every modulation would need a rate above 1
     with pytest.raises(ValueError, match="cbr in \\(0, 1\\]"):
         budget_configurations("1/2", "2")
+
+
+@pytest.mark.parametrize("code", ["cc-1/2", "cc-3/4", "cc-1/3"])
+def test_a_convolutional_code_on_the_index_stream_gives_a_posteriori_llrs(code):
+    from vqcodec import fec
+    from vqcodec.links import CodedLink
+
+    ch = channels.get_channel("awgn", snr_db=6.0, modulation="qpsk")  # raw BER about 2.3e-2
+    link = CodedLink(ch, code)
+    conv = fec.get_code(code[3:])
+    assert link.coded_bits(1001) == 2 * -(-conv.coded_length(1001) // 2)  # whole QPSK symbols
+    bits = np.random.default_rng(0).integers(0, 2, 20000, dtype=np.uint8)
+    raw = ch(bits, np.random.default_rng(1))
+    rx = link(bits, np.random.default_rng(1))
+    assert rx.llr.shape == bits.shape and np.array_equal(rx.hard, (rx.llr < 0).astype(np.int8))
+    assert np.mean(rx.hard != bits) < 0.2 * np.mean(raw.hard != bits)  # the code corrects
+    assert np.mean(rx.llr[bits == 0] > 0) > 0.95  # positive means 0

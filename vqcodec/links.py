@@ -1,4 +1,6 @@
-"""A channel code in front of a channel: the index payload itself protected by 5G NR LDPC.
+"""A channel code in front of a channel: the index payload itself protected by 5G NR LDPC or by
+a K=7 convolutional code (``cc-1/2``, ``cc-2/3``, ``cc-3/4``, ``cc-1/3``, ``cc-1/4``,
+``vqcodec.fec``; max-log-MAP BCJR gives the receivers a-posteriori LLRs).
 
 ``CodedLink(channel, "ldpc-1/2")`` has the channel contract (``link(bits, rng) -> Received``):
 the payload of each transmission is one transport block (``ldpc.LDPC5GTransportBlock``: CRC,
@@ -31,6 +33,7 @@ import numpy as np
 from channels import Channel, Received
 from channels.base import LLR_CLIP
 from channels.modulation import MODULATIONS, get_modulation
+from vqcodec.fec import CODES as CONV_CODES
 from vqcodec.ldpc import LDPC5GTransportBlock
 
 CODES = ("none", "ldpc-1/3", "ldpc-1/2", "ldpc-2/3", "ldpc-3/4", "ldpc-5/6", "ldpc-8/9")
@@ -42,8 +45,13 @@ def code_rate(code: str | None) -> Fraction | None:
     if code in (None, "none"):
         return None
     text = str(code)
+    if text.startswith("cc-"):
+        if text[3:] not in CONV_CODES:
+            raise ValueError(f"unknown convolutional code {code!r} (use {', '.join('cc-' + r for r in CONV_CODES)})")
+        return Fraction(text[3:])
     if not text.startswith("ldpc-"):
-        raise ValueError(f"unknown code {code!r} (use none or ldpc-A/B, e.g. {', '.join(CODES[1:])})")
+        raise ValueError(f"unknown code {code!r} (use none, ldpc-A/B, e.g. {', '.join(CODES[1:])}, or cc-A/B, "
+                         f"e.g. cc-1/2)")
     try:
         r = Fraction(text[5:])
     except (ValueError, ZeroDivisionError):
@@ -174,7 +182,12 @@ class CodedLink:
 
     def __post_init__(self) -> None:
         if code_rate(self.code) is None:
-            raise ValueError("CodedLink needs a code (ldpc-A/B)")
+            raise ValueError("CodedLink needs a code (ldpc-A/B or cc-A/B)")
+
+    @property
+    def _conv(self):
+        """The convolutional code of a ``cc-A/B`` link (None for LDPC)."""
+        return CONV_CODES[self.code[3:]] if self.code.startswith("cc-") else None
 
     # the channel's identity, for results files and receivers
     @property
@@ -198,8 +211,12 @@ class CodedLink:
         return getattr(self.channel, "bits_per_use", 1)
 
     def coded_bits(self, n_bits: int) -> int:
-        """Bits on the channel for an ``n_bits`` payload: ceil(n / R), up to whole symbols."""
+        """Bits on the channel for an ``n_bits`` payload, up to whole symbols: ceil(n / R) for LDPC,
+        the terminated (and punctured) length for a convolutional code (its 6 tail steps count)."""
         m = self.bits_per_use
+        conv = self._conv
+        if conv is not None:
+            return m * math.ceil(conv.coded_length(n_bits) / m)
         return m * math.ceil(Fraction(n_bits) / self.rate / m)
 
     def channel_uses(self, n_bits: int) -> int:
@@ -210,8 +227,16 @@ class CodedLink:
         n = int(bits.shape[0])
         if n == 0:
             return Received(hard=np.zeros(0, np.int8), llr=np.zeros(0, np.float32))
-        tb = _block(n, self.coded_bits(n), self.bits_per_use)
-        rx = self.channel(tb.encode(bits), rng)
-        res = tb.decode(_channel_llr(rx, self.channel).astype(np.float32), self.iterations)
-        llr = np.clip(np.asarray(res.llr, dtype=np.float32), -LLR_CLIP, LLR_CLIP)
+        conv = self._conv
+        if conv is not None:  # zero fill to whole symbols; max-log BCJR gives a-posteriori LLRs
+            coded = conv.encode(bits)
+            sent = np.zeros(self.coded_bits(n), np.uint8)
+            sent[: coded.size] = coded
+            rx = self.channel(sent, rng)
+            post = conv.decode_llr(_channel_llr(rx, self.channel)[: coded.size].astype(np.float32))
+        else:
+            tb = _block(n, self.coded_bits(n), self.bits_per_use)
+            rx = self.channel(tb.encode(bits), rng)
+            post = tb.decode(_channel_llr(rx, self.channel).astype(np.float32), self.iterations).llr
+        llr = np.clip(np.asarray(post, dtype=np.float32), -LLR_CLIP, LLR_CLIP)
         return Received(hard=(llr < 0).astype(np.int8), llr=llr)
