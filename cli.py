@@ -373,7 +373,7 @@ def _channel_options(fn):
 def _stop_options(fn):
     fn = click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Base seed of every channel realisation.")(fn)
     fn = click.option("--ci", "ci_target", type=float, default=0.05, show_default=True,
-                      help="Stop a point when the 95%% CI half-width of mean PSNR is at most this (dB).")(fn)
+                      help="Stop a point when the 95% CI half-width of mean PSNR is at most this (dB).")(fn)
     fn = click.option("--min-trials", type=click.IntRange(1), default=3, show_default=True)(fn)
     fn = click.option("--trials", type=click.IntRange(1), default=10, show_default=True,
                       help="Trial budget per point (a trial = one channel realisation per image).")(fn)
