@@ -20,9 +20,6 @@ from vqcodec.metrics import mean_ci95, ms_ssim, psnr
 from vqcodec.results import new_results
 from vqcodec.simulate import trial_rng
 
-ANALOG = ("deepjscc",)
-
-
 def analog_channel(kind: str, snr_db: float, block: int = 32):
     if kind == "awgn":
         return AnalogAWGN(snr_db)
@@ -72,7 +69,9 @@ def deepjscc_sweep(images: Sequence[tuple[str, np.ndarray]], channel_kind: str, 
                  "psnr": {"mean": ci["mean"], "ci95": ci["ci95"] if len(trial_psnr) > 1 else None},
                  "psnr_clean": float(np.mean([c[0] for c in clean.values()])),
                  "channel_uses_per_pixel": uses / pixels, "cbr": uses / (3 * pixels),
-                 "per_image": [{"image": n, "psnr": float(np.mean(v))} for n, v in per_psnr.items()]}
+                 "per_image": [{"image": n, "psnr": float(np.mean(v)),
+                                **({"ms_ssim": float(np.mean(per_ssim[n]))} if with_ms_ssim else {})}
+                               for n, v in per_psnr.items()]}
         if with_ms_ssim:
             s = mean_ci95(trial_ssim)
             point["ms_ssim"] = {"mean": s["mean"], "ci95": s["ci95"] if len(trial_ssim) > 1 else None}

@@ -111,7 +111,7 @@ def _train_state_paths(out) -> tuple[Path, Path]:
     return w.with_suffix(".train.safetensors"), c.with_suffix(".train.json")
 
 
-def _save_train_state(out, step: int, opt: torch.optim.Optimizer, rng: np.random.Generator,
+def save_train_state(out, step: int, opt: torch.optim.Optimizer, rng: np.random.Generator,
                       gen: torch.Generator, tc: TrainConfig, history: list) -> None:
     from safetensors.torch import save_file
 
@@ -130,7 +130,7 @@ def _save_train_state(out, step: int, opt: torch.optim.Optimizer, rng: np.random
     replace_atomically(jpath, lambda tmp: tmp.write_text(json.dumps(doc)))
 
 
-def _load_train_state(out, opt: torch.optim.Optimizer, rng: np.random.Generator, gen: torch.Generator):
+def load_train_state(out, opt: torch.optim.Optimizer, rng: np.random.Generator, gen: torch.Generator):
     from safetensors.torch import load_file
 
     wpath, jpath = _train_state_paths(out)
@@ -168,7 +168,7 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *, resume
         model, saved = load_model(out)
         model.train()
         opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
-        start, history = _load_train_state(out, opt, rng, gen)
+        start, history = load_train_state(out, opt, rng, gen)
         # weights and state are two writes: a failure between them leaves a pair from different steps
         weights_step = (saved.get("training") or {}).get("steps_done")
         if weights_step != start:
@@ -224,7 +224,7 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *, resume
         if done % tc.checkpoint_every == 0 or done == tc.steps:
             model.eval()
             save_model(model, out, meta(done))
-            _save_train_state(out, done, opt, rng, gen, tc, history)
+            save_train_state(out, done, opt, rng, gen, tc, history)
             model.train()
     model.eval()
     save_model(model, out, meta(tc.steps))

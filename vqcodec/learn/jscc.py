@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from vqcodec.jscc import DeepJSCC, JsccConfig, load_jscc, save_jscc
-from vqcodec.learn.codec import (CropSampler, TrainConfig, _load_train_state, _save_train_state, load_training_images,
-                                 lr_at)
+from vqcodec.learn.codec import (CropSampler, TrainConfig, load_train_state, load_training_images, lr_at,
+                                 save_train_state)
 from vqcodec.model import CheckpointError
 
 
@@ -45,7 +45,7 @@ def train_jscc(cfg: JsccConfig, tc: TrainConfig, images_folder, out, *, snr_rang
     if resume:
         model, saved = load_jscc(checkpoint=out)
         opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
-        start, history = _load_train_state(out, opt, rng, gen)
+        start, history = load_train_state(out, opt, rng, gen)
         if saved.get("training", {}).get("steps_done") != start:
             raise CheckpointError(f"{out}: the weights and the training state are from different steps")
         cfg = model.cfg
@@ -88,7 +88,7 @@ def train_jscc(cfg: JsccConfig, tc: TrainConfig, images_folder, out, *, snr_rang
         if done % tc.checkpoint_every == 0 or done == tc.steps:
             model.eval()
             save_jscc(model, out, meta(done))
-            _save_train_state(out, done, opt, rng, gen, tc, history)
+            save_train_state(out, done, opt, rng, gen, tc, history)
             model.train()
     model.eval()
     return summary()
