@@ -339,9 +339,9 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
             all_results += baseline_sweep(images, codecs=digital, rates=list(suite.rates), channel_kind=suite.channel,
                                           grid=grid, channel_extra=extra, budget_bpp=suite.budget_bpp or codec.bpp,
                                           seed=suite.seed, trials=suite.trials, with_ms_ssim=suite.ms_ssim,
-                                          images_source=suite.images)
+                                          images_source=suite.images, executor=executor)
         else:
-            all_results += link_baselines(suite, images, digital, grid, extra)
+            all_results += link_baselines(suite, images, digital, grid, extra, executor)
         write_results(run_dir / "results.json", all_results)
     if "deepjscc" in suite.baselines:
         if progress:
@@ -362,7 +362,7 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
     return all_results
 
 
-def link_baselines(suite: Suite, images, codecs, grid, extra) -> list[dict]:
+def link_baselines(suite: Suite, images, codecs, grid, extra, executor=None) -> list[dict]:
     """The digital baselines at the suite's bandwidth ratio: per modulation (the suite's
     ``modulations``, else the channel's own) every codec x code rate with its budget
     cbr x 3 x bits per symbol channel bits per pixel, then per codec the envelope over
@@ -379,7 +379,7 @@ def link_baselines(suite: Suite, images, codecs, grid, extra) -> list[dict]:
         curves = baseline_sweep(imgs, codecs=codecs, rates=list(suite.rates), channel_kind=suite.channel,
                                 grid=grid, channel_extra={**extra, "modulation": mod},
                                 budget_bpp=float(Fraction(suite.cbr)) * 3 * m, seed=suite.seed, trials=suite.trials,
-                                with_ms_ssim=suite.ms_ssim, images_source=suite.images)
+                                with_ms_ssim=suite.ms_ssim, images_source=suite.images, executor=executor)
         for r in curves:
             r["label"] = f"{r.get('label', curve_label(r))} ({mod})"
             name = r["model"]["name"]
