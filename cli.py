@@ -430,11 +430,15 @@ def channels_cmd():
 @click.argument("image", type=click.Path())
 @click.option("--output", "-o", required=True, type=click.Path(), help="Index file to write (.vqc).")
 @_model_options
+@click.option("--entropy", is_flag=True,
+              help="Entropy-code the indices (ANS with the model's causal context model): a smaller file, "
+                   "for storage or a clean link; without it every index keeps its fixed-length bits.")
 @click.option("--overwrite", is_flag=True)
-def encode(image, output, model, checkpoint, device, overwrite):
+def encode(image, output, model, checkpoint, device, entropy, overwrite):
     """Encode IMAGE into a .vqc index file."""
-    from vqcodec.bits import write_index_file
+    from vqcodec.bits import write_atomically
     from vqcodec.images import ImageError, list_images
+    from vqcodec.simulate import index_file
 
     _check_output(output, overwrite)
     try:
@@ -448,13 +452,18 @@ def encode(image, output, model, checkpoint, device, overwrite):
     enc = encs[0]
     H, W = enc.image.shape[:2]
     try:
-        write_index_file(output, enc.indices, model=codec.name, K=codec.K, height=H, width=W,
-                         fingerprint=codec.fingerprint)
+        data = index_file(codec, enc, entropy=entropy)
+    except ValueError as exc:
+        _fail(str(exc))
+    try:
+        write_atomically(output, data)
     except OSError as exc:
         _fail(f"{output}: cannot write ({exc.strerror or exc.__class__.__name__})")
     n = enc.indices.size * codec.bits_per_index
-    click.echo(f"{image}: {W}x{H} -> {enc.indices.shape[1]}x{enc.indices.shape[0]} indices, {n} bits "
-               f"({n / (H * W):.4f} bpp), clean PSNR {enc.psnr_clean:.2f} dB -> {output}")
+    size = (f"{len(data)} bytes entropy-coded ({8 * len(data) / (H * W):.4f} bpp; fixed-length {n / (H * W):.4f})"
+            if entropy else f"{n} bits ({n / (H * W):.4f} bpp)")
+    click.echo(f"{image}: {W}x{H} -> {enc.indices.shape[1]}x{enc.indices.shape[0]} indices, {size}, "
+               f"clean PSNR {enc.psnr_clean:.2f} dB -> {output}")
 
 
 @main.command()
@@ -491,27 +500,43 @@ def decode(index_file, output, checkpoint, device, overwrite):
 @_model_options
 @_precision_option
 @click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
+@click.option("--entropy", is_flag=True,
+              help="Rates of the entropy-coded .vqc files (real sizes, header included) instead of the "
+                   "fixed-length stream.")
+@click.option("--progressive", is_flag=True,
+              help="A residual model (--stages): also the PSNR of decoding from the first s stages alone.")
 @click.option("--json", "json_out", type=click.Path(), default=None, help="Write a results file.")
 @click.option("--overwrite", is_flag=True)
-def eval_cmd(model, checkpoint, device, precision, images, json_out, overwrite):
+def eval_cmd(model, checkpoint, device, precision, images, entropy, progressive, json_out, overwrite):
     """Clean-channel evaluation: PSNR, MS-SSIM and bpp per image."""
     from vqcodec.results import new_results
-    from vqcodec.simulate import clean_point
+    from vqcodec.simulate import clean_point, progressive_points
 
     _check_output(json_out, overwrite)
     codec = _load_codec(model, checkpoint, device, precision)
+    if progressive and getattr(codec.model, "stages", 1) == 1:
+        _fail(f"model {codec.name} has one stage; --progressive needs a residual model (trained with --stages)")
     encs, img_desc = _load_images(codec, images)
-    point = clean_point(codec, encs)
+    try:
+        point = clean_point(codec, encs, entropy=entropy)
+        prog = progressive_points(codec, encs) if progressive else None
+    except ValueError as exc:
+        _fail(str(exc))
     click.echo(f"{'image':<24} {'size':>10} {'bpp':>7} {'PSNR dB':>8} {'MS-SSIM':>8}")
     for e, pi in zip(encs, point["per_image"]):
         click.echo(f"{e.name:<24} {e.image.shape[1]:>5}x{e.image.shape[0]:<4} {pi['bpp']:>7.4f} "
                    f"{pi['psnr']:>8.2f} {pi['ms_ssim']:>8.4f}")
     click.echo(f"{'mean':<24} {'':>10} {point['bpp']:>7.4f} {point['psnr']['mean']:>8.2f} "
                f"{point['ms_ssim']['mean']:>8.4f}   ({codec.name}, {len(encs)} images)")
+    if prog:
+        click.echo("progressive: decoded from the first s stages alone")
+        click.echo(f"{'stages':>8} {'bpp':>8} {'PSNR dB':>8}")
+        for row in prog:
+            click.echo(f"{row['stages']:>8} {row['bpp']:>8.4f} {row['psnr']:>8.2f}")
     if json_out:
         res = new_results(name=f"eval-{codec.name}", description=f"clean-channel evaluation of {codec.name}",
                           seed=0, model=codec.describe(), images=img_desc, channel={"kind": "none", "param": "p"},
-                          receiver="none", points=[point])
+                          receiver="none", points=[point], extra={"progressive": prog} if prog else None)
         _write_results(json_out, res)
         click.echo(f"wrote {json_out}")
 
@@ -1009,6 +1034,53 @@ def prepare(model, checkpoint, device, images, kodak, keep_assignment):
                    f"{100 * k['codebook_usage']:.1f}%, perplexity {k['perplexity']:.1f}, context cross-entropy "
                    f"{k['cross_entropy_bits']['context_bits']:.2f} bits/index (unigram "
                    f"{k['cross_entropy_bits']['unigram_bits']:.2f})")
+
+
+@main.command("train-entropy")
+@_model_options
+@click.option("--images", type=click.Path(), default=None,
+              help="Training images [default: ../shared/datasets/bsds500]; every tenth is held out.")
+@click.option("--steps", type=click.IntRange(1, 10 ** 7), default=1500, show_default=True)
+@click.option("--rank", type=click.IntRange(1, 1024), default=64, show_default=True,
+              help="Rank of each neighbour's K x K table.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 256), default=None, help="torch threads [default: torch's].")
+def train_entropy(model, checkpoint, device, images, steps, rank, seed, threads):
+    """Train the entropy coder's context model of a model's indices (used by `encode --entropy`
+    and `eval --entropy`; stored as <stem>.entropy.safetensors)."""
+    from tqdm import tqdm
+
+    from vqcodec.images import ImageError
+    from vqcodec.learn.codec import training_folder
+    from vqcodec.learn.entropy import train_entropy_model
+    from vqcodec.model import CheckpointError
+    from vqcodec.zoo import checkpoint_stem
+
+    try:
+        stem = checkpoint_stem(model, checkpoint)
+        images = training_folder(images)
+    except ValueError as exc:
+        _fail(str(exc))
+    bars = {}
+
+    def progress(stage, done, total):
+        if stage not in bars:
+            bars[stage] = tqdm(total=total, desc=stage, leave=False, dynamic_ncols=True)
+        bars[stage].n = done
+        bars[stage].refresh()
+
+    try:
+        rec = train_entropy_model(stem, images, steps=steps, rank=rank, seed=seed, threads=threads,
+                                  progress=progress)
+    except (CheckpointError, ImageError, ValueError) as exc:
+        for b in bars.values():
+            b.close()
+        _fail(str(exc))
+    for b in bars.values():
+        b.close()
+    click.echo(f"{stem}: context model trained ({steps} steps, rank {rank}, {rec['seconds']} s); held-out "
+               f"training images: {rec['held_out_bits_per_index']:.3f} bits per index "
+               f"(fixed-length {rec['fixed_bits_per_index']:.0f})")
 
 
 def _print_baselines(results, param, budget):

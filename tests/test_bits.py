@@ -52,7 +52,7 @@ def test_index_file_roundtrip(tmp_path):
     out, header = read_index_file(tmp_path / "a.vqc")
     assert np.array_equal(out, idx)
     assert header == {"model": "m", "K": 1000, "height": 17, "width": 26, "grid": [5, 7], "stages": 1,
-                      "fingerprint": None}
+                      "fingerprint": None, "coding": "fixed"}
 
 
 def test_index_file_with_stages_and_fingerprint(tmp_path):

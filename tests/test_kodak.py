@@ -40,3 +40,25 @@ def test_deepjscc_at_7_db_matches_the_readme():
     res = deepjscc_sweep(images, "awgn", [7.0], trials=1, seed=0)
     assert res["points"][0]["psnr"]["mean"] == pytest.approx(26.46, abs=0.05)
     assert res["points"][0]["cbr"] == pytest.approx(1 / 12)
+
+
+def test_entropy_coded_f4_k256_files_match_the_readme_and_the_model_code_length():
+    # README, entropy-coded files: f4-k256's Kodak files average 0.2940 bpp (fixed-length 0.5) at the same
+    # 28.47 dB; every file decodes to its indices and its payload is within 1% of the model's code length
+    from vqcodec import entropy
+    from vqcodec.bits import parse_index_file
+    from vqcodec.simulate import clean_point, context_model, index_file
+
+    codec = vq.load("f4-k256")
+    encoded, _ = vq.encode(codec, KODAK)
+    pt = clean_point(codec, encoded, entropy=True)
+    assert pt["bpp"] == pytest.approx(0.2940, abs=0.0005)
+    assert pt["psnr"]["mean"] == pytest.approx(28.47, abs=0.005)
+    cm = context_model(codec)
+    assert cm.kind == "learned"
+    for e in encoded[:3]:
+        payload, header = parse_index_file(index_file(codec, e, entropy=True))
+        assert np.array_equal(entropy.decode_indices(payload, *header["grid"], cm, header["entropy"]["crc32"]),
+                              e.indices)
+        ideal = entropy.code_length(e.indices, cm)
+        assert abs(8 * len(payload) - ideal) / ideal < 0.01

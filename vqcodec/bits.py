@@ -6,6 +6,9 @@ is ``assignment[i]`` (a permutation of range(K); identity unless an index
 assignment has been optimised, see ``vqcodec.assignment``). When K is not a
 power of two, labels K .. 2^b - 1 are unused: receiving one is a detectable
 error that the receiver resolves.
+
+A ``.vqc`` file holds the fixed-length labels, or (header "coding" other than "fixed") an
+entropy-coded bitstream of the indices (``vqcodec.entropy``).
 """
 from __future__ import annotations
 
@@ -86,15 +89,16 @@ class IndexFileError(ValueError):
     """A .vqc file that is truncated, corrupt, or inconsistent (one-line message)."""
 
 
-def write_index_file(path, indices: np.ndarray, *, model: str, K: int, height: int, width: int,
-                     fingerprint: str | None = None) -> None:
-    """``VQC1`` | u32 header length | JSON header | packed fixed-length labels (identity assignment).
+def index_file_bytes(indices: np.ndarray, *, model: str, K: int, height: int, width: int,
+                     fingerprint: str | None = None, coding: str = "fixed", payload: bytes | None = None,
+                     coding_info: dict | None = None) -> bytes:
+    """``VQC1`` | u32 header length | JSON header | payload.
 
-    ``indices``: (h, w), or (S, h, w) for a residual model of S stages (stage-major payload).
+    ``coding`` "fixed": the payload is the packed fixed-length labels (identity assignment) of
+    ``indices`` (h, w), or (S, h, w) for a residual model of S stages (stage-major). Any other
+    ``coding`` names an entropy code (``vqcodec.entropy``): ``payload`` is its bitstream and
+    ``coding_info`` what its decoder needs (kept in the header as "entropy").
     ``fingerprint``: the transmitter's (``zoo.Codec.fingerprint``), checked when decoding."""
-    import os
-    from pathlib import Path
-
     idx = np.asarray(indices)
     grid = idx.shape[-2:]
     head = {"model": model, "K": int(K), "height": int(height), "width": int(width),
@@ -103,20 +107,43 @@ def write_index_file(path, indices: np.ndarray, *, model: str, K: int, height: i
         head["stages"] = int(idx.shape[0])
     if fingerprint is not None:
         head["fingerprint"] = str(fingerprint)
+    if coding == "fixed":
+        payload = np.packbits(indices_to_bits(idx, K)).tobytes()
+    else:
+        if payload is None:
+            raise ValueError(f"coding {coding!r} needs its payload")
+        head["coding"] = str(coding)
+        head["entropy"] = dict(coding_info or {})
     header = json.dumps(head).encode()
-    payload = np.packbits(indices_to_bits(idx, K)).tobytes()
+    return VQC_MAGIC + struct.pack("<I", len(header)) + header + payload
+
+
+def write_index_file(path, indices: np.ndarray, **kwargs) -> None:
+    """Write ``index_file_bytes(indices, **kwargs)`` to ``path`` (``write_atomically``)."""
+    write_atomically(path, index_file_bytes(indices, **kwargs))
+
+
+def write_atomically(path, data: bytes) -> None:
+    """``data`` to a temporary file beside ``path``, renamed over it: readers never see half a file,
+    and a failed write (a full disk) leaves nothing behind."""
+    import os
+    from pathlib import Path
+
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_bytes(VQC_MAGIC + struct.pack("<I", len(header)) + header + payload)
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def read_index_file(path) -> tuple[np.ndarray, dict]:
-    """(indices int64 (h, w), header dict). Raises IndexFileError on any malformed input."""
+def read_index_file(path) -> tuple[np.ndarray | bytes, dict]:
+    """(indices int64 (h, w) or (S, h, w), header dict) of a fixed-length file; for an
+    entropy-coded one (header "coding" not "fixed") the payload bytes instead of the indices, to be
+    decoded with the model's context model (``simulate.decode_index_file``). Raises IndexFileError
+    on any malformed input."""
     from pathlib import Path
 
     path = Path(path)
@@ -142,6 +169,10 @@ def parse_index_file(data: bytes, name: str = "index file") -> tuple[np.ndarray,
         fp = header.get("fingerprint")
         if fp is not None and not isinstance(fp, str):
             raise TypeError
+        coding = header.get("coding", "fixed")
+        info = header.get("entropy", {})
+        if not isinstance(coding, str) or not isinstance(info, dict):
+            raise TypeError
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError) as exc:
         raise IndexFileError(f"{name}: corrupt header ({exc.__class__.__name__})") from None
     if not (2 <= K <= 65536) or min(H, W, h, w) < 1 or not 1 <= S <= 64 or S * h * w > 10 ** 8 \
@@ -149,11 +180,15 @@ def parse_index_file(data: bytes, name: str = "index file") -> tuple[np.ndarray,
         raise IndexFileError(f"{name}: header values out of range")
     if H * W > MAX_IMAGE_PIXELS:
         raise IndexFileError(f"{name}: a {W}x{H} image is larger than the limit of {MAX_IMAGE_PIXELS} pixels")
-    header = {"model": model, "K": K, "height": H, "width": W, "grid": [h, w], "stages": S, "fingerprint": fp}
+    header = {"model": model, "K": K, "height": H, "width": W, "grid": [h, w], "stages": S, "fingerprint": fp,
+              "coding": coding}
+    payload = data[8 + hlen:]
+    if coding != "fixed":
+        header["entropy"] = info
+        return payload, header
     b = bits_per_label(K)
     h_all = S * h
     nbytes = (h_all * w * b + 7) // 8
-    payload = data[8 + hlen:]
     if len(payload) != nbytes:
         raise IndexFileError(f"{name}: payload is {len(payload)} bytes, header says {nbytes}")
     bits = np.unpackbits(np.frombuffer(payload, dtype=np.uint8))[: h_all * w * b]

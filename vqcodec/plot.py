@@ -175,12 +175,17 @@ def plot_rd(results: Sequence[dict], out: str | Path, anchors: Sequence[dict] = 
                                "number in every point (clean-channel results from eval, bench kodak-rd)")
     fig, ax = plt.subplots(figsize=(7.0, 4.8), dpi=120)
     models = sorted((r for r in results if "K" in r["model"]), key=lambda r: r["points"][0]["bpp"])
-    if models:
-        x = [float(r["points"][0]["bpp"]) for r in models]
-        y = [_value(r["points"][0], metric)[0] for r in models]
-        ax.plot(x, y, "o-", lw=2, ms=6, color="C3", label="vqcodec (fixed-length indices)")
-        for r, xi, yi in zip(models, x, y):
-            ax.annotate(r["model"]["name"], (xi, yi), textcoords="offset points", xytext=(5, -12), fontsize=8)
+    for coding, style, color, what, offset in (("fixed", "o-", "C3", "fixed-length indices", (5, -12)),
+                                               ("entropy", "D--", "C4", "entropy-coded files", (-12, 7))):
+        curve = [r for r in models if (r["points"][0].get("coding", "fixed") == "fixed") == (coding == "fixed")]
+        if not curve:
+            continue
+        x = [float(r["points"][0]["bpp"]) for r in curve]
+        y = [_value(r["points"][0], metric)[0] for r in curve]
+        ax.plot(x, y, style, lw=2, ms=6, color=color, label=f"vqcodec ({what})")
+        for r, xi, yi in zip(curve, x, y):
+            ax.annotate(r["model"]["name"], (xi, yi), textcoords="offset points", xytext=offset, fontsize=8,
+                        color=color)
     for i, r in enumerate(r for r in results if "K" not in r["model"]):
         pts = sorted(r["points"], key=lambda p: float(p["bpp"]))
         ax.plot([float(p["bpp"]) for p in pts], [_value(p, metric)[0] for p in pts], "-", lw=1.4, color=f"C{i}",

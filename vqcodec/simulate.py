@@ -33,8 +33,9 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from vqcodec.bits import indices_to_bits
+from vqcodec.bits import index_file_bytes, indices_to_bits
 from vqcodec.correct import Decision, get_receiver, receiver_context
+from vqcodec.entropy import CODING, DEFAULT_BETA, ContextModel, decode_indices, encode_indices, indices_crc
 from vqcodec.images import ImageError, crop, list_images, load_image, to_rgb8, to_tensor, to_uint8
 from vqcodec.metrics import mean_ci95, ms_ssim, psnr
 from vqcodec.results import new_results
@@ -92,10 +93,45 @@ def decode_images(codec: Codec, decisions: Sequence[Decision], H: int, W: int) -
     return [to_uint8(crop(x[i:i + 1].float(), H, W)) for i in range(len(decisions))]
 
 
+def context_model(codec: Codec, kind: str | None = None) -> ContextModel:
+    """The entropy coder's context model of ``codec``: its trained one (``kind`` "learned",
+    ``<stem>.entropy.safetensors``) where it has one, else (or with ``kind`` "prior") the one made
+    from its index prior."""
+    if getattr(codec.model, "stages", 1) != 1:
+        raise ValueError(f"model {codec.name} has {codec.model.stages} stages; entropy coding supports "
+                         "single-stage models only")
+    if kind is None:
+        kind = "learned" if codec.entropy_model is not None else "prior"
+    if kind == "learned":
+        if codec.entropy_model is None:
+            raise ValueError(f"model {codec.name} has no trained context model (run `vqcodec train-entropy`)")
+        return codec.entropy_model
+    if kind != "prior":
+        raise ValueError(f"unknown context model {kind!r}")
+    if codec.prior is None:
+        raise ValueError(f"model {codec.name} has no index prior (run `vqcodec prepare`) and no trained context "
+                         "model (`vqcodec train-entropy`), which the entropy coder needs")
+    return ContextModel.from_prior(codec.prior, DEFAULT_BETA)
+
+
+def index_file(codec: Codec, enc: EncodedImage, entropy: bool = False) -> bytes:
+    """The ``.vqc`` file of an encoded image: fixed-length labels, or with ``entropy`` the ANS
+    bitstream of ``vqcodec.entropy`` (its length is the image's real rate)."""
+    H, W = enc.image.shape[:2]
+    head = dict(model=codec.name, K=codec.K, height=H, width=W, fingerprint=codec.fingerprint)
+    if not entropy:
+        return index_file_bytes(enc.indices, **head)
+    cm = context_model(codec)
+    info = {"context": cm.kind, "model_fingerprint": cm.fingerprint, "crc32": indices_crc(enc.indices)}
+    return index_file_bytes(enc.indices, coding=CODING, payload=encode_indices(enc.indices, cm),
+                            coding_info=info, **head)
+
+
 @torch.inference_mode()
-def decode_index_file(codec: Codec, indices: np.ndarray, header: dict) -> np.ndarray:
-    """The image of a ``.vqc`` index file's indices (``bits.read_index_file``), after checking that
-    ``codec`` fits its header (K, and the grid of the image size at the codec's stride)."""
+def decode_index_file(codec: Codec, indices: np.ndarray | bytes, header: dict) -> np.ndarray:
+    """The image of a ``.vqc`` file's indices (or entropy-coded payload, see
+    ``bits.read_index_file``), after checking that ``codec`` fits its header (K, the transmitter,
+    the grid of the image size at the codec's stride, the context model)."""
     if codec.K != header["K"]:
         raise ValueError(f"made with K={header['K']}, model {codec.name} has K={codec.K}")
     if header.get("fingerprint") is not None and header["fingerprint"] != codec.fingerprint:
@@ -104,10 +140,28 @@ def decode_index_file(codec: Codec, indices: np.ndarray, header: dict) -> np.nda
     if header.get("stages", 1) != getattr(codec.model, "stages", 1):
         raise ValueError(f"made with {header.get('stages', 1)} stages, model {codec.name} has "
                          f"{getattr(codec.model, 'stages', 1)}")
-    h, w = indices.shape[-2:]
+    h, w = header["grid"]
     if (h, w) != (math.ceil(header["height"] / codec.f), math.ceil(header["width"] / codec.f)):
         raise ValueError(f"grid {w}x{h} does not match a {header['width']}x{header['height']} image at f={codec.f}")
+    coding = header.get("coding", "fixed")
+    if coding != "fixed":
+        indices = _entropy_decode(codec, indices, header)
     return decode_image(codec, Decision(indices), header["height"], header["width"])
+
+
+def _entropy_decode(codec: Codec, payload: bytes, header: dict) -> np.ndarray:
+    if header["coding"] != CODING:
+        raise ValueError(f"unknown coding {header['coding']!r} (this vqcodec reads fixed and {CODING})")
+    info = header.get("entropy", {})
+    try:
+        kind, fp, crc = str(info["context"]), str(info["model_fingerprint"]), int(info["crc32"])
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise ValueError("corrupt entropy-coding header") from None
+    cm = context_model(codec, kind)
+    if cm.fingerprint != fp:
+        raise ValueError(f"entropy-coded with a context model other than {codec.name}'s ({kind}; changed "
+                         f"since?): fingerprint {fp}, {codec.name} has {cm.fingerprint}")
+    return decode_indices(payload, *header["grid"], cm, crc)
 
 
 def encode_array(codec: Codec, name: str, img: np.ndarray, with_ms_ssim: bool = True) -> EncodedImage:
@@ -427,26 +481,48 @@ def run_point(codec: Codec, images: Sequence[EncodedImage], channel, receivers: 
                       on_image=on_image, timings=timings)[0]
 
 
-def clean_point(codec: Codec, images: Sequence[EncodedImage]) -> dict:
-    """The point of a clean-channel evaluation (channel kind "none")."""
+def clean_point(codec: Codec, images: Sequence[EncodedImage], entropy: bool = False) -> dict:
+    """The point of a clean-channel evaluation (channel kind "none"). Rates: the fixed-length
+    index payload, or with ``entropy`` the size of each image's entropy-coded ``.vqc`` file,
+    header included (``index_file``): a real file, as the classical codecs' rates are."""
     ps = [e.psnr_clean for e in images]
     ss = [e.ms_ssim_clean for e in images]
     n_idx = int(sum(e.indices.size for e in images))
-    pix = int(sum(e.image.shape[0] * e.image.shape[1] for e in images))
+    pixels = [e.image.shape[0] * e.image.shape[1] for e in images]
+    if entropy:
+        bits = [8 * len(index_file(codec, e, entropy=True)) for e in images]
+    else:
+        bits = [e.indices.size * codec.bits_per_index for e in images]
     counts = np.bincount(np.concatenate([e.indices.ravel() for e in images]), minlength=codec.K)
     probs = counts / counts.sum()
     nz = probs[probs > 0]
-    return {"param": 0.0, "trials": 1, "stop": "clean",
+    return {"param": 0.0, "trials": 1, "stop": "clean", "coding": CODING if entropy else "fixed",
             "codebook_usage": float(np.count_nonzero(counts) / codec.K),
             "perplexity": float(np.exp(-(nz * np.log(nz)).sum())),
             "psnr": {"mean": float(np.mean(ps)), "ci95": 0.0}, "psnr_clean": float(np.mean(ps)),
             "ms_ssim": {"mean": float(np.mean(ss)), "ci95": 0.0},
-            "bits": n_idx * codec.bits_per_index, "bit_errors": 0, "ber": 0.0,
+            "bits": int(sum(bits)), "bit_errors": 0, "ber": 0.0,
             "indices": n_idx, "index_errors": 0, "index_error_rate": 0.0,
-            "bpp": n_idx * codec.bits_per_index / pix,
-            "per_image": [{"image": e.name, "psnr": e.psnr_clean, "ms_ssim": e.ms_ssim_clean,
-                           "bpp": e.indices.size * codec.bits_per_index / (e.image.shape[0] * e.image.shape[1])}
-                          for e in images]}
+            "bpp": sum(bits) / sum(pixels),
+            "per_image": [{"image": e.name, "psnr": e.psnr_clean, "ms_ssim": e.ms_ssim_clean, "bpp": b / n}
+                          for e, b, n in zip(images, bits, pixels)]}
+
+
+def progressive_points(codec: Codec, images: Sequence[EncodedImage]) -> list[dict]:
+    """A residual model's progressive stream: per number of stages received s = 1 .. S, the
+    images decoded from the first s stages alone ({stages, bpp, psnr}; bpp of the fixed-length
+    stream of those stages)."""
+    S = getattr(codec.model, "stages", 1)
+    if S == 1:
+        raise ValueError(f"model {codec.name} has one stage; a progressive table needs a residual model (--stages)")
+    pixels = sum(e.image.shape[0] * e.image.shape[1] for e in images)
+    rows = []
+    for s in range(1, S + 1):
+        ps = [e.psnr_clean if s == S else
+              psnr(e.image, decode_image(codec, Decision(e.indices[:s]), *e.image.shape[:2])) for e in images]
+        bits = sum(e.indices[:s].size for e in images) * codec.bits_per_index
+        rows.append({"stages": s, "bpp": bits / pixels, "psnr": float(np.mean(ps))})
+    return rows
 
 
 def link_budget(codec: Codec, images: Sequence[EncodedImage], channel) -> dict:

@@ -61,6 +61,7 @@ SCHEMA = {  # key: (type, required)
     "batch": (int, False), "repeat": (int, False),
     "cbr": (str, False), "modulations": (list, False), "best_models": (list, False), "jscc_anchors": (list, False),
     "picture": (str, False), "picture_crop": (list, False), "picture_snrs": (list, False),
+    "entropy": (bool, False),
 }
 KINDS = ("sweep", "rd", "speed")
 
@@ -100,6 +101,7 @@ class Suite:
     picture: str | None = None  # with cbr: one image of the suite's folder drawn as each scheme receives it
     picture_crop: tuple = ()  # (top, left, height, width) of the picture
     picture_snrs: tuple = ()  # the grid's Es/N0 columns [default: the first, middle and last grid value]
+    entropy: bool = False  # rd: also each model's entropy-coded files (vqcodec.entropy), a second curve
 
     def images_folder(self):
         """None for the bundled samples, else a folder (``kodak`` = ../shared/datasets/kodak)."""
@@ -456,14 +458,16 @@ def run_rd_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | 
     paths = list_images(suite.images_folder())
     img_desc = {"source": suite.images, "count": len(paths)}
     out = []
-    for model in suite.models:
-        codec = load_codec(model)
-        pt = clean_point(codec, [encode_image(codec, p) for p in paths])
-        out.append(new_results(name=suite.name, description=f"clean channel, {model}", seed=suite.seed,
-                               model=codec.describe(), images=img_desc, channel={"kind": "none", "param": "p"},
-                               receiver="none", points=[pt]))
-        if progress:
-            progress(model)
+    for coded in (False, True) if suite.entropy else (False,):
+        for model in suite.models:
+            codec = load_codec(model)
+            pt = clean_point(codec, [encode_image(codec, p) for p in paths], entropy=coded)
+            out.append(new_results(name=suite.name, description=f"clean channel, {model}"
+                                   + (", entropy-coded files" if coded else ""), seed=suite.seed,
+                                   model=codec.describe(), images=img_desc, channel={"kind": "none", "param": "p"},
+                                   receiver="none", points=[pt]))
+            if progress:
+                progress(model + (" entropy-coded" if coded else ""))
     imgs = [(p.name, load_image(p)) for p in paths]
     for codec_name in suite.baselines:
         rd = clean_rd(imgs, codec_name, with_ms_ssim=suite.ms_ssim)
@@ -523,19 +527,28 @@ def run_speed_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
     return doc
 
 
-def rd_table(results: list[dict]) -> list[dict]:
-    """Rows (name, bpp, PSNR, MS-SSIM) plus BD-rate / BD-PSNR of the VQ model curve against JPEG."""
+def rd_table(results: list[dict]) -> tuple[list[dict], dict]:
+    """Rows (name, coding, bpp, PSNR, MS-SSIM) of the VQ models, and BD-rate / BD-PSNR of each of
+    their curves (fixed-length; entropy-coded where run) against JPEG and WebP where those ran."""
     models = [r for r in results if "K" in r["model"]]
-    rows = [{"name": r["model"]["name"], "bpp": r["points"][0]["bpp"], "psnr": r["points"][0]["psnr"]["mean"],
+    rows = [{"name": r["model"]["name"], "coding": r["points"][0].get("coding", "fixed"),
+             "bpp": r["points"][0]["bpp"], "psnr": r["points"][0]["psnr"]["mean"],
              "ms_ssim": r["points"][0].get("ms_ssim", {}).get("mean")} for r in models]
-    jpeg = next((r for r in results if r["model"]["name"] == "jpeg"), None)
     summary = {}
-    if jpeg and len(rows) >= 2:
-        jr = [p["bpp"] for p in jpeg["points"]]
-        jp = [p["psnr"]["mean"] for p in jpeg["points"]]
-        mr = [r["bpp"] for r in rows]
-        mp = [r["psnr"] for r in rows]
-        summary = {"bd_rate_vs_jpeg": bd_rate(jr, jp, mr, mp), "bd_psnr_vs_jpeg": bd_psnr(jr, jp, mr, mp)}
+    for ref in ("jpeg", "webp"):
+        base = next((r for r in results if r["model"]["name"] == ref), None)
+        if base is None:
+            continue
+        br = [p["bpp"] for p in base["points"]]
+        bp = [p["psnr"]["mean"] for p in base["points"]]
+        for coding in sorted({r["coding"] for r in rows}):
+            curve = [r for r in rows if r["coding"] == coding]
+            if len(curve) < 2:
+                continue
+            key = "" if coding == "fixed" else "entropy_"
+            mr, mp = [r["bpp"] for r in curve], [r["psnr"] for r in curve]
+            summary[f"{key}bd_rate_vs_{ref}"] = bd_rate(br, bp, mr, mp)
+            summary[f"{key}bd_psnr_vs_{ref}"] = bd_psnr(br, bp, mr, mp)
     return rows, summary
 
 
@@ -606,8 +619,9 @@ def write_summary(suite: Suite, results: list[dict], run_dir: Path) -> Path:
         return path
     if suite.kind == "rd":
         rows, bd = rd_table(results)
-        lines += ["| model | bpp | PSNR (dB) | MS-SSIM |", "|---|---|---|---|"]
-        lines += [f"| {r['name']} | {r['bpp']:.4f} | {r['psnr']:.2f} | "
+        lines += ["| model | indices | bpp | PSNR (dB) | MS-SSIM |", "|---|---|---|---|---|"]
+        lines += [f"| {r['name']} | {'fixed-length' if r['coding'] == 'fixed' else 'entropy-coded file'} | "
+                  f"{r['bpp']:.4f} | {r['psnr']:.2f} | "
                   f"{(r['ms_ssim'] if r['ms_ssim'] is not None else float('nan')):.4f} |" for r in rows]
         for r in results:
             if "K" not in r["model"]:
@@ -622,9 +636,14 @@ def write_summary(suite: Suite, results: list[dict], run_dir: Path) -> Path:
             lines += [f"| {g['codec']} | {g['anchor']} | {g['mean']:+.2f} | {g['min']:+.2f} | {g['max']:+.2f} | "
                       f"{g['points']} |" for g in gaps]
         if bd:
-            lines += ["", f"BD-rate of the vqcodec model curve against JPEG: {bd['bd_rate_vs_jpeg']:+.1f}% "
-                          f"(negative = fewer bits); BD-PSNR {bd['bd_psnr_vs_jpeg']:+.2f} dB "
-                          "(PCHIP Bjøntegaard, scipy)."]
+            lines += ["", "Bjøntegaard deltas of the vqcodec model curves (PCHIP, scipy; over the rates both "
+                          "curves cover; negative BD-rate = fewer bits at equal PSNR):", ""]
+            for key, what in (("", "fixed-length indices"), ("entropy_", "entropy-coded files")):
+                for ref in ("jpeg", "webp"):
+                    if f"{key}bd_rate_vs_{ref}" in bd:
+                        lines.append(f"- {what} against {ref.upper()} (our run): BD-rate "
+                                     f"{bd[f'{key}bd_rate_vs_{ref}']:+.1f}%, BD-PSNR "
+                                     f"{bd[f'{key}bd_psnr_vs_{ref}']:+.2f} dB")
     else:
         params = sorted({p["param"] for r in results for p in r["points"]})
         lines += ["| curve | " + " | ".join(f"{suite.channel} {v:g}" for v in params) + " |",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from vqcodec.bits import check_assignment, identity_assignment
 from vqcodec.context import context_path, load_context
+from vqcodec.entropy import entropy_model_path, load_entropy_model
 from vqcodec.model import CheckpointError, VQVAE, checkpoint_paths, load_model, read_checkpoint_meta
 from vqcodec.prior import load_prior, prior_path
 
@@ -104,6 +105,7 @@ class Codec:
     prior: "object" = None
     precision: str = "fp32"  # decoder arithmetic: fp32, or bf16 / fp16 autocast (CUDA)
     context: "object" = None  # learned context receiver (vqcodec.context.ContextNet), None when not shipped
+    entropy_model: "object" = None  # trained context model of the entropy coder (vqcodec.entropy), or None
     stem: Path | None = None  # the checkpoint it was loaded from (None: built in memory)
 
     @property
@@ -193,5 +195,11 @@ def load_codec(name: str | None = None, checkpoint: str | None = None, device: s
         if not cpath.exists():
             raise CheckpointError(f"{label}: its config names a context receiver but {cpath} is missing")
         context = load_context(cpath, model.K, assignment, meta_["context"].get("config") or {})
+    entropy_model = None
+    if meta_.get("entropy_model") is not None:
+        epath = entropy_model_path(stem)
+        if not epath.exists():
+            raise CheckpointError(f"{label}: its config names a trained context model but {epath} is missing")
+        entropy_model = load_entropy_model(epath, model.K)
     return Codec(name=label, model=model, meta=meta_, assignment=assignment, prior=prior, precision=precision,
-                 context=context, stem=stem)
+                 context=context, entropy_model=entropy_model, stem=stem)

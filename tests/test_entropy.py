@@ -1,0 +1,295 @@
+"""The entropy-coded index stream (vqcodec.entropy): context model against a direct formula,
+bit-exact round trips, size against the model's code length, and errors on damaged files."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vqcodec import entropy
+from vqcodec.prior import learn_prior
+
+
+def _markov_grid(rng, K, h, w, stay=0.7):
+    """A grid whose indices copy a neighbour with probability ``stay``: real spatial structure."""
+    g = rng.integers(0, K, (h, w))
+    for i in range(h):
+        for j in range(w):
+            r = rng.random()
+            if r < stay / 2 and j > 0:
+                g[i, j] = g[i, j - 1]
+            elif r < stay and i > 0:
+                g[i, j] = g[i - 1, j]
+    return g
+
+
+@pytest.fixture(scope="module")
+def model():
+    rng = np.random.default_rng(0)
+    K = 16
+    prior = learn_prior([_markov_grid(rng, K, 40, 40) for _ in range(4)], K)
+    return entropy.ContextModel.from_prior(prior)
+
+
+def _learned(K=16, rank=3, seed=0):
+    rng = np.random.default_rng(seed)
+    m = len(entropy.LEARNED_OFFSETS)
+    return entropy.ContextModel.from_factors(rng.normal(0, 1, K), rng.normal(0, 1, (m, K, rank)),
+                                             rng.normal(0, 1, (K, rank)), entropy.LEARNED_OFFSETS)
+
+
+@pytest.fixture(scope="module", params=["prior", "learned"])
+def any_model(request, model):
+    return model if request.param == "prior" else _learned()
+
+
+def test_prior_model_is_the_product_of_the_pair_experts(model):
+    rng = np.random.default_rng(0)
+    prior = learn_prior([_markov_grid(rng, 16, 40, 40) for _ in range(4)], 16)
+    lu, ph, pv = prior.log_unigram(), prior.pmi("h"), prior.pmi("v")
+    left = np.array([-1, 3, -1, 5, 0])
+    up = np.array([-1, -1, 7, 2, 15])
+    got = model.probabilities(np.stack([left, up], axis=1))
+    for n in range(left.size):
+        logit = lu.copy()
+        if left[n] >= 0:
+            logit = logit + ph[left[n]]
+        if up[n] >= 0:
+            logit = logit + pv[up[n]]
+        want = np.exp(logit) / np.exp(logit).sum()
+        np.testing.assert_allclose(got[n], want, rtol=1e-12)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_learned_model_tables_are_the_low_rank_products():
+    rng = np.random.default_rng(1)
+    K, r, m = 8, 2, len(entropy.LEARNED_OFFSETS)
+    bias, emb, out = rng.normal(0, 1, K), rng.normal(0, 1, (m, K, r)), rng.normal(0, 1, (K, r))
+    cm = entropy.ContextModel.from_factors(bias, emb, out, entropy.LEARNED_OFFSETS)
+    nb = rng.integers(-1, K, (5, m))
+    got = cm.log_probabilities(nb)
+    for n in range(5):
+        logit = bias + sum(emb[k, nb[n, k]] @ out.T for k in range(m) if nb[n, k] >= 0)
+        np.testing.assert_allclose(got[n], logit - np.log(np.exp(logit).sum()), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("offsets", [((0, -1), (-1, 0)), entropy.LEARNED_OFFSETS, ((-1, 3), (0, -1))])
+def test_wavefront_visits_every_site_once_after_its_causal_neighbours(offsets):
+    h, w = 5, 8
+    slope = entropy.wavefront_slope(offsets)
+    when = np.full((h, w), -1)
+    for t, (rows, cols) in enumerate(entropy.wavefront(h, w, slope)):
+        assert (when[rows, cols] == -1).all()
+        when[rows, cols] = t
+    assert (when >= 0).all()
+    for i in range(h):
+        for j in range(w):
+            for di, dj in offsets:
+                if 0 <= i + di and 0 <= j + dj < w:
+                    assert when[i + di, j + dj] < when[i, j]
+    assert entropy.wavefront_slope(((0, -1), (-1, 0))) == 1 and entropy.wavefront_slope(entropy.LEARNED_OFFSETS) == 3
+
+
+def test_code_length_is_the_sum_of_minus_log2_probabilities(any_model):
+    g = _markov_grid(np.random.default_rng(3), any_model.K, 6, 9)
+    want = 0.0
+    for i in range(6):
+        for j in range(9):
+            nb = [g[i + di, j + dj] if i + di >= 0 and 0 <= j + dj < 9 else -1 for di, dj in any_model.offsets]
+            p = any_model.probabilities(np.array([nb]))[0]
+            want -= np.log2(p[g[i, j]])
+    assert entropy.code_length(g, any_model) == pytest.approx(want, rel=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 12), st.integers(0, 2 ** 31), st.booleans())
+def test_round_trip_is_bit_exact_on_random_and_structured_grids(model, h, w, seed, structured):
+    rng = np.random.default_rng(seed)
+    for cm in (model, _learned(seed=seed % 7)):
+        g = _markov_grid(rng, cm.K, h, w) if structured else rng.integers(0, cm.K, (h, w))
+        data = entropy.encode_indices(g, cm)
+        assert np.array_equal(entropy.decode_indices(data, h, w, cm, entropy.indices_crc(g)), g)
+
+
+def test_stream_size_matches_the_model_code_length_within_one_percent(model):
+    g = _markov_grid(np.random.default_rng(5), model.K, 120, 160)
+    bits = 8 * len(entropy.encode_indices(g, model))
+    ideal = entropy.code_length(g, model)
+    assert ideal < 0.8 * g.size * 4  # the context model does compress (4 bits fixed-length)
+    assert abs(bits - ideal) / ideal < 0.01, (bits, ideal)
+
+
+def test_damaged_streams_raise_a_one_line_error(model):
+    g = _markov_grid(np.random.default_rng(6), model.K, 30, 30)
+    data = entropy.encode_indices(g, model)
+    crc = entropy.indices_crc(g)
+    damaged = [data[:-4], data[:-1], data[4:], b"", bytes([data[0] ^ 1]) + data[1:],
+               data[:20] + bytes([data[20] ^ 0x10]) + data[21:], data + data[-4:]]
+    for bad in damaged:
+        with pytest.raises(entropy.EntropyStreamError) as err:
+            entropy.decode_indices(bad, 30, 30, model, crc)
+        assert "\n" not in str(err.value)
+
+
+def test_a_different_model_is_caught_by_the_crc(model):
+    g = _markov_grid(np.random.default_rng(7), model.K, 20, 20)
+    data = entropy.encode_indices(g, model)
+    rng = np.random.default_rng(8)
+    other = entropy.ContextModel.from_prior(learn_prior([rng.integers(0, model.K, (40, 40))], model.K))
+    assert other.fingerprint != model.fingerprint
+    with pytest.raises(entropy.EntropyStreamError):
+        entropy.decode_indices(data, 20, 20, other, entropy.indices_crc(g))
+
+
+def test_bad_grids_are_refused(model):
+    for bad in (np.zeros((0, 3), np.int64), np.zeros(5, np.int64), np.full((2, 2), model.K),
+                np.full((2, 2), -1), np.zeros((2, 2), np.float32)):
+        with pytest.raises(ValueError):
+            entropy.encode_indices(bad, model)
+
+
+# --------------------------------------------------------------------------- files and commands
+
+
+@pytest.fixture
+def prepared_checkpoint(tiny_checkpoint, image_dir):
+    """The tiny model with an index prior learned from its own index maps."""
+    from vqcodec.prior import prior_path, save_prior
+    from vqcodec.simulate import encode_images
+    from vqcodec.zoo import load_codec
+
+    codec = load_codec(None, tiny_checkpoint)
+    encs = encode_images(codec, image_dir, with_ms_ssim=False)[0]
+    save_prior(learn_prior([e.indices for e in encs] * 3, codec.K), prior_path(tiny_checkpoint))
+    return tiny_checkpoint
+
+
+def test_cli_entropy_file_decodes_to_the_fixed_length_files_image(prepared_checkpoint, image_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from cli import main
+
+    ck = ["--checkpoint", str(prepared_checkpoint)]
+    run = CliRunner().invoke
+    src = str(image_dir / "a.png")
+    assert run(main, ["encode", src, "-o", str(tmp_path / "f.vqc"), *ck]).exit_code == 0
+    r = run(main, ["encode", src, "-o", str(tmp_path / "e.vqc"), "--entropy", *ck])
+    assert r.exit_code == 0 and "entropy-coded" in r.output, r.output
+    for name in ("f", "e"):
+        r = run(main, ["decode", str(tmp_path / f"{name}.vqc"), "-o", str(tmp_path / f"{name}.png"), *ck])
+        assert r.exit_code == 0, r.output
+    assert (tmp_path / "f.png").read_bytes() == (tmp_path / "e.png").read_bytes()
+
+
+def test_cli_damaged_entropy_file_gives_one_line_and_writes_nothing(prepared_checkpoint, image_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from cli import main
+
+    ck = ["--checkpoint", str(prepared_checkpoint)]
+    run = CliRunner().invoke
+    vqc = tmp_path / "e.vqc"
+    assert run(main, ["encode", str(image_dir / "a.png"), "-o", str(vqc), "--entropy", *ck]).exit_code == 0
+    data = vqc.read_bytes()
+    for i, bad in enumerate([data[:-4], data[:-2] + bytes([data[-2] ^ 0x21]) + data[-1:],
+                             data.replace(b'"crc32": ', b'"crc32": 1')]):
+        (tmp_path / f"bad{i}.vqc").write_bytes(bad)
+        out = tmp_path / f"bad{i}.png"
+        r = run(main, ["decode", str(tmp_path / f"bad{i}.vqc"), "-o", str(out), *ck])
+        lines = r.output.strip().splitlines()
+        assert r.exit_code != 0 and len(lines) == 1 and lines[0].startswith("Error:"), r.output
+        assert "Traceback" not in r.output and not out.exists()
+
+
+def test_entropy_file_of_a_changed_prior_is_refused_by_name(prepared_checkpoint, image_dir, tmp_path):
+    from vqcodec.bits import read_index_file, write_atomically
+    from vqcodec.prior import prior_path, save_prior
+    from vqcodec.simulate import decode_index_file, encode_images, index_file
+    from vqcodec.zoo import clear_cache, load_codec
+
+    codec = load_codec(None, prepared_checkpoint)
+    enc = encode_images(codec, image_dir, with_ms_ssim=False)[0][0]
+    write_atomically(tmp_path / "e.vqc", index_file(codec, enc, entropy=True))
+    payload, header = read_index_file(tmp_path / "e.vqc")
+    assert header["coding"] == entropy.CODING and isinstance(payload, bytes)
+    assert np.array_equal(decode_index_file(codec, payload, header), enc.clean)
+    save_prior(learn_prior([np.random.default_rng(0).integers(0, codec.K, (30, 30))], codec.K),
+               prior_path(prepared_checkpoint))
+    clear_cache()
+    changed = load_codec(None, prepared_checkpoint)
+    with pytest.raises(ValueError, match="context model other than"):
+        decode_index_file(changed, payload, header)
+
+
+def test_eval_entropy_reports_the_real_file_sizes(prepared_checkpoint, image_dir):
+    from vqcodec.simulate import clean_point, encode_images, index_file
+    from vqcodec.zoo import load_codec
+
+    codec = load_codec(None, prepared_checkpoint)
+    encs = encode_images(codec, image_dir)[0]
+    pt = clean_point(codec, encs, entropy=True)
+    sizes = [8 * len(index_file(codec, e, entropy=True)) for e in encs]
+    pixels = [e.image.shape[0] * e.image.shape[1] for e in encs]
+    assert pt["coding"] == entropy.CODING and pt["bits"] == sum(sizes)
+    assert pt["bpp"] == pytest.approx(sum(sizes) / sum(pixels))
+    assert [p["bpp"] for p in pt["per_image"]] == pytest.approx([s / n for s, n in zip(sizes, pixels)])
+    assert clean_point(codec, encs)["coding"] == "fixed"
+
+
+def test_a_model_without_prior_cannot_entropy_code(tiny_checkpoint, image_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from cli import main
+
+    r = CliRunner().invoke(main, ["encode", str(image_dir / "a.png"), "-o", str(tmp_path / "e.vqc"), "--entropy",
+                                  "--checkpoint", str(tiny_checkpoint)])
+    assert r.exit_code != 0 and "index prior" in r.output and not (tmp_path / "e.vqc").exists()
+
+
+def test_train_entropy_learns_a_model_that_compresses_and_codes_files(prepared_checkpoint, image_dir, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from cli import main
+    from vqcodec.zoo import clear_cache, load_codec
+
+    ck = ["--checkpoint", str(prepared_checkpoint)]
+    run = CliRunner().invoke
+    r = run(main, ["train-entropy", *ck, "--images", str(image_dir), "--steps", "300", "--rank", "4", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(prepared_checkpoint.with_suffix(".json").read_text())["entropy_model"]
+    assert rec["held_out_bits_per_index"] < rec["fixed_bits_per_index"]  # it learned something about the indices
+    assert rec["train_loss_bits_last100"] < rec["fixed_bits_per_index"]
+    clear_cache()
+    codec = load_codec(None, prepared_checkpoint)
+    assert codec.entropy_model is not None and codec.entropy_model.kind == "learned"
+    assert codec.entropy_model.fingerprint == rec["fingerprint"]
+    assert run(main, ["encode", str(image_dir / "b.png"), "-o", str(tmp_path / "e.vqc"), "--entropy", *ck]).exit_code == 0
+    assert b'"context": "learned"' in (tmp_path / "e.vqc").read_bytes()
+    assert run(main, ["encode", str(image_dir / "b.png"), "-o", str(tmp_path / "f.vqc"), *ck]).exit_code == 0
+    for name in ("e", "f"):
+        assert run(main, ["decode", str(tmp_path / f"{name}.vqc"), "-o", str(tmp_path / f"{name}.png"), *ck]).exit_code == 0
+    assert (tmp_path / "e.png").read_bytes() == (tmp_path / "f.png").read_bytes()
+
+
+def test_corrupt_or_missing_entropy_model_file_is_a_one_line_error(prepared_checkpoint, image_dir, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from cli import main
+    from vqcodec.entropy import entropy_model_path
+    from vqcodec.zoo import clear_cache
+
+    ck = ["--checkpoint", str(prepared_checkpoint)]
+    assert CliRunner().invoke(main, ["train-entropy", *ck, "--images", str(image_dir), "--steps", "2", "--rank", "2",
+                                     "--threads", "1"]).exit_code == 0
+    path = entropy_model_path(prepared_checkpoint)
+    for damage in (lambda: path.write_bytes(path.read_bytes()[:100]), lambda: path.unlink()):
+        damage()
+        clear_cache()
+        r = CliRunner().invoke(main, ["encode", str(image_dir / "a.png"), "-o", str(tmp_path / "x.vqc"), "--entropy", *ck])
+        lines = r.output.strip().splitlines()
+        assert r.exit_code != 0 and len(lines) == 1 and "entropy" in lines[0], r.output
+        assert not (tmp_path / "x.vqc").exists()
+    assert json.loads(prepared_checkpoint.with_suffix(".json").read_text())["entropy_model"]

@@ -1,0 +1,253 @@
+"""Entropy-coded index streams: ANS (``constriction``) driven by a causal context model.
+
+The fixed-length stream spends log2 K bits on every index. Indices of natural images are far from
+uniform and from independent, so an entropy coder driven by a model of them spends less:
+
+* **The context model** (``ContextModel``) is log-linear in the already-coded neighbours of an
+  index: log P(x | n_1 .. n_m) = bias[x] + sum_k table_k[n_k, x] - log Z (a neighbour outside
+  the grid contributes nothing). A model's own trained one (``<stem>.entropy.safetensors``,
+  ``vqcodec train-entropy``: the 12 causal neighbours of ``LEARNED_OFFSETS``, low-rank tables,
+  trained by cross-entropy on the BSDS500 index maps) is used where it ships; otherwise the
+  product of the left and upper pair experts of the spatial receivers' index prior
+  (``vqcodec.prior``, beta = 1). On Kodak with f4-k256: 4.63 against 5.17 bits per index (8 fixed).
+* **The order** is a wavefront, t = a i + j with the smallest slope a that puts every neighbour of
+  a site on an earlier wavefront (a = 1 for left and up: the anti-diagonals; 3 for the learned
+  model's neighbours): the decoder predicts a whole wavefront at once (a (h - 1) + w batched steps
+  instead of h w single ones).
+* **The coder** is constriction's ANS (``stream.stack.AnsCoder``, 32-bit words, categorical models
+  quantised to 24-bit probabilities with ``perfect=False``): its output is within 0.1% of the
+  model's ideal code length, the sum of -log2 P (``code_length``), on a Kodak index map.
+
+Encoder and decoder compute the probabilities of each wavefront with the same function on the same
+inputs. A CRC-32 of the indices, kept in the file header, turns a stream decoded with a different
+model, a damaged file, or (rare) a machine whose float arithmetic rounds a probability differently,
+into an error instead of a wrong image.
+"""
+from __future__ import annotations
+
+import hashlib
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from vqcodec.model import CheckpointError, checkpoint_paths, replace_atomically
+from vqcodec.prior import IndexPrior
+
+CODING = "ans-causal"  # the file header's "coding" for streams of this module
+DEFAULT_BETA = 1.0
+#: the causal neighbours of the learned context model, (row, column) offsets
+LEARNED_OFFSETS = ((0, -1), (-1, 0), (-1, -1), (-1, 1), (0, -2), (-2, 0),
+                   (-1, 2), (-1, -2), (-2, -1), (-2, 1), (0, -3), (-3, 0))
+
+
+class EntropyStreamError(ValueError):
+    """An entropy-coded payload that does not decode (one-line message)."""
+
+
+class ContextModel:
+    """A log-linear causal model of the indices,
+
+        log P(x | neighbours) = bias[x] + sum_k table_k[n_k, x] - log Z,
+
+    over the neighbours n_k at ``offsets`` (row, column), each above or left of x (a neighbour
+    outside the grid contributes nothing). ``probabilities(neighbours)`` gives rows of K
+    probabilities for an (n, len(offsets)) array of neighbour indices (-1: none).
+
+    Two sources: ``from_prior`` (the spatial receivers' statistics, left and up) and
+    ``from_factors`` (a model trained on index maps, ``vqcodec.learn.entropy``; low-rank tables
+    table_k = emb_k @ out^T, computed once in float64 and kept in float32)."""
+
+    def __init__(self, bias: np.ndarray, tables: np.ndarray, offsets, kind: str):
+        self.bias = np.asarray(bias, dtype=np.float64)
+        self.tables = np.asarray(tables)
+        self.offsets = tuple((int(a), int(b)) for a, b in offsets)
+        self.kind = kind
+        self.K = int(self.bias.shape[0])
+        if self.tables.shape != (len(self.offsets), self.K, self.K):
+            raise ValueError(f"context tables of shape {self.tables.shape} do not match {len(self.offsets)} "
+                             f"offsets and K={self.K}")
+        if any(di > 0 or (di == 0 and dj >= 0) for di, dj in self.offsets):
+            raise ValueError(f"context offsets must point above or to the left, got {self.offsets}")
+        self.slope = wavefront_slope(self.offsets)
+
+    @classmethod
+    def from_prior(cls, prior: IndexPrior, beta: float = DEFAULT_BETA) -> "ContextModel":
+        """log P(x | l, u) = log P(x) + beta (PMI_h(l, x) + PMI_v(u, x)) - log Z: the product of
+        the pair experts of ``vqcodec.prior``."""
+        if not (np.isfinite(beta) and 0.0 <= beta <= 4.0):
+            raise ValueError(f"beta must be in [0, 4], got {beta}")
+        tables = np.stack([beta * prior.pmi("h"), beta * prior.pmi("v")])
+        return cls(prior.log_unigram(), tables, ((0, -1), (-1, 0)), "prior")
+
+    @classmethod
+    def from_factors(cls, bias, emb, out, offsets) -> "ContextModel":
+        emb = np.asarray(emb, dtype=np.float64)
+        out = np.asarray(out, dtype=np.float64)
+        tables = np.einsum("okr,xr->okx", emb, out).astype(np.float32)
+        return cls(bias, tables, offsets, "learned")
+
+    @property
+    def fingerprint(self) -> str:
+        """16 hex digits of SHA-256 over the model's tables: the decoder must hold the same."""
+        h = hashlib.sha256(repr(self.offsets).encode())
+        for t in (self.bias, self.tables):
+            h.update(np.ascontiguousarray(t, dtype=t.dtype.newbyteorder("<")).tobytes())
+        return h.hexdigest()[:16]
+
+    def log_probabilities(self, neighbours: np.ndarray) -> np.ndarray:
+        """(n, K) natural-log probabilities of the next index given its neighbours (n, offsets),
+        -1 where a neighbour is missing."""
+        nb = np.asarray(neighbours, dtype=np.int64)
+        logits = np.broadcast_to(self.bias, (nb.shape[0], self.K)).copy()
+        for k in range(len(self.offsets)):
+            has = nb[:, k] >= 0
+            logits[has] += self.tables[k][nb[has, k]]
+        logits -= logits.max(axis=1, keepdims=True)
+        logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        return logits
+
+    def probabilities(self, neighbours: np.ndarray) -> np.ndarray:
+        return np.exp(self.log_probabilities(neighbours))
+
+
+def wavefront_slope(offsets) -> int:
+    """The smallest a >= 1 with a * di + dj < 0 for every offset: along t = a i + j every
+    neighbour of a site comes on an earlier wavefront."""
+    a = 1
+    for di, dj in offsets:
+        if di < 0:
+            a = max(a, dj // -di + 1)
+    return a
+
+
+def wavefront(h: int, w: int, slope: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(rows, cols) of each wavefront slope * i + j = t, t = 0 .. slope (h - 1) + w - 1, rows
+    ascending (slope 1: the anti-diagonals)."""
+    out = []
+    for t in range(slope * (h - 1) + w):
+        rows = np.arange(max(0, -((w - 1 - t) // slope)), min(h - 1, t // slope) + 1)
+        out.append((rows, t - slope * rows))
+    return out
+
+
+def _neighbours(grid: np.ndarray, rows: np.ndarray, cols: np.ndarray, offsets) -> np.ndarray:
+    h, w = grid.shape
+    out = np.full((rows.size, len(offsets)), -1, dtype=np.int64)
+    for k, (di, dj) in enumerate(offsets):
+        r, c = rows + di, cols + dj
+        ok = (r >= 0) & (c >= 0) & (c < w)
+        out[ok, k] = grid[r[ok], c[ok]]
+    return out
+
+
+def _check_grid(grid, K: int) -> np.ndarray:
+    g = np.asarray(grid)
+    if g.ndim != 2 or g.size == 0:
+        raise ValueError(f"an index grid must be a non-empty 2-D array, got shape {g.shape}")
+    if not np.issubdtype(g.dtype, np.integer):
+        raise ValueError(f"an index grid must hold integers, got {g.dtype}")
+    if g.min() < 0 or g.max() >= K:
+        raise ValueError(f"indices must be in [0, {K})")
+    return g.astype(np.int64)
+
+
+def code_length(grid, model: ContextModel) -> float:
+    """The model's ideal code length of ``grid`` in bits: sum of -log2 P(x | left, up)."""
+    g = _check_grid(grid, model.K)
+    total = 0.0
+    for rows, cols in wavefront(*g.shape, model.slope):
+        logp = model.log_probabilities(_neighbours(g, rows, cols, model.offsets))
+        total -= logp[np.arange(rows.size), g[rows, cols]].sum()
+    return total / np.log(2.0)
+
+
+def _family():
+    import constriction
+
+    return constriction.stream.model.Categorical(perfect=False)
+
+
+def indices_crc(grid: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(grid, dtype="<u2").tobytes())
+
+
+def encode_indices(grid, model: ContextModel) -> bytes:
+    """The ANS bitstream of an index grid (h, w): little-endian 32-bit words."""
+    import constriction
+
+    g = _check_grid(grid, model.K)
+    family = _family()
+    coder = constriction.stream.stack.AnsCoder()
+    for rows, cols in reversed(wavefront(*g.shape, model.slope)):  # a stack: the last wavefront first
+        probs = model.probabilities(_neighbours(g, rows, cols, model.offsets))
+        coder.encode_reverse(g[rows, cols].astype(np.int32), family, probs)
+    return coder.get_compressed().astype("<u4").tobytes()
+
+
+def decode_indices(data: bytes, h: int, w: int, model: ContextModel, crc: int | None = None) -> np.ndarray:
+    """The index grid (h, w) int64 of ``encode_indices``'s bitstream; ``crc`` (``indices_crc`` of
+    the encoded grid) is checked when given. Raises ``EntropyStreamError`` on a stream that does
+    not decode."""
+    import constriction
+
+    if len(data) % 4:
+        raise EntropyStreamError(f"entropy-coded payload of {len(data)} bytes is not a whole number of words")
+    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+    if words.size == 0 or words[-1] == 0:  # an ANS stream's last word is its nonzero head
+        raise EntropyStreamError("entropy-coded payload is empty or truncated")
+    family = _family()
+    coder = constriction.stream.stack.AnsCoder(words)
+    g = np.full((h, w), -1, dtype=np.int64)
+    try:
+        for rows, cols in wavefront(h, w, model.slope):
+            probs = model.probabilities(_neighbours(g, rows, cols, model.offsets))
+            g[rows, cols] = coder.decode(family, probs)
+    except (ValueError, RuntimeError, AssertionError) as exc:
+        raise EntropyStreamError(f"entropy-coded payload does not decode ({exc.__class__.__name__})") from None
+    if not coder.is_empty():
+        raise EntropyStreamError("entropy-coded payload is corrupt (data left after the last index)")
+    if g.min() < 0 or g.max() >= model.K:
+        raise EntropyStreamError("entropy-coded payload decodes to indices out of range")
+    if crc is not None and indices_crc(g) != crc:
+        raise EntropyStreamError("entropy-coded payload decodes to indices whose CRC-32 does not match the "
+                                 "header (a different context model, or a damaged file)")
+    return g
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def entropy_model_path(model_path) -> Path:
+    """``<stem>.entropy.safetensors``: a model's trained context model."""
+    w, _ = checkpoint_paths(model_path)
+    return w.with_suffix(".entropy.safetensors")
+
+
+def save_entropy_model(path, bias: np.ndarray, emb: np.ndarray, out: np.ndarray, offsets) -> None:
+    """The factors of a trained context model (float32; ``offsets`` int32 (m, 2))."""
+    from safetensors.numpy import save_file
+
+    tensors = {"bias": np.asarray(bias, np.float32), "emb": np.ascontiguousarray(emb, np.float32),
+               "out": np.ascontiguousarray(out, np.float32), "offsets": np.asarray(offsets, np.int32)}
+    replace_atomically(path, lambda tmp: save_file(tensors, str(tmp)))
+
+
+def load_entropy_model(path, K: int) -> ContextModel:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        t = load_file(str(path))
+        bias, emb, out, offsets = t["bias"], t["emb"], t["out"], t["offsets"]
+        ok = (bias.shape == (K,) and emb.ndim == 3 and emb.shape[1] == K and out.ndim == 2
+              and out.shape == (K, emb.shape[2]) and offsets.shape == (emb.shape[0], 2))
+        if not ok:
+            raise CheckpointError(f"{path}: context model does not match K={K}")
+        if not all(np.isfinite(a).all() for a in (bias, emb, out)):
+            raise CheckpointError(f"{path}: context model holds non-finite numbers")
+        return ContextModel.from_factors(bias, emb, out, [tuple(o) for o in offsets.tolist()])
+    except (SafetensorError, OSError, KeyError) as exc:
+        raise CheckpointError(f"{path}: corrupt context model ({exc.__class__.__name__})") from None
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: invalid context model ({exc})") from None
