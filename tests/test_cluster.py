@@ -4,6 +4,7 @@ import json
 import os
 import random
 import signal
+import warnings
 
 import numpy as np
 import pytest
@@ -100,6 +101,10 @@ def test_local_cluster_gives_the_serial_results_and_survives_a_killed_worker(set
     with DaskExecutor(workers=2) as ex:
         assert ex.workers == 2
         assert run(setup, ex) == serial
+        with warnings.catch_warnings(record=True) as caught:  # sharing Kodak-sized data prints nothing
+            warnings.simplefilter("always")
+            ex.share(np.zeros(3 * 2 ** 20))
+        assert not [w for w in caught if "large" in str(w.message).lower()], [str(w.message) for w in caught]
         pids = list(ex.client.run(os.getpid).values())
         killed = []
 

@@ -72,7 +72,8 @@ class DaskExecutor:
         import warnings
 
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*Large object.*")
+            warnings.filterwarnings("ignore", message=".*Large object.*")  # older distributed
+            warnings.filterwarnings("ignore", message=".*Sending large graph.*")  # newer distributed
             future = self.client.submit(_identity, obj, pure=False)
         future.result()
         if self.workers > 1:
