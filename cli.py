@@ -398,21 +398,26 @@ def models():
     from vqcodec.model import CheckpointError
     from vqcodec.zoo import DEFAULT_MODEL, REGISTRY, meta
 
-    click.echo(f"{'name':<16} {'f':>3} {'K':>6} {'bpp':>7} {'Kodak PSNR':>11} {'receivers':<9}  description")
+    click.echo(f"{'name':<16} {'f':>3} {'K':>6} {'bpp':>7} {'Kodak PSNR':>11} {'receivers':<9} {'entropy':<7}  "
+               "description")
     for name in sorted(REGISTRY):
         try:
             m = meta(name)
         except CheckpointError:
-            click.echo(f"{name:<16} {'':>3} {'':>6} {'':>7} {'':>11} {'':<9}  (weights not installed)")
+            click.echo(f"{name:<16} {'':>3} {'':>6} {'':>7} {'':>11} {'':<9} {'':<7}  (weights not installed)")
             continue
         cfg = m["config"]
         bpp = math.ceil(math.log2(cfg["K"])) / cfg["f"] ** 2
         kodak = m.get("kodak", {}).get("psnr")
         star = " (default)" if name == DEFAULT_MODEL else ""
         recv = "+".join(k for k, key in (("S", "prior"), ("L", "context")) if m.get(key)) or "-"
+        ent = "trained" if m.get("entropy_model") else ("prior" if m.get("prior") else "-")
         click.echo(f"{name:<16} {cfg['f']:>3} {cfg['K']:>6} {bpp:>7.4f} "
-                   f"{(f'{kodak:.2f} dB' if kodak else 'n/a'):>11} {recv:<9}  {REGISTRY[name].description}{star}")
+                   f"{(f'{kodak:.2f} dB' if kodak else 'n/a'):>11} {recv:<9} {ent:<7}  "
+                   f"{REGISTRY[name].description}{star}")
     click.echo("receivers: S = spatial (index prior), L = learned (context receiver); naive and map always work")
+    click.echo("entropy (encode/eval --entropy): the context model of its entropy-coded files, trained "
+               "(vqcodec train-entropy) or from the index prior")
 
 
 @main.command(name="channels")
