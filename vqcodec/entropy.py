@@ -56,20 +56,32 @@ class ContextModel:
 
     Two sources: ``from_prior`` (the spatial receivers' statistics, left and up) and
     ``from_factors`` (a model trained on index maps, ``vqcodec.learn.entropy``; low-rank tables
-    table_k = emb_k @ out^T, computed once in float64 and kept in float32)."""
+    table_k = emb_k @ out^T, computed in float64 and kept in float32 on first use, so loading a
+    model that never entropy-codes costs nothing)."""
 
-    def __init__(self, bias: np.ndarray, tables: np.ndarray, offsets, kind: str):
+    def __init__(self, bias: np.ndarray, tables, offsets, kind: str):
         self.bias = np.asarray(bias, dtype=np.float64)
-        self.tables = np.asarray(tables)
         self.offsets = tuple((int(a), int(b)) for a, b in offsets)
         self.kind = kind
         self.K = int(self.bias.shape[0])
-        if self.tables.shape != (len(self.offsets), self.K, self.K):
-            raise ValueError(f"context tables of shape {self.tables.shape} do not match {len(self.offsets)} "
-                             f"offsets and K={self.K}")
+        self._tables = tables  # an array, or a function that makes it
+        if not callable(tables):
+            self._check(np.asarray(tables))
         if any(di > 0 or (di == 0 and dj >= 0) for di, dj in self.offsets):
             raise ValueError(f"context offsets must point above or to the left, got {self.offsets}")
         self.slope = wavefront_slope(self.offsets)
+
+    def _check(self, tables: np.ndarray) -> np.ndarray:
+        if tables.shape != (len(self.offsets), self.K, self.K):
+            raise ValueError(f"context tables of shape {tables.shape} do not match {len(self.offsets)} "
+                             f"offsets and K={self.K}")
+        return tables
+
+    @property
+    def tables(self) -> np.ndarray:
+        if callable(self._tables):
+            self._tables = self._check(np.asarray(self._tables()))
+        return np.asarray(self._tables)
 
     @classmethod
     def from_prior(cls, prior: IndexPrior, beta: float = DEFAULT_BETA) -> "ContextModel":
@@ -84,8 +96,9 @@ class ContextModel:
     def from_factors(cls, bias, emb, out, offsets) -> "ContextModel":
         emb = np.asarray(emb, dtype=np.float64)
         out = np.asarray(out, dtype=np.float64)
-        tables = np.einsum("okr,xr->okx", emb, out).astype(np.float32)
-        return cls(bias, tables, offsets, "learned")
+        if emb.ndim != 3 or out.ndim != 2 or emb.shape[2] != out.shape[1]:
+            raise ValueError(f"context factors of shapes {emb.shape} and {out.shape} do not fit")
+        return cls(bias, lambda: np.einsum("okr,xr->okx", emb, out).astype(np.float32), offsets, "learned")
 
     @property
     def fingerprint(self) -> str:
@@ -99,10 +112,11 @@ class ContextModel:
         """(n, K) natural-log probabilities of the next index given its neighbours (n, offsets),
         -1 where a neighbour is missing."""
         nb = np.asarray(neighbours, dtype=np.int64)
+        tables = self.tables
         logits = np.broadcast_to(self.bias, (nb.shape[0], self.K)).copy()
         for k in range(len(self.offsets)):
             has = nb[:, k] >= 0
-            logits[has] += self.tables[k][nb[has, k]]
+            logits[has] += tables[k][nb[has, k]]
         logits -= logits.max(axis=1, keepdims=True)
         logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
         return logits
@@ -153,7 +167,7 @@ def _check_grid(grid, K: int) -> np.ndarray:
 
 
 def code_length(grid, model: ContextModel) -> float:
-    """The model's ideal code length of ``grid`` in bits: sum of -log2 P(x | left, up)."""
+    """The model's ideal code length of ``grid`` in bits: the sum of -log2 P(x | neighbours)."""
     g = _check_grid(grid, model.K)
     total = 0.0
     for rows, cols in wavefront(*g.shape, model.slope):
