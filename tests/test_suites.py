@@ -177,10 +177,10 @@ def test_link_suite_adds_modulation_oracles_deepjscc_vqcodec_best_and_anchors(tm
         Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / f"s{i}.png")
     st = S.validate({"name": "tlink", "description": "d", "kind": "sweep", "images": str(folder),
                      "models": ["f8-k256"], "channel": "awgn", "channel_params": {"modulation": "qpsk"},
-                     "grid": [2.0, 12.0], "receivers": ["spatial-mmse"], "baselines": ["jpeg", "deepjscc"],
+                     "grid": [1.0, 13.0], "receivers": ["spatial-mmse"], "baselines": ["jpeg", "deepjscc"],
                      "rates": ["ldpc-1/2", "ldpc-2/3"], "cbr": "1/12", "modulations": ["qpsk", "qam16"],
                      "best_models": ["f8-k256"], "jscc_anchors": ["swinjscc-awgn"], "trials": 1, "min_trials": 1,
-                     "picture": "s1.png", "picture_crop": [8, 8, 64, 96], "picture_snrs": [2.0, 12.0]})
+                     "picture": "s1.png", "picture_crop": [8, 8, 64, 96], "picture_snrs": [1.0, 13.0]})
     out = tmp_path / "run"
     out.mkdir()
     res, figs = S.run(st, out)
@@ -199,6 +199,8 @@ def test_link_suite_adds_modulation_oracles_deepjscc_vqcodec_best_and_anchors(tm
     assert (out / "pictures.png").exists() and (out / "pictures.pdf").exists()
     if (S.JSCC_ANCHORS / "swinjscc-awgn.json").exists():
         assert S.jscc_anchor_points(st)[0]["x"] == [1.0, 4.0, 7.0, 10.0, 13.0]
+        row = next(ln for ln in (out / "summary.md").read_text().splitlines() if "(published, not our run)" in ln)
+        assert row.endswith("| 30.35 | 35.19 |"), row  # SwinJSCC at 1 and 13 dB, cbr 1/12
     for bad, needle in [({"channel": "bsc", "grid": [0.1]}, "need a sweep over awgn or fading"),
                         ({"cbr": "x"}, "'cbr' must be a fraction"), ({"best_models": ["nope"]}, "unknown"),
                         ({"picture_crop": [0, 0, 8]}, "picture_crop")]:

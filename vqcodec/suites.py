@@ -660,6 +660,10 @@ def write_summary(suite: Suite, results: list[dict], run_dir: Path) -> Path:
                 ci = float(ci) if ci is not None else float("nan")
                 cells.append(f"{p['psnr']['mean']:.2f}" + (f" ± {ci:.2f}" if 0 < ci < 1e9 else ""))
             lines.append(f"| {curve_label(r)} | " + " | ".join(cells) + " |")
+        for a in jscc_anchor_points(suite):  # published points, at the grid values they were reported for
+            by = {round(float(x), 6): y for x, y in zip(a["x"], a["y"])}
+            cells = [f"{by[round(float(v), 6)]:.2f}" if round(float(v), 6) in by else "" for v in params]
+            lines.append(f"| {a['name']} (published, not our run) | " + " | ".join(cells) + " |")
         clean = {r["model"]["name"]: r["points"][0].get("psnr_clean") for r in results if "K" in r["model"]}
         lines += ["", "clean-channel PSNR: " + ", ".join(f"{k} {v:.2f} dB" for k, v in clean.items() if v)]
     lines += ["", "PSNR in dB on 8-bit RGB, mean over images; ± is the 95% confidence half-width over trials.",
