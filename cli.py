@@ -38,6 +38,32 @@ def _fail(msg: str) -> None:
     raise click.ClickException(str(msg).splitlines()[0] if msg else "failed")
 
 
+def _stage_bars():
+    """A context manager giving ``progress(stage, done, total)``: one progress bar per stage, all
+    closed on the way out (an error included)."""
+    import contextlib
+
+    from tqdm import tqdm
+
+    @contextlib.contextmanager
+    def bars():
+        open_bars = {}
+
+        def progress(stage, done, total):
+            if stage not in open_bars:
+                open_bars[stage] = tqdm(total=total, desc=stage, leave=False, dynamic_ncols=True)
+            open_bars[stage].n = done
+            open_bars[stage].refresh()
+
+        try:
+            yield progress
+        finally:
+            for b in open_bars.values():
+                b.close()
+
+    return bars()
+
+
 def _run_with_progress(desc: str, steps: int, run, postfix, errors: tuple = ()):
     """``run(progress, command)`` under a progress bar of ``steps`` steps; ``progress(step, metrics)``
     shows ``postfix(metrics)`` (a ``steps`` entry in the metrics resets the total). ``command`` is
@@ -441,7 +467,7 @@ def channels_cmd():
 @click.option("--overwrite", is_flag=True)
 def encode(image, output, model, checkpoint, device, entropy, overwrite):
     """Encode IMAGE into a .vqc index file."""
-    from vqcodec.bits import write_atomically
+    from vqcodec.files import replace_atomically
     from vqcodec.images import ImageError, list_images
     from vqcodec.simulate import index_file
 
@@ -461,7 +487,7 @@ def encode(image, output, model, checkpoint, device, entropy, overwrite):
     except ValueError as exc:
         _fail(str(exc))
     try:
-        write_atomically(output, data)
+        replace_atomically(output, lambda tmp: tmp.write_bytes(data))
     except OSError as exc:
         _fail(f"{output}: cannot write ({exc.strerror or exc.__class__.__name__})")
     n = enc.indices.size * codec.bits_per_index
@@ -995,8 +1021,6 @@ def train_receiver(model, checkpoint, images, steps, minutes, batch, crop, lr, w
                    "codebook trained for it by `vqcodec train-codebook`, else optimise].")
 def prepare(model, checkpoint, device, images, kodak, keep_assignment):
     """Learn the index prior and the pseudo-Gray index assignment of a model and store them with it."""
-    from tqdm import tqdm
-
     from vqcodec.images import ImageError, default_kodak_folder
     from vqcodec.learn.codec import training_folder
     from vqcodec.learn.prepare import prepare_checkpoint
@@ -1009,21 +1033,12 @@ def prepare(model, checkpoint, device, images, kodak, keep_assignment):
     except ValueError as exc:
         _fail(str(exc))
     kodak = kodak if kodak is not None else default_kodak_folder()
-    bars = {}
-
-    def progress(stage, done, total):
-        if stage not in bars:
-            bars[stage] = tqdm(total=total, desc=stage, leave=False)
-        bars[stage].n = done
-        bars[stage].refresh()
-
-    try:
-        summary = prepare_checkpoint(stem, images, kodak_folder=kodak, keep_assignment=keep_assignment,
-                                     progress=progress)
-    except (CheckpointError, ImageError) as exc:
-        _fail(str(exc))
-    for b in bars.values():
-        b.close()
+    with _stage_bars() as progress:
+        try:
+            summary = prepare_checkpoint(stem, images, kodak_folder=kodak, keep_assignment=keep_assignment,
+                                         progress=progress)
+        except (CheckpointError, ImageError) as exc:
+            _fail(str(exc))
     ent = summary["entropy_bits"]
     a = summary["assignment"]
     click.echo(f"{stem}: index prior from {summary['image_count']} images: H = {ent['H']:.2f} bits, "
@@ -1053,8 +1068,6 @@ def prepare(model, checkpoint, device, images, kodak, keep_assignment):
 def train_entropy(model, checkpoint, device, images, steps, rank, seed, threads):
     """Train the entropy coder's context model of a model's indices (used by `encode --entropy`
     and `eval --entropy`; stored as <stem>.entropy.safetensors)."""
-    from tqdm import tqdm
-
     from vqcodec.images import ImageError
     from vqcodec.learn.codec import training_folder
     from vqcodec.learn.entropy import train_entropy_model
@@ -1066,23 +1079,12 @@ def train_entropy(model, checkpoint, device, images, steps, rank, seed, threads)
         images = training_folder(images)
     except ValueError as exc:
         _fail(str(exc))
-    bars = {}
-
-    def progress(stage, done, total):
-        if stage not in bars:
-            bars[stage] = tqdm(total=total, desc=stage, leave=False, dynamic_ncols=True)
-        bars[stage].n = done
-        bars[stage].refresh()
-
-    try:
-        rec = train_entropy_model(stem, images, steps=steps, rank=rank, seed=seed, threads=threads,
-                                  progress=progress)
-    except (CheckpointError, ImageError, ValueError) as exc:
-        for b in bars.values():
-            b.close()
-        _fail(str(exc))
-    for b in bars.values():
-        b.close()
+    with _stage_bars() as progress:
+        try:
+            rec = train_entropy_model(stem, images, steps=steps, rank=rank, seed=seed, threads=threads,
+                                      progress=progress)
+        except (CheckpointError, ImageError, ValueError) as exc:
+            _fail(str(exc))
     click.echo(f"{stem}: context model trained ({steps} steps, rank {rank}, {rec['seconds']} s); held-out "
                f"training images: {rec['held_out_bits_per_index']:.3f} bits per index "
                f"(fixed-length {rec['fixed_bits_per_index']:.0f})")

@@ -119,24 +119,11 @@ def index_file_bytes(indices: np.ndarray, *, model: str, K: int, height: int, wi
 
 
 def write_index_file(path, indices: np.ndarray, **kwargs) -> None:
-    """Write ``index_file_bytes(indices, **kwargs)`` to ``path`` (``write_atomically``)."""
-    write_atomically(path, index_file_bytes(indices, **kwargs))
+    """Write ``index_file_bytes(indices, **kwargs)`` to ``path`` atomically (``files.replace_atomically``)."""
+    from vqcodec.files import replace_atomically
 
-
-def write_atomically(path, data: bytes) -> None:
-    """``data`` to a temporary file beside ``path``, renamed over it: readers never see half a file,
-    and a failed write (a full disk) leaves nothing behind."""
-    import os
-    from pathlib import Path
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    data = index_file_bytes(indices, **kwargs)
+    replace_atomically(path, lambda tmp: tmp.write_bytes(data))
 
 
 def read_index_file(path) -> tuple[np.ndarray | bytes, dict]:

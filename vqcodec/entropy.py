@@ -25,6 +25,7 @@ into an error instead of a wrong image.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import zlib
 from pathlib import Path
@@ -100,7 +101,7 @@ class ContextModel:
             raise ValueError(f"context factors of shapes {emb.shape} and {out.shape} do not fit")
         return cls(bias, lambda: np.einsum("okr,xr->okx", emb, out).astype(np.float32), offsets, "learned")
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """16 hex digits of SHA-256 over the model's tables: the decoder must hold the same."""
         h = hashlib.sha256(repr(self.offsets).encode())

@@ -58,3 +58,16 @@ def exclusive(path):
         lock.unlink(missing_ok=True)
     finally:
         fh.close()
+
+
+def replace_atomically(path, write) -> None:
+    """``write(tmp_path)`` beside ``path``, then rename over it: readers never see half a file, and a
+    failed write (a full disk) leaves no temporary file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vqcodec.files import replace_atomically
 from vqcodec.images import pad_tensor
 
 ALLOWED_F = (4, 8, 16)
@@ -538,22 +539,6 @@ def save_model(model: VQVAE, path, meta: dict | None = None) -> tuple:
         tmp_c.unlink(missing_ok=True)
         raise
     return wpath, cpath
-
-
-def replace_atomically(path, write) -> None:
-    """``write(tmp_path)`` beside ``path``, then rename over it: readers never see half a file, and a
-    failed write leaves no temporary file."""
-    import os
-    from pathlib import Path
-
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_checkpoint_meta(path, doc: dict) -> None:

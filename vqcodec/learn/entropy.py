@@ -18,20 +18,9 @@ import numpy as np
 import torch
 
 from vqcodec.entropy import LEARNED_OFFSETS, code_length, entropy_model_path, load_entropy_model, save_entropy_model
-from vqcodec.images import list_images, load_image, to_tensor
-from vqcodec.memory import large_buffers_mmapped
+from vqcodec.images import list_images
+from vqcodec.learn.prepare import index_maps
 from vqcodec.model import load_model, write_checkpoint_meta
-
-
-def index_maps(model, paths, progress=None) -> list[np.ndarray]:
-    """The model's index map (h, w) int64 of each image (single-stage models)."""
-    grids = []
-    with torch.inference_mode(), large_buffers_mmapped():
-        for i, p in enumerate(paths):
-            grids.append(model.encode(to_tensor(load_image(p)))[0].numpy().astype(np.int64))
-            if progress:
-                progress("index maps", i + 1, len(paths))
-    return grids
 
 
 def neighbour_table(grids, K: int, offsets=LEARNED_OFFSETS) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,18 @@ from vqcodec.simulate import clean_point, decode_image, encode_image, trial_rng
 from vqcodec.zoo import Codec, clear_cache
 
 
+def index_maps(model, paths, progress=None, stage: str = "index maps") -> list[np.ndarray]:
+    """The model's index map of each image (int64, as ``model.encode`` gives it), with
+    ``progress(stage, done, total)`` after each."""
+    grids = []
+    with torch.inference_mode(), large_buffers_mmapped():
+        for i, p in enumerate(paths):
+            grids.append(model.encode(to_tensor(load_image(p)))[0].numpy())
+            if progress:
+                progress(stage, i + 1, len(paths))
+    return grids
+
+
 def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, keep_assignment: bool | None = None,
                        progress=None) -> dict:
     """Learn and store what the receivers need beside a checkpoint.
@@ -47,12 +59,7 @@ def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, keep_assignmen
             raise CheckpointError(f"{stem}: invalid index assignment in checkpoint ({exc})") from None
     paths = list_images(images_folder)
     kpaths = list_images(kodak_folder) if kodak_folder is not None else []
-    grids = []
-    with torch.inference_mode(), large_buffers_mmapped():
-        for i, p in enumerate(paths):
-            grids.append(model.encode(to_tensor(load_image(p)))[0].numpy())
-            if progress:
-                progress("index statistics", i + 1, len(paths))
+    grids = index_maps(model, paths, progress, stage="index statistics")
     if progress:
         progress("receiver tuning", 0, 1)
     counts = learn_prior(grids, model.K)
