@@ -3,13 +3,14 @@
 1. Throughput: information bits per second on one core, 20 iterations, no
    early stop (and, in one row, at most 20 with a stop once every check is met), for
    k=4096 n=8192 (BG1) and k=1024 rate 1/3 (BG2): our
-   layered offset min-sum (the default), our flooding sum-product ("boxplus"), and
+   layered offset min-sum (the default, int16 fixed point; and in float32), our flooding
+   sum-product ("boxplus"), and
    Sionna's LDPC5GDecoder (its default "boxplus-phi" flooding, and
    "boxplus") in the same process, torch on one thread.
 2. BLER vs Eb/N0 over BPSK-AWGN for k = 1024, 4096 at rates 1/3, 1/2, 2/3,
    20 iterations: the Eb/N0 where BLER crosses 1e-2 (log-linear
    interpolation between the bracketing points of a 0.2 dB grid), for our
-   layered offset min-sum (default), our flooding boxplus (decision-identical to Sionna's
+   layered offset min-sum (default; float32 and int16), our flooding boxplus (decision-identical to Sionna's
    "boxplus", see tests/test_ldpc.py) and, for a reduced set of codes
    (Sionna decodes ~0.02 Mbit/s), Sionna's default decoder itself.
 
@@ -108,8 +109,11 @@ def part_throughput(args, rng):
         rows = []
         code.decode(llr[:1], 2)
         code.decode(llr[:1], 2, schedule="flooding", cn_update="boxplus")
-        rows.append(("ours layered offset min-sum (API)", words,
+        rows.append(("ours layered offset min-sum int16 (API)", words,
                      time_best(lambda: code.decode(llr, 20), args.repeats)))
+        code.decode(llr[:2], 2, dtype=np.float32)
+        rows.append(("same, float32", words,
+                     time_best(lambda: code.decode(llr, 20, dtype=np.float32), args.repeats)))
         used = code.decode(llr, 20, early_stop=True).iterations
         rows.append((f"same, early stop (mean {np.mean(used):.1f} it.)", words,
                      time_best(lambda: code.decode(llr, 20, early_stop=True), args.repeats)))
@@ -211,9 +215,10 @@ def part_bler(args, rng):
         code = ldpc.LDPC5GCode(k, n)
         start = START_DB[(p, q)] - (0.2 if k >= 4096 else 0.0)
         name = f"k={k} r={p}/{q} BG{code.bg}"
-        decs = [("ours layered OMS 0.5", ours(code, 20), 256, args.max_blocks)]
+        decs = [("ours layered OMS 0.5", ours(code, 20, dtype=np.float32), 256, args.max_blocks),
+                ("ours layered OMS 0.5 int16", ours(code, 20), 256, args.max_blocks)]
         for a, b in variants:
-            decs.append((f"ours layered a={a:g} b={b:g}", ours(code, 20, alpha=a, beta=b), 256,
+            decs.append((f"ours layered a={a:g} b={b:g}", ours(code, 20, alpha=a, beta=b, dtype=np.float32), 256,
                          args.max_blocks))
         if not args.no_flooding:
             decs.append(("ours flooding boxplus", ours(code, 20, schedule="flooding",

@@ -303,7 +303,7 @@ def test_hard_and_repeated_llrs_wraparound():
 
 
 @pytest.mark.parametrize("k,n,bg", [(100, 200, None), (300, 420, 1), (40, 120, None)])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
 @pytest.mark.parametrize("early", [False, True])
 def test_layered_kernel_equals_reference(k, n, bg, dtype, early):
     rng = _rng(k + n)
@@ -318,7 +318,34 @@ def test_layered_kernel_equals_reference(k, n, bg, dtype, early):
         np.testing.assert_array_equal(fast.llr, ref.llr)
         np.testing.assert_array_equal(fast.iterations, ref.iterations)
         np.testing.assert_array_equal(fast.converged, ref.converged)
-        assert fast.llr.dtype == dtype
+        assert fast.llr.dtype == (np.float32 if dtype == np.int16 else dtype)
+
+
+def test_fixed_point_decoder_matches_float_and_survives_saturation():
+    """int16 layered min-sum: the same decisions as float32 on noisy words near the waterfall
+    (all but a rare word), and correct decisions where the channel LLRs saturate and the
+    messages hit their limit over many iterations (saturating L instead of keeping it exact
+    flips every bit of such words within 20 iterations)."""
+    rng = _rng(11)
+    code = ldpc.LDPC5GCode(4096, 8192)
+    u = rng.integers(0, 2, (8, 4096), dtype=np.uint8)
+    cw = code.encode(u)
+    llr = _awgn_llr(cw, 1.4, code.rate, rng)
+    fixed = code.decode(llr, 20, dtype=np.int16)
+    flt = code.decode(llr, 20)
+    assert (fixed.bits != flt.bits).any(axis=1).sum() <= 1
+    assert np.array_equal(fixed.bits, u)  # this SNR decodes every word
+    strong = np.where(cw == 0, 400.0, -400.0).astype(np.float32)  # saturates from the start
+    res = code.decode(strong, 50, dtype=np.int16)
+    assert np.array_equal(res.bits, u) and res.converged.all()
+    assert np.all(np.abs(res.llr) <= 32767 / ldpc.FIXED_SCALE)
+    for mag in (5.0, 50.0):  # grows into the message limit from below
+        res = code.decode(np.where(cw == 0, mag, -mag).astype(np.float32), 50, dtype=np.int16)
+        assert np.array_equal(res.bits, u) and res.converged.all()
+    with pytest.raises(ValueError, match="sixteenths"):
+        code.decode(llr, 2, dtype=np.int16, alpha=0.7)
+    with pytest.raises(ValueError, match="layered"):
+        code.decode(llr, 2, dtype=np.int16, schedule="flooding")
 
 
 @pytest.mark.parametrize("k,n,bg", [(100, 200, None), (300, 420, 1)])
@@ -537,17 +564,18 @@ def test_transport_block_equals_sionna_tb_encoder():
 
 
 @pytest.mark.parametrize("k, n", [(1024, 3072), (4096, 8192), (500, 700)])
-def test_interleaved_batches_equal_word_by_word_decoding(k, n):
+@pytest.mark.parametrize("dtype", [np.int16, np.float32])
+def test_interleaved_batches_equal_word_by_word_decoding(k, n, dtype):
     from vqcodec import ldpc
 
     code = ldpc.LDPC5GCode(k, n)
     rng = np.random.default_rng(k)
-    c = code.encode(rng.integers(0, 2, (7, k), dtype=np.uint8))  # two groups of 4, the second short
+    c = code.encode(rng.integers(0, 2, (11, k), dtype=np.uint8))  # groups of 8 (4), the last short
     llr = (2 * ((1 - 2.0 * c) + 0.55 * rng.standard_normal(c.shape)) / 0.3025).astype(np.float32)
     llr[3] *= 0.05  # a word that fails: its syndrome flag must stay its own
-    batch = code.decode(llr, 20)
-    for b in range(7):
-        one = code.decode(llr[b], 20)
+    batch = code.decode(llr, 20, dtype=dtype)
+    for b in range(11):
+        one = code.decode(llr[b], 20, dtype=dtype)
         assert np.array_equal(batch.llr[b], one.llr) and np.array_equal(batch.bits[b], one.bits)
         assert bool(batch.converged[b]) == one.converged and int(batch.iterations[b]) == one.iterations == 20
     assert not batch.converged[3] and batch.converged.sum() >= 3  # flags differ between words

@@ -59,7 +59,11 @@ the sum of their LLRs.
   normalisation by 0.75, and better than flooding sum-product at the same
   20 iterations.  The offset assumes true LLRs (as the channels' soft
   demappers give); for LLRs of unknown scale use the scale-invariant
-  normalised form ``alpha=0.75, beta=0``.  No clipping.
+  normalised form ``alpha=0.75, beta=0``.  By default in int16 fixed point
+  (``dtype=None``; steps of 1/16, channel LLRs clipped at +-128, check
+  messages at +-64 or more, the bits' LLRs kept exact: 16 SIMD lanes where
+  float32 has 8, 1.7x the throughput, the same BLER to 0.01 dB); float32 and
+  float64 do not clip.
 * ``schedule="flooding"``: all checks, then all bits, per iteration, exactly
   Sionna's ``LDPCBPDecoder`` arithmetic, with ``cn_update="boxplus"``
   (Sionna's "boxplus": tanh rule incl. its safeguards tanh = 0 -> 1e-12,
@@ -74,7 +78,7 @@ the sum of their LLRs.
 
 Every numba kernel has a numpy reference (``*_reference``) that the tests
 compare it with; the layered and min-sum kernels and their references run
-the same float operations in the same order, so they agree exactly.
+the same float (or integer) operations in the same order, so they agree exactly.
 
 Transport blocks (38.212 5.1, 5.2.2, 5.4.2.1, 7.2)
 --------------------------------------------------
@@ -255,6 +259,7 @@ class _Graph:
         self.row_ptr = np.searchsorted(rows, np.arange(m + 1)).astype(np.int64)
         self.max_degree = int(np.diff(self.row_ptr).max())
         # vn[e, i]: the bit of check (rows[e] z + i) on edge e
+        self.max_bit_degree = int(np.bincount(cols).max())  # of a bit (column) of the lifted graph
         self.vn = cols[:, None] * z + (np.arange(z)[None, :] + sh[:, None]) % z
         for a in (self.rows, self.cols, self.shifts, self.row_ptr, self.vn):
             a.flags.writeable = False
@@ -510,12 +515,183 @@ def _layered_kernel(llr, row_ptr, cols, shifts, z, n_iter, consts, early_stop,
                 Ac[i] = Lc[i]
 
 
+#: fixed-point layered decoder (``dtype=np.int16``): LLRs in steps of 1 / FIXED_SCALE; channel
+#: LLRs clipped to +-FIXED_CHANNEL_LIMIT steps (+-127.9), check messages to +-FIXED_CHANNEL_LIMIT
+#: or less (``_fixed_point``), so that L = channel + sum of messages never leaves int16
+FIXED_SCALE = 16
+FIXED_CHANNEL_LIMIT = 2047
+
+
+@numba.njit(cache=True)
+def _layered_kernel_fixed(llr, row_ptr, cols, shifts, z, n_iter, consts, early_stop,
+                          app, iters, ok):  # pragma: no cover - compiled
+    """``_layered_kernel`` in int16 arithmetic: twice the SIMD lanes of float32.
+
+    llr: (B, nv) int16 LLRs in steps of 1 / FIXED_SCALE within +-FIXED_CHANNEL_LIMIT;
+    consts = [alpha in sixteenths, beta in steps, message limit] (int64).  Check magnitudes
+    are ``min((alpha16 * max(min - beta, 0)) >> 4, message limit)`` (alpha16 = 16: plain
+    offset min-sum).  Nothing else saturates: L = channel + the sum of its check messages is
+    kept exactly, and the message limit (``_fixed_point``: channel limit + column degree x
+    message limit <= 32767) makes every L and q = L - R fit int16.  (Saturating L instead
+    loses the channel evidence of a saturated bit; the offset then shrinks its messages each
+    layer until converged words collapse.)  The signs
+    are kept as parities (0/1), so no multiply.  Same layout, loops and order as
+    ``_layered_kernel``; the numpy reference ``_layered_reference`` (int16 input) repeats
+    the integer operations exactly.
+    """
+    a16 = consts[0]
+    beta = np.int16(consts[1])
+    rlim = np.int16(consts[2])
+    big = np.int16(32767)
+    zero = np.int16(0)
+    P = 2 * _PAD  # 16 int16 lanes per AVX2 register
+    zr = (z + P - 1) // P * P
+    zs = zr + P
+    B = llr.shape[0]
+    nv = llr.shape[1]
+    ncol = nv // z
+    m = row_ptr.shape[0] - 1
+    E = cols.shape[0]
+    dmax = 0
+    for r in range(m):
+        dmax = max(dmax, row_ptr[r + 1] - row_ptr[r])
+    L = np.zeros(ncol * zs + zs, np.int16)
+    R = np.zeros((E, zs), np.int16)
+    Q = np.zeros((dmax, zs), np.int16)
+    m1 = np.zeros(zs, np.int16)
+    m2 = np.zeros(zs, np.int16)
+    sg = np.zeros(zs, np.int16)
+    s1 = np.zeros(zs, np.int16)
+    s2 = np.zeros(zs, np.int16)
+    par = np.zeros(z, np.uint8)
+    for b in range(B):
+        L[:] = zero
+        for c in range(ncol):
+            Lc = L[c * zs : c * zs + z]
+            xc = llr[b, c * z : c * z + z]
+            for i in range(z):
+                Lc[i] = xc[i]
+        R[:] = zero
+        done = n_iter
+        for it in range(n_iter):
+            for r in range(m):
+                e0 = row_ptr[r]
+                d = row_ptr[r + 1] - e0
+                for j in range(d):
+                    e = e0 + j
+                    base = cols[e] * zs
+                    s = shifts[e]
+                    w = z - s
+                    wp = (w + P - 1) // P * P
+                    sp = (s + P - 1) // P * P
+                    Qj = Q[j]
+                    Re = R[e]
+                    La = L[base + s : base + s + wp]
+                    Lb = L[base : base + sp]
+                    Qa = Qj[:wp]
+                    Qb = Qj[w : w + sp]
+                    Ra = Re[:wp]
+                    Rb = Re[w : w + sp]
+                    for i in range(wp):
+                        Qa[i] = np.int16(La[i] - Ra[i])
+                    for i in range(sp):
+                        Qb[i] = np.int16(Lb[i] - Rb[i])
+                    if j == 0:
+                        for i in range(zr):
+                            q = Qj[i]
+                            m1[i] = np.int16(abs(q))
+                            m2[i] = big
+                            sg[i] = np.int16(q < zero)
+                        continue
+                    for i in range(zr):
+                        q = Qj[i]
+                        a = np.int16(abs(q))
+                        o1 = m1[i]
+                        o2 = m2[i]
+                        lt = a < o1
+                        m2[i] = o1 if lt else (a if a < o2 else o2)
+                        m1[i] = a if lt else o1
+                        sg[i] = sg[i] ^ np.int16(q < zero)
+                if a16 == 16:  # offset min-sum: int16 all through
+                    for i in range(zr):
+                        t1 = np.int16(m1[i] - beta)
+                        t2 = np.int16(m2[i] - beta)
+                        t1 = t1 if t1 > zero else zero
+                        t2 = t2 if t2 > zero else zero
+                        s1[i] = t1 if t1 < rlim else rlim
+                        s2[i] = t2 if t2 < rlim else rlim
+                else:
+                    for i in range(zr):
+                        t1 = np.int32(m1[i]) - beta
+                        t2 = np.int32(m2[i]) - beta
+                        t1 = ((t1 if t1 > 0 else 0) * a16) >> 4
+                        t2 = ((t2 if t2 > 0 else 0) * a16) >> 4
+                        s1[i] = np.int16(t1 if t1 < rlim else rlim)
+                        s2[i] = np.int16(t2 if t2 < rlim else rlim)
+                for j in range(d):
+                    e = e0 + j
+                    base = cols[e] * zs
+                    s = shifts[e]
+                    w = z - s
+                    wp = (w + P - 1) // P * P
+                    sp = (s + P - 1) // P * P
+                    Qj = Q[j]
+                    Re = R[e]
+                    for i in range(zr):  # loads before the selects, or LLVM keeps the loop scalar
+                        q = Qj[i]
+                        x = s1[i]
+                        y = s2[i]
+                        o = m1[i]
+                        g = sg[i]
+                        mag = x if np.int16(abs(q)) > o else y
+                        neg = g ^ np.int16(q < zero)
+                        Re[i] = np.int16(-mag) if neg else mag
+                    La = L[base + s : base + s + wp]
+                    Lb = L[base : base + sp]
+                    Qa = Qj[:wp]
+                    Qb = Qj[w : w + sp]
+                    Ra = Re[:wp]
+                    Rb = Re[w : w + sp]
+                    for i in range(sp):
+                        Lb[i] = np.int16(Qb[i] + Rb[i])
+                    for i in range(wp):
+                        La[i] = np.int16(Qa[i] + Ra[i])
+            if early_stop and _syndrome_ok(L, row_ptr, cols, shifts, z, zs, par):
+                done = it + 1
+                break
+        iters[b] = done
+        ok[b] = _syndrome_ok(L, row_ptr, cols, shifts, z, zs, par)
+        for c in range(ncol):
+            Lc = L[c * zs : c * zs + z]
+            Ac = app[b, c * z : c * z + z]
+            for i in range(z):
+                Ac[i] = Lc[i]
+
+
+def _fixed_point(full: np.ndarray, alpha: float, beta: float, max_degree: int) -> tuple[np.ndarray, np.ndarray]:
+    """Float LLRs and min-sum constants -> the fixed-point kernel's int16 LLRs and consts; the
+    message limit keeps channel + ``max_degree`` messages within int16 (64 LLR units for the
+    largest BG1 column degree, 30; Sionna's decoders clip messages at 20)."""
+    a16 = round(alpha * 16)
+    bq = round(beta * FIXED_SCALE)
+    if not (1 <= a16 <= 16 and abs(a16 - alpha * 16) < 1e-9):
+        raise ValueError(f"int16 decoding takes alpha in sixteenths in (0, 1], got {alpha}")
+    if not (0 <= bq < FIXED_CHANNEL_LIMIT and abs(bq - beta * FIXED_SCALE) < 1e-9):
+        raise ValueError(f"int16 decoding takes beta in steps of 1/{FIXED_SCALE}, >= 0, got {beta}")
+    rlim = min(FIXED_CHANNEL_LIMIT, (32767 - FIXED_CHANNEL_LIMIT) // max(1, max_degree))
+    q = np.clip(np.rint(full * FIXED_SCALE), -FIXED_CHANNEL_LIMIT, FIXED_CHANNEL_LIMIT).astype(np.int16)
+    return q, np.array([a16, bq, rlim], np.int64)
+
+
 #: codewords decoded side by side by the layered kernel without early stopping
 INTERLEAVE = 4
+#: the same for the int16 kernel (k = 4096 rate 1/2: 6.8 Mbit/s against 6.5 with 4, 5.6 with 1)
+INTERLEAVE_FIXED = 8
 
 
-def _layered_interleaved(full, g, n_iter, consts, app, iters, ok) -> None:
-    """``_layered_kernel`` on groups of ``INTERLEAVE`` codewords at once, without early stopping.
+def _layered_interleaved(kernel, full, g, n_iter, consts, app, iters, ok) -> None:
+    """``kernel`` (``_layered_kernel`` or its fixed-point twin) on groups of ``INTERLEAVE``
+    (``INTERLEAVE_FIXED``) codewords at once, without early stopping.
 
     Word w's bit c z + i sits at lane i G + w of a graph lifted by z G with shifts s G: each word
     sees its own copy of the code, with the same float operations in the same order, so the output
@@ -525,13 +701,14 @@ def _layered_interleaved(full, g, n_iter, consts, app, iters, ok) -> None:
     z = g.z
     ncol = nv // z
     par = np.zeros(z, np.uint8)
-    for s0 in range(0, B, INTERLEAVE):
-        blk = full[s0 : s0 + INTERLEAVE]
+    group = INTERLEAVE_FIXED if kernel is _layered_kernel_fixed else INTERLEAVE
+    for s0 in range(0, B, group):
+        blk = full[s0 : s0 + group]
         G = blk.shape[0]
         il = np.ascontiguousarray(blk.reshape(G, ncol, z).transpose(1, 2, 0).reshape(1, nv * G))
         out = np.empty((1, nv * G), full.dtype)
-        _layered_kernel(il, g.row_ptr, g.cols, g.shifts * G, z * G, n_iter, consts, False, out,
-                        np.zeros(1, np.int64), np.zeros(1, np.bool_))
+        kernel(il, g.row_ptr, g.cols, g.shifts * G, z * G, n_iter, consts, False, out,
+               np.zeros(1, np.int64), np.zeros(1, np.bool_))
         app[s0 : s0 + G] = out.reshape(ncol, z, G).transpose(2, 0, 1).reshape(G, nv)
     iters[:] = n_iter
     for b in range(B):
@@ -539,10 +716,13 @@ def _layered_interleaved(full, g, n_iter, consts, app, iters, ok) -> None:
 
 
 def _layered_reference(llr, row_ptr, vn, n_iter, consts, early_stop):
-    """numpy reference of ``_layered_kernel`` (same float ops, same order).
+    """numpy reference of ``_layered_kernel`` (same float ops, same order) and, for int16
+    ``llr``, of ``_layered_kernel_fixed`` (the same integer operations, in int32).
 
     ``vn`` (E, z) lists the bit of each edge; returns (app, iters, ok).
     """
+    if llr.dtype == np.int16:
+        return _layered_reference_fixed(llr, row_ptr, vn, n_iter, consts, early_stop)
     alpha, beta, zero, one = consts
     B, nv = llr.shape
     m = row_ptr.size - 1
@@ -585,6 +765,49 @@ def _layered_reference(llr, row_ptr, vn, n_iter, consts, early_stop):
         iters[b] = done
         ok[b] = satisfied(L)
     return app, iters, ok
+
+
+def _layered_reference_fixed(llr, row_ptr, vn, n_iter, consts, early_stop):
+    a16, beta, rlim = (int(c) for c in consts)
+    B, nv = llr.shape
+    m = row_ptr.size - 1
+    app = llr.astype(np.int32)
+    iters = np.zeros(B, np.int64)
+    ok = np.zeros(B, bool)
+
+    def satisfied(L):
+        h = (L < 0).astype(np.uint8)
+        return not np.bitwise_xor.reduceat(h[vn], row_ptr[:-1], axis=0).any()
+
+    for b in range(B):
+        L = app[b]
+        R = np.zeros(vn.shape, np.int32)
+        done = n_iter
+        for it in range(n_iter):
+            for r in range(m):
+                e = slice(row_ptr[r], row_ptr[r + 1])
+                idx = vn[e]
+                q = L[idx] - R[e]
+                a = np.abs(q)
+                p = np.argmin(a, axis=0)
+                cols = np.arange(a.shape[1])
+                mn1 = a[p, cols]
+                masked = a.copy()
+                masked[p, cols] = 32767
+                mn2 = masked.min(axis=0)
+                neg = np.count_nonzero(q < 0, axis=0) % 2 == 1
+                mn1 = np.minimum((np.maximum(mn1 - beta, 0) * a16) >> 4, rlim)
+                mn2 = np.minimum((np.maximum(mn2 - beta, 0) * a16) >> 4, rlim)
+                mag = np.where(np.arange(q.shape[0])[:, None] == p[None, :], mn2, mn1)
+                rr = np.where(neg[None, :] ^ (q < 0), -mag, mag)
+                R[e] = rr
+                L[idx] = q + rr
+            if early_stop and satisfied(L):
+                done = it + 1
+                break
+        iters[b] = done
+        ok[b] = satisfied(L)
+    return app.astype(np.int16), iters, ok
 
 
 @numba.njit(cache=True)
@@ -811,7 +1034,7 @@ class LDPCDecodeResult:
     """Output of ``LDPC5GCode.decode``.
 
     bits: uint8 (k,) or (B, k) hard decisions on the information bits;
-    llr: (k,) / (B, k) their a-posteriori LLRs (decoder dtype, float32 by default);
+    llr: (k,) / (B, k) their a-posteriori LLRs (the decoder's float dtype; float32 for int16);
     iterations: iterations run (int, or (B,) array);
     converged: whether the final hard decisions satisfy every parity check;
     codeword_llr: a-posteriori LLRs of the n transmitted bits, in
@@ -1011,7 +1234,7 @@ class LDPC5GCode:
         beta: float = 0.5,
         early_stop: bool = False,
         llr_max: float | None = 20.0,
-        dtype=np.float32,
+        dtype=None,
         return_codeword_llr: bool = False,
         reference: bool = False,
     ) -> LDPCDecodeResult:
@@ -1022,7 +1245,12 @@ class LDPC5GCode:
         min-sum alpha = 1, beta = 0.5, see the module docstring) or "boxplus"
         (flooding only; exact tanh rule).  ``llr_max`` clips the flooding
         decoder's messages as Sionna does (None: no clipping); the layered
-        decoder does not clip.  ``dtype``: float32 or float64 arithmetic.
+        decoder does not clip.  ``dtype``: float32 or float64 arithmetic, or int16 (layered
+        min-sum only): fixed point, LLRs in steps of 1 / ``FIXED_SCALE``, channel LLRs clipped
+        at +-128 and check messages at +-64 or more (``_fixed_point``), alpha in sixteenths;
+        the a-posteriori LLRs come back as float32.  Default (None): int16 for the layered
+        schedule (1.7x the float32 throughput, the same BLER to 0.01 dB at the 1e-2 crossing
+        of six codes, benchmarks/bench_ldpc.py), float32 for flooding.
         ``reference=True`` runs the numpy reference instead of the numba
         kernel (slow; for tests).  Returns an ``LDPCDecodeResult``.
         """
@@ -1035,11 +1263,14 @@ class LDPC5GCode:
         iterations = int(iterations)
         if iterations < 0:
             raise ValueError("iterations must be >= 0")
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        dtype = np.dtype(dtype if dtype is not None else np.int16 if schedule == "layered" else np.float32)
+        if dtype not in (np.float32, np.float64, np.int16):
+            raise ValueError(f"dtype must be float32, float64 or int16, got {dtype}")
+        fixed = dtype == np.int16
+        if fixed and schedule != "layered":
+            raise ValueError("dtype int16 (fixed point) is for the layered schedule only")
         one_d = np.ndim(llr) == 1
-        x = _as_llr_2d(llr, self.n, dtype)
+        x = _as_llr_2d(llr, self.n, np.float32 if fixed else dtype)
         g = self._graph()
         z = g.z
         B = x.shape[0]
@@ -1048,15 +1279,21 @@ class LDPC5GCode:
         ok = np.zeros(B, np.bool_)
         if schedule == "layered":
             full = self._full_llr(x, g.nv, _LAYERED_FILLER)
+            kernel = _layered_kernel
             consts = np.array([alpha, beta, 0.0, 1.0], dtype)
+            if fixed:
+                kernel = _layered_kernel_fixed
+                full, consts = _fixed_point(full, alpha, beta, g.max_bit_degree)
             if reference:
                 app, iters, ok = _layered_reference(full, g.row_ptr, g.vn, iterations, consts,
                                                     early_stop)
             elif early_stop or B == 1:
-                _layered_kernel(full, g.row_ptr, g.cols, g.shifts, z, iterations, consts,
-                                bool(early_stop), app, iters, ok)
+                kernel(full, g.row_ptr, g.cols, g.shifts, z, iterations, consts,
+                       bool(early_stop), app, iters, ok)
             else:
-                _layered_interleaved(full, g, iterations, consts, app, iters, ok)
+                _layered_interleaved(kernel, full, g, iterations, consts, app, iters, ok)
+            if fixed:
+                app = app.astype(np.float32) / np.float32(FIXED_SCALE)
         else:
             lmax = np.inf if llr_max is None else float(llr_max)
             filler = lmax if np.isfinite(lmax) else 1e4  # Sionna: llr_max, or 1e4 unclipped
