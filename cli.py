@@ -203,37 +203,55 @@ def main() -> None:
 @click.option("--stage-dropout", is_flag=True,
               help="Train each batch with a random number of stages 1..S, so that every prefix decodes.")
 @_training_options
+@click.option("--init", "init", type=click.Path(), default=None,
+              help="Warm start from this checkpoint's weights and architecture (codebooks included); "
+                   "--stages keeps its first S stages [default: all of them].")
 @click.option("--resume", is_flag=True, help="Continue from OUT's training state (its config, not these options).")
 @click.option("--overwrite", is_flag=True, help="Start a new training over an existing OUT (its state is lost).")
-def train(images, out, f, K, d, channels, res_blocks, decoder_res_blocks, decoder_channels, decoder_head, stages,
-          stage_dropout, steps, batch, crop, lr, seed, checkpoint_every, threads, device, resume, overwrite):
+@click.pass_context
+def train(ctx, images, out, f, K, d, channels, res_blocks, decoder_res_blocks, decoder_channels, decoder_head, stages,
+          stage_dropout, steps, batch, crop, lr, seed, checkpoint_every, threads, device, init, resume, overwrite):
     """Train a VQ-VAE on an image folder (with --stages S > 1: residual VQ)."""
     import torch
 
-    from vqcodec.learn.codec import TrainConfig, train as run_train, training_folder
-    from vqcodec.model import CheckpointError, ModelConfig
+    from vqcodec.learn.codec import TrainConfig, train as run_train, training_folder, warm_start_config
+    from vqcodec.model import CheckpointError, ModelConfig, checkpoint_paths
 
     if threads:
         torch.set_num_threads(threads)
+    if init is not None and resume:
+        _fail("--init starts a new training and --resume continues OUT's: choose one")
+    init_model = None
     try:
         images = training_folder(images)
-        cfg = ModelConfig.for_stride(int(f), K=K, d=d, channels=channels, res_blocks=res_blocks,
-                                     decoder_res_blocks=decoder_res_blocks, decoder_channels=decoder_channels,
-                                     decoder_head=decoder_head, stages=stages, stage_dropout=stage_dropout)
+        if init is None:
+            cfg = ModelConfig.for_stride(int(f), K=K, d=d, channels=channels, res_blocks=res_blocks,
+                                         decoder_res_blocks=decoder_res_blocks, decoder_channels=decoder_channels,
+                                         decoder_head=decoder_head, stages=stages, stage_dropout=stage_dropout)
+        else:
+            given = [name for name in ("f", "K", "d", "channels", "res_blocks", "decoder_res_blocks",
+                                       "decoder_channels", "decoder_head")
+                     if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+            if given:
+                _fail(f"--init takes the architecture of {init}; drop "
+                      + ", ".join("--" + g.replace("_", "-") for g in given))
+            init_model = _load_codec(None, init).model
+            explicit = ctx.get_parameter_source("stages") == click.core.ParameterSource.COMMANDLINE
+            cfg = warm_start_config(init_model.cfg, stages if explicit else init_model.cfg.stages, stage_dropout)
         tc = TrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, checkpoint_every=checkpoint_every)
     except ValueError as exc:
         _fail(str(exc))
-    from vqcodec.model import checkpoint_paths
-
     if resume and overwrite:
         _fail("--resume continues OUT and --overwrite replaces it: choose one")
     if not resume:
         _check_output(str(checkpoint_paths(out)[1]), overwrite)
+        if init is not None and Path(checkpoint_paths(out)[1]).resolve() == Path(checkpoint_paths(init)[1]).resolve():
+            _fail(f"--out {out} would overwrite the --init checkpoint")
     dev = _train_device(device)
     final = _run_with_progress(
         "train", steps,
         lambda progress, command: run_train(cfg, tc, images, out, resume=resume, device=dev, command=command,
-                                            progress=progress),
+                                            progress=progress, init=init_model, init_name=init),
         lambda m: dict(loss=f"{m['loss']:.4f}", psnr=f"{m['train_psnr']:.2f}", ppl=f"{m['train_perplexity']:.0f}",
                        lr=f"{m['lr']:.1e}"),
         errors=(CheckpointError, FileNotFoundError))
@@ -559,6 +577,9 @@ def eval_cmd(model, checkpoint, device, precision, images, entropy, progressive,
                    f"{pi['psnr']:>8.2f} {pi['ms_ssim']:>8.4f}")
     click.echo(f"{'mean':<24} {'':>10} {point['bpp']:>7.4f} {point['psnr']['mean']:>8.2f} "
                f"{point['ms_ssim']['mean']:>8.4f}   ({codec.name}, {len(encs)} images)")
+    usage = point.get("codebook_usage_stages", [point["codebook_usage"]])
+    click.echo("codebook entries used: " + ", ".join(f"{100 * u:.1f}%" for u in usage)
+               + (" (per stage)" if len(usage) > 1 else ""))
     if prog:
         click.echo("progressive: decoded from the first s stages alone")
         click.echo(f"{'stages':>8} {'bpp':>8} {'PSNR dB':>8}")

@@ -17,6 +17,7 @@ def two_stage_checkpoint(tmp_path):
     with torch.no_grad():
         for s, q in enumerate(m.quantizers):
             q.embedding.copy_(torch.randn(16, 4) / (s + 1))
+            q.initialised.fill_(1)  # as after training: a warm start keeps these codebooks
     stem = tmp_path / "rvq"
     save_model(m, stem, {"name": "rvq"})
     return stem
@@ -53,3 +54,50 @@ def test_eval_progressive_prints_the_table_and_refuses_a_one_stage_model(two_sta
     r = CliRunner().invoke(main, ["eval", "--checkpoint", str(tiny_checkpoint), "--images", str(image_dir),
                                   "--progressive"])
     assert r.exit_code != 0 and "one stage" in r.output
+
+
+def test_clean_point_reports_each_stage_codebook_usage(two_stage_checkpoint, image_dir):
+    from vqcodec.simulate import clean_point, encode_images
+    from vqcodec.zoo import load_codec
+
+    from dataclasses import replace
+
+    codec = load_codec(None, two_stage_checkpoint)
+    encs = encode_images(codec, image_dir)[0]
+    used = (16, 8, 4)  # entries each stage uses, every one of them somewhere
+    encs = [replace(e, indices=np.stack([(np.arange(e.indices[0].size) % u).reshape(e.indices[0].shape)
+                                         for u in used])) for e in encs]
+    assert all(e.indices[0].size >= 16 for e in encs)
+    point = clean_point(codec, encs)
+    assert point["codebook_usage_stages"] == pytest.approx([u / 16 for u in used])
+    assert point["codebook_usage"] == pytest.approx(4 / 16)  # the least used stage, not the pooled 16 / 16
+
+
+def test_train_init_warm_starts_from_the_first_stages(two_stage_checkpoint, image_dir, tmp_path):
+    """``train --init CKPT --stages 2`` keeps CKPT's first two codebooks and the rest of its
+    weights; architecture options are refused, and so is writing over the init checkpoint."""
+    from click.testing import CliRunner
+
+    from cli import main
+    from vqcodec.model import load_model
+
+    out = tmp_path / "warm"
+    r = CliRunner().invoke(main, ["train", "--init", str(two_stage_checkpoint), "--stages", "2", "--images",
+                                  str(image_dir), "-o", str(out), "--steps", "1", "--lr", "1e-12", "--crop", "16",
+                                  "--batch", "2", "--threads", "1", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    init, _ = load_model(two_stage_checkpoint)
+    warm, meta = load_model(out)
+    assert warm.cfg.stages == 2 and meta["training"]["init"] == str(two_stage_checkpoint)
+    for part in ("encoder", "decoder"):  # lr 1e-12: one step leaves the warm start's weights in place
+        a, b = getattr(warm, part).state_dict(), getattr(init, part).state_dict()
+        assert a.keys() == b.keys() and all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+    r = CliRunner().invoke(main, ["train", "--init", str(two_stage_checkpoint), "--K", "8", "--images",
+                                  str(image_dir), "-o", str(tmp_path / "x"), "--steps", "1"])
+    assert r.exit_code != 0 and "--K" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(main, ["train", "--init", str(two_stage_checkpoint), "--stages", "4", "--images",
+                                  str(image_dir), "-o", str(tmp_path / "x"), "--steps", "1"])
+    assert r.exit_code != 0 and "3 stage" in r.output
+    r = CliRunner().invoke(main, ["train", "--init", str(two_stage_checkpoint), "--images", str(image_dir),
+                                  "-o", str(two_stage_checkpoint), "--steps", "1", "--overwrite"])
+    assert r.exit_code != 0 and "init" in r.output

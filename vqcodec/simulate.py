@@ -496,8 +496,12 @@ def clean_point(codec: Codec, images: Sequence[EncodedImage], entropy: bool = Fa
     counts = np.bincount(np.concatenate([e.indices.ravel() for e in images]), minlength=codec.K)
     probs = counts / counts.sum()
     nz = probs[probs > 0]
+    S = getattr(codec.model, "stages", 1)
+    usage = [float(np.count_nonzero(np.bincount(np.concatenate([e.indices.reshape(S, -1)[s] for e in images]),
+                                                minlength=codec.K)) / codec.K) for s in range(S)]
     return {"param": 0.0, "trials": 1, "stop": "clean", "coding": CODING if entropy else "fixed",
-            "codebook_usage": float(np.count_nonzero(counts) / codec.K),
+            "codebook_usage": min(usage),  # of the least used stage's codebook (S > 1: each in _stages)
+            **({"codebook_usage_stages": usage} if S > 1 else {}),
             "perplexity": float(np.exp(-(nz * np.log(nz)).sum())),
             "psnr": {"mean": float(np.mean(ps)), "ci95": 0.0}, "psnr_clean": float(np.mean(ps)),
             "ms_ssim": {"mean": float(np.mean(ss)), "ci95": 0.0},

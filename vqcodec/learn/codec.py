@@ -152,16 +152,45 @@ def load_train_state(out, opt: torch.optim.Optimizer, rng: np.random.Generator, 
     return doc["step"], doc.get("history", [])
 
 
+def warm_start_config(init_cfg: ModelConfig, stages: int, stage_dropout: bool) -> ModelConfig:
+    """The config of a model warm-started from one of ``init_cfg``: its architecture with its first
+    ``stages`` residual stages (at most as many as it has)."""
+    if not 1 <= stages <= init_cfg.stages:
+        raise ValueError(f"--stages {stages}: the initial checkpoint has {init_cfg.stages} stage(s); "
+                         f"a warm start keeps 1..{init_cfg.stages} of them")
+    return dataclasses.replace(init_cfg, stages=stages, stage_dropout=stage_dropout and stages > 1)
+
+
+def warm_start_weights(init: VQVAE, cfg: ModelConfig) -> dict:
+    """``init``'s weights for a model of ``cfg`` (``warm_start_config``): everything but the
+    residual stages beyond ``cfg.stages``, renamed when one stage is left (``EMAQuantizer``)."""
+    out = {}
+    for key, value in init.state_dict().items():
+        if key.startswith("quantizer.stages."):
+            s, rest = key[len("quantizer.stages."):].split(".", 1)
+            if int(s) >= cfg.stages:
+                continue
+            key = f"quantizer.{rest}" if cfg.stages == 1 else key
+        out[key] = value
+    return out
+
+
 def train(model_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *, resume: bool = False,
           device: str = "cpu", name: str | None = None, command: str | None = None,
-          progress: Callable[[int, dict], None] | None = None) -> dict:
-    """Train a VQ-VAE and write it to ``out``; returns the final metrics."""
+          progress: Callable[[int, dict], None] | None = None, init: VQVAE | None = None,
+          init_name: str | None = None) -> dict:
+    """Train a VQ-VAE and write it to ``out``; returns the final metrics.
+
+    ``init`` (with ``model_cfg`` from ``warm_start_config``): start from its weights, codebooks
+    included (no k-means initialisation), instead of a random initialisation."""
     images, paths = load_training_images(images_folder)
     sampler = CropSampler(images, tc.crop)
     rng = np.random.default_rng(tc.seed)
     gen = torch.Generator().manual_seed(tc.seed)
     torch.manual_seed(tc.seed)  # parameter initialisation only
     model = VQVAE(model_cfg)
+    if init is not None and not resume:
+        model.load_state_dict(warm_start_weights(init, model_cfg))
     start, history = 0, []
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
     if resume:
@@ -169,6 +198,7 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *, resume
         model.train()
         opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
         start, history = load_train_state(out, opt, rng, gen)
+        init_name = (saved.get("training") or {}).get("init")
         # weights and state are two writes: a failure between them leaves a pair from different steps
         weights_step = (saved.get("training") or {}).get("steps_done")
         if weights_step != start:
@@ -183,6 +213,7 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *, resume
     def meta(step: int) -> dict:
         return {"name": name or Path(out).name,
                 "training": {"command": command, "images": str(images_folder), "image_count": len(paths),
+                             **({"init": init_name} if init_name else {}),
                              "steps_done": step, "train_config": asdict(tc), "device": device,
                              "torch": torch.__version__},
                 "metrics": summary(), "history": history[-200:]}
