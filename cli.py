@@ -407,7 +407,9 @@ def _channel_options(fn):
         click.option("--code", default=None, metavar="none|ldpc-A/B|cc-A/B",
                      help="Channel code protecting the index payload: 5G NR LDPC, e.g. ldpc-1/2 (rate A/B in "
                           "[0.1, 0.95]), or the K=7 convolutional codes cc-1/2, cc-2/3, cc-3/4, cc-1/3, cc-1/4 "
-                          "(BCJR); the soft receivers get the decoder's a-posteriori LLRs [default: none]."),
+                          "(BCJR); the soft receivers get the decoder's a-posteriori LLRs. Unequal protection: "
+                          "codes joined by '+', one per equal part of the payload in order (a residual model's "
+                          "stages: ldpc-2/5+ldpc-2/3 has ldpc-1/2's channel uses) [default: none]."),
     ]
     for o in reversed(opts):
         fn = o(fn)

@@ -171,3 +171,35 @@ def test_a_convolutional_code_on_the_index_stream_gives_a_posteriori_llrs(code):
     assert rx.llr.shape == bits.shape and np.array_equal(rx.hard, (rx.llr < 0).astype(np.int8))
     assert np.mean(rx.hard != bits) < 0.2 * np.mean(raw.hard != bits)  # the code corrects
     assert np.mean(rx.llr[bits == 0] > 0) > 0.95  # positive means 0
+
+
+def test_unequal_protection_names_and_budget():
+    from vqcodec.links import code_segments
+
+    assert code_segments("ldpc-2/5+ldpc-2/3") == ["ldpc-2/5", "ldpc-2/3"]
+    assert code_rate("ldpc-2/5+ldpc-2/3") == Fraction(1, 2) == code_rate("ldpc-1/3+none")
+    for bad, needle in (("ldpc-1/2+", "empty part"), ("none+none", "protects nothing"),
+                        ("ldpc-1/2+turbo", "unknown code"), ("ldpc-1/2+ldpc-1/30", "outside")):
+        with pytest.raises(ValueError, match=needle):
+            code_rate(bad)
+    ch = channels.get_channel("awgn", snr_db=3.0, modulation="qpsk")
+    for n in (4000, 12000):  # two equal stages: the same channel uses as equal protection at 1/2
+        assert CodedLink(ch, "ldpc-2/5+ldpc-2/3").coded_bits(n) == CodedLink(ch, "ldpc-1/2").coded_bits(n)
+    assert CodedLink(ch, "ldpc-1/3+none").coded_bits(4000) == 2000 * 3 + 2000
+    with pytest.raises(ValueError, match="index stream"):
+        LdpcCode("ldpc-1/3+none")
+
+
+def test_unequal_protection_codes_each_part_on_its_own():
+    """A strong code on the first half and none on the second, over BSC 0.05: the first half
+    arrives clean, the second with the channel's own error rate; the parts keep their order."""
+    rng = np.random.default_rng(3)
+    bits = rng.integers(0, 2, 8000).astype(np.uint8)
+    ch = channels.get_channel("bsc", p=0.05)
+    rx = CodedLink(ch, "ldpc-1/4+none")(bits, np.random.default_rng(4))
+    assert rx.llr.shape == bits.shape
+    first = np.count_nonzero(rx.hard[:4000] != bits[:4000])
+    second = np.count_nonzero(rx.hard[4000:] != bits[4000:]) / 4000
+    assert first == 0 and 0.04 < second < 0.06
+    rx = CodedLink(ch, "none+ldpc-1/4")(bits, np.random.default_rng(4))
+    assert np.count_nonzero(rx.hard[4000:] != bits[4000:]) == 0 and np.count_nonzero(rx.hard[:4000] != bits[:4000]) > 100

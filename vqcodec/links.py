@@ -40,8 +40,34 @@ CODES = ("none", "ldpc-1/3", "ldpc-1/2", "ldpc-2/3", "ldpc-3/4", "ldpc-5/6", "ld
 RATE_RANGE = (0.1, 0.95)
 
 
+def code_segments(code: str | None) -> list[str]:
+    """The codes of an unequal-protection name ``A+B+...`` (one per equal part of the payload,
+    in payload order), or ``[code]``; each checked by :func:`code_rate`."""
+    parts = ["none" if code is None else str(code)]
+    if "+" in parts[0]:
+        parts = [p.strip() for p in parts[0].split("+")]
+        if not all(parts):
+            raise ValueError(f"bad code {code!r}: an empty part (use e.g. ldpc-2/5+ldpc-2/3)")
+        if all(p == "none" for p in parts):
+            raise ValueError(f"code {code!r} protects nothing: use none")
+        for p in parts:
+            _single_rate(p)
+    return parts
+
+
 def code_rate(code: str | None) -> Fraction | None:
-    """The rate of a code name (None for ``none``); a one-line ValueError for anything else."""
+    """The rate of a code name (None for ``none``); a one-line ValueError for anything else.
+
+    ``A+B+...`` (unequal protection: code A on the first equal part of the payload, B on the
+    second, ...; for a residual model of as many stages, stage by stage) has the rate of the
+    whole: parts / sum of 1 / R (an uncoded ``none`` part counts R = 1)."""
+    parts = code_segments(code)
+    if len(parts) == 1:
+        return _single_rate(parts[0])
+    return len(parts) / sum(1 / (_single_rate(p) or Fraction(1)) for p in parts)
+
+
+def _single_rate(code: str) -> Fraction | None:
     if code in (None, "none"):
         return None
     text = str(code)
@@ -130,6 +156,8 @@ class LdpcCode:
     iterations: int = 20
 
     def __post_init__(self) -> None:
+        if "+" in str(self.name):
+            raise ValueError(f"{self.name}: unequal protection (A+B) is for the index stream (--code) only")
         if code_rate(self.name) is None:
             raise ValueError("LdpcCode needs a rate (ldpc-A/B)")
 
@@ -173,8 +201,14 @@ class LdpcCode:
 
 @dataclass(frozen=True)
 class CodedLink:
-    """``channel`` behind a 5G LDPC code of rate ``code`` (``ldpc-A/B``); ``iterations`` of the
-    decoder (layered offset min-sum, ``vqcodec.ldpc``)."""
+    """``channel`` behind a 5G LDPC code of rate ``code`` (``ldpc-A/B``, or ``cc-A/B``);
+    ``iterations`` of the decoder (layered offset min-sum, ``vqcodec.ldpc``).
+
+    Unequal protection, ``code = "A+B+..."``: the payload is cut into as many equal parts (in
+    order; a residual model's payload is stage-major, so with one code per stage each stage
+    gets its own), and each part is sent on its own with its own code (its own transport block
+    and CRC, padded to whole symbols; ``none``: uncoded). Parts go through the channel one
+    after another, drawing from the same generator."""
 
     channel: Channel
     code: str = "ldpc-1/2"
@@ -185,9 +219,8 @@ class CodedLink:
             raise ValueError("CodedLink needs a code (ldpc-A/B or cc-A/B)")
 
     @property
-    def _conv(self):
-        """The convolutional code of a ``cc-A/B`` link (None for LDPC)."""
-        return CONV_CODES[self.code[3:]] if self.code.startswith("cc-") else None
+    def _parts(self) -> list[str]:
+        return code_segments(self.code)
 
     # the channel's identity, for results files and receivers
     @property
@@ -212,31 +245,47 @@ class CodedLink:
 
     def coded_bits(self, n_bits: int) -> int:
         """Bits on the channel for an ``n_bits`` payload, up to whole symbols: ceil(n / R) for LDPC,
-        the terminated (and punctured) length for a convolutional code (its 6 tail steps count)."""
+        the terminated (and punctured) length for a convolutional code (its 6 tail steps count);
+        for unequal protection the sum over the parts, each up to whole symbols."""
+        parts = self._parts
+        return sum(self._part_bits(c, len(p)) for c, p in zip(parts, np.array_split(np.arange(n_bits), len(parts))))
+
+    def _part_bits(self, code: str, n: int) -> int:
         m = self.bits_per_use
-        conv = self._conv
-        if conv is not None:
-            return m * math.ceil(conv.coded_length(n_bits) / m)
-        return m * math.ceil(Fraction(n_bits) / self.rate / m)
+        if code.startswith("cc-"):
+            return m * math.ceil(CONV_CODES[code[3:]].coded_length(n) / m)
+        r = code_rate(code)
+        return m * math.ceil(Fraction(n) / (r if r is not None else 1) / m)
 
     def channel_uses(self, n_bits: int) -> int:
         return self.coded_bits(n_bits) // self.bits_per_use
 
     def __call__(self, bits, rng) -> Received:
         bits = np.asarray(bits, dtype=np.uint8)
-        n = int(bits.shape[0])
-        if n == 0:
+        if int(bits.shape[0]) == 0:
             return Received(hard=np.zeros(0, np.int8), llr=np.zeros(0, np.float32))
-        conv = self._conv
-        if conv is not None:  # zero fill to whole symbols; max-log BCJR gives a-posteriori LLRs
-            coded = conv.encode(bits)
-            sent = np.zeros(self.coded_bits(n), np.uint8)
-            sent[: coded.size] = coded
-            rx = self.channel(sent, rng)
-            post = conv.decode_llr(_channel_llr(rx, self.channel)[: coded.size].astype(np.float32))
-        else:
-            tb = _block(n, self.coded_bits(n), self.bits_per_use)
-            rx = self.channel(tb.encode(bits), rng)
-            post = tb.decode(_channel_llr(rx, self.channel).astype(np.float32), self.iterations).llr
+        parts = self._parts
+        post = np.concatenate([self._send(c, b, rng) for c, b in zip(parts, np.array_split(bits, len(parts)))])
         llr = np.clip(np.asarray(post, dtype=np.float32), -LLR_CLIP, LLR_CLIP)
         return Received(hard=(llr < 0).astype(np.int8), llr=llr)
+
+    def _send(self, code: str, bits: np.ndarray, rng) -> np.ndarray:
+        """One part through its code and the channel: the payload's a-posteriori LLRs."""
+        n = int(bits.shape[0])
+        if n == 0:
+            return np.zeros(0, np.float32)
+        coded_bits = self._part_bits(code, n)
+        if code.startswith("cc-"):  # zero fill to whole symbols; max-log BCJR gives a-posteriori LLRs
+            conv = CONV_CODES[code[3:]]
+            coded = conv.encode(bits)
+            sent = np.zeros(coded_bits, np.uint8)
+            sent[: coded.size] = coded
+            rx = self.channel(sent, rng)
+            return conv.decode_llr(_channel_llr(rx, self.channel)[: coded.size].astype(np.float32))
+        if code == "none":  # an unprotected part: the channel's own LLRs, zero fill to whole symbols
+            sent = np.zeros(coded_bits, np.uint8)
+            sent[:n] = bits
+            return _channel_llr(self.channel(sent, rng), self.channel)[:n]
+        tb = _block(n, coded_bits, self.bits_per_use)
+        rx = self.channel(tb.encode(bits), rng)
+        return tb.decode(_channel_llr(rx, self.channel).astype(np.float32), self.iterations).llr
