@@ -1062,6 +1062,13 @@ def prepare(model, checkpoint, device, images, kodak, keep_assignment):
                                          progress=progress)
         except (CheckpointError, ImageError) as exc:
             _fail(str(exc))
+    if summary.get("residual"):
+        k = summary["kodak"]
+        click.echo(f"{stem}: a residual model: Kodak record only (per-stage receivers are not built yet; its "
+                   f"transmissions use the naive receiver)")
+        click.echo(f"Kodak: PSNR {k['psnr']:.2f} dB, MS-SSIM {k['ms_ssim']:.4f}, {k['bpp']:.4f} bpp, codebook usage "
+                   + ", ".join(f"{100 * u:.1f}%" for u in k["codebook_usage_stages"]) + " per stage")
+        return
     ent = summary["entropy_bits"]
     a = summary["assignment"]
     click.echo(f"{stem}: index prior from {summary['image_count']} images: H = {ent['H']:.2f} bits, "

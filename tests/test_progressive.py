@@ -101,3 +101,20 @@ def test_train_init_warm_starts_from_the_first_stages(two_stage_checkpoint, imag
     r = CliRunner().invoke(main, ["train", "--init", str(two_stage_checkpoint), "--images", str(image_dir),
                                   "-o", str(two_stage_checkpoint), "--steps", "1", "--overwrite"])
     assert r.exit_code != 0 and "init" in r.output
+
+
+def test_prepare_records_a_residual_model_on_kodak_only(two_stage_checkpoint, image_dir):
+    from vqcodec.learn.prepare import prepare_checkpoint
+    from vqcodec.model import CheckpointError, read_checkpoint_meta
+    from vqcodec.simulate import clean_point, encode_images
+    from vqcodec.zoo import load_codec
+
+    with pytest.raises(CheckpointError, match="per-stage"):
+        prepare_checkpoint(two_stage_checkpoint, image_dir)
+    summary = prepare_checkpoint(two_stage_checkpoint, image_dir, kodak_folder=image_dir)
+    meta = read_checkpoint_meta(two_stage_checkpoint)
+    assert summary["residual"] and meta["kodak"] == summary["kodak"] and "prior" not in meta
+    codec = load_codec(None, two_stage_checkpoint)
+    pt = clean_point(codec, encode_images(codec, image_dir)[0])
+    assert meta["kodak"]["psnr"] == pytest.approx(pt["psnr"]["mean"])
+    assert meta["kodak"]["codebook_usage_stages"] == pytest.approx(pt["codebook_usage_stages"])
