@@ -453,15 +453,18 @@ def models():
             click.echo(f"{name:<16} {'':>3} {'':>6} {'':>7} {'':>11} {'':<9} {'':<7}  (weights not installed)")
             continue
         cfg = m["config"]
-        bpp = math.ceil(math.log2(cfg["K"])) / cfg["f"] ** 2
+        stages = int(cfg.get("stages", 1))
+        bpp = stages * math.ceil(math.log2(cfg["K"])) / cfg["f"] ** 2
+        K = f"{stages}x{cfg['K']}" if stages > 1 else cfg["K"]
         kodak = m.get("kodak", {}).get("psnr")
         star = " (default)" if name == DEFAULT_MODEL else ""
         recv = "+".join(k for k, key in (("S", "prior"), ("L", "context")) if m.get(key)) or "-"
         ent = "trained" if m.get("entropy_model") else ("prior" if m.get("prior") else "-")
-        click.echo(f"{name:<16} {cfg['f']:>3} {cfg['K']:>6} {bpp:>7.4f} "
+        click.echo(f"{name:<16} {cfg['f']:>3} {K:>6} {bpp:>7.4f} "
                    f"{(f'{kodak:.2f} dB' if kodak else 'n/a'):>11} {recv:<9} {ent:<7}  "
                    f"{REGISTRY[name].description}{star}")
-    click.echo("receivers: S = spatial (index prior), L = learned (context receiver); naive and map always work")
+    click.echo("K: codebook size (SxK: S residual stages of K); receivers: S = spatial (index prior), "
+               "L = learned (context receiver); naive and map always work")
     click.echo("entropy (encode/eval --entropy): the context model of its entropy-coded files, trained "
                "(vqcodec train-entropy) or from the index prior")
 

@@ -233,3 +233,35 @@ def test_cli_train_with_stages(tmp_path, image_dir):
     assert cfg["stages"] == 2 and cfg["stage_dropout"] and cfg["decoder_channels"] == 12
     r = CliRunner().invoke(main, args[:args.index("--stages")] + ["--stage-dropout", "--steps", "1"])
     assert r.exit_code == 1 and "stage_dropout needs stages > 1" in r.output
+
+
+def test_mmse_receiver_sums_each_stage_expected_codeword():
+    """Brute force on a 2-stage, K = 4 toy: per stage and site, q_k = prod_j P(bit j = label(k)_j | llr_j)
+    normalised, and the decoder input is sum over stages of sum_k q_k e_{s,k}; erased bits (LLR 0)
+    give the stage's mean codeword."""
+    from channels import Received
+    from vqcodec.bits import labels_to_bits
+    from vqcodec.correct import ReceiverContext, get_receiver
+
+    rng = np.random.default_rng(5)
+    S, K, d, grid = 2, 4, 3, (2, 1, 3)
+    cbs = rng.normal(size=(S, K, d)).astype(np.float32)
+    assignment = np.array([2, 0, 3, 1])
+    llr = (2.5 * rng.normal(size=S * 3 * 2)).astype(np.float32)
+    llr[-2:] = 0.0  # the last site of stage 2 erased
+    ctx = ReceiverContext(K=K, assignment=assignment, codebook=cbs[0], codebooks=cbs)
+    dec = get_receiver("mmse")(Received(hard=(llr < 0).astype(np.int8), llr=llr), grid, ctx)
+    bits = labels_to_bits(assignment, 2).reshape(K, 2)
+    p0 = 1 / (1 + np.exp(-llr.astype(np.float64).reshape(S, 3, 2)))  # P(bit = 0)
+    want = np.zeros((3, d))
+    for s in range(S):
+        for n in range(3):
+            q = np.array([np.prod([p0[s, n, j] if bits[k, j] == 0 else 1 - p0[s, n, j] for j in range(2)])
+                          for k in range(K)])
+            q /= q.sum()
+            want[n] += q @ cbs[s]
+            if s == 1 and n == 2:
+                np.testing.assert_allclose(q @ cbs[s], cbs[1].mean(0), atol=1e-6)  # erased: the mean codeword
+            assert dec.indices.reshape(S, 3)[s, n] == np.argmax(q)
+    np.testing.assert_allclose(dec.embeddings.reshape(3, d), want, rtol=1e-5, atol=1e-6)
+    assert dec.indices.shape == grid and dec.embeddings.shape == (1, 3, d)

@@ -34,6 +34,7 @@ class ReceiverContext:
     channel: Any = None
     prior: Any = None
     context: Any = None  # the learned context receiver (vqcodec.context.ContextNet), when shipped
+    codebooks: np.ndarray | None = None  # (S, K, d) every residual stage's codebook (None: codebook[None])
 
     @property
     def b(self) -> int:
@@ -48,7 +49,8 @@ def receiver_context(codec, channel=None) -> ReceiverContext:
     """The receivers' view of a ``zoo.Codec`` for one channel."""
     return ReceiverContext(K=codec.K, assignment=codec.assignment,
                            codebook=codec.model.codebook.detach().cpu().numpy(), channel=channel,
-                           prior=codec.prior, context=getattr(codec, "context", None))
+                           prior=codec.prior, context=getattr(codec, "context", None),
+                           codebooks=codec.model.codebooks.detach().cpu().numpy())
 
 
 @dataclass(frozen=True)
@@ -628,6 +630,22 @@ def map_receiver(received, grid, ctx: ReceiverContext) -> Decision:
     """Per-index MAP from channel evidence and index frequencies (no spatial context)."""
     post = spatial_posterior(bit_llrs(received, ctx.channel, ctx.b), grid, ctx, spatial=False)
     return Decision(indices=post.map())
+
+
+@register("mmse")
+def mmse_receiver(received, grid, ctx: ReceiverContext) -> Decision:
+    """Per-index posterior from channel evidence alone (uniform prior), every stage; the decoder gets sum_k q_k e_k."""
+    llr = bit_llrs(received, ctx.channel, ctx.b)  # (S h w, b), stage-major for a residual model
+    signs = 1.0 - 2.0 * labels_to_bits(ctx.assignment, ctx.b).reshape(-1, ctx.b)  # (K, b): +1 for a 0 bit
+    logq = llr @ signs.T / 2.0  # log P(y | index k) up to a constant per site
+    logq -= logq.max(axis=1, keepdims=True)
+    q = np.exp(logq)
+    q /= q.sum(axis=1, keepdims=True)
+    cbs = ctx.codebooks if ctx.codebooks is not None else ctx.codebook[None]
+    S, K, d = cbs.shape
+    emb = np.einsum("snk,skd->nd", q.reshape(S, -1, K), cbs.astype(np.float64))  # sum over stages
+    h, w = grid[-2:]
+    return Decision(indices=q.argmax(axis=1).reshape(grid), embeddings=emb.reshape(h, w, d).astype(np.float32))
 
 
 @register("spatial", needs="prior")
