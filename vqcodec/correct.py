@@ -635,17 +635,18 @@ def map_receiver(received, grid, ctx: ReceiverContext) -> Decision:
 @register("mmse")
 def mmse_receiver(received, grid, ctx: ReceiverContext) -> Decision:
     """Per-index posterior from channel evidence alone (uniform prior), every stage; the decoder gets sum_k q_k e_k."""
-    llr = bit_llrs(received, ctx.channel, ctx.b)  # (S h w, b), stage-major for a residual model
-    signs = 1.0 - 2.0 * labels_to_bits(ctx.assignment, ctx.b).reshape(-1, ctx.b)  # (K, b): +1 for a 0 bit
-    logq = llr @ signs.T / 2.0  # log P(y | index k) up to a constant per site
+    llr = bit_llrs(received, ctx.channel, ctx.b).astype(np.float32)  # (S h w, b), stage-major
+    signs = 1 - 2 * labels_to_bits(ctx.assignment, ctx.b).reshape(-1, ctx.b).astype(np.float32)  # +1: a 0 bit
+    logq = llr @ (signs.T / 2)  # log P(y | index k) up to a constant per site
     logq -= logq.max(axis=1, keepdims=True)
     q = np.exp(logq)
     q /= q.sum(axis=1, keepdims=True)
     cbs = ctx.codebooks if ctx.codebooks is not None else ctx.codebook[None]
     S, K, d = cbs.shape
-    emb = np.einsum("snk,skd->nd", q.reshape(S, -1, K), cbs.astype(np.float64))  # sum over stages
+    q_s = q.reshape(S, -1, K)
+    emb = sum(q_s[s] @ cbs[s].astype(np.float32) for s in range(S))  # the stages' expected codewords, summed
     h, w = grid[-2:]
-    return Decision(indices=q.argmax(axis=1).reshape(grid), embeddings=emb.reshape(h, w, d).astype(np.float32))
+    return Decision(indices=q.argmax(axis=1).reshape(grid), embeddings=emb.reshape(h, w, d))
 
 
 @register("spatial", needs="prior")
