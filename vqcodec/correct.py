@@ -78,11 +78,14 @@ NEEDS_HELP = {"prior": "an index prior (build one with `vqcodec prepare`)",
 
 
 def default_receivers(codec) -> list[str]:
-    """naive, plus the best soft receiver the codec's side information allows."""
+    """naive, plus the best soft receiver the codec's side information allows (mmse for a
+    residual model without a prior)."""
     if getattr(codec, "context", None) is not None:
         return ["naive", "learned-mmse"]
     if getattr(codec, "prior", None) is not None:
         return ["naive", "spatial-mmse"]
+    if getattr(getattr(codec, "model", None), "stages", 1) > 1:  # a residual model: no per-stage prior yet
+        return ["naive", "mmse"]
     return ["naive"]
 
 
