@@ -516,7 +516,9 @@ def encode(image, output, model, checkpoint, device, entropy, overwrite):
     n = enc.indices.size * codec.bits_per_index
     size = (f"{len(data)} bytes entropy-coded ({8 * len(data) / (H * W):.4f} bpp; fixed-length {n / (H * W):.4f})"
             if entropy else f"{n} bits ({n / (H * W):.4f} bpp)")
-    click.echo(f"{image}: {W}x{H} -> {enc.indices.shape[1]}x{enc.indices.shape[0]} indices, {size}, "
+    grid = f"{enc.indices.shape[-1]}x{enc.indices.shape[-2]}" + (f"x{enc.indices.shape[0]} stages"
+                                                                  if enc.indices.ndim == 3 else "")
+    click.echo(f"{image}: {W}x{H} -> {grid} indices, {size}, "
                f"clean PSNR {enc.psnr_clean:.2f} dB -> {output}")
 
 

@@ -147,6 +147,109 @@ def test_bad_grids_are_refused(model):
             entropy.encode_indices(bad, model)
 
 
+# --------------------------------------------------------------------------- residual (staged) models
+
+
+def _staged(K=16, rank=3, seed=0, S=3):
+    """A staged model with random factors: stage 0 spatial only, later stages also CROSS_OFFSETS."""
+    rng = np.random.default_rng(seed)
+    stages = []
+    for s in range(S):
+        offs = entropy.LEARNED_OFFSETS + (entropy.CROSS_OFFSETS if s else ())
+        stages.append(entropy.ContextModel.from_factors(rng.normal(0, 1, K), rng.normal(0, 1, (len(offs), K, rank)),
+                                                        rng.normal(0, 1, (K, rank)), offs))
+    return entropy.StagedContextModel(stages)
+
+
+def _stage_maps(rng, K, S, h, w):
+    """(S, h, w) maps where stage s copies stage s - 1 at the same site half the time (cross-stage
+    structure) on top of spatial structure."""
+    g = np.stack([_markov_grid(rng, K, h, w) for _ in range(S)])
+    for s in range(1, S):
+        copy = rng.random((h, w)) < 0.5
+        g[s][copy] = g[s - 1][copy]
+    return g
+
+
+def test_staged_code_length_is_the_sum_over_stages_with_the_earlier_stage_as_context():
+    cm = _staged(S=2)
+    g = _stage_maps(np.random.default_rng(3), cm.K, 2, 7, 9)
+    want = 0.0
+    for s, m in enumerate(cm.stages):
+        for i in range(7):
+            for j in range(9):
+                nb = []
+                for o in m.offsets:
+                    ds, di, dj = (0, *o) if len(o) == 2 else o
+                    r, c = i + di, j + dj
+                    nb.append(g[s + ds, r, c] if 0 <= r < 7 and 0 <= c < 9 else -1)
+                want -= m.log_probabilities(np.array([nb]))[0, g[s, i, j]] / np.log(2)
+    assert entropy.code_length(g, cm) == pytest.approx(want, rel=1e-9)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 10), st.integers(1, 10), st.integers(0, 2 ** 31))
+def test_staged_round_trip_is_bit_exact(S, h, w, seed):
+    rng = np.random.default_rng(seed)
+    cm = _staged(S=S, seed=seed % 5)
+    g = _stage_maps(rng, cm.K, S, h, w)
+    data = entropy.encode_indices(g, cm)
+    assert np.array_equal(entropy.decode_indices(data, h, w, cm, entropy.indices_crc(g)), g)
+
+
+def test_staged_stream_size_matches_its_code_length_and_damage_is_caught():
+    from vqcodec.learn.entropy import _fit, neighbour_table, stage_offsets
+    import torch
+
+    rng = np.random.default_rng(4)
+    K, S = 16, 2
+    maps = [_stage_maps(rng, K, S, 24, 24) for _ in range(6)]
+    parts = []
+    for s in range(S):  # fitted, so the cross-stage copies are learned and compress
+        X, Y = (torch.from_numpy(a) for a in neighbour_table(maps[:-1], K, stage_offsets(s), s))
+        bias, emb, out, _ = _fit(X, Y, K, len(stage_offsets(s)), steps=150, rank=4, batch=2048, lr=3e-2,
+                                 gen=torch.Generator().manual_seed(0), progress=None, label="")
+        parts.append(entropy.ContextModel.from_factors(bias, emb, out, stage_offsets(s)))
+    cm = entropy.StagedContextModel(parts)
+    g = maps[-1]
+    bits = 8 * len(entropy.encode_indices(g, cm))
+    ideal = entropy.code_length(g, cm)
+    alone = entropy.StagedContextModel([parts[0], entropy.ContextModel.from_factors(
+        parts[1].bias, np.zeros((len(entropy.LEARNED_OFFSETS), K, 1)), np.zeros((K, 1)), entropy.LEARNED_OFFSETS)])
+    assert ideal < entropy.code_length(g, alone)  # the earlier stage is used as context
+    assert abs(bits - ideal) / ideal < 0.01, (bits, ideal)
+    data = entropy.encode_indices(g, cm)
+    for bad in (data[:-4], data[:8] + bytes([data[8] ^ 4]) + data[9:]):
+        with pytest.raises(entropy.EntropyStreamError):
+            entropy.decode_indices(bad, 24, 24, cm, entropy.indices_crc(g))
+
+
+def test_staged_models_refuse_wrong_grids_and_a_look_past_the_first_stage():
+    cm = _staged(S=2)
+    for bad in (np.zeros((4, 4), np.int64), np.zeros((3, 4, 4), np.int64)):
+        with pytest.raises(ValueError, match="2, h, w"):
+            entropy.encode_indices(bad, cm)
+    with pytest.raises(ValueError, match="looks 1 stages back"):
+        entropy.StagedContextModel([cm.stages[1], cm.stages[0]])
+    with pytest.raises(ValueError, match="earlier stage"):
+        entropy.ContextModel(np.zeros(4), np.zeros((1, 4, 4)), [(1, 0, 0)], "learned")
+
+
+def test_staged_model_storage_round_trip(tmp_path):
+    cm = _staged(S=2, K=8)
+    parts = [(m.bias, np.random.default_rng(s).normal(0, 1, (len(m.offsets), 8, 2)),
+              np.random.default_rng(9).normal(0, 1, (8, 2)), m.offsets) for s, m in enumerate(cm.stages)]
+    path = tmp_path / "x.entropy.safetensors"
+    entropy.save_entropy_model(path, parts)
+    back = entropy.load_entropy_model(path, 8, stages=2)
+    assert isinstance(back, entropy.StagedContextModel) and [m.offsets for m in back.stages] == [m.offsets for m in cm.stages]
+    from vqcodec.model import CheckpointError
+
+    for stages in (1, 3):
+        with pytest.raises(CheckpointError):
+            entropy.load_entropy_model(path, 8, stages=stages)
+
+
 # --------------------------------------------------------------------------- files and commands
 
 
@@ -293,3 +396,35 @@ def test_corrupt_or_missing_entropy_model_file_is_a_one_line_error(prepared_chec
         assert r.exit_code != 0 and len(lines) == 1 and "entropy" in lines[0], r.output
         assert not (tmp_path / "x.vqc").exists()
     assert json.loads(prepared_checkpoint.with_suffix(".json").read_text())["entropy_model"]
+
+
+def test_train_entropy_on_a_residual_checkpoint_codes_files_that_decode_to_the_fixed_length_image(image_dir, tmp_path):
+    import dataclasses
+    import json
+
+    import torch
+    from click.testing import CliRunner
+
+    from cli import main
+    from conftest import tiny_config
+    from vqcodec.model import VQVAE, save_model
+
+    torch.manual_seed(0)
+    m = VQVAE(dataclasses.replace(tiny_config(), stages=2)).train()
+    m(torch.rand(4, 3, 32, 32))  # k-means start of both stages
+    save_model(m.eval(), tmp_path / "r", {"name": "r"})
+    ck = ["--checkpoint", str(tmp_path / "r")]
+    run = CliRunner().invoke
+    r = run(main, ["encode", str(image_dir / "a.png"), "-o", str(tmp_path / "x.vqc"), "--entropy", *ck])
+    assert r.exit_code != 0 and "train-entropy" in r.output and not (tmp_path / "x.vqc").exists()
+    r = run(main, ["train-entropy", *ck, "--images", str(image_dir), "--steps", "60", "--rank", "4", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads((tmp_path / "r.json").read_text())["entropy_model"]
+    assert rec["stages"] == 2 and len(rec["train_loss_bits_last100"]) == 2
+    for name, extra in (("e", ["--entropy"]), ("f", [])):
+        r = run(main, ["encode", str(image_dir / "b.png"), "-o", str(tmp_path / f"{name}.vqc"), *extra, *ck])
+        assert r.exit_code == 0, r.output
+        r = run(main, ["decode", str(tmp_path / f"{name}.vqc"), "-o", str(tmp_path / f"{name}.png"), *ck])
+        assert r.exit_code == 0, r.output
+    assert (tmp_path / "e.png").read_bytes() == (tmp_path / "f.png").read_bytes()
+    assert b'"stages": 2' in (tmp_path / "e.vqc").read_bytes()

@@ -42,18 +42,20 @@ def test_deepjscc_at_7_db_matches_the_readme():
     assert res["points"][0]["cbr"] == pytest.approx(1 / 12)
 
 
-def test_entropy_coded_f4_k256_files_match_the_readme_and_the_model_code_length():
+@pytest.mark.parametrize("name, bpp, db", [("f4-k256", 0.2940, 28.47), ("f8-s2-k256", 0.1682, 27.03)])
+def test_entropy_coded_files_match_the_readme_and_the_model_code_length(name, bpp, db):
     # README, entropy-coded files: f4-k256's Kodak files average 0.2940 bpp (fixed-length 0.5) at the same
-    # 28.47 dB; every file decodes to its indices and its payload is within 1% of the model's code length
+    # 28.47 dB, the residual f8-s2-k256's 0.1682 (fixed 0.25) at 27.03; every file decodes to its indices and
+    # its payload is within 1% of the model's code length
     from vqcodec import entropy
     from vqcodec.bits import parse_index_file
     from vqcodec.simulate import clean_point, context_model, index_file
 
-    codec = vq.load("f4-k256")
+    codec = vq.load(name)
     encoded, _ = vq.encode(codec, KODAK)
     pt = clean_point(codec, encoded, entropy=True)
-    assert pt["bpp"] == pytest.approx(0.2940, abs=0.0005)
-    assert pt["psnr"]["mean"] == pytest.approx(28.47, abs=0.005)
+    assert pt["bpp"] == pytest.approx(bpp, abs=0.0005)
+    assert pt["psnr"]["mean"] == pytest.approx(db, abs=0.005)
     cm = context_model(codec)
     assert cm.kind == "learned"
     for e in encoded[:3]:

@@ -14,6 +14,10 @@ uniform and from independent, so an entropy coder driven by a model of them spen
   a site on an earlier wavefront (a = 1 for left and up: the anti-diagonals; 3 for the learned
   model's neighbours): the decoder predicts a whole wavefront at once (a (h - 1) + w batched steps
   instead of h w single ones).
+* **Residual (multi-stage) models** code their (S, h, w) maps stage by stage, first stage first
+  (``StagedContextModel``: one context model per stage). Stage s > 0 also sees the indices of
+  stage s - 1 around the same site (``CROSS_OFFSETS``, offsets (-1, di, dj): that stage is
+  already decoded, so they need not be causal).
 * **The coder** is constriction's ANS (``stream.stack.AnsCoder``, 32-bit words, categorical models
   quantised to 24-bit probabilities with ``perfect=False``): its output is within 0.1% of the
   model's ideal code length, the sum of -log2 P (``code_length``), on a Kodak index map.
@@ -40,6 +44,8 @@ DEFAULT_BETA = 1.0
 #: the causal neighbours of the learned context model, (row, column) offsets
 LEARNED_OFFSETS = ((0, -1), (-1, 0), (-1, -1), (-1, 1), (0, -2), (-2, 0),
                    (-1, 2), (-1, -2), (-2, -1), (-2, 1), (0, -3), (-3, 0))
+#: a later stage's neighbours in the stage before it, (stage, row, column) offsets
+CROSS_OFFSETS = ((-1, 0, 0), (-1, 0, -1), (-1, 0, 1), (-1, -1, 0), (-1, 1, 0))
 
 
 class EntropyStreamError(ValueError):
@@ -52,7 +58,8 @@ class ContextModel:
         log P(x | neighbours) = bias[x] + sum_k table_k[n_k, x] - log Z,
 
     over the neighbours n_k at ``offsets`` (row, column), each above or left of x (a neighbour
-    outside the grid contributes nothing). ``probabilities(neighbours)`` gives rows of K
+    outside the grid contributes nothing), or (stage, row, column) with stage < 0: anywhere in an
+    earlier stage of a residual model's map. ``probabilities(neighbours)`` gives rows of K
     probabilities for an (n, len(offsets)) array of neighbour indices (-1: none).
 
     Two sources: ``from_prior`` (the spatial receivers' statistics, left and up) and
@@ -62,15 +69,17 @@ class ContextModel:
 
     def __init__(self, bias: np.ndarray, tables, offsets, kind: str):
         self.bias = np.asarray(bias, dtype=np.float64)
-        self.offsets = tuple((int(a), int(b)) for a, b in offsets)
+        self.offsets = tuple(_offset(o) for o in offsets)
         self.kind = kind
         self.K = int(self.bias.shape[0])
         self._tables = tables  # an array, or a function that makes it
         if not callable(tables):
             self._check(np.asarray(tables))
-        if any(di > 0 or (di == 0 and dj >= 0) for di, dj in self.offsets):
+        same = [o for o in self.offsets if len(o) == 2]
+        if any(di > 0 or (di == 0 and dj >= 0) for di, dj in same):
             raise ValueError(f"context offsets must point above or to the left, got {self.offsets}")
-        self.slope = wavefront_slope(self.offsets)
+        self.slope = wavefront_slope(same)
+        self.lookback = max([-o[0] for o in self.offsets if len(o) == 3], default=0)  # earlier stages used
 
     def _check(self, tables: np.ndarray) -> np.ndarray:
         if tables.shape != (len(self.offsets), self.K, self.K):
@@ -126,6 +135,39 @@ class ContextModel:
         return np.exp(self.log_probabilities(neighbours))
 
 
+def _offset(o) -> tuple[int, ...]:
+    """(row, column) in the same stage, or (stage, row, column) with stage < 0 (stage 0: the
+    same stage, written (row, column))."""
+    o = tuple(int(v) for v in o)
+    if len(o) == 3 and o[0] == 0:
+        o = o[1:]
+    if len(o) not in (2, 3) or (len(o) == 3 and o[0] > 0):
+        raise ValueError(f"a context offset is (row, column) or (earlier stage < 0, row, column), got {o}")
+    return o
+
+
+class StagedContextModel:
+    """The context models of a residual model's S stages, one per stage, coded first stage first
+    (stage s's model may look at earlier stages). ``fingerprint`` covers all of them."""
+
+    def __init__(self, stages):
+        self.stages = list(stages)
+        if not self.stages or len({m.K for m in self.stages}) != 1:
+            raise ValueError("a staged context model needs at least one stage, all of the same K")
+        for s, m in enumerate(self.stages):
+            if m.lookback > s:
+                raise ValueError(f"stage {s}'s context model looks {m.lookback} stages back")
+        self.K = self.stages[0].K
+        self.kind = self.stages[0].kind
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(b"staged")
+        for m in self.stages:
+            h.update(m.fingerprint.encode())
+        return h.hexdigest()[:16]
+
+
 def wavefront_slope(offsets) -> int:
     """The smallest a >= 1 with a * di + dj < 0 for every offset: along t = a i + j every
     neighbour of a site comes on an earlier wavefront."""
@@ -146,34 +188,52 @@ def wavefront(h: int, w: int, slope: int = 1) -> list[tuple[np.ndarray, np.ndarr
     return out
 
 
-def _neighbours(grid: np.ndarray, rows: np.ndarray, cols: np.ndarray, offsets) -> np.ndarray:
-    h, w = grid.shape
+def _neighbours(maps: np.ndarray, s: int, rows: np.ndarray, cols: np.ndarray, offsets) -> np.ndarray:
+    """Neighbour indices (n, offsets) of the sites (rows, cols) of stage ``s`` of ``maps`` (S, h, w);
+    -1 outside the grid."""
+    _, h, w = maps.shape
     out = np.full((rows.size, len(offsets)), -1, dtype=np.int64)
-    for k, (di, dj) in enumerate(offsets):
+    for k, o in enumerate(offsets):
+        ds, di, dj = (0, *o) if len(o) == 2 else o
         r, c = rows + di, cols + dj
-        ok = (r >= 0) & (c >= 0) & (c < w)
-        out[ok, k] = grid[r[ok], c[ok]]
+        ok = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+        out[ok, k] = maps[s + ds, r[ok], c[ok]]
     return out
 
 
-def _check_grid(grid, K: int) -> np.ndarray:
+def _stage_models(model) -> list[ContextModel]:
+    return model.stages if isinstance(model, StagedContextModel) else [model]
+
+
+def _check_grid(grid, model) -> np.ndarray:
+    """``grid`` as int64 maps (S, h, w): (h, w) for a single model, (S, h, w) for a staged one."""
     g = np.asarray(grid)
-    if g.ndim != 2 or g.size == 0:
-        raise ValueError(f"an index grid must be a non-empty 2-D array, got shape {g.shape}")
+    S = len(_stage_models(model))
+    want = 2 if not isinstance(model, StagedContextModel) else 3
+    if g.ndim != want or g.size == 0 or (want == 3 and g.shape[0] != S):
+        shape = "(h, w)" if want == 2 else f"({S}, h, w)"
+        raise ValueError(f"an index grid for this context model must be a non-empty {shape} array, got shape {g.shape}")
     if not np.issubdtype(g.dtype, np.integer):
         raise ValueError(f"an index grid must hold integers, got {g.dtype}")
-    if g.min() < 0 or g.max() >= K:
-        raise ValueError(f"indices must be in [0, {K})")
-    return g.astype(np.int64)
+    if g.min() < 0 or g.max() >= model.K:
+        raise ValueError(f"indices must be in [0, {model.K})")
+    return g.astype(np.int64).reshape(S, *g.shape[-2:])
 
 
-def code_length(grid, model: ContextModel) -> float:
+def _steps(model, h: int, w: int):
+    """(stage, its context model, rows, cols) of every wavefront in coding order."""
+    for s, m in enumerate(_stage_models(model)):
+        for rows, cols in wavefront(h, w, m.slope):
+            yield s, m, rows, cols
+
+
+def code_length(grid, model: ContextModel | StagedContextModel) -> float:
     """The model's ideal code length of ``grid`` in bits: the sum of -log2 P(x | neighbours)."""
-    g = _check_grid(grid, model.K)
+    g = _check_grid(grid, model)
     total = 0.0
-    for rows, cols in wavefront(*g.shape, model.slope):
-        logp = model.log_probabilities(_neighbours(g, rows, cols, model.offsets))
-        total -= logp[np.arange(rows.size), g[rows, cols]].sum()
+    for s, m, rows, cols in _steps(model, *g.shape[1:]):
+        logp = m.log_probabilities(_neighbours(g, s, rows, cols, m.offsets))
+        total -= logp[np.arange(rows.size), g[s, rows, cols]].sum()
     return total / np.log(2.0)
 
 
@@ -187,43 +247,49 @@ def indices_crc(grid: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(grid, dtype="<u2").tobytes())
 
 
-def encode_indices(grid, model: ContextModel) -> bytes:
-    """The ANS bitstream of an index grid (h, w): little-endian 32-bit words."""
+def encode_indices(grid, model: ContextModel | StagedContextModel) -> bytes:
+    """The ANS bitstream of an index grid (h, w), or (S, h, w) with a staged model: little-endian
+    32-bit words."""
     import constriction
 
-    g = _check_grid(grid, model.K)
+    g = _check_grid(grid, model)
     family = _family()
     coder = constriction.stream.stack.AnsCoder()
-    for rows, cols in reversed(wavefront(*g.shape, model.slope)):  # a stack: the last wavefront first
-        probs = model.probabilities(_neighbours(g, rows, cols, model.offsets))
-        coder.encode_reverse(g[rows, cols].astype(np.int32), family, probs)
+    for s, m, rows, cols in reversed(list(_steps(model, *g.shape[1:]))):  # a stack: the last wavefront first
+        probs = m.probabilities(_neighbours(g, s, rows, cols, m.offsets))
+        coder.encode_reverse(g[s, rows, cols].astype(np.int32), family, probs)
     return coder.get_compressed().astype("<u4").tobytes()
 
 
-def decode_indices(data: bytes, h: int, w: int, model: ContextModel, crc: int | None = None) -> np.ndarray:
-    """The index grid (h, w) int64 of ``encode_indices``'s bitstream; ``crc`` (``indices_crc`` of
-    the encoded grid) is checked when given. Raises ``EntropyStreamError`` on a stream that does
-    not decode."""
+def decode_indices(data: bytes, h: int, w: int, model: ContextModel | StagedContextModel,
+                   crc: int | None = None) -> np.ndarray:
+    """The index grid (h, w) int64, or (S, h, w) with a staged model, of ``encode_indices``'s
+    bitstream; ``crc`` (``indices_crc`` of the encoded grid) is checked when given. Raises
+    ``EntropyStreamError`` on a stream that does not decode."""
     import constriction
 
     if len(data) % 4:
         raise EntropyStreamError(f"entropy-coded payload of {len(data)} bytes is not a whole number of words")
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-    if words.size == 0 or words[-1] == 0:  # an ANS stream's last word is its nonzero head
-        raise EntropyStreamError("entropy-coded payload is empty or truncated")
+    if words.size and words[-1] == 0:  # an ANS stream's last word is its nonzero head
+        raise EntropyStreamError("entropy-coded payload is truncated")
+    # (an empty stream is valid: indices the model is nearly sure of need no words; the CRC
+    # catches a payload truncated to nothing)
     family = _family()
     coder = constriction.stream.stack.AnsCoder(words)
-    g = np.full((h, w), -1, dtype=np.int64)
+    g = np.full((len(_stage_models(model)), h, w), -1, dtype=np.int64)
     try:
-        for rows, cols in wavefront(h, w, model.slope):
-            probs = model.probabilities(_neighbours(g, rows, cols, model.offsets))
-            g[rows, cols] = coder.decode(family, probs)
+        for s, m, rows, cols in _steps(model, h, w):
+            probs = m.probabilities(_neighbours(g, s, rows, cols, m.offsets))
+            g[s, rows, cols] = coder.decode(family, probs)
     except (ValueError, RuntimeError, AssertionError) as exc:
         raise EntropyStreamError(f"entropy-coded payload does not decode ({exc.__class__.__name__})") from None
     if not coder.is_empty():
         raise EntropyStreamError("entropy-coded payload is corrupt (data left after the last index)")
     if g.min() < 0 or g.max() >= model.K:
         raise EntropyStreamError("entropy-coded payload decodes to indices out of range")
+    if not isinstance(model, StagedContextModel):
+        g = g[0]
     if crc is not None and indices_crc(g) != crc:
         raise EntropyStreamError("entropy-coded payload decodes to indices whose CRC-32 does not match the "
                                  "header (a different context model, or a damaged file)")
@@ -239,29 +305,53 @@ def entropy_model_path(model_path) -> Path:
     return w.with_suffix(".entropy.safetensors")
 
 
-def save_entropy_model(path, bias: np.ndarray, emb: np.ndarray, out: np.ndarray, offsets) -> None:
-    """The factors of a trained context model (float32; ``offsets`` int32 (m, 2))."""
+def _offsets_array(offsets) -> np.ndarray:
+    """int32 (m, 2) for same-stage offsets only, else (m, 3) with the stage first (0: same stage)."""
+    offs = [_offset(o) for o in offsets]
+    if all(len(o) == 2 for o in offs):
+        return np.asarray(offs, np.int32).reshape(-1, 2)
+    return np.asarray([(0, *o) if len(o) == 2 else o for o in offs], np.int32)
+
+
+def save_entropy_model(path, parts) -> None:
+    """The factors of a trained context model, ``parts`` = [(bias, emb, out, offsets)], one per
+    stage (float32; offsets int32, see ``_offsets_array``). One stage is stored under the keys
+    bias, emb, out, offsets; several under stage<s>.bias and so on."""
     from safetensors.numpy import save_file
 
-    tensors = {"bias": np.asarray(bias, np.float32), "emb": np.ascontiguousarray(emb, np.float32),
-               "out": np.ascontiguousarray(out, np.float32), "offsets": np.asarray(offsets, np.int32)}
+    tensors = {}
+    for s, (bias, emb, out, offsets) in enumerate(parts):
+        pre = "" if len(parts) == 1 else f"stage{s}."
+        tensors.update({pre + "bias": np.asarray(bias, np.float32), pre + "emb": np.ascontiguousarray(emb, np.float32),
+                        pre + "out": np.ascontiguousarray(out, np.float32), pre + "offsets": _offsets_array(offsets)})
     replace_atomically(path, lambda tmp: save_file(tensors, str(tmp)))
 
 
-def load_entropy_model(path, K: int) -> ContextModel:
+def _load_part(t: dict, pre: str, K: int, path) -> ContextModel:
+    bias, emb, out, offsets = t[pre + "bias"], t[pre + "emb"], t[pre + "out"], t[pre + "offsets"]
+    ok = (bias.shape == (K,) and emb.ndim == 3 and emb.shape[1] == K and out.ndim == 2
+          and out.shape == (K, emb.shape[2]) and offsets.ndim == 2 and offsets.shape[0] == emb.shape[0]
+          and offsets.shape[1] in (2, 3))
+    if not ok:
+        raise CheckpointError(f"{path}: context model does not match K={K}")
+    if not all(np.isfinite(a).all() for a in (bias, emb, out)):
+        raise CheckpointError(f"{path}: context model holds non-finite numbers")
+    return ContextModel.from_factors(bias, emb, out, [tuple(o) for o in offsets.tolist()])
+
+
+def load_entropy_model(path, K: int, stages: int = 1) -> ContextModel | StagedContextModel:
+    """A model's trained context model: a ``ContextModel``, or for ``stages`` > 1 a
+    ``StagedContextModel`` of that many stages."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     try:
         t = load_file(str(path))
-        bias, emb, out, offsets = t["bias"], t["emb"], t["out"], t["offsets"]
-        ok = (bias.shape == (K,) and emb.ndim == 3 and emb.shape[1] == K and out.ndim == 2
-              and out.shape == (K, emb.shape[2]) and offsets.shape == (emb.shape[0], 2))
-        if not ok:
-            raise CheckpointError(f"{path}: context model does not match K={K}")
-        if not all(np.isfinite(a).all() for a in (bias, emb, out)):
-            raise CheckpointError(f"{path}: context model holds non-finite numbers")
-        return ContextModel.from_factors(bias, emb, out, [tuple(o) for o in offsets.tolist()])
+        if stages == 1:
+            return _load_part(t, "", K, path)
+        if f"stage{stages}.bias" in t or "bias" in t:
+            raise CheckpointError(f"{path}: context model is not one of {stages} stages")
+        return StagedContextModel([_load_part(t, f"stage{s}.", K, path) for s in range(stages)])
     except (SafetensorError, OSError, KeyError) as exc:
         raise CheckpointError(f"{path}: corrupt context model ({exc.__class__.__name__})") from None
     except ValueError as exc:

@@ -35,7 +35,8 @@ import torch
 
 from vqcodec.bits import index_file_bytes, indices_to_bits
 from vqcodec.correct import Decision, get_receiver, receiver_context
-from vqcodec.entropy import CODING, DEFAULT_BETA, ContextModel, decode_indices, encode_indices, indices_crc
+from vqcodec.entropy import (CODING, DEFAULT_BETA, ContextModel, StagedContextModel, decode_indices, encode_indices,
+                             indices_crc)
 from vqcodec.images import ImageError, crop, list_images, load_image, to_rgb8, to_tensor, to_uint8
 from vqcodec.metrics import mean_ci95, ms_ssim, psnr
 from vqcodec.results import new_results
@@ -93,13 +94,15 @@ def decode_images(codec: Codec, decisions: Sequence[Decision], H: int, W: int) -
     return [to_uint8(crop(x[i:i + 1].float(), H, W)) for i in range(len(decisions))]
 
 
-def context_model(codec: Codec, kind: str | None = None) -> ContextModel:
+def context_model(codec: Codec, kind: str | None = None) -> ContextModel | StagedContextModel:
     """The entropy coder's context model of ``codec``: its trained one (``kind`` "learned",
     ``<stem>.entropy.safetensors``) where it has one, else (or with ``kind`` "prior") the one made
-    from its index prior."""
-    if getattr(codec.model, "stages", 1) != 1:
-        raise ValueError(f"model {codec.name} has {codec.model.stages} stages; entropy coding supports "
-                         "single-stage models only")
+    from its index prior (single-stage models only: a residual model needs its trained one, one
+    context model per stage)."""
+    S = getattr(codec.model, "stages", 1)
+    if S != 1 and codec.entropy_model is None:
+        raise ValueError(f"model {codec.name} has {S} stages and no trained context model, which entropy "
+                         "coding of a residual model needs (run `vqcodec train-entropy`)")
     if kind is None:
         kind = "learned" if codec.entropy_model is not None else "prior"
     if kind == "learned":
@@ -108,6 +111,8 @@ def context_model(codec: Codec, kind: str | None = None) -> ContextModel:
         return codec.entropy_model
     if kind != "prior":
         raise ValueError(f"unknown context model {kind!r}")
+    if S != 1:
+        raise ValueError(f"model {codec.name} has {S} stages; its entropy coder uses its trained context model only")
     if codec.prior is None:
         raise ValueError(f"model {codec.name} has no index prior (run `vqcodec prepare`) and no trained context "
                          "model (`vqcodec train-entropy`), which the entropy coder needs")

@@ -201,6 +201,6 @@ def load_codec(name: str | None = None, checkpoint: str | None = None, device: s
         epath = entropy_model_path(stem)
         if not epath.exists():
             raise CheckpointError(f"{label}: its config names a trained context model but {epath} is missing")
-        entropy_model = load_entropy_model(epath, model.K)
+        entropy_model = load_entropy_model(epath, model.K, getattr(model, "stages", 1))
     return Codec(name=label, model=model, meta=meta_, assignment=assignment, prior=prior, precision=precision,
                  context=context, entropy_model=entropy_model, stem=stem)
