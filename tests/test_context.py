@@ -46,6 +46,30 @@ def test_channel_loglik_is_the_exact_bitwise_posterior(K):
         assert np.allclose(got[0, y, x], ref / ref.sum(), atol=1e-5)
 
 
+def test_network_input_is_the_expected_embedding_and_the_entropy_of_the_channel_posterior():
+    """features() against the direct formula (numpy, float64): E_c[embed] and -sum c log c / log K of
+    c = softmax(ll), also where certain bits give ll = -inf for some labels (0 log 0 = 0), and its
+    gradient stays finite there (training sees certain bits)."""
+    rng = np.random.default_rng(1)
+    K, b = 16, 4
+    net = _net(K, np.arange(K), channels=8, blocks=1, embed=4)
+    llr = rng.normal(0, 3, (1, 3, 4, b)).astype(np.float32)
+    llr[0, 0, :2, :2] = 40.0  # certain bits: 12 of the 16 labels impossible there
+    ll = net.channel_loglik(torch.from_numpy(llr))
+    assert torch.isinf(ll).any()
+    got = net.features(ll)[0].permute(1, 2, 0).detach().numpy()
+    l64 = ll.double().numpy()[0]
+    c = np.exp(l64 - l64.max(-1, keepdims=True))
+    c /= c.sum(-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = -np.where(c > 0, c * np.log(c), 0.0).sum(-1) / np.log(K)
+    np.testing.assert_allclose(got[..., :4], c @ net.embed.detach().double().numpy(), atol=1e-5)
+    np.testing.assert_allclose(got[..., 4], ent, atol=1e-5)
+    x = torch.from_numpy(llr).requires_grad_(False)
+    net.features(net.channel_loglik(x)).sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+
+
 def test_certain_bits_are_never_flipped_and_unused_labels_fall_back():
     K = 12  # labels 12..15 are unused
     net = _net(K, channels=8, blocks=1, embed=4)
