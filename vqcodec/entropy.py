@@ -135,6 +135,11 @@ class ContextModel:
         return np.exp(self.log_probabilities(neighbours))
 
 
+def full_offset(o) -> tuple[int, int, int]:
+    """An offset as (stage, row, column), stage 0 for a same-stage (row, column) one."""
+    return (0, *o) if len(o) == 2 else tuple(o)
+
+
 def _offset(o) -> tuple[int, ...]:
     """(row, column) in the same stage, or (stage, row, column) with stage < 0 (stage 0: the
     same stage, written (row, column))."""
@@ -194,7 +199,7 @@ def _neighbours(maps: np.ndarray, s: int, rows: np.ndarray, cols: np.ndarray, of
     _, h, w = maps.shape
     out = np.full((rows.size, len(offsets)), -1, dtype=np.int64)
     for k, o in enumerate(offsets):
-        ds, di, dj = (0, *o) if len(o) == 2 else o
+        ds, di, dj = full_offset(o)
         r, c = rows + di, cols + dj
         ok = (r >= 0) & (r < h) & (c >= 0) & (c < w)
         out[ok, k] = maps[s + ds, r[ok], c[ok]]
@@ -310,7 +315,7 @@ def _offsets_array(offsets) -> np.ndarray:
     offs = [_offset(o) for o in offsets]
     if all(len(o) == 2 for o in offs):
         return np.asarray(offs, np.int32).reshape(-1, 2)
-    return np.asarray([(0, *o) if len(o) == 2 else o for o in offs], np.int32)
+    return np.asarray([full_offset(o) for o in offs], np.int32)
 
 
 def save_entropy_model(path, parts) -> None:

@@ -99,10 +99,6 @@ def context_model(codec: Codec, kind: str | None = None) -> ContextModel | Stage
     ``<stem>.entropy.safetensors``) where it has one, else (or with ``kind`` "prior") the one made
     from its index prior (single-stage models only: a residual model needs its trained one, one
     context model per stage)."""
-    S = getattr(codec.model, "stages", 1)
-    if S != 1 and codec.entropy_model is None:
-        raise ValueError(f"model {codec.name} has {S} stages and no trained context model, which entropy "
-                         "coding of a residual model needs (run `vqcodec train-entropy`)")
     if kind is None:
         kind = "learned" if codec.entropy_model is not None else "prior"
     if kind == "learned":
@@ -111,8 +107,10 @@ def context_model(codec: Codec, kind: str | None = None) -> ContextModel | Stage
         return codec.entropy_model
     if kind != "prior":
         raise ValueError(f"unknown context model {kind!r}")
-    if S != 1:
-        raise ValueError(f"model {codec.name} has {S} stages; its entropy coder uses its trained context model only")
+    S = getattr(codec.model, "stages", 1)
+    if S != 1:  # the prior's pair experts model one index grid, not S stages
+        raise ValueError(f"model {codec.name} has {S} stages; entropy coding of a residual model needs its trained "
+                         "context model (run `vqcodec train-entropy`)")
     if codec.prior is None:
         raise ValueError(f"model {codec.name} has no index prior (run `vqcodec prepare`) and no trained context "
                          "model (`vqcodec train-entropy`), which the entropy coder needs")

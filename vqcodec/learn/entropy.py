@@ -19,7 +19,8 @@ import time
 import numpy as np
 import torch
 
-from vqcodec.entropy import CROSS_OFFSETS, LEARNED_OFFSETS, code_length, entropy_model_path, load_entropy_model, save_entropy_model
+from vqcodec.entropy import (CROSS_OFFSETS, LEARNED_OFFSETS, code_length, entropy_model_path, full_offset,
+                             load_entropy_model, save_entropy_model)
 from vqcodec.images import list_images
 from vqcodec.learn.prepare import index_maps
 from vqcodec.model import load_model, write_checkpoint_meta
@@ -30,7 +31,7 @@ def neighbour_table(grids, K: int, offsets=LEARNED_OFFSETS, stage: int = 0) -> t
     """(neighbours (n, m) with K where a neighbour is outside the grid, targets (n,)) of every site
     of ``stage`` of each map ((h, w), or (S, h, w) for a residual model); offsets as in
     ``entropy.ContextModel``."""
-    offs = [(0, *o) if len(o) == 2 else tuple(o) for o in offsets]
+    offs = [full_offset(o) for o in offsets]
     pad_i = max(abs(di) for _, di, _ in offs)
     pad_j = max(abs(dj) for _, _, dj in offs)
     xs, ys = [], []
