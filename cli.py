@@ -1067,28 +1067,26 @@ def prepare(model, checkpoint, device, images, kodak, keep_assignment):
                                          progress=progress)
         except (CheckpointError, ImageError) as exc:
             _fail(str(exc))
-    if summary.get("residual"):
-        k = summary["kodak"]
-        click.echo(f"{stem}: a residual model: Kodak record only (per-stage receivers are not built yet; its "
-                   f"transmissions use the naive receiver)")
-        click.echo(f"Kodak: PSNR {k['psnr']:.2f} dB, MS-SSIM {k['ms_ssim']:.4f}, {k['bpp']:.4f} bpp, codebook usage "
-                   + ", ".join(f"{100 * u:.1f}%" for u in k["codebook_usage_stages"]) + " per stage")
-        return
-    ent = summary["entropy_bits"]
-    a = summary["assignment"]
-    click.echo(f"{stem}: index prior from {summary['image_count']} images: H = {ent['H']:.2f} bits, "
-               f"H(x|left) = {ent['H_given_left']:.2f}, H(x|up) = {ent['H_given_up']:.2f} (log2 K = {ent['log2K']:.0f})")
-    click.echo(f"index assignment: one-flip distortion identity {a['identity_cost']:.4f} -> "
-               + (f"kept {a['final_cost']:.4f}" if a.get("kept") else f"BSA {a['final_cost']:.4f}"))
+    ents, asgs = summary["entropy_bits"], summary["assignment"]
+    staged = isinstance(ents, list)
+    for s, (ent, a) in enumerate(zip(ents, asgs) if staged else [(ents, asgs)]):
+        who = f"stage {s + 1}: " if staged else ""
+        click.echo(f"{stem}: {who}index prior from {summary['image_count']} images: H = {ent['H']:.2f} bits, "
+                   f"H(x|left) = {ent['H_given_left']:.2f}, H(x|up) = {ent['H_given_up']:.2f} "
+                   f"(log2 K = {ent['log2K']:.0f})")
+        click.echo(f"{who}index assignment: one-flip distortion identity {a['identity_cost']:.4f} -> "
+                   + (f"kept {a['final_cost']:.4f}" if a.get("kept") else f"BSA {a['final_cost']:.4f}"))
     click.echo(f"spatial receiver tuned on held-out training images: lam = {summary['lam']}, "
                f"beta = {summary['beta']} (mean spatial-mmse loss {max(summary['tuning'].values()):.3f} dB "
                f"over BSC p = 0.01, 0.03)")
     if "kodak" in summary:
         k = summary["kodak"]
+        usage = ", ".join(f"{100 * u:.1f}%" for u in k.get("codebook_usage_stages", [k["codebook_usage"]]))
+        xent = k["cross_entropy_bits"] if staged else [k["cross_entropy_bits"]]
         click.echo(f"Kodak: PSNR {k['psnr']:.2f} dB, MS-SSIM {k['ms_ssim']:.4f}, {k['bpp']:.4f} bpp, codebook usage "
-                   f"{100 * k['codebook_usage']:.1f}%, perplexity {k['perplexity']:.1f}, context cross-entropy "
-                   f"{k['cross_entropy_bits']['context_bits']:.2f} bits/index (unigram "
-                   f"{k['cross_entropy_bits']['unigram_bits']:.2f})")
+                   f"{usage}{' per stage' if staged else ''}, perplexity {k['perplexity']:.1f}, context cross-entropy "
+                   + ", ".join(f"{x['context_bits']:.2f}" for x in xent) + " bits/index (unigram "
+                   + ", ".join(f"{x['unigram_bits']:.2f}" for x in xent) + ")")
 
 
 @main.command("train-entropy")

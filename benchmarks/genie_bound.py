@@ -12,6 +12,10 @@ each handing the decoder the MMSE code vector of the learned context posterior:
   known-wrong index, so the received label's evidence (mostly one bit flip away) is kept;
 * ``genie-erase``: the same, but the wrong sites are erased (their received labels discarded).
 
+A model without a learned context receiver (a residual model after ``vqcodec prepare``) gets
+the same comparison with its ``spatial-mmse`` receiver (per stage): ``spatial-mmse`` against
+``genie-erase`` (correct sites certain, wrong sites erased, the spatial prior conceals them).
+
 With ``--channel burst`` (Gilbert-Elliott, ``--burst-length``, default 10 bits) the rows are
 ``learned-mmse`` (which uses the channel's memory in two passes), ``one-pass`` (the learned
 posterior from the memoryless LLRs alone) and ``genie-states``: the receiver is told the channel
@@ -68,6 +72,33 @@ def burst_rows(codec, encs, cb, p: float, burst_length: float) -> None:
     print(f"burst p={p:g}: " + ", ".join(f"{k} {np.mean(v):+.2f}" for k, v in res.items()), flush=True)
 
 
+def spatial_rows(codec, args) -> None:
+    """``spatial-mmse`` against its genie (wrong sites erased, the rest certain), every stage."""
+    from channels.base import Received
+    from vqcodec.correct import get_receiver
+
+    receiver = get_receiver("spatial-mmse")
+    encs = [encode_image(codec, p, with_ms_ssim=False) for p in list_images(images_arg(args.images))]
+    print(f"model {args.model}, {len(encs)} images, one bsc realisation per image and p; PSNR change (dB)")
+    for p in [float(v) for v in args.p.split(",")]:
+        ch = channels.get_channel("bsc", p=p)
+        ctx = receiver_context(codec, ch)
+        res: dict[str, list[float]] = {"spatial-mmse": [], "genie-erase": []}
+        for i, enc in enumerate(encs):
+            g = enc.indices
+            H, W = enc.image.shape[:2]
+            rx = ch(indices_to_bits(g, codec.K, codec.assignment), np.random.default_rng(1000 + i))
+            res["spatial-mmse"].append(psnr(enc.image, decode_image(codec, receiver(rx, g.shape, ctx), H, W))
+                                       - enc.psnr_clean)
+            wrong = bits_to_indices(rx.hard, codec.K, codec.assignment) != g.reshape(-1)
+            told = np.sign(bit_llrs(rx, ch, ctx.b)) * LLR_MAX
+            told[wrong] = 0.0
+            told_rx = Received(hard=rx.hard, llr=told.reshape(-1).astype(np.float32))
+            res["genie-erase"].append(psnr(enc.image, decode_image(codec, receiver(told_rx, g.shape, ctx), H, W))
+                                      - enc.psnr_clean)
+        print(f"p={p:g}: " + ", ".join(f"{k} {np.mean(v):+.2f}" for k, v in res.items()), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="f4-k256")
@@ -78,7 +109,10 @@ def main() -> None:
     args = ap.parse_args()
     codec = load_codec(args.model)
     if codec.context is None:
-        sys.exit(f"error: {args.model} has no learned context receiver")
+        if codec.prior is None or args.channel != "bsc":
+            sys.exit(f"error: {args.model} has no learned context receiver (and the spatial rows need an index "
+                     "prior and --channel bsc)")
+        return spatial_rows(codec, args)
     cb = codec.model.codebook.detach().cpu().numpy().astype(np.float32)
     encs = [encode_image(codec, p, with_ms_ssim=False) for p in list_images(images_arg(args.images))]
     print(f"model {args.model}, {len(encs)} images, one {args.channel} realisation per image and p; "

@@ -324,3 +324,37 @@ def test_prior_tables_follow_the_prior_object_not_its_address():
         del prior, tabs
         gc.collect()
     assert len(corr._PRIOR_TABLES) <= before  # no entry outlives its prior, so no later prior can be handed one
+
+
+def test_staged_receivers_give_each_stage_its_exact_posterior_and_sum_the_stages():
+    """A 2-stage source on a 1 x 4 chain (BP is exact on a chain), K = 4, every label a candidate: per
+    stage, with that stage's own assignment row and prior, the posterior is the brute-force one,
+    P(x | y) ~ prod_i P(x_i) P(y_i | label_s(x_i)) prod_i exp(beta PMI_h(x_i, x_i+1)); spatial-mmse
+    hands the decoder sum_s sum_k q_sk e_sk, naive reads each stage's labels with its own row."""
+    from channels import Received
+    from vqcodec.bits import labels_to_bits
+
+    rng = np.random.default_rng(11)
+    S, K, b, h, w, d = 2, 4, 2, 1, 4, 3
+    assignment = np.array([[2, 0, 3, 1], [1, 3, 0, 2]])
+    priors = tuple(IndexPrior(*(random_prior(K, rng, strength=5.0).__dict__[k] for k in
+                                ("unigram", "horizontal", "vertical")), beta=0.9) for _ in range(S))
+    cbs = rng.normal(size=(S, K, d)).astype(np.float32)
+    llr = (1.5 * rng.normal(size=S * h * w * b)).astype(np.float32)
+    rx = Received(hard=(llr < 0).astype(np.int8), llr=llr)
+    ctx = ReceiverContext(K=K, assignment=assignment, codebook=cbs[0], codebooks=cbs, prior=priors)
+    dec = get_receiver("spatial-mmse")(rx, (S, h, w), ctx)
+    want = np.zeros((h * w, d))
+    for s in range(S):
+        signs = 1 - 2 * labels_to_bits(assignment[s], b).reshape(K, b).astype(np.float64)  # +1: a 0 bit
+        unary = priors[s].log_unigram()[None, :] + llr.reshape(S, h * w, b)[s].astype(np.float64) @ signs.T / 2
+        exact = _exact_marginals(unary, 0.9 * priors[s].pmi("h"), 0.9 * priors[s].pmi("v"), h, w)
+        want += exact @ cbs[s].astype(np.float64)
+        assert np.array_equal(dec.indices[s].ravel(), exact.argmax(1))
+    np.testing.assert_allclose(dec.embeddings.reshape(h * w, d), want, atol=1e-5)
+    assert dec.indices.shape == (S, h, w) and dec.embeddings.shape == (h, w, d)
+    naive = get_receiver("naive")(rx, (S, h, w), ctx).indices
+    labels = (llr < 0).astype(np.int64).reshape(S, h * w, b) @ np.array([2, 1])
+    assert np.array_equal(naive.reshape(S, -1), [inverse_assignment(assignment[s], K)[labels[s]] for s in range(S)])
+    with pytest.raises(ValueError, match="stages"):
+        get_receiver("naive")(Received(hard=rx.hard[:-2]), (S, h, w), ctx)

@@ -103,18 +103,65 @@ def test_train_init_warm_starts_from_the_first_stages(two_stage_checkpoint, imag
     assert r.exit_code != 0 and "init" in r.output
 
 
-def test_prepare_records_a_residual_model_on_kodak_only(two_stage_checkpoint, image_dir):
+def test_prepare_gives_a_residual_model_a_prior_and_an_assignment_per_stage(two_stage_checkpoint, image_dir):
+    from vqcodec.assignment import one_flip_cost
+    from vqcodec.bits import identity_assignment, indices_to_bits, labels_to_bits
+    from vqcodec.correct import default_receivers
     from vqcodec.learn.prepare import prepare_checkpoint
-    from vqcodec.model import CheckpointError, read_checkpoint_meta
+    from vqcodec.model import read_checkpoint_meta
+    from vqcodec.prior import IndexPrior
     from vqcodec.simulate import clean_point, encode_images
     from vqcodec.zoo import load_codec
 
-    with pytest.raises(CheckpointError, match="per-stage"):
-        prepare_checkpoint(two_stage_checkpoint, image_dir)
     summary = prepare_checkpoint(two_stage_checkpoint, image_dir, kodak_folder=image_dir)
     meta = read_checkpoint_meta(two_stage_checkpoint)
-    assert summary["residual"] and meta["kodak"] == summary["kodak"] and "prior" not in meta
     codec = load_codec(None, two_stage_checkpoint)
-    pt = clean_point(codec, encode_images(codec, image_dir)[0])
+    S, K = 3, codec.K
+    assert meta["kodak"] == summary["kodak"] and len(summary["assignment"]) == S
+    assert isinstance(codec.prior, tuple) and len(codec.prior) == S
+    assert all(isinstance(p, IndexPrior) and p.lam == summary["lam"] and p.beta == summary["beta"] for p in codec.prior)
+    assert codec.assignment.shape == (S, K)
+    encs = encode_images(codec, image_dir)[0]
+    cbs = codec.model.codebooks.detach().numpy().astype(np.float64)
+    for s in range(S):
+        # each stage's prior counts that stage's indices, and its assignment is BSA on that stage's codebook
+        assert codec.prior[s].unigram.sum() > 0
+        assert sorted(codec.assignment[s]) == sorted(set(codec.assignment[s]))
+        uni = codec.prior[s].unigram
+        assert one_flip_cost(cbs[s], uni, codec.assignment[s]) <= one_flip_cost(cbs[s], uni, identity_assignment(K)) + 1e-12
+        assert summary["assignment"][s]["final_cost"] == pytest.approx(one_flip_cost(cbs[s], uni, codec.assignment[s]))
+    assert not np.array_equal(codec.assignment[0], codec.assignment[1])  # different codebooks, different labels
+    idx = encs[0].indices
+    want = np.concatenate([labels_to_bits(codec.assignment[s][idx[s]], 4) for s in range(S)])
+    assert np.array_equal(indices_to_bits(idx, K, codec.assignment), want)  # stage by stage, each its own labels
+    assert default_receivers(codec) == ["naive", "spatial-mmse"]
+    pt = clean_point(codec, encs)
     assert meta["kodak"]["psnr"] == pytest.approx(pt["psnr"]["mean"])
     assert meta["kodak"]["codebook_usage_stages"] == pytest.approx(pt["codebook_usage_stages"])
+
+
+
+@pytest.mark.parametrize("receiver", ["naive", "spatial-mmse"])
+def test_finetune_takes_a_residual_model_and_train_receiver_refuses_it(two_stage_checkpoint, image_dir, tmp_path,
+                                                                        receiver):
+    from click.testing import CliRunner
+
+    from cli import main
+    from vqcodec.learn.prepare import prepare_checkpoint
+    from vqcodec.zoo import load_codec
+
+    prepare_checkpoint(two_stage_checkpoint, image_dir)
+    base = load_codec(None, two_stage_checkpoint)
+    out = tmp_path / "ft"
+    r = CliRunner().invoke(main, ["finetune", "--checkpoint", str(two_stage_checkpoint), "--channel", "bsc", "--p",
+                                  "0.05", "-r", receiver, "--images", str(image_dir), "-o", str(out), "--steps", "3",
+                                  "--batch", "2", "--crop", "16", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    ft = load_codec(None, out)
+    assert np.array_equal(ft.assignment, base.assignment) and ft.assignment.shape == (3, base.K)
+    assert all(np.array_equal(a.unigram, b.unigram) for a, b in zip(ft.prior, base.prior))
+    assert torch.equal(ft.model.codebooks, base.model.codebooks)
+    assert any(not torch.equal(a, b) for a, b in zip(ft.model.decoder.parameters(), base.model.decoder.parameters()))
+    r = CliRunner().invoke(main, ["train-receiver", "--checkpoint", str(two_stage_checkpoint), "--images",
+                                  str(image_dir), "--steps", "2"])
+    assert r.exit_code == 1 and "residual model (3 stages)" in r.output and "Traceback" not in r.output

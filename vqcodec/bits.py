@@ -5,7 +5,9 @@ A model with K codewords sends each index as a fixed-length label of
 is ``assignment[i]`` (a permutation of range(K); identity unless an index
 assignment has been optimised, see ``vqcodec.assignment``). When K is not a
 power of two, labels K .. 2^b - 1 are unused: receiving one is a detectable
-error that the receiver resolves.
+error that the receiver resolves. A residual model's indices (S, h, w) are sent
+stage by stage, first stage first; its assignment is (S, K), one row per stage
+(each stage's codebook has its own geometry), or (K,) for every stage alike.
 
 A ``.vqc`` file holds the fixed-length labels, or (header "coding" other than "fixed") an
 entropy-coded bitstream of the indices (``vqcodec.entropy``).
@@ -32,12 +34,25 @@ def identity_assignment(K: int) -> np.ndarray:
     return np.arange(K, dtype=np.int64)
 
 
-def check_assignment(assignment: np.ndarray, K: int) -> np.ndarray:
+def check_assignment(assignment: np.ndarray, K: int, stages: int = 1) -> np.ndarray:
+    """``assignment`` as int64 when it is K distinct labels in [0, 2^b), or (for ``stages`` > 1)
+    one such row per stage; else ``ValueError``."""
     a = np.asarray(assignment, dtype=np.int64)
-    if a.shape != (K,) or a.min(initial=0) < 0 or a.max(initial=0) >= 2 ** bits_per_label(K) \
-            or len(np.unique(a)) != K:
-        raise ValueError(f"assignment must be {K} distinct labels in [0, {2 ** bits_per_label(K)})")
+    rows = a if a.ndim == 2 and stages > 1 else a[None]
+    if a.ndim == 2 and stages > 1 and a.shape[0] != stages:
+        raise ValueError(f"assignment has {a.shape[0]} rows, the model has {stages} stages")
+    for row in rows:
+        if row.shape != (K,) or row.min(initial=0) < 0 or row.max(initial=0) >= 2 ** bits_per_label(K) \
+                or len(np.unique(row)) != K:
+            raise ValueError(f"assignment must be {K} distinct labels in [0, {2 ** bits_per_label(K)})"
+                             + (" per stage" if stages > 1 else ""))
     return a
+
+
+def stage_assignment(assignment: np.ndarray, stage: int) -> np.ndarray:
+    """The (K,) assignment of one stage: row ``stage`` of an (S, K) one, else the assignment itself."""
+    a = np.asarray(assignment)
+    return a[stage] if a.ndim == 2 else a
 
 
 def inverse_assignment(assignment: np.ndarray, K: int) -> np.ndarray:
@@ -64,19 +79,34 @@ def bits_to_labels(bits: np.ndarray, b: int) -> np.ndarray:
 
 
 def indices_to_bits(indices: np.ndarray, K: int, assignment: np.ndarray | None = None) -> np.ndarray:
-    """Index grid (any shape) -> transmitted bits uint8 (indices.size * b,)."""
+    """Index grid (any shape; (S, ...) with an (S, K) assignment) -> transmitted bits uint8
+    (indices.size * b,), in C order (a residual model's first stage first)."""
     idx = np.asarray(indices, dtype=np.int64)
     if idx.size and (idx.min() < 0 or idx.max() >= K):
         raise ValueError(f"indices must be in [0, {K})")
-    labels = idx if assignment is None else np.asarray(assignment, dtype=np.int64)[idx]
+    if assignment is None:
+        labels = idx
+    elif np.ndim(assignment) == 2:
+        a = np.asarray(assignment, dtype=np.int64)
+        if idx.shape[:1] != a.shape[:1]:
+            raise ValueError(f"indices of shape {idx.shape} do not have the assignment's {a.shape[0]} stages")
+        labels = np.take_along_axis(a, idx.reshape(len(a), -1), axis=1)
+    else:
+        labels = np.asarray(assignment, dtype=np.int64)[idx]
     return labels_to_bits(labels, bits_per_label(K))
 
 
 def bits_to_indices(bits: np.ndarray, K: int, assignment: np.ndarray | None = None) -> np.ndarray:
-    """Bits -> indices int64 (n,); a label that no index uses gives -1."""
+    """Bits -> indices int64 (n,) (with an (S, K) assignment: n / S per stage, first stage first);
+    a label that no index uses gives -1."""
     labels = bits_to_labels(bits, bits_per_label(K))
-    inv = inverse_assignment(identity_assignment(K) if assignment is None else assignment, K)
-    return inv[labels]
+    a = identity_assignment(K) if assignment is None else np.asarray(assignment)
+    if a.ndim == 1:
+        return inverse_assignment(a, K)[labels]
+    if labels.size % len(a):
+        raise ValueError(f"{labels.size} labels do not split into {len(a)} stages")
+    per = labels.reshape(len(a), -1)
+    return np.concatenate([inverse_assignment(a[s], K)[per[s]] for s in range(len(a))])
 
 
 # --------------------------------------------------------------------------- .vqc files

@@ -5,34 +5,42 @@ signature ``receiver(received, grid, ctx) -> Decision``:
 
 * ``received``: ``channels.Received`` for the payload bits of one image
   (``hard`` int8 in {0, 1, -1}, ``llr`` float32 or None);
-* ``grid``: ``(h, w)``, the index grid shape;
+* ``grid``: ``(h, w)``, the index grid shape, or ``(S, h, w)`` for a residual model;
 * ``ctx``: ``ReceiverContext`` (K, bits per label, assignment, codebook,
   index prior, the channel object).
 
-``Decision.indices`` is always the hard estimate (h, w); ``embeddings``
+``Decision.indices`` is always the hard estimate (h, w) or (S, h, w); ``embeddings``
 (h, w, d), when not None, are the code vectors to decode instead (e.g. the
-MMSE estimate sum_k q_k e_k).
+MMSE estimate sum_k q_k e_k; for a residual model summed over the stages).
+
+A residual model's payload is its stages one after the other, each with its own
+assignment row, codebook and index prior (``stage_contexts``): the receivers
+registered with ``staged=True`` decode each stage as a single-stage grid of its own
+(channel evidence and the stage's spatial statistics) and add the stages' code vectors.
 """
 from __future__ import annotations
 
+import functools
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
 from numba import njit
 
-from vqcodec.bits import bits_per_label, bits_to_labels, inverse_assignment, labels_to_bits
+from channels import Received
+
+from vqcodec.bits import bits_per_label, bits_to_labels, inverse_assignment, labels_to_bits, stage_assignment
 from vqcodec.context import context_posterior
 
 
 @dataclass(frozen=True)
 class ReceiverContext:
     K: int
-    assignment: np.ndarray  # index -> label, (K,)
+    assignment: np.ndarray  # index -> label, (K,); (S, K) per stage, or (K,) for all, for a residual model
     codebook: np.ndarray  # (K, d) float32
     channel: Any = None
-    prior: Any = None
+    prior: Any = None  # an IndexPrior; a residual model's: a tuple of one per stage
     context: Any = None  # the learned context receiver (vqcodec.context.ContextNet), when shipped
     codebooks: np.ndarray | None = None  # (S, K, d) every residual stage's codebook (None: codebook[None])
 
@@ -62,15 +70,52 @@ class Decision:
 REGISTRY: dict[str, Callable[..., Decision]] = {}
 
 
-def register(name: str, needs: str | None = None):
+def register(name: str, needs: str | None = None, staged: bool = False):
     """Register a receiver; ``needs`` names the side information it uses ('prior' or 'context',
-    attributes of ``ReceiverContext`` and ``zoo.Codec``)."""
+    attributes of ``ReceiverContext`` and ``zoo.Codec``). ``staged``: the function decodes one
+    stage, and a residual model's stages are decoded one by one (``stage_contexts``)."""
     def deco(fn):
-        REGISTRY[name] = fn
-        fn.receiver_name = name
-        fn.needs = needs
-        return fn
+        run = _per_stage(fn) if staged else fn
+        REGISTRY[name] = run
+        run.receiver_name = name
+        run.needs = needs
+        return run
     return deco
+
+
+def stage_contexts(ctx: ReceiverContext) -> list[ReceiverContext]:
+    """One single-stage context per stage of a residual model (its assignment row, codebook and
+    prior); ``[ctx]`` for a single-stage model."""
+    if ctx.codebooks is None or len(ctx.codebooks) == 1:
+        return [ctx]
+    S = len(ctx.codebooks)
+    priors = ctx.prior if isinstance(ctx.prior, (tuple, list)) else (ctx.prior,) * S
+    if len(priors) != S:
+        raise ValueError(f"{len(priors)} index priors for a model of {S} stages")
+    return [replace(ctx, assignment=stage_assignment(ctx.assignment, s), codebook=ctx.codebooks[s], codebooks=None,
+                    prior=priors[s]) for s in range(S)]
+
+
+def _per_stage(fn):
+    @functools.wraps(fn)
+    def run(received, grid, ctx: ReceiverContext) -> Decision:
+        stages = stage_contexts(ctx)
+        if len(stages) == 1:
+            return fn(received, tuple(grid[-2:]), stages[0])
+        h, w = grid[-2:]
+        n = h * w * ctx.b
+        if len(received) != n * len(stages):
+            raise ValueError(f"{len(received)} received bits; {len(stages)} stages of {h}x{w} labels need "
+                             f"{n * len(stages)}")
+        parts = [fn(Received(received.hard[s * n:(s + 1) * n],
+                             None if received.llr is None else received.llr[s * n:(s + 1) * n]), (h, w), c)
+                 for s, c in enumerate(stages)]
+        soft = [p.embeddings for p in parts if p.embeddings is not None]
+        if soft and len(soft) != len(parts):
+            raise ValueError("every stage's decision must be soft, or none")
+        return Decision(indices=np.stack([p.indices for p in parts]),
+                        embeddings=sum(soft) if soft else None)
+    return run
 
 
 NEEDS_HELP = {"prior": "an index prior (build one with `vqcodec prepare`)",
@@ -84,7 +129,7 @@ def default_receivers(codec) -> list[str]:
         return ["naive", "learned-mmse"]
     if getattr(codec, "prior", None) is not None:
         return ["naive", "spatial-mmse"]
-    if getattr(getattr(codec, "model", None), "stages", 1) > 1:  # a residual model: no per-stage prior yet
+    if getattr(getattr(codec, "model", None), "stages", 1) > 1:  # a residual model before `vqcodec prepare`
         return ["naive", "mmse"]
     return ["naive"]
 
@@ -144,7 +189,7 @@ def nearest_valid_table(assignment: np.ndarray, K: int) -> np.ndarray:
     return _TABLES[key]
 
 
-@register("naive")
+@register("naive", staged=True)
 def naive(received, grid, ctx: ReceiverContext) -> Decision:
     """Use the received label as it is (erased bits read as 0).
 
@@ -628,38 +673,34 @@ def spatial_posterior(llr: np.ndarray, grid: tuple[int, int], ctx: ReceiverConte
     return Posterior(cand.reshape(h, w, keep), prob.reshape(h, w, keep))
 
 
-@register("map")
+@register("map", staged=True)
 def map_receiver(received, grid, ctx: ReceiverContext) -> Decision:
     """Per-index MAP from channel evidence and index frequencies (no spatial context)."""
     post = spatial_posterior(bit_llrs(received, ctx.channel, ctx.b), grid, ctx, spatial=False)
     return Decision(indices=post.map())
 
 
-@register("mmse")
+@register("mmse", staged=True)
 def mmse_receiver(received, grid, ctx: ReceiverContext) -> Decision:
-    """Per-index posterior from channel evidence alone (uniform prior), every stage; the decoder gets sum_k q_k e_k."""
-    llr = bit_llrs(received, ctx.channel, ctx.b).astype(np.float32)  # (S h w, b), stage-major
+    """Per-index posterior from channel evidence alone (uniform prior); the decoder gets sum_k q_k e_k."""
+    llr = bit_llrs(received, ctx.channel, ctx.b).astype(np.float32)  # (h w, b)
     signs = 1 - 2 * labels_to_bits(ctx.assignment, ctx.b).reshape(-1, ctx.b).astype(np.float32)  # +1: a 0 bit
     logq = llr @ (signs.T / 2)  # log P(y | index k) up to a constant per site
     logq -= logq.max(axis=1, keepdims=True)
     q = np.exp(logq)
     q /= q.sum(axis=1, keepdims=True)
-    cbs = ctx.codebooks if ctx.codebooks is not None else ctx.codebook[None]
-    S, K, d = cbs.shape
-    q_s = q.reshape(S, -1, K)
-    emb = sum(q_s[s] @ cbs[s].astype(np.float32) for s in range(S))  # the stages' expected codewords, summed
-    h, w = grid[-2:]
-    return Decision(indices=q.argmax(axis=1).reshape(grid), embeddings=emb.reshape(h, w, d))
+    emb = q @ np.asarray(ctx.codebook, dtype=np.float32)
+    return Decision(indices=q.argmax(axis=1).reshape(grid), embeddings=emb.reshape(*grid, -1))
 
 
-@register("spatial", needs="prior")
+@register("spatial", needs="prior", staged=True)
 def spatial_receiver(received, grid, ctx: ReceiverContext) -> Decision:
     """Loopy BP over the index grid with the learned pairwise prior; hard MAP indices."""
     post = spatial_posterior(bit_llrs(received, ctx.channel, ctx.b), grid, ctx)
     return Decision(indices=post.map())
 
 
-@register("spatial-mmse", needs="prior")
+@register("spatial-mmse", needs="prior", staged=True)
 def spatial_mmse_receiver(received, grid, ctx: ReceiverContext) -> Decision:
     """Loopy BP as 'spatial'; the decoder gets the expected codeword sum_k q_k e_k (MMSE)."""
     post = spatial_posterior(bit_llrs(received, ctx.channel, ctx.b), grid, ctx)

@@ -109,27 +109,35 @@ def prior_path(model_path) -> Path:
     return w.with_suffix(".prior.safetensors")
 
 
-def save_prior(prior: IndexPrior, path) -> None:
+def save_prior(prior, path) -> None:
+    """Store an ``IndexPrior``, or a residual model's tuple of one per stage (keys ``stage{s}.``)."""
     from safetensors.numpy import save_file
 
-    tensors = {"unigram": prior.unigram.astype(np.float32), "horizontal": prior.horizontal.astype(np.float32),
-               "vertical": prior.vertical.astype(np.float32)}
+    parts = prior if isinstance(prior, (tuple, list)) else (prior,)
+    tensors = {}
+    for s, p in enumerate(parts):
+        pre = f"stage{s}." if isinstance(prior, (tuple, list)) else ""
+        tensors.update({pre + "unigram": p.unigram.astype(np.float32), pre + "horizontal": p.horizontal.astype(np.float32),
+                        pre + "vertical": p.vertical.astype(np.float32)})
     replace_atomically(path, lambda tmp: save_file(tensors, str(tmp)))
 
 
-def load_prior(path, K: int, **smoothing) -> IndexPrior:
+def load_prior(path, K: int, stages: int = 1, **smoothing):
+    """The ``IndexPrior`` stored at ``path``; for ``stages`` > 1 a tuple of one per stage."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
+    pres = [f"stage{s}." for s in range(stages)] if stages > 1 else [""]
     try:
         t = load_file(str(path))
-        prior = IndexPrior(t["unigram"].astype(np.float64), t["horizontal"].astype(np.float64),
-                           t["vertical"].astype(np.float64), **smoothing)
+        priors = tuple(IndexPrior(t[pre + "unigram"].astype(np.float64), t[pre + "horizontal"].astype(np.float64),
+                                  t[pre + "vertical"].astype(np.float64), **smoothing) for pre in pres)
     except (SafetensorError, OSError, KeyError, ValueError) as exc:
         raise CheckpointError(f"{path}: corrupt index prior ({exc.__class__.__name__})") from None
-    if prior.unigram.shape != (K,) or prior.horizontal.shape != (K, K) or prior.vertical.shape != (K, K):
-        raise CheckpointError(f"{path}: index prior does not match K={K}")
-    return prior
+    for prior in priors:
+        if prior.unigram.shape != (K,) or prior.horizontal.shape != (K, K) or prior.vertical.shape != (K, K):
+            raise CheckpointError(f"{path}: index prior does not match K={K}")
+    return priors if stages > 1 else priors[0]
 
 
 def learn_prior(grids, K: int) -> IndexPrior:
@@ -142,3 +150,9 @@ def learn_prior(grids, K: int) -> IndexPrior:
         hor += h
         ver += v
     return IndexPrior(uni, hor, ver)
+
+
+def learn_stage_priors(grids, K: int) -> tuple[IndexPrior, ...]:
+    """One prior per stage of a residual model's index maps (S, h, w)."""
+    S = np.asarray(grids[0]).shape[0]
+    return tuple(learn_prior([np.asarray(g)[s] for g in grids], K) for s in range(S))

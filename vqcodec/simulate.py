@@ -85,12 +85,12 @@ def decode_images(codec: Codec, decisions: Sequence[Decision], H: int, W: int) -
     dev = model.codebook.device
     if dev.type != "cuda" or len(decisions) < 2:
         return [decode_image(codec, d, H, W) for d in decisions]
-    cb = model.codebook
-    z = torch.stack([torch.from_numpy(np.ascontiguousarray(d.embeddings, dtype=np.float32)).to(dev)
-                     if d.embeddings is not None
-                     else cb[torch.from_numpy(np.asarray(d.indices, dtype=np.int64)).to(dev)] for d in decisions])
+    z = torch.stack([torch.from_numpy(np.ascontiguousarray(d.embeddings, dtype=np.float32)).to(dev).permute(2, 0, 1)
+                     if d.embeddings is not None  # hard indices: the codeword (summed over a residual model's stages)
+                     else model.embed(torch.from_numpy(np.asarray(d.indices, dtype=np.int64))[None].to(dev))[0]
+                     for d in decisions])
     with decoder_autocast(codec):
-        x = model.decode_embeddings(z.permute(0, 3, 1, 2))
+        x = model.decode_embeddings(z)
     return [to_uint8(crop(x[i:i + 1].float(), H, W)) for i in range(len(decisions))]
 
 

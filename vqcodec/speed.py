@@ -29,7 +29,7 @@ from channels.burst import ge_kernel, ge_reference
 from vqcodec.baselines import decode_file, encode_file
 from vqcodec.bits import indices_to_bits
 from vqcodec.context import context_posterior
-from vqcodec.correct import bit_llrs, receiver_context, spatial_posterior
+from vqcodec.correct import bit_llrs, receiver_context, spatial_posterior, stage_contexts
 from vqcodec.images import crop, to_tensor, to_uint8
 from vqcodec.metrics import psnr
 from vqcodec.simulate import StopRule, run_point
@@ -151,8 +151,9 @@ def channel_rows(repeat: int, n_bits: int = 1 << 22) -> list[Row]:
 
 def receiver_rows(codec, indices: np.ndarray, repeat: int, p: float = 0.01, crop_size: int = 24) -> list[Row]:
     ch = channels.get_channel("bsc", p=p)
-    ctx = receiver_context(codec, ch)
-    rx = ch(indices_to_bits(indices, codec.K, codec.assignment), np.random.default_rng(0))
+    ctx = stage_contexts(receiver_context(codec, ch))[0]  # a residual model: its first stage
+    indices = indices[0] if indices.ndim == 3 else indices
+    rx = ch(indices_to_bits(indices, codec.K, ctx.assignment), np.random.default_rng(0))
     llr = bit_llrs(rx, ch, ctx.b)
     t_full = median_time(lambda: spatial_posterior(llr, indices.shape, ctx), repeat, False)
     h, w = min(crop_size, indices.shape[0]), min(crop_size, indices.shape[1])

@@ -95,8 +95,9 @@ class Codec:
     """A model plus the side information a transmission needs.
 
     ``assignment`` maps index -> transmitted label (identity unless the
-    checkpoint ships an optimised one); ``prior`` is the index prior used by
-    the spatial receivers (None when the checkpoint has none).
+    checkpoint ships an optimised one; a residual model's may hold one row per stage);
+    ``prior`` is the index prior used by the spatial receivers (a tuple of one per
+    stage for a residual model; None when the checkpoint has none).
     """
 
     name: str
@@ -177,17 +178,18 @@ def load_codec(name: str | None = None, checkpoint: str | None = None, device: s
     label = name or DEFAULT_MODEL
     if checkpoint is not None:
         label = meta_.get("name") or Path(checkpoint).stem
+    S = getattr(model, "stages", 1)
     assignment = identity_assignment(model.K)
     if meta_.get("assignment") is not None:
         try:
-            assignment = check_assignment(np.asarray(meta_["assignment"]), model.K)
+            assignment = check_assignment(np.asarray(meta_["assignment"]), model.K, S)
         except ValueError as exc:
             raise CheckpointError(f"{label}: invalid index assignment in checkpoint ({exc})") from None
 
     stem = Path(checkpoint) if checkpoint is not None else resolve(label)
     ppath = prior_path(stem)
     smoothing = {k: float(meta_["prior"][k]) for k in ("lam", "beta") if k in (meta_.get("prior") or {})}
-    prior = load_prior(ppath, model.K, **smoothing) if ppath.exists() else None
+    prior = load_prior(ppath, model.K, S, **smoothing) if ppath.exists() else None
     if precision != "fp32" and not str(model.codebook.device).startswith("cuda"):
         raise CheckpointError(f"precision {precision} needs a CUDA device (the CPU path runs fp32)")
     context = None

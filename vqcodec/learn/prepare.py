@@ -3,18 +3,20 @@ prior, pseudo-Gray index assignment, spatial-receiver tuning by simulation, clea
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
 import channels
 from vqcodec.assignment import one_flip_cost, optimise_assignment
-from vqcodec.bits import check_assignment, identity_assignment, indices_to_bits
-from vqcodec.correct import Decision, ReceiverContext, SpatialParams, bit_llrs, spatial_posterior
+from vqcodec.bits import check_assignment, identity_assignment, indices_to_bits, stage_assignment
+from vqcodec.correct import get_receiver, receiver_context
 from vqcodec.images import list_images, load_image, to_tensor
 from vqcodec.memory import large_buffers_mmapped
 from vqcodec.metrics import psnr
 from vqcodec.model import CheckpointError, load_model, write_checkpoint_meta
-from vqcodec.prior import IndexPrior, learn_prior, prior_path, save_prior
+from vqcodec.prior import IndexPrior, learn_prior, learn_stage_priors, prior_path, save_prior
 from vqcodec.simulate import clean_point, decode_image, encode_image, trial_rng
 from vqcodec.zoo import Codec, clear_cache
 
@@ -47,8 +49,7 @@ def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, keep_assignmen
     """
 
     model, doc = load_model(stem)
-    if model.cfg.stages > 1:
-        return _prepare_residual(stem, model, doc, kodak_folder, progress)
+    S = model.cfg.stages
     if keep_assignment is None:
         keep_assignment = "codebook_training" in doc
     kept = None
@@ -56,7 +57,7 @@ def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, keep_assignmen
         if doc.get("assignment") is None:
             raise CheckpointError(f"{stem}: has no index assignment to keep")
         try:
-            kept = check_assignment(np.asarray(doc["assignment"]), model.K)
+            kept = check_assignment(np.asarray(doc["assignment"]), model.K, S)
         except (ValueError, TypeError) as exc:
             raise CheckpointError(f"{stem}: invalid index assignment in checkpoint ({exc})") from None
     paths = list_images(images_folder)
@@ -64,23 +65,29 @@ def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, keep_assignmen
     grids = index_maps(model, paths, progress, stage="index statistics")
     if progress:
         progress("receiver tuning", 0, 1)
-    counts = learn_prior(grids, model.K)
-    cb = model.codebook.detach().cpu().numpy().astype(np.float64)
-    if kept is not None:
-        assignment = kept
-        info = {"kept": True, "identity_cost": one_flip_cost(cb, counts.unigram, identity_assignment(model.K)),
-                "final_cost": one_flip_cost(cb, counts.unigram, assignment)}
-    else:
-        assignment, info = optimise_assignment(cb, counts.unigram)
+    counts = (learn_prior(grids, model.K),) if S == 1 else learn_stage_priors(grids, model.K)
+    cbs = model.codebooks.detach().cpu().numpy().astype(np.float64)
+    rows, infos = [], []
+    for s in range(S):  # each stage's codebook has its own geometry: an assignment of its own
+        if kept is not None:
+            row = stage_assignment(kept, s)
+            info = {"kept": True, "identity_cost": one_flip_cost(cbs[s], counts[s].unigram, identity_assignment(model.K)),
+                    "final_cost": one_flip_cost(cbs[s], counts[s].unigram, row)}
+        else:
+            row, info = optimise_assignment(cbs[s], counts[s].unigram)
+        rows.append(row)
+        infos.append({k: float(v) if isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) else v
+                      for k, v in info.items()})
+    assignment = rows[0] if S == 1 else np.stack(rows)
     lam, beta, tuning = tune_receiver(model, doc, assignment, grids, paths)
     if progress:
         progress("receiver tuning", 1, 1)
-    prior = IndexPrior(counts.unigram, counts.horizontal, counts.vertical, lam=lam, beta=beta)
-    summary = {"images": str(images_folder), "image_count": len(paths), "entropy_bits": prior.entropies(),
-               "lam": lam, "beta": beta, "tuning": tuning,
-               "assignment": {k: float(v) if isinstance(v, (int, float, np.floating)) and not isinstance(v, bool)
-                              else v for k, v in info.items()}}
-    doc["assignment"] = [int(a) for a in assignment]
+    priors = tuple(IndexPrior(c.unigram, c.horizontal, c.vertical, lam=lam, beta=beta) for c in counts)
+    prior = priors[0] if S == 1 else priors
+    summary = {"images": str(images_folder), "image_count": len(paths),
+               "entropy_bits": priors[0].entropies() if S == 1 else [p.entropies() for p in priors],
+               "lam": lam, "beta": beta, "tuning": tuning, "assignment": infos[0] if S == 1 else infos}
+    doc["assignment"] = np.asarray(assignment).tolist()
     doc["prior"] = summary
     if kodak_folder is not None:
         summary["kodak"] = doc["kodak"] = _kodak_record(doc, model, np.asarray(assignment), prior, kpaths, progress)
@@ -104,23 +111,12 @@ def _kodak_record(doc, model, assignment, prior, kpaths, progress) -> dict:
            "codebook_usage": pt["codebook_usage"], "perplexity": pt["perplexity"], "images": len(encs)}
     if "codebook_usage_stages" in pt:
         out["codebook_usage_stages"] = pt["codebook_usage_stages"]
-    if prior is not None:
+    if isinstance(prior, tuple):
+        out["cross_entropy_bits"] = [p.cross_entropy([e.indices[s] for e in encs], beta=1.0)
+                                     for s, p in enumerate(prior)]
+    elif prior is not None:
         out["cross_entropy_bits"] = prior.cross_entropy([e.indices for e in encs], beta=1.0)
     return out
-
-
-def _prepare_residual(stem, model, doc, kodak_folder, progress) -> dict:
-    """A residual (multi-stage) model: its Kodak record only. Per-stage priors, index
-    assignments and context receivers are not built yet, so its transmissions use the naive
-    receiver (the identity assignment, every stage's bits as they arrive)."""
-    if kodak_folder is None:
-        raise CheckpointError(f"{stem}: a residual model ({model.cfg.stages} stages) has no receiver side "
-                              "information to learn yet (per-stage priors are not built); give Kodak to record "
-                              "its clean metrics")
-    doc["kodak"] = _kodak_record(doc, model, identity_assignment(model.K), None, list_images(kodak_folder), progress)
-    write_checkpoint_meta(stem, doc)
-    clear_cache()
-    return {"kodak": doc["kodak"], "residual": True}
 
 
 def tune_receiver(model, doc, assignment, grids, paths, *, holdout_every: int = 5, n_eval: int = 8,
@@ -128,27 +124,27 @@ def tune_receiver(model, doc, assignment, grids, paths, *, holdout_every: int = 
     """Choose the prior smoothing ``lam`` and temperature ``beta`` of the spatial receivers on
     training images only: statistics from all images but every ``holdout_every``-th, the
     ``spatial-mmse`` PSNR loss measured on ``n_eval`` of the held-out ones over BSC points
-    ``ps`` (fixed seeds). Returns (lam, beta, table of mean losses)."""
+    ``ps`` (fixed seeds); one (lam, beta) for all stages of a residual model. Returns (lam, beta,
+    table of mean losses)."""
 
     train = [g for i, g in enumerate(grids) if i % holdout_every]
     held = [p for i, p in enumerate(paths) if i % holdout_every == 0][:n_eval]
-    counts = learn_prior(train, model.K)
+    S = model.cfg.stages
+    counts = (learn_prior(train, model.K),) if S == 1 else learn_stage_priors(train, model.K)
     base = Codec(name="tuning", model=model, meta=doc, assignment=np.asarray(assignment), prior=None)
     encs = [encode_image(base, p, with_ms_ssim=False) for p in held]
-    cb = model.codebook.detach().cpu().numpy()
+    receiver = get_receiver("spatial-mmse")
     table = {}
     for lam in lams:
-        prior = IndexPrior(counts.unigram, counts.horizontal, counts.vertical, lam=lam)
         for beta in betas:
+            priors = tuple(IndexPrior(c.unigram, c.horizontal, c.vertical, lam=lam, beta=beta) for c in counts)
             losses = []
             for p in ps:
                 ch = channels.get_channel("bsc", p=p)
-                ctx = ReceiverContext(K=model.K, assignment=np.asarray(assignment), codebook=cb, channel=ch,
-                                      prior=prior)
+                ctx = replace(receiver_context(base, ch), prior=priors[0] if S == 1 else priors)
                 for e in encs:
                     rx = ch(indices_to_bits(e.indices, model.K, assignment), trial_rng(seed, e.name, p, 0))
-                    post = spatial_posterior(bit_llrs(rx, ch, ctx.b), e.indices.shape, ctx, SpatialParams(beta=beta))
-                    out = decode_image(base, Decision(post.map(), post.mmse(cb)), *e.image.shape[:2])
+                    out = decode_image(base, receiver(rx, e.indices.shape, ctx), *e.image.shape[:2])
                     losses.append(psnr(e.image, out) - e.psnr_clean)
             table[f"lam={lam},beta={beta}"] = float(np.mean(losses))
     best = max(table, key=table.get)

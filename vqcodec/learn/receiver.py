@@ -25,7 +25,7 @@ from vqcodec.correct import bit_llrs
 from vqcodec.images import list_images, load_image, to_tensor
 from vqcodec.learn.codec import CropSampler
 from vqcodec.memory import large_buffers_mmapped
-from vqcodec.model import load_model, write_checkpoint_meta
+from vqcodec.model import CheckpointError, load_model, write_checkpoint_meta
 from vqcodec.zoo import clear_cache
 
 
@@ -233,6 +233,10 @@ def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainCo
     ``<stem>.context.safetensors`` and ``context`` in ``<stem>.json``; returns that record."""
 
     model, doc = load_model(stem)
+    if model.cfg.stages > 1:
+        raise CheckpointError(f"{stem}: a residual model ({model.cfg.stages} stages); the learned context receiver "
+                              "reads one index grid, so its receivers are the per-stage ones (naive, mmse, and after "
+                              "`vqcodec prepare` spatial-mmse)")
     K = model.K
     assignment = (check_assignment(np.asarray(doc["assignment"]), K) if doc.get("assignment") is not None
                   else identity_assignment(K))

@@ -77,8 +77,9 @@ def finetune_decoder(codec, channel, receiver: str, images_folder, fc: FinetuneC
             g["lr"] = lr_at(step, tc_sched)
         x = sampler.sample(fc.batch, rng).to(device)
         with torch.no_grad():
-            idx = model.encode(x).cpu().numpy()
-        z = ctx.codebook[idx].astype(np.float32)  # (B, h, w, d)
+            idx_t = model.encode(x)
+            z = model.embed(idx_t).permute(0, 2, 3, 1).cpu().numpy()  # (B, h, w, d), summed over the stages
+        idx = idx_t.cpu().numpy()
         n_clean = int(round(fc.clean_fraction * fc.batch))
         for b in range(n_clean, fc.batch):
             bits = indices_to_bits(idx[b], codec.K, codec.assignment)
@@ -88,7 +89,11 @@ def finetune_decoder(codec, channel, receiver: str, images_folder, fc: FinetuneC
             else:
                 ch = channel
             dec = fn(ch(bits, rng), idx[b].shape, ctx)
-            z[b] = dec.embeddings if dec.embeddings is not None else ctx.codebook[dec.indices]
+            if dec.embeddings is not None:
+                z[b] = dec.embeddings
+            else:
+                with torch.no_grad():
+                    z[b] = model.embed(torch.from_numpy(dec.indices)[None].to(device))[0].permute(1, 2, 0).cpu().numpy()
         model.decoder.train()
         x_hat = model.decode_embeddings(torch.from_numpy(z).to(device).permute(0, 3, 1, 2))
         loss = F.mse_loss(x_hat, x)
