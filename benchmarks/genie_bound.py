@@ -12,7 +12,7 @@ each handing the decoder the MMSE code vector of the learned context posterior:
   known-wrong index, so the received label's evidence (mostly one bit flip away) is kept;
 * ``genie-erase``: the same, but the wrong sites are erased (their received labels discarded).
 
-A model without a learned context receiver (a residual model after ``vqcodec prepare``) gets
+A model without a learned context receiver, or a residual model (after ``vqcodec prepare``), gets
 the same comparison with its ``spatial-mmse`` receiver (per stage): ``spatial-mmse`` against
 ``genie-erase`` (correct sites certain, wrong sites erased, the spatial prior conceals them).
 
@@ -108,7 +108,7 @@ def main() -> None:
     ap.add_argument("--burst-length", type=float, default=10.0)
     args = ap.parse_args()
     codec = load_codec(args.model)
-    if codec.context is None:
+    if codec.context is None or codec.model.stages > 1:
         if codec.prior is None or args.channel != "bsc":
             sys.exit(f"error: {args.model} has no learned context receiver (and the spatial rows need an index "
                      "prior and --channel bsc)")

@@ -164,4 +164,42 @@ def test_finetune_takes_a_residual_model_and_train_receiver_refuses_it(two_stage
     assert any(not torch.equal(a, b) for a, b in zip(ft.model.decoder.parameters(), base.model.decoder.parameters()))
     r = CliRunner().invoke(main, ["train-receiver", "--checkpoint", str(two_stage_checkpoint), "--images",
                                   str(image_dir), "--steps", "2"])
-    assert r.exit_code == 1 and "residual model (3 stages)" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 1 and "--decoder-steps 0" in r.output and "Traceback" not in r.output
+
+
+def test_train_receiver_gives_each_stage_of_a_residual_model_its_own_learned_receiver(two_stage_checkpoint,
+                                                                                       image_dir):
+    from click.testing import CliRunner
+
+    import channels
+    from cli import main
+    from vqcodec.bits import indices_to_bits
+    from vqcodec.context import ContextNet, context_posterior
+    from vqcodec.correct import bit_llrs, default_receivers, get_receiver, receiver_context
+    from vqcodec.learn.prepare import prepare_checkpoint
+    from vqcodec.simulate import encode_images
+    from vqcodec.zoo import load_codec
+
+    prepare_checkpoint(two_stage_checkpoint, image_dir)
+    r = CliRunner().invoke(main, ["train-receiver", "--checkpoint", str(two_stage_checkpoint), "--images",
+                                  str(image_dir), "--steps", "3", "--crop", "4", "--batch", "2", "--channels", "8",
+                                  "--blocks", "1", "--decoder-steps", "0", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    codec = load_codec(None, two_stage_checkpoint)
+    assert isinstance(codec.context, tuple) and len(codec.context) == 3
+    assert all(isinstance(n, ContextNet) for n in codec.context)
+    for s, net in enumerate(codec.context):  # each stage's network reads its stage's labels
+        assert np.array_equal(net.signs.numpy(), 1 - 2 * ((codec.assignment[s][:, None] >> np.arange(3, -1, -1)) & 1))
+    assert not torch.equal(codec.context[0].embed, codec.context[1].embed)
+    assert len(codec.meta["context"]["validation"]["bsc p=0.01"]["stages"]) == 3
+    assert default_receivers(codec) == ["naive", "learned-mmse"]
+    enc = encode_images(codec, image_dir)[0][0]
+    ch = channels.get_channel("bsc", p=0.05)
+    rx = ch(indices_to_bits(enc.indices, codec.K, codec.assignment), np.random.default_rng(0))
+    ctx = receiver_context(codec, ch)
+    dec = get_receiver("learned-mmse")(rx, enc.indices.shape, ctx)
+    S, h, w = enc.indices.shape
+    llr = bit_llrs(rx, ch, 4).reshape(S, h * w, 4)
+    want = sum(context_posterior(codec.context[s], llr[s], (h, w)) @ ctx.codebooks[s] for s in range(S))
+    np.testing.assert_allclose(dec.embeddings, want, atol=1e-5)
+    assert dec.indices.shape == (S, h, w)

@@ -132,29 +132,42 @@ def context_path(model_path) -> Path:
     return w.with_suffix(".context.safetensors")
 
 
-def save_context(net: ContextNet, path) -> None:
+def save_context(net, path) -> None:
+    """Store a ``ContextNet``, or a residual model's tuple of one per stage (keys ``stage{s}.``)."""
     from safetensors.torch import save_file
 
-    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items() if k != "signs"}
+    nets = net if isinstance(net, (tuple, list)) else (net,)
+    state = {}
+    for s, n in enumerate(nets):
+        pre = f"stage{s}." if isinstance(net, (tuple, list)) else ""
+        state.update({pre + k: v.detach().cpu().contiguous() for k, v in n.state_dict().items() if k != "signs"})
     replace_atomically(path, lambda tmp: save_file(state, str(tmp)))
 
 
-def load_context(path, K: int, assignment: np.ndarray, cfg: dict) -> ContextNet:
+def load_context(path, K: int, assignment: np.ndarray, cfg: dict, stages: int = 1):
+    """The ``ContextNet`` stored at ``path``; for ``stages`` > 1 a tuple of one per stage, each with
+    its stage's row of ``assignment``."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    a = np.asarray(assignment)
     try:
         c = ContextConfig(channels=int(cfg["channels"]), blocks=int(cfg["blocks"]), embed=int(cfg["embed"]),
                           dilations=tuple(int(d) for d in cfg["dilations"]))
         if min(c.channels, c.blocks, c.embed, *c.dilations) < 1:
             raise ValueError("non-positive size")
-        net = ContextNet(K, assignment, c)
         state = load_file(str(path))
-        state["signs"] = net.signs
-        net.load_state_dict(state)
+        nets = []
+        for s in range(stages):
+            pre = f"stage{s}." if stages > 1 else ""
+            net = ContextNet(K, a[s] if a.ndim == 2 else a, c)
+            part = {k[len(pre):]: v for k, v in state.items() if k.startswith(pre)} if pre else dict(state)
+            part["signs"] = net.signs
+            net.load_state_dict(part)
+            nets.append(net.eval())
     except (SafetensorError, OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: corrupt context receiver ({exc.__class__.__name__})") from None
-    return net.eval()
+    return tuple(nets) if stages > 1 else nets[0]
 
 
 # --------------------------------------------------------------------------- inference

@@ -41,7 +41,7 @@ class ReceiverContext:
     codebook: np.ndarray  # (K, d) float32
     channel: Any = None
     prior: Any = None  # an IndexPrior; a residual model's: a tuple of one per stage
-    context: Any = None  # the learned context receiver (vqcodec.context.ContextNet), when shipped
+    context: Any = None  # the learned context receiver (vqcodec.context.ContextNet; one per stage), when shipped
     codebooks: np.ndarray | None = None  # (S, K, d) every residual stage's codebook (None: codebook[None])
 
     @property
@@ -84,16 +84,21 @@ def register(name: str, needs: str | None = None, staged: bool = False):
 
 
 def stage_contexts(ctx: ReceiverContext) -> list[ReceiverContext]:
-    """One single-stage context per stage of a residual model (its assignment row, codebook and
-    prior); ``[ctx]`` for a single-stage model."""
+    """One single-stage context per stage of a residual model (its assignment row, codebook, prior
+    and context receiver); ``[ctx]`` for a single-stage model."""
     if ctx.codebooks is None or len(ctx.codebooks) == 1:
         return [ctx]
     S = len(ctx.codebooks)
-    priors = ctx.prior if isinstance(ctx.prior, (tuple, list)) else (ctx.prior,) * S
-    if len(priors) != S:
-        raise ValueError(f"{len(priors)} index priors for a model of {S} stages")
+
+    def per_stage(x, what):
+        xs = x if isinstance(x, (tuple, list)) else (x,) * S
+        if len(xs) != S:
+            raise ValueError(f"{len(xs)} {what} for a model of {S} stages")
+        return xs
+
+    priors, nets = per_stage(ctx.prior, "index priors"), per_stage(ctx.context, "context receivers")
     return [replace(ctx, assignment=stage_assignment(ctx.assignment, s), codebook=ctx.codebooks[s], codebooks=None,
-                    prior=priors[s]) for s in range(S)]
+                    prior=priors[s], context=nets[s]) for s in range(S)]
 
 
 def _per_stage(fn):
@@ -820,14 +825,14 @@ def _context_posterior(received, grid, ctx: ReceiverContext) -> np.ndarray:
     return context_posterior(ctx.context, memory_llrs(llr, q1.reshape(-1, ctx.K), ctx), grid)
 
 
-@register("learned", needs="context")
+@register("learned", needs="context", staged=True)
 def learned_receiver(received, grid, ctx: ReceiverContext) -> Decision:
     """Learned context receiver (CNN over the channel evidence of the grid); hard MAP indices."""
     q = _context_posterior(received, grid, ctx)
     return Decision(indices=np.argmax(q, axis=-1).astype(np.int64))
 
 
-@register("learned-mmse", needs="context")
+@register("learned-mmse", needs="context", staged=True)
 def learned_mmse_receiver(received, grid, ctx: ReceiverContext) -> Decision:
     """Learned context receiver; the decoder gets the expected codeword sum_k q_k e_k (MMSE)."""
     q = _context_posterior(received, grid, ctx)

@@ -165,9 +165,8 @@ def receiver_rows(codec, indices: np.ndarray, repeat: int, p: float = 0.01, crop
                 "indices/s"),
             Row("receiver", f"spatial posterior, {w}x{h} crop, numba", h * w / t_nb, "indices/s",
                 "numpy reference", t_ref / t_nb)]
-    if codec.context is not None:  # the learned receiver runs on the CPU, as in a simulation
-
-        t_ctx = median_time(lambda: context_posterior(codec.context, llr, indices.shape), repeat, False)
+    if ctx.context is not None:  # the learned receiver runs on the CPU, as in a simulation
+        t_ctx = median_time(lambda: context_posterior(ctx.context, llr, indices.shape), repeat, False)
         rows.append(Row("receiver", f"learned context posterior, {codec.name}, {gw}x{gh} grid, BSC p={p}",
                         indices.size / t_ctx, "indices/s", "spatial posterior", t_full / t_ctx))
     return rows

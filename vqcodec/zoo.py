@@ -197,7 +197,7 @@ def load_codec(name: str | None = None, checkpoint: str | None = None, device: s
         cpath = context_path(stem)
         if not cpath.exists():
             raise CheckpointError(f"{label}: its config names a context receiver but {cpath} is missing")
-        context = load_context(cpath, model.K, assignment, meta_["context"].get("config") or {})
+        context = load_context(cpath, model.K, assignment, meta_["context"].get("config") or {}, S)
     entropy_model = None
     if meta_.get("entropy_model") is not None:
         epath = entropy_model_path(stem)

@@ -19,13 +19,13 @@ import torch
 import torch.nn.functional as F
 
 import channels
-from vqcodec.bits import bits_per_label, check_assignment, identity_assignment, indices_to_bits
+from vqcodec.bits import bits_per_label, check_assignment, identity_assignment, indices_to_bits, stage_assignment
 from vqcodec.context import ContextConfig, ContextNet, config_dict, context_path, save_context
 from vqcodec.correct import bit_llrs
 from vqcodec.images import list_images, load_image, to_tensor
 from vqcodec.learn.codec import CropSampler
 from vqcodec.memory import large_buffers_mmapped
-from vqcodec.model import CheckpointError, load_model, write_checkpoint_meta
+from vqcodec.model import load_model, write_checkpoint_meta
 from vqcodec.zoo import clear_cache
 
 
@@ -233,12 +233,12 @@ def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainCo
     ``<stem>.context.safetensors`` and ``context`` in ``<stem>.json``; returns that record."""
 
     model, doc = load_model(stem)
-    if model.cfg.stages > 1:
-        raise CheckpointError(f"{stem}: a residual model ({model.cfg.stages} stages); the learned context receiver "
-                              "reads one index grid, so its receivers are the per-stage ones (naive, mmse, and after "
-                              "`vqcodec prepare` spatial-mmse)")
+    S = model.cfg.stages
+    if S > 1 and pc is not None:
+        raise ValueError(f"{stem}: a residual model ({S} stages): the second stage through the decoder is built for "
+                         "one-stage models only; train with --decoder-steps 0")
     K = model.K
-    assignment = (check_assignment(np.asarray(doc["assignment"]), K) if doc.get("assignment") is not None
+    assignment = (check_assignment(np.asarray(doc["assignment"]), K, S) if doc.get("assignment") is not None
                   else identity_assignment(K))
     paths = list_images(images_folder)
     train, held = [], []
@@ -255,8 +255,15 @@ def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainCo
                 progress("encode", i + 1, len(paths), {})
     if not train or not held:
         raise ValueError(f"{images_folder}: need at least 2 training images (one is held out)")
-    net, history = train_context(train, K, assignment, cfg, tc, minutes=minutes,
-                                 progress=(lambda s, m: progress("train", s, tc.steps, m)) if progress else None)
+    nets, histories = [], []
+    for s in range(S):  # a residual model: one receiver per stage, on that stage's grids and assignment row
+        label = "train" if S == 1 else f"train stage {s + 1}"
+        net, history = train_context([g[s] for g in train] if S > 1 else train, K, stage_assignment(assignment, s),
+                                     cfg, tc, minutes=minutes,
+                                     progress=(lambda i, m, label=label: progress(label, i, tc.steps, m))
+                                     if progress else None)
+        nets.append(net)
+        histories.append(history)
     pixel_history = None
     if pc is not None:  # read again here, not kept from the encoding loop (fewer long-lived blocks there)
         train_images = [load_image(p) for i, p in enumerate(paths) if i % holdout_every]
@@ -267,16 +274,22 @@ def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainCo
     for kind, kw in VALIDATION_CHANNELS:
         ch = channels.get_channel(kind, **kw)
         key = f"{kind} {next(iter(kw))}={next(iter(kw.values()))}"
-        validation[key] = {k: round(v, 5) for k, v in evaluate(net, held, K, assignment, ch).items()}
+        per = [evaluate(n, [g[s] for g in held] if S > 1 else held, K, stage_assignment(assignment, s), ch)
+               for s, n in enumerate(nets)]
+        validation[key] = {k: round(float(np.mean([v[k] for v in per])), 5) for k in per[0]}  # mean over stages
+        if S > 1:
+            validation[key]["stages"] = [{k: round(v[k], 5) for k in v} for v in per]
         if progress:
             progress("validate", len(validation), len(VALIDATION_CHANNELS), {})
+    history = histories[0]
     record = {"config": config_dict(cfg), "training": {
         "images": str(images_folder), "image_count": len(paths), "held_out": len(held),
         "config": asdict(tc), "minutes": minutes, "steps_run": history[-1]["step"] if history else 0,
         "channel_mix": TRAINING_MIX, "command": command, "history": history[-60:],
+        **({"stages": S, "stage_histories": [h[-60:] for h in histories[1:]]} if S > 1 else {}),
         "through_decoder": None if pc is None else {"config": asdict(pc), "history": pixel_history[-40:]}},
         "validation": validation}
-    save_context(net, context_path(stem))
+    save_context(nets[0] if S == 1 else tuple(nets), context_path(stem))
     doc["context"] = record
     write_checkpoint_meta(stem, doc)
     clear_cache()
