@@ -45,6 +45,9 @@ def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, keep_assignmen
     3. When ``kodak_folder`` is given: the clean-channel Kodak metrics and codebook
        health -> ``kodak`` in ``<stem>.json`` (shown by ``vqcodec models``).
 
+    A residual model gets all of it per stage: one prior and one assignment for each stage's
+    indices and codebook (``assignment`` (S, K)), and one (lam, beta) for all stages.
+
     ``progress(stage, done, total)`` is called along the way. Returns the summary written.
     """
 
