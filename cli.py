@@ -203,6 +203,9 @@ def main() -> None:
 @click.option("--stage-dropout", is_flag=True,
               help="Train each batch with a random number of stages 1..S, so that every prefix decodes.")
 @_training_options
+@click.option("--minutes", type=float, default=None,
+              help="Train for this long instead of --steps (the step count that fills it is fixed after a "
+                   "short timing and recorded; not with --resume).")
 @click.option("--init", "init", type=click.Path(), default=None,
               help="Warm start from this checkpoint's weights and architecture (codebooks included); "
                    "--stages keeps its first S stages [default: all of them].")
@@ -210,7 +213,8 @@ def main() -> None:
 @click.option("--overwrite", is_flag=True, help="Start a new training over an existing OUT (its state is lost).")
 @click.pass_context
 def train(ctx, images, out, f, K, d, channels, res_blocks, decoder_res_blocks, decoder_channels, decoder_head, stages,
-          stage_dropout, steps, batch, crop, lr, seed, checkpoint_every, threads, device, init, resume, overwrite):
+          stage_dropout, steps, batch, crop, lr, seed, checkpoint_every, threads, device, minutes, init, resume,
+          overwrite):
     """Train a VQ-VAE on an image folder (with --stages S > 1: residual VQ)."""
     import torch
 
@@ -251,7 +255,7 @@ def train(ctx, images, out, f, K, d, channels, res_blocks, decoder_res_blocks, d
     final = _run_with_progress(
         "train", steps,
         lambda progress, command: run_train(cfg, tc, images, out, resume=resume, device=dev, command=command,
-                                            progress=progress, init=init_model, init_name=init),
+                                            progress=progress, init=init_model, init_name=init, minutes=minutes),
         lambda m: dict(loss=f"{m['loss']:.4f}", psnr=f"{m['train_psnr']:.2f}", ppl=f"{m['train_perplexity']:.0f}",
                        lr=f"{m['lr']:.1e}"),
         errors=(CheckpointError, FileNotFoundError))
@@ -272,9 +276,12 @@ def train(ctx, images, out, f, K, d, channels, res_blocks, decoder_res_blocks, d
 @click.option("--resume", is_flag=True, help="Continue from OUT's training state.")
 @click.option("--overwrite", is_flag=True, help="Start a new training over an existing OUT.")
 @_training_options
+@click.option("--minutes", type=float, default=None,
+              help="Train for this long instead of --steps (the step count that fills it is fixed after a "
+                   "short timing and recorded; not with --resume).")
 def train_jscc_cmd(images, out, cbr, width, snr_range, resume, overwrite, steps, batch, crop, lr, seed,
-                   checkpoint_every, threads, device):
-    """Train the Deep JSCC analog reference (Bourtsoulatze et al. 2019) over AWGN, on the CPU."""
+                   checkpoint_every, threads, device, minutes):
+    """Train the Deep JSCC analog reference (Bourtsoulatze et al. 2019) over AWGN."""
     from fractions import Fraction
 
     import torch
@@ -286,8 +293,6 @@ def train_jscc_cmd(images, out, cbr, width, snr_range, resume, overwrite, steps,
 
     if threads:
         torch.set_num_threads(threads)
-    if device not in ("auto", "cpu"):
-        _fail("train-jscc runs on the CPU (--device cpu)")
     try:
         images = training_folder(images)
         c = Fraction(cbr) * 96
@@ -302,10 +307,11 @@ def train_jscc_cmd(images, out, cbr, width, snr_range, resume, overwrite, steps,
         _fail("--resume continues OUT and --overwrite replaces it: choose one")
     if not resume:
         _check_output(str(checkpoint_paths(out)[1]), overwrite)
+    dev = _train_device(device)
     final = _run_with_progress(
         "train-jscc", steps,
         lambda progress, command: train_jscc(cfg, tc, images, out, snr_range=(lo, hi), resume=resume,
-                                             command=command, progress=progress),
+                                             command=command, progress=progress, device=dev, minutes=minutes),
         lambda m: dict(psnr=f"{m['train_psnr']:.2f}", lr=f"{m['lr']:.1e}"),
         errors=(CheckpointError, FileNotFoundError))
     click.echo(f"wrote {out}.safetensors / {out}.json  train PSNR {final.get('train_psnr', float('nan')):.2f} dB "

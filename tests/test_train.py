@@ -260,3 +260,49 @@ def test_codebook_config_rejects_bad_ranges():
     for kw in ({"p_min": 0.2, "p_max": 0.1}, {"p_min": 0.0}, {"p_max": 0.5}, {"clean_fraction": 1.5}):
         with pytest.raises(ValueError):
             CodebookConfig(**kw)
+
+
+def test_time_budget_fixes_the_step_count_that_fills_it(monkeypatch):
+    """Steps 300..480 are timed (here 0.5 s each on a fake clock): with 10 minutes and 480 steps done at
+    240 s, 360 s are left, i.e. 720 more steps; past 1.1 x the budget the run is over."""
+    import vqcodec.learn.codec as lc
+
+    clock = {"t": 1000.0}
+    monkeypatch.setattr(lc.time, "time", lambda: clock["t"])
+    tc = lc.TrainConfig(steps=5, warmup=500)
+    budget = lc.TimeBudget(10.0, tc)
+    for step in range(481):
+        clock["t"] = 1000.0 + 0.5 * step
+        tc = budget.schedule(step, tc)
+        assert not budget.over()
+    assert tc.steps == 480 + 720
+    clock["t"] = 1000.0 + 1.1 * 600 + 1
+    assert budget.over() and budget.stopped_early
+    with pytest.raises(ValueError, match="warm-up"):
+        lc.TimeBudget(1.0, lc.TrainConfig(warmup=100))
+    with pytest.raises(ValueError, match="positive"):
+        lc.TimeBudget(float("nan"), tc)
+    assert lc.TimeBudget(None, lc.TrainConfig(warmup=1)).schedule(300, tc) is tc  # no budget: nothing changes
+
+
+@pytest.mark.parametrize("command", ["train", "train-jscc"])
+def test_minutes_stop_a_training_on_time_and_leave_a_resumable_checkpoint(tmp_path, image_dir, command):
+    import json
+
+    from click.testing import CliRunner
+
+    from cli import main
+
+    out = tmp_path / "m"
+    args = [command, "--images", str(image_dir), "-o", str(out), "--crop", "16", "--batch", "2", "--threads", "1",
+            "--device", "cpu", "--minutes", "0.004"]
+    if command == "train":
+        args += ["--channels", "8,8", "--decoder-channels", "8"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    training = json.loads(out.with_suffix(".json").read_text())["training"]
+    assert training["minutes"] == 0.004 and training["stopped_early"]
+    assert 0 < training["steps_done"] < training["train_config"]["steps"]
+    assert out.with_name("m.train.safetensors").exists()  # the state of the stopped run, for --resume --steps
+    r = CliRunner().invoke(main, args + ["--resume"])
+    assert r.exit_code == 1 and "--minutes" in r.output and "Traceback" not in r.output

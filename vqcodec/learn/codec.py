@@ -178,11 +178,15 @@ def warm_start_weights(init: VQVAE, cfg: ModelConfig) -> dict:
 def train(model_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *, resume: bool = False,
           device: str = "cpu", name: str | None = None, command: str | None = None,
           progress: Callable[[int, dict], None] | None = None, init: VQVAE | None = None,
-          init_name: str | None = None) -> dict:
+          init_name: str | None = None, minutes: float | None = None) -> dict:
     """Train a VQ-VAE and write it to ``out``; returns the final metrics.
 
     ``init`` (with ``model_cfg`` from ``warm_start_config``): start from its weights, codebooks
-    included (no k-means initialisation), instead of a random initialisation."""
+    included (no k-means initialisation), instead of a random initialisation. ``minutes``: train
+    for this long instead of ``tc.steps`` (``TimeBudget``; not with ``resume``)."""
+    if minutes is not None and resume:
+        raise ValueError("a resumed run keeps its recorded step count; give --steps, not --minutes")
+    budget = TimeBudget(minutes, tc)
     images, paths = load_training_images(images_folder)
     sampler = CropSampler(images, tc.crop)
     rng = np.random.default_rng(tc.seed)
@@ -195,7 +199,7 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *, resume
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
     if resume:
         model, saved = load_model(out)
-        model.train()
+        model.to(device).train()  # before the optimiser state is loaded: it follows its parameters' device
         opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
         start, history = load_train_state(out, opt, rng, gen)
         init_name = (saved.get("training") or {}).get("init")
@@ -215,6 +219,7 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *, resume
                 "training": {"command": command, "images": str(images_folder), "image_count": len(paths),
                              **({"init": init_name} if init_name else {}),
                              "steps_done": step, "train_config": asdict(tc), "device": device,
+                             **({"minutes": minutes, "stopped_early": budget.stopped_early} if minutes else {}),
                              "torch": torch.__version__},
                 "metrics": summary(), "history": history[-200:]}
 
@@ -229,7 +234,11 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *, resume
             out["train_stages_used"] = float(np.mean([w[4] for w in window]))
         return out
 
-    for step in range(start, tc.steps):
+    step = start
+    while step < tc.steps:
+        tc = budget.schedule(step, tc)
+        if budget.over():
+            break
         for g in opt.param_groups:
             g["lr"] = lr_at(step, tc)
         x = sampler.sample(tc.batch, rng).to(device)
@@ -248,6 +257,8 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *, resume
             m = summary()
             m.update(lr=lr_at(step, tc), loss=float(np.mean([w[1] for w in window[-tc.log_every:]])),
                      elapsed=time.time() - t0)
+            if minutes is not None:
+                m["steps"] = tc.steps
             history.append({"step": done, **{k: [round(x, 4) for x in v] if isinstance(v, list) else round(v, 6)
                                              for k, v in m.items()}})
             if progress:
@@ -257,8 +268,11 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *, resume
             save_model(model, out, meta(done))
             save_train_state(out, done, opt, rng, gen, tc, history)
             model.train()
+        step = done
     model.eval()
-    save_model(model, out, meta(tc.steps))
+    save_model(model, out, meta(step))
+    if budget.stopped_early:
+        save_train_state(out, step, opt, rng, gen, tc, history)
     return summary()
 
 
@@ -307,6 +321,42 @@ class TensorCropSampler:
 CALIBRATION_STEPS = (300, 480)
 
 
+class TimeBudget:
+    """A training run bounded by wall time instead of a step count: steps ``CALIBRATION_STEPS``
+    (inside a warm-up of at least 480 steps, which does not depend on the step count) are timed,
+    and the step count that fills the budget is fixed then, so the cosine schedule ends with the
+    budget; the checkpoint records that count, and ``--steps`` reproduces the schedule. Should the
+    machine slow down later, ``over()`` stops the run at 1.1 x the budget. ``minutes`` None: no
+    budget (every method is a no-op)."""
+
+    def __init__(self, minutes: float | None, tc: TrainConfig):
+        if minutes is not None and not (minutes > 0 and math.isfinite(minutes)):
+            raise ValueError(f"minutes must be a positive number, got {minutes}")
+        if minutes is not None and tc.warmup < CALIBRATION_STEPS[1]:
+            raise ValueError(f"a time budget needs a warm-up of at least {CALIBRATION_STEPS[1]} steps")
+        self.minutes, self.t0, self.t_calib, self.stopped_early = minutes, None, None, False
+
+    def schedule(self, step: int, tc: TrainConfig) -> TrainConfig:
+        """``tc`` with the budget's step count once calibrated (call before every step; the clock
+        starts at the first call, after the data are loaded)."""
+        if self.t0 is None:
+            self.t0 = time.time()
+        c0, c1 = CALIBRATION_STEPS
+        if self.minutes is not None and step == c0:
+            self.t_calib = time.time()
+        if self.minutes is not None and step == c1 and self.t_calib is not None:
+            per_step = (time.time() - self.t_calib) / (c1 - c0)
+            left = self.minutes * 60 - (time.time() - self.t0)
+            tc = dataclasses.replace(tc, steps=max(c1 + 1, c1 + int(left / per_step)))
+        return tc
+
+    def over(self) -> bool:
+        """True (and ``stopped_early``) once the run is past 1.1 x its budget."""
+        if self.minutes is not None and self.t0 is not None and time.time() - self.t0 > 1.1 * 60 * self.minutes:
+            self.stopped_early = True
+        return self.stopped_early
+
+
 def decoder_config(base: ModelConfig, channels: int | None = None, res_blocks: int | None = None,
                    head: str | None = None) -> ModelConfig:
     """A new decoder's config: the base model's, with the given width, depth or head changed."""
@@ -346,11 +396,7 @@ def train_decoder(codec, decoder_cfg: ModelConfig, tc: TrainConfig, images_folde
     if (decoder_cfg.f, decoder_cfg.K, decoder_cfg.d, decoder_cfg.channels, decoder_cfg.res_blocks) != \
             (base.f, base.K, base.d, base.channels, base.res_blocks):
         raise ValueError("the new decoder's config must keep the base model's f, K, d, channels and res_blocks")
-    if minutes is not None and not (minutes > 0 and math.isfinite(minutes)):
-        raise ValueError(f"minutes must be a positive number, got {minutes}")
-    c0, c1 = CALIBRATION_STEPS
-    if minutes is not None and tc.warmup < c1:
-        raise ValueError(f"a time budget needs a warm-up of at least {c1} steps")
+    budget = TimeBudget(minutes, tc)
     images, paths = load_training_images(images_folder)
     sampler = TensorCropSampler(images, tc.crop, device, tc.seed)
     torch.manual_seed(tc.seed)  # decoder initialisation
@@ -367,8 +413,6 @@ def train_decoder(codec, decoder_cfg: ModelConfig, tc: TrainConfig, images_folde
     window: list[float] = []
     history: list[dict] = []
     t0 = time.time()
-    t_calib = None
-    stopped_early = False
 
     def save(step: int) -> None:
         meta = {k: v for k, v in codec.meta.items()
@@ -376,20 +420,14 @@ def train_decoder(codec, decoder_cfg: ModelConfig, tc: TrainConfig, images_folde
         meta.update({"name": name or Path(out).name, "training": {
             "command": command, "decoder_only": True, "base": codec.name, "images": str(images_folder),
             "image_count": len(paths), "steps_done": step, "train_config": asdict(tc), "device": device,
-            "minutes": minutes, "stopped_early": stopped_early, "torch": torch.__version__,
+            "minutes": minutes, "stopped_early": budget.stopped_early, "torch": torch.__version__,
             "seconds": round(time.time() - t0, 1)}, "history": history[-200:]})
         save_model(model, out, meta)
 
     step = 0
     while step < tc.steps:
-        if minutes is not None and step == c0:
-            t_calib = time.time()
-        if minutes is not None and step == c1:
-            per_step = (time.time() - t_calib) / (c1 - c0)
-            left = minutes * 60 - (time.time() - t0)
-            tc = replace(tc, steps=max(c1 + 1, c1 + int(left / per_step)))
-        if minutes is not None and time.time() - t0 > 1.1 * 60 * minutes:
-            stopped_early = True
+        tc = budget.schedule(step, tc)
+        if budget.over():
             break
         for g in opt.param_groups:
             g["lr"] = lr_at(step, tc)
@@ -416,7 +454,7 @@ def train_decoder(codec, decoder_cfg: ModelConfig, tc: TrainConfig, images_folde
                 progress(step, {**m, "steps": tc.steps})
         if step % tc.checkpoint_every == 0 or step == tc.steps:
             save(step)
-    if stopped_early:
+    if budget.stopped_early:
         save(step)
     copy_side_info(codec, out)
     return history[-1] if history else {}
