@@ -41,7 +41,7 @@ def register(name: str, description: str) -> None:
 register("f4-k256", "default: stride 4, 256 codewords, 0.5 bpp")
 register("f8-k1024", "stride 8, 1024 codewords, 0.156 bpp")
 register("f8-k256", "stride 8, 256 codewords, 0.125 bpp")
-register("f8-s2-k256", "stride 8, residual VQ of 2 x 256 codewords, 0.25 bpp (receivers: naive, mmse)")
+register("f8-s2-k256", "stride 8, residual VQ of 2 x 256 codewords, 0.25 bpp, receivers per stage")
 register("f4-k256-bsc0.02", "f4-k256 with its decoder fine-tuned for BSC p=0.02 through spatial-mmse")
 register("f4-k256-mix", "f4-k256 with its decoder fine-tuned through learned-mmse over a channel mix")
 register("f4-k256-covq", "f4-k256's encoder with a channel-optimised codebook and decoder (BSC 0.003-0.1): "
