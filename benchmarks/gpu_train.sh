@@ -3,7 +3,7 @@
 # repository root on a CUDA machine whose python3 has torch, numba, click, safetensors,
 # scikit-image, scipy, matplotlib, tqdm:
 #
-#   DATA=.gpudata OUT=/tmp/gpu MINUTES=7 bash benchmarks/gpu_train.sh
+#   DATA=.gpudata OUT=/tmp/gpu MINUTES=6 bash benchmarks/gpu_train.sh   # about 9 minutes of a 15-minute lease
 #
 # DATA holds bsds500/ (training) and kodak/ (the 24 test images); they are linked to
 # ../shared/datasets, where the code looks for them. Three runs share the GPU, in parallel, each
@@ -22,7 +22,7 @@
 set -u
 DATA=${DATA:-.gpudata}
 OUT=${OUT:?set OUT}
-MINUTES=${MINUTES:-7}
+MINUTES=${MINUTES:-6}
 DEVICE=${DEVICE:-cuda}
 BATCH=${BATCH:-64}
 PY=${PY:-python3}
