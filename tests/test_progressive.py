@@ -142,7 +142,7 @@ def test_prepare_gives_a_residual_model_a_prior_and_an_assignment_per_stage(two_
 
 
 @pytest.mark.parametrize("receiver", ["naive", "spatial-mmse"])
-def test_finetune_takes_a_residual_model_and_train_receiver_refuses_it(two_stage_checkpoint, image_dir, tmp_path,
+def test_finetune_takes_a_residual_model_and_train_receiver_refuses_its_decoder_stage(two_stage_checkpoint, image_dir, tmp_path,
                                                                         receiver):
     from click.testing import CliRunner
 
