@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vqcodec.bits import bits_per_label
-from vqcodec.model import CheckpointError, checkpoint_paths, replace_atomically
+from vqcodec.model import CheckpointError, checkpoint_paths, replace_atomically, stage_prefixes
 
 
 CERTAIN_LLR = 30.0  # = correct.LLR_MAX, the clip: a bit this sure is wrong with probability < 1e-13
@@ -138,8 +138,7 @@ def save_context(net, path) -> None:
 
     nets = net if isinstance(net, (tuple, list)) else (net,)
     state = {}
-    for s, n in enumerate(nets):
-        pre = f"stage{s}." if isinstance(net, (tuple, list)) else ""
+    for pre, n in zip(stage_prefixes(len(nets)), nets):
         state.update({pre + k: v.detach().cpu().contiguous() for k, v in n.state_dict().items() if k != "signs"})
     replace_atomically(path, lambda tmp: save_file(state, str(tmp)))
 
@@ -158,8 +157,7 @@ def load_context(path, K: int, assignment: np.ndarray, cfg: dict, stages: int = 
             raise ValueError("non-positive size")
         state = load_file(str(path))
         nets = []
-        for s in range(stages):
-            pre = f"stage{s}." if stages > 1 else ""
+        for s, pre in enumerate(stage_prefixes(stages)):
             net = ContextNet(K, a[s] if a.ndim == 2 else a, c)
             part = {k[len(pre):]: v for k, v in state.items() if k.startswith(pre)} if pre else dict(state)
             part["signs"] = net.signs

@@ -115,11 +115,9 @@ def _per_stage(fn):
         parts = [fn(Received(received.hard[s * n:(s + 1) * n],
                              None if received.llr is None else received.llr[s * n:(s + 1) * n]), (h, w), c)
                  for s, c in enumerate(stages)]
-        soft = [p.embeddings for p in parts if p.embeddings is not None]
-        if soft and len(soft) != len(parts):
-            raise ValueError("every stage's decision must be soft, or none")
+        soft = parts[0].embeddings is not None  # one receiver: soft at every stage, or at none
         return Decision(indices=np.stack([p.indices for p in parts]),
-                        embeddings=sum(soft) if soft else None)
+                        embeddings=sum(p.embeddings for p in parts) if soft else None)
     return run
 
 

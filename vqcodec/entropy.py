@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vqcodec.model import CheckpointError, checkpoint_paths, replace_atomically
+from vqcodec.model import CheckpointError, checkpoint_paths, replace_atomically, stage_prefixes
 from vqcodec.prior import IndexPrior
 
 CODING = "ans-causal"  # the file header's "coding" for streams of this module
@@ -325,8 +325,7 @@ def save_entropy_model(path, parts) -> None:
     from safetensors.numpy import save_file
 
     tensors = {}
-    for s, (bias, emb, out, offsets) in enumerate(parts):
-        pre = "" if len(parts) == 1 else f"stage{s}."
+    for pre, (bias, emb, out, offsets) in zip(stage_prefixes(len(parts)), parts):
         tensors.update({pre + "bias": np.asarray(bias, np.float32), pre + "emb": np.ascontiguousarray(emb, np.float32),
                         pre + "out": np.ascontiguousarray(out, np.float32), pre + "offsets": _offsets_array(offsets)})
     replace_atomically(path, lambda tmp: save_file(tensors, str(tmp)))
@@ -356,7 +355,7 @@ def load_entropy_model(path, K: int, stages: int = 1) -> ContextModel | StagedCo
             return _load_part(t, "", K, path)
         if f"stage{stages}.bias" in t or "bias" in t:
             raise CheckpointError(f"{path}: context model is not one of {stages} stages")
-        return StagedContextModel([_load_part(t, f"stage{s}.", K, path) for s in range(stages)])
+        return StagedContextModel([_load_part(t, pre, K, path) for pre in stage_prefixes(stages)])
     except (SafetensorError, OSError, KeyError) as exc:
         raise CheckpointError(f"{path}: corrupt context model ({exc.__class__.__name__})") from None
     except ValueError as exc:

@@ -505,6 +505,12 @@ class CheckpointError(ValueError):
     """A weights file that is missing, corrupt, or does not match its config (one-line message)."""
 
 
+def stage_prefixes(stages: int) -> list[str]:
+    """Key prefixes of a side-information file (prior, context receiver, context model) holding one
+    part per stage: none for one stage, ``stage{s}.`` for each of several."""
+    return [""] if stages == 1 else [f"stage{s}." for s in range(stages)]
+
+
 def checkpoint_paths(path: str | "os.PathLike") -> tuple["Path", "Path"]:
     """(weights.safetensors, config.json) for a stem, either file, or a directory holding one pair."""
     from pathlib import Path

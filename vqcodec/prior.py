@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vqcodec.model import CheckpointError, checkpoint_paths, replace_atomically
+from vqcodec.model import CheckpointError, checkpoint_paths, replace_atomically, stage_prefixes
 
 
 def count_pairs(indices: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -115,8 +115,7 @@ def save_prior(prior, path) -> None:
 
     parts = prior if isinstance(prior, (tuple, list)) else (prior,)
     tensors = {}
-    for s, p in enumerate(parts):
-        pre = f"stage{s}." if isinstance(prior, (tuple, list)) else ""
+    for pre, p in zip(stage_prefixes(len(parts)), parts):
         tensors.update({pre + "unigram": p.unigram.astype(np.float32), pre + "horizontal": p.horizontal.astype(np.float32),
                         pre + "vertical": p.vertical.astype(np.float32)})
     replace_atomically(path, lambda tmp: save_file(tensors, str(tmp)))
@@ -127,11 +126,10 @@ def load_prior(path, K: int, stages: int = 1, **smoothing):
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    pres = [f"stage{s}." for s in range(stages)] if stages > 1 else [""]
     try:
         t = load_file(str(path))
         priors = tuple(IndexPrior(t[pre + "unigram"].astype(np.float64), t[pre + "horizontal"].astype(np.float64),
-                                  t[pre + "vertical"].astype(np.float64), **smoothing) for pre in pres)
+                                  t[pre + "vertical"].astype(np.float64), **smoothing) for pre in stage_prefixes(stages))
     except (SafetensorError, OSError, KeyError, ValueError) as exc:
         raise CheckpointError(f"{path}: corrupt index prior ({exc.__class__.__name__})") from None
     for prior in priors:
@@ -153,6 +151,8 @@ def learn_prior(grids, K: int) -> IndexPrior:
 
 
 def learn_stage_priors(grids, K: int) -> tuple[IndexPrior, ...]:
-    """One prior per stage of a residual model's index maps (S, h, w)."""
-    S = np.asarray(grids[0]).shape[0]
-    return tuple(learn_prior([np.asarray(g)[s] for g in grids], K) for s in range(S))
+    """One prior per stage of a residual model's index maps (S, h, w); of one-stage maps (h, w), a
+    tuple of one."""
+    if np.ndim(grids[0]) == 2:
+        return (learn_prior(grids, K),)
+    return tuple(learn_prior([np.asarray(g)[s] for g in grids], K) for s in range(np.shape(grids[0])[0]))

@@ -16,7 +16,7 @@ from vqcodec.images import list_images, load_image, to_tensor
 from vqcodec.memory import large_buffers_mmapped
 from vqcodec.metrics import psnr
 from vqcodec.model import CheckpointError, load_model, write_checkpoint_meta
-from vqcodec.prior import IndexPrior, learn_prior, learn_stage_priors, prior_path, save_prior
+from vqcodec.prior import IndexPrior, learn_stage_priors, prior_path, save_prior
 from vqcodec.simulate import clean_point, decode_image, encode_image, trial_rng
 from vqcodec.zoo import Codec, clear_cache
 
@@ -68,7 +68,7 @@ def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, keep_assignmen
     grids = index_maps(model, paths, progress, stage="index statistics")
     if progress:
         progress("receiver tuning", 0, 1)
-    counts = (learn_prior(grids, model.K),) if S == 1 else learn_stage_priors(grids, model.K)
+    counts = learn_stage_priors(grids, model.K)
     cbs = model.codebooks.detach().cpu().numpy().astype(np.float64)
     rows, infos = [], []
     for s in range(S):  # each stage's codebook has its own geometry: an assignment of its own
@@ -133,7 +133,7 @@ def tune_receiver(model, doc, assignment, grids, paths, *, holdout_every: int = 
     train = [g for i, g in enumerate(grids) if i % holdout_every]
     held = [p for i, p in enumerate(paths) if i % holdout_every == 0][:n_eval]
     S = model.cfg.stages
-    counts = (learn_prior(train, model.K),) if S == 1 else learn_stage_priors(train, model.K)
+    counts = learn_stage_priors(train, model.K)
     base = Codec(name="tuning", model=model, meta=doc, assignment=np.asarray(assignment), prior=None)
     encs = [encode_image(base, p, with_ms_ssim=False) for p in held]
     receiver = get_receiver("spatial-mmse")
