@@ -376,8 +376,22 @@ def _model_options(fn):
 
 
 def _precision_option(fn):
-    return click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
-                        help="Decoder arithmetic; bf16/fp16 autocast needs CUDA (the indices are always fp32).")(fn)
+    return click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+                        show_default=True,
+                        help="Arithmetic of the decoder, the learned receiver and Deep JSCC: auto = bf16 on a CPU "
+                             "with bf16 instructions (AVX512-BF16 / AMX), else fp32; fp16 needs CUDA. The "
+                             "encoder and the indices are always fp32.")(fn)
+
+
+def _echo_precision(codec, requested) -> None:
+    """One line: the precision in use, and why when ``auto`` chose it."""
+    if requested == "auto":
+        why = ("auto: this CPU has bf16 instructions; --precision fp32 for fp32" if codec.precision == "bf16"
+               else "auto: " + ("fp32 on CUDA" if codec.model.codebook.device.type == "cuda"
+                                else "this CPU has no bf16 instructions"))
+    else:
+        why = "--precision"
+    click.echo(f"precision {codec.precision} ({why})")
 
 
 def _cluster_options(fn):
@@ -490,11 +504,12 @@ def channels_cmd():
 @click.argument("image", type=click.Path())
 @click.option("--output", "-o", required=True, type=click.Path(), help="Index file to write (.vqc).")
 @_model_options
+@_precision_option
 @click.option("--entropy", is_flag=True,
               help="Entropy-code the indices (ANS with the model's causal context model): a smaller file, "
                    "for storage or a clean link; without it every index keeps its fixed-length bits.")
 @click.option("--overwrite", is_flag=True)
-def encode(image, output, model, checkpoint, device, entropy, overwrite):
+def encode(image, output, model, checkpoint, device, precision, entropy, overwrite):
     """Encode IMAGE into a .vqc index file."""
     from vqcodec.files import replace_atomically
     from vqcodec.images import ImageError, list_images
@@ -507,7 +522,7 @@ def encode(image, output, model, checkpoint, device, entropy, overwrite):
         _fail(str(exc))
     if len(paths) != 1:
         _fail(f"{image}: holds {len(paths)} images; encode takes one image file")
-    codec = _load_codec(model, checkpoint, device)
+    codec = _load_codec(model, checkpoint, device, precision)
     encs, _ = _load_images(codec, image, with_ms_ssim=False)
     enc = encs[0]
     H, W = enc.image.shape[:2]
@@ -525,7 +540,7 @@ def encode(image, output, model, checkpoint, device, entropy, overwrite):
     grid = f"{enc.indices.shape[-1]}x{enc.indices.shape[-2]}" + (f"x{enc.indices.shape[0]} stages"
                                                                   if enc.indices.ndim == 3 else "")
     click.echo(f"{image}: {W}x{H} -> {grid} indices, {size}, "
-               f"clean PSNR {enc.psnr_clean:.2f} dB -> {output}")
+               f"clean PSNR {enc.psnr_clean:.2f} dB (decoded in {codec.precision}) -> {output}")
 
 
 @main.command()
@@ -533,8 +548,9 @@ def encode(image, output, model, checkpoint, device, entropy, overwrite):
 @click.option("--output", "-o", required=True, type=click.Path(), help="Image to write (.png).")
 @click.option("--checkpoint", type=click.Path(), default=None, help="Checkpoint to decode with (if not a shipped model).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda or auto (cuda when available).")
+@_precision_option
 @click.option("--overwrite", is_flag=True)
-def decode(index_file, output, checkpoint, device, overwrite):
+def decode(index_file, output, checkpoint, device, precision, overwrite):
     """Decode a .vqc index file into an image."""
     from vqcodec.bits import IndexFileError, read_index_file
     from vqcodec.images import ImageError, check_image_output, save_image
@@ -546,7 +562,7 @@ def decode(index_file, output, checkpoint, device, overwrite):
         idx, header = read_index_file(index_file)
     except (IndexFileError, ImageError) as exc:
         _fail(str(exc))
-    codec = _load_codec(None if checkpoint else header["model"], checkpoint, device)
+    codec = _load_codec(None if checkpoint else header["model"], checkpoint, device, precision)
     try:
         img = decode_index_file(codec, idx, header)
     except ValueError as exc:
@@ -555,7 +571,7 @@ def decode(index_file, output, checkpoint, device, overwrite):
         save_image(output, img)
     except ImageError as exc:
         _fail(str(exc))
-    click.echo(f"{index_file} -> {output} ({header['width']}x{header['height']})")
+    click.echo(f"{index_file} -> {output} ({header['width']}x{header['height']}, decoded in {codec.precision})")
 
 
 @main.command(name="eval")
@@ -576,6 +592,7 @@ def eval_cmd(model, checkpoint, device, precision, images, entropy, progressive,
 
     _check_output(json_out, overwrite)
     codec = _load_codec(model, checkpoint, device, precision)
+    _echo_precision(codec, precision)
     if progressive and getattr(codec.model, "stages", 1) == 1:
         _fail(f"model {codec.name} has one stage; --progressive needs a residual model (trained with --stages)")
     encs, img_desc = _load_images(codec, images)
@@ -674,7 +691,7 @@ def sweep(kind, packet_bits, burst_length, block_bits, hard, modulation, demappi
 def _run_sweep(command, kind, options, p, snr_db, model, checkpoint, images,
                receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
                baselines=None, rates=None, budget_bpp=None, cbr=None, device="cpu", resume=False,
-               precision="fp32", workers=None, scheduler=None):
+               precision="auto", workers=None, scheduler=None):
     from vqcodec.files import OutputError, exclusive
 
     try:
@@ -705,6 +722,7 @@ def _run_sweep_locked(command, kind, options, p, snr_db, model, checkpoint, imag
             _fail(f"cannot resume: {exc}")
     _check_output(json_out, overwrite or resume)
     codec = _load_codec(model, checkpoint, device, precision)
+    _echo_precision(codec, precision)
     try:
         spec = channel_spec(kind, index_bits=codec.bits_per_index,
                             **{k: v for k, v in options.items() if k != "code"})
@@ -797,14 +815,15 @@ def _print_table(results, param):
               help="Leave out LDPC codes below this rate.")
 @click.option("--block-bits", type=int, default=None, help="fading: coherence length in bits [default: 64].")
 @click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
+@_precision_option
 @_stop_options
 @click.option("--workers", type=click.IntRange(1, 1024), default=None,
               help="Run the trials on a local Dask cluster of this many processes [default: serial].")
 @click.option("--json", "json_out", type=click.Path(), required=True, help="Results file to write.")
 @click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
 @click.option("--overwrite", is_flag=True)
-def best(kind, snr_db, cbr, models, min_rate, block_bits, images, trials, min_trials, ci_target, seed, workers,
-         json_out, no_ms_ssim, overwrite):
+def best(kind, snr_db, cbr, models, min_rate, block_bits, images, precision, trials, min_trials, ci_target, seed,
+         workers, json_out, no_ms_ssim, overwrite):
     """Best configuration at equal channel uses: every (model, modulation, 5G LDPC rate) that fills
     --cbr, swept over --snr-db with the model's best soft receiver, and their envelope."""
     from tqdm import tqdm
@@ -829,13 +848,15 @@ def best(kind, snr_db, cbr, models, min_rate, block_bits, images, trials, min_tr
     try:
         results = best_sweep(kind, snr_db, models=names, cbr=cbr, images=images, trials=trials,
                              min_trials=min_trials, ci=ci_target, seed=seed, with_ms_ssim=not no_ms_ssim,
-                             min_rate=min_rate, workers=workers, on_configuration=progress, **options)
+                             min_rate=min_rate, workers=workers, precision=precision, on_configuration=progress,
+                             **options)
     except (ValueError, ImageError, CheckpointError) as exc:
         _fail(str(exc))
     finally:
         if bar is not None:
             bar.close()
     grid = [pt["param"] for pt in results[0]["points"]]
+    click.echo(f"precision {results[0]['model']['precision']} ({'auto' if precision == 'auto' else '--precision'})")
     click.echo(f"mean PSNR (dB) over {results[0]['images']['count']} images, {kind}, cbr {cbr}, "
                "Es/N0 per complex channel use")
     click.echo(f"{'configuration':<42}" + "".join(f"{g:>9g}" for g in grid))
@@ -1157,8 +1178,10 @@ def _print_baselines(results, param, budget):
               help="speed suites: also measure this checkpoint of yours (repeatable).")
 @click.option("--batch", type=click.IntRange(1, 4096), default=None,
               help="speed suites: images per batch of the batched codec path [default: the suite's].")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
+              help="The networks' arithmetic (see `simulate --help`) [default: the suite's, fp32 unless it says].")
 @_cluster_options
-def bench(suite, list_, resume, out, regenerate_expected, device, checkpoints, batch, workers, scheduler):
+def bench(suite, list_, resume, out, regenerate_expected, device, checkpoints, batch, precision, workers, scheduler):
     """Run a named benchmark suite from benchmarks/suites."""
     import json as _json
 
@@ -1181,10 +1204,19 @@ def bench(suite, list_, resume, out, regenerate_expected, device, checkpoints, b
         _fail(str(exc))
     if (checkpoints or batch) and st.kind != "speed":
         _fail("--checkpoint and --batch apply to speed suites only")
-    if batch:
+    if batch or precision:
         import dataclasses
 
-        st = dataclasses.replace(st, batch=batch)
+        st = dataclasses.replace(st, **({"batch": batch} if batch else {}),
+                                 **({"precision": precision} if precision else {}))
+    from vqcodec.precision import resolve_precision
+
+    try:  # a speed suite resolves auto on its own --device; the others run on the CPU
+        shown = st.precision if st.kind == "speed" else resolve_precision(st.precision, "cpu")
+    except ValueError as exc:
+        _fail(str(exc))
+    click.echo(f"precision {shown} ({'--precision' if precision else 'the suite'}"
+               + (", auto" if st.precision == "auto" and shown != "auto" else "") + ")")
     folder = st.images_folder()
     if folder is not None and not Path(folder).exists():
         _fail(f"suite {st.name} needs images at {folder}, which does not exist")

@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     # 0 leaves
     "channels": 0, "vqcodec": 0, "vqcodec.bits": 0, "vqcodec.images": 0, "vqcodec.metrics": 0,
     "vqcodec.results": 0, "vqcodec.fec": 0, "vqcodec.ldpc": 0, "vqcodec.links": 0, "vqcodec.files": 0, "vqcodec.memory": 0,
+    "vqcodec.precision": 0,
     # 1 models and their side information
     "vqcodec.model": 1, "vqcodec.prior": 1, "vqcodec.assignment": 1, "vqcodec.context": 1, "vqcodec.jscc": 1,
     "vqcodec.entropy": 1,

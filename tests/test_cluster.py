@@ -117,6 +117,20 @@ def test_local_cluster_gives_the_serial_results_and_survives_a_killed_worker(set
         assert killed
 
 
+def test_local_cluster_gives_the_serial_results_under_bf16(setup):
+    import dataclasses
+
+    from vqcodec.cluster import DaskExecutor
+
+    codec, *rest = setup
+    bf16 = (dataclasses.replace(codec, precision="bf16"), *rest)
+    serial = run(bf16)
+    assert json.loads(serial)[0]["model"]["precision"] == "bf16"
+    assert serial != run(setup)  # bf16 decoding really ran (other pixels, other PSNR)
+    with DaskExecutor(workers=2) as ex:
+        assert run(bf16, ex) == serial
+
+
 @pytest.mark.parametrize("address,needle", [
     ("localhost:8786", "not of the form"),
     ("tcp://127.0.0.1:1", "cannot reach the Dask scheduler"),

@@ -87,9 +87,14 @@ def test_stop_rule_never_stops_on_one_trial(x):
     assert StopRule(1, 5, ci_target=0.05).decide([[x, x + 0.001]]) == "ci-reached"  # 12.71*0.0005 = 0.0064
 
 
-def test_paired_noise_across_receivers(codec, encoded, monkeypatch):
-    """Every receiver gets the same channel realisation of every image in every trial."""
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_paired_noise_across_receivers(codec, encoded, monkeypatch, precision):
+    """Every receiver gets the same channel realisation of every image in every trial, at each precision."""
+    import dataclasses
+
     import vqcodec.correct as C
+
+    codec = dataclasses.replace(codec, precision=precision)
 
     seen = {}
     for r in ("naive", "map", "spatial-mmse"):

@@ -17,6 +17,7 @@ import numpy as np
 from channels.analog import AnalogAWGN, AnalogRayleighBlock
 from vqcodec.jscc import load_jscc, transmit
 from vqcodec.metrics import mean_ci95, ms_ssim, psnr
+from vqcodec.precision import resolve_precision
 from vqcodec.results import new_results
 from vqcodec.simulate import trial_rng
 
@@ -31,17 +32,20 @@ def analog_channel(kind: str, snr_db: float, block: int = 32):
 def deepjscc_sweep(images: Sequence[tuple[str, np.ndarray]], channel_kind: str, grid: Sequence[float], *,
                    model: str | None = None, checkpoint=None, trials: int = 4, seed: int = 0,
                    with_ms_ssim: bool = False, block: int = 32, images_source: str | None = None,
-                   progress: Callable[[int, int, str], None] | None = None) -> dict:
+                   precision: str = "auto", progress: Callable[[int, int, str], None] | None = None) -> dict:
     """One results object: the Deep JSCC model ``model`` (default deepjscc-c8) or ``checkpoint``
-    over ``channel_kind`` (awgn or fading, ``block`` symbols per fade) at every Es/N0 of ``grid``."""
+    over ``channel_kind`` (awgn or fading, ``block`` symbols per fade) at every Es/N0 of ``grid``;
+    the network at ``precision`` on the CPU (``vqcodec.precision``: auto, fp32 or bf16; recorded
+    in the results' model)."""
     chans = [analog_channel(channel_kind, v, block) for v in grid]  # validates before any work
     if int(trials) < 1:
         raise ValueError(f"trials must be >= 1, got {trials}")
+    precision = resolve_precision(precision, "cpu")
     net, meta = load_jscc(model, checkpoint)
     name = meta.get("name") or (model or "deepjscc-c8")
     clean = {}
     for img_name, img in images:
-        out, _ = transmit(net, img, lambda s, rng: s, None)
+        out, _ = transmit(net, img, lambda s, rng: s, None, precision)
         clean[img_name] = (psnr(img, out), ms_ssim(img, out) if with_ms_ssim else None)
     points = []
     for k, (value, ch) in enumerate(zip(grid, chans)):
@@ -52,7 +56,7 @@ def deepjscc_sweep(images: Sequence[tuple[str, np.ndarray]], channel_kind: str, 
         for t in range(int(trials)):
             ps, ss = [], []
             for img_name, img in images:
-                out, n_uses = transmit(net, img, ch, trial_rng(seed, img_name, float(value), t))
+                out, n_uses = transmit(net, img, ch, trial_rng(seed, img_name, float(value), t), precision)
                 if t == 0:
                     uses += n_uses
                     pixels += img.shape[0] * img.shape[1]
@@ -86,6 +90,6 @@ def deepjscc_sweep(images: Sequence[tuple[str, np.ndarray]], channel_kind: str, 
         name=f"deepjscc-{channel_kind}",
         description=f"Deep JSCC ({name}, Bourtsoulatze et al. 2019): analog symbols at cbr "
                     f"{net.cfg.cbr:.4g}, power 1 per complex use, {channel_kind}",
-        seed=seed, model={"name": name, "kind": "deepjscc", "cbr": net.cfg.cbr, "c": net.cfg.c},
+        seed=seed, model={"name": name, "kind": "deepjscc", "cbr": net.cfg.cbr, "c": net.cfg.c, "precision": precision},
         images={"source": images_source or "custom", "count": len(images)}, channel=desc, receiver="deepjscc",
         points=points, extra={"label": f"Deep JSCC ({name}, analog)", "style": {"ls": "-.", "marker": "D"}})

@@ -30,6 +30,7 @@ from vqcodec.correct import check_receivers, default_receivers
 from vqcodec.images import save_image
 from vqcodec.links import CodedLink, budget_configurations, code_rate, stream_cbr
 from vqcodec.plot import plot_curves
+from vqcodec.precision import on_cpu
 from vqcodec.results import envelope_points, new_results
 from vqcodec.simulate import EncodedImage, StopRule, encode_images
 from vqcodec.simulate import sweep as run_sweep
@@ -41,9 +42,11 @@ __all__ = ["load", "channel", "encode", "experiment", "Experiment", "simulate", 
 ImagesArg = Any  # None | path | list of paths | {name: array}
 
 
-def load(model: str | None = None, *, checkpoint=None, device: str = "cpu", precision: str = "fp32") -> Codec:
+def load(model: str | None = None, *, checkpoint=None, device: str = "cpu", precision: str = "auto") -> Codec:
     """A shipped model by name (``vqcodec models``; default f4-k256) or your own checkpoint,
-    with its index assignment, prior and learned receiver. ``device``: cpu, cuda or auto."""
+    with its index assignment, prior and learned receiver. ``device``: cpu, cuda or auto;
+    ``precision``: auto (bf16 on a CPU with bf16 instructions, else fp32), fp32, bf16, or fp16
+    (CUDA); ``codec.precision`` is the one in use."""
     return load_codec(model, None if checkpoint is None else str(checkpoint), device, precision)
 
 
@@ -131,7 +134,7 @@ class Experiment:
         if "deepjscc" in self.baselines:
             out.append(deepjscc_sweep(images, self.spec.kind, self.grid, trials=self.stop.max_trials, seed=self.seed,
                                       with_ms_ssim=self.with_ms_ssim, images_source=images_desc["source"],
-                                      progress=progress))
+                                      precision=on_cpu(self.codec.precision), progress=progress))
         return out
 
 
@@ -240,7 +243,8 @@ def sweep(channel: str, values, *, model: str | None = None, codec: Codec | None
 def best_sweep(channel: str, values, *, models: Sequence[str] = ("f4-k256",), cbr="1/12", images: ImagesArg = None,
                trials: int = 10, min_trials: int = 3, ci: float = 0.05, seed: int = 0, with_ms_ssim: bool = True,
                min_rate: float = 0.1, modulations=None, workers: int | None = None, executor=None, name: str = "best",
-               on_configuration: Callable[[int, int, str], None] | None = None, **channel_options) -> list[dict]:
+               precision: str = "auto", on_configuration: Callable[[int, int, str], None] | None = None,
+               **channel_options) -> list[dict]:
     """The best digital configuration at equal channel uses.
 
     Every (model, modulation, LDPC rate) whose channel uses fill the bandwidth ratio ``cbr``
@@ -250,7 +254,7 @@ def best_sweep(channel: str, values, *, models: Sequence[str] = ("f4-k256",), cb
     object (its ``label`` names it; the fixed designs, with their cliffs), then the envelope
     "vqcodec best": per point the configuration with the highest mean PSNR (an oracle that
     knows the SNR, as the baselines' best digital curve). ``on_configuration(i, n, label)``
-    reports progress before each configuration."""
+    reports progress before each configuration. ``precision``: the models' (see :func:`load`)."""
     from fractions import Fraction
 
     if channel not in ("awgn", "fading"):
@@ -262,7 +266,7 @@ def best_sweep(channel: str, values, *, models: Sequence[str] = ("f4-k256",), cb
     mods = list(modulations) if modulations else None
     plans = []
     for model in models:
-        codec = load(model)
+        codec = load(model, precision=precision)
         bpp = Fraction(codec.bits_per_index, codec.f ** 2)
         configs = budget_configurations(bpp, ratio, **({"modulations": mods} if mods else {}), min_rate=min_rate)
         soft = [r for r in default_receivers(codec) if r != "naive"] or ["naive"]
@@ -296,7 +300,8 @@ def best_sweep(channel: str, values, *, models: Sequence[str] = ("f4-k256",), cb
     best = new_results(
         name=name, description=f"vqcodec best: per point the (model, modulation, code) with the highest mean "
                                 f"PSNR among {len(curves)} that fill cbr {ratio} (oracle)",
-        seed=seed, model={"name": "vqcodec best", "models": list(models)}, images=first["images"],
+        seed=seed, model={"name": "vqcodec best", "models": list(models), "precision": first["model"]["precision"]},
+        images=first["images"],
         channel={k: v for k, v in first["channel"].items() if k not in ("modulation", "code")},
         receiver="best soft", points=envelope_points(curves, labels),
         extra={"label": f"vqcodec best (oracle over {len(curves)} configurations)", "cbr": str(ratio),

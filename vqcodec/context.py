@@ -39,6 +39,7 @@ from torch import nn
 
 from vqcodec.bits import bits_per_label
 from vqcodec.model import CheckpointError, checkpoint_paths, replace_atomically, stage_prefixes
+from vqcodec.precision import autocast, fp32_region
 
 
 CERTAIN_LLR = 30.0  # = correct.LLR_MAX, the clip: a bit this sure is wrong with probability < 1e-13
@@ -117,12 +118,19 @@ class ContextNet(nn.Module):
         ent = (m + torch.log(z) - dot) / math.log(self.K)
         return torch.cat([c @ self.embed, ent], dim=-1).permute(0, 3, 1, 2)
 
-    def forward(self, llr: torch.Tensor) -> torch.Tensor:
-        ll = self.channel_loglik(llr)  # (B, h, w, K)
-        f = self.body(self.inp(self.features(ll)))
-        # the 1x1 output conv as a matmul on channels-last features: no (B, K, h, w) intermediate
-        g = F.linear(f.permute(0, 2, 3, 1), self.out.weight.flatten(1), self.out.bias)
-        return ll + g
+    def forward(self, llr: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
+        """Posterior logits, float32. The channel log-likelihoods and the input features are
+        computed in fp32 even inside an enclosing autocast; the convolutions and the output
+        layer run at ``precision`` (a resolved one, ``vqcodec.precision``; fp32 leaves an
+        enclosing autocast in force), and their output is cast to fp32 before it is added."""
+        with fp32_region(llr.device):
+            ll = self.channel_loglik(llr.float())  # (B, h, w, K)
+            x = self.features(ll)
+        with autocast(precision, llr.device):
+            f = self.body(self.inp(x))
+            # the 1x1 output conv as a matmul on channels-last features: no (B, K, h, w) intermediate
+            g = F.linear(f.permute(0, 2, 3, 1), self.out.weight.flatten(1), self.out.bias)
+        return ll + g.float()
 
 
 # --------------------------------------------------------------------------- storage
@@ -170,16 +178,17 @@ def load_context(path, K: int, assignment: np.ndarray, cfg: dict, stages: int = 
 
 # --------------------------------------------------------------------------- inference
 
-def context_posterior(net: ContextNet, llr: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-    """Dense posterior float32 (h, w, K) of one grid from per-bit LLRs (h*w, b)."""
+def context_posterior(net: ContextNet, llr: np.ndarray, grid: tuple[int, int], precision: str = "fp32") -> np.ndarray:
+    """Dense posterior float32 (h, w, K) of one grid from per-bit LLRs (h*w, b); the network at
+    ``precision`` (fp32 or bf16 autocast; the softmax is fp32 either way)."""
     h, w = grid
     b = net.signs.shape[1]
     llr = np.asarray(llr, dtype=np.float32)
     if llr.shape != (h * w, b):
         raise ValueError(f"llr has shape {llr.shape}, the {h}x{w} grid of {b}-bit labels needs {(h * w, b)}")
     with torch.inference_mode():
-        logits = net(torch.from_numpy(llr).reshape(1, h, w, b))[0]
-        return torch.softmax(logits, dim=-1).numpy()
+        logits = net(torch.from_numpy(llr).reshape(1, h, w, b), precision)[0]
+        return torch.softmax(logits.float(), dim=-1).numpy()
 
 
 def config_dict(cfg: ContextConfig) -> dict:

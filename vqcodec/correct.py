@@ -32,6 +32,7 @@ from channels import Received
 
 from vqcodec.bits import bits_per_label, bits_to_labels, inverse_assignment, labels_to_bits, stage_assignment
 from vqcodec.context import context_posterior
+from vqcodec.precision import on_cpu
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class ReceiverContext:
     prior: Any = None  # an IndexPrior; a residual model's: a tuple of one per stage
     context: Any = None  # the learned context receiver (vqcodec.context.ContextNet; one per stage), when shipped
     codebooks: np.ndarray | None = None  # (S, K, d) every residual stage's codebook (None: codebook[None])
+    precision: str = "fp32"  # the learned context receiver's arithmetic (fp32 or bf16; it runs on the CPU)
 
     @property
     def b(self) -> int:
@@ -58,7 +60,8 @@ def receiver_context(codec, channel=None) -> ReceiverContext:
     return ReceiverContext(K=codec.K, assignment=codec.assignment,
                            codebook=codec.model.codebook.detach().cpu().numpy(), channel=channel,
                            prior=codec.prior, context=getattr(codec, "context", None),
-                           codebooks=codec.model.codebooks.detach().cpu().numpy())
+                           codebooks=codec.model.codebooks.detach().cpu().numpy(),
+                           precision=on_cpu(getattr(codec, "precision", "fp32")))
 
 
 @dataclass(frozen=True)
@@ -818,9 +821,9 @@ def _context_posterior(received, grid, ctx: ReceiverContext) -> np.ndarray:
         raise ValueError(f"the learned receivers need {NEEDS_HELP['context']}, and this model has none")
     llr = bit_llrs(received, ctx.channel, ctx.b)
     if not has_memory(ctx.channel):
-        return context_posterior(ctx.context, llr, grid)
-    q1 = context_posterior(ctx.context, llr * MEMORY_FIRST_PASS_SCALE, grid)
-    return context_posterior(ctx.context, memory_llrs(llr, q1.reshape(-1, ctx.K), ctx), grid)
+        return context_posterior(ctx.context, llr, grid, ctx.precision)
+    q1 = context_posterior(ctx.context, llr * MEMORY_FIRST_PASS_SCALE, grid, ctx.precision)
+    return context_posterior(ctx.context, memory_llrs(llr, q1.reshape(-1, ctx.K), ctx), grid, ctx.precision)
 
 
 @register("learned", needs="context", staged=True)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vqcodec.model import CheckpointError, checkpoint_paths, replace_atomically
+from vqcodec.precision import autocast, fp32_region
 
 FORMAT = "vqcodec.deepjscc/1"
 WEIGHTS = Path(__file__).resolve().parent / "weights"
@@ -71,10 +72,12 @@ class DeepJSCC(nn.Module):
                                      _tconv(w // 2, 3, 2), nn.Sigmoid())
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Symbols (B, c, H/4, W/4) with mean square 1/2 per real value (energy 1 per complex use)."""
-        z = self.encoder(x)
-        power = z.pow(2).mean(dim=(1, 2, 3), keepdim=True)
-        return z / torch.sqrt(2.0 * power + 1e-12)
+        """Symbols (B, c, H/4, W/4) with mean square 1/2 per real value (energy 1 per complex use);
+        float32 under autocast too: the power normalisation runs in fp32."""
+        z = self.encoder(x).float()
+        with fp32_region(z.device):
+            power = z.pow(2).mean(dim=(1, 2, 3), keepdim=True)
+            return z / torch.sqrt(2.0 * power + 1e-12)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
@@ -106,13 +109,19 @@ def from_complex(s: np.ndarray, shape) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def transmit(model: DeepJSCC, img: np.ndarray, channel, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+def transmit(model: DeepJSCC, img: np.ndarray, channel, rng: np.random.Generator,
+             precision: str = "fp32") -> tuple[np.ndarray, int]:
     """Send one uint8 image (H, W, 3) through ``channel`` (``channels.analog``): (received image
-    uint8 (H, W, 3), complex channel uses)."""
+    uint8 (H, W, 3), complex channel uses). ``precision``: the networks' arithmetic (fp32, or
+    bf16 autocast; a resolved one, ``vqcodec.precision``); the symbols on the channel and the
+    pixels are fp32 either way."""
     H, W = img.shape[:2]
-    z = model.encode(pad4(img))
+    with autocast(precision):
+        z = model.encode(pad4(img))
     y = channel(to_complex(z), rng)
-    x = model.decode(from_complex(y, z.shape))[0, :, :H, :W]
+    with autocast(precision):
+        x = model.decode(from_complex(y, z.shape))
+    x = x.float()[0, :, :H, :W]
     out = (x.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
     return np.ascontiguousarray(out), int(y.size)
 

@@ -19,6 +19,7 @@ import channels
 from vqcodec.analog import analog_channel
 from vqcodec.baselines import CODECS, BaselineImage, received_image
 from vqcodec.jscc import load_jscc, transmit
+from vqcodec.precision import on_cpu
 from vqcodec.links import CodedLink, code_rate
 from vqcodec.metrics import psnr
 from vqcodec.simulate import encode_array, run_chunk, trial_rng
@@ -28,10 +29,12 @@ from vqcodec.zoo import load_codec
 def received_pictures(image: np.ndarray, name: str, snrs: Sequence[float], *, model: str = "f4-k256",
                       receiver: str = "learned-mmse", modulation: str = "qpsk", code: str | None = None,
                       codec: str = "heic", rates: Sequence[str] = ("ldpc-1/3", "ldpc-1/2", "ldpc-2/3"),
-                      budget_bpp: float | None = None, deepjscc: bool = True, seed: int = 0) -> dict:
+                      budget_bpp: float | None = None, deepjscc: bool = True, seed: int = 0,
+                      precision: str = "auto") -> dict:
     """{row label: [(uint8 image, PSNR) per SNR]} over AWGN with ``modulation``; the classical
-    codec's budget is ``budget_bpp`` channel bits per pixel (default: the vqcodec stream's own)."""
-    vq = load_codec(model)
+    codec's budget is ``budget_bpp`` channel bits per pixel (default: the vqcodec stream's own);
+    the networks at ``precision`` (``vqcodec.precision``)."""
+    vq = load_codec(model, precision=precision)
     enc = encode_array(vq, name, image, with_ms_ssim=False)
     code = None if code_rate(code) is None else code
     links = [channels.get_channel("awgn", snr_db=float(s), modulation=modulation) for s in snrs]
@@ -59,7 +62,8 @@ def received_pictures(image: np.ndarray, name: str, snrs: Sequence[float], *, mo
         label = f"Deep JSCC ({meta.get('name', 'deepjscc')}, cbr {net.cfg.cbr:.3g})"
         rows[label] = []
         for s in snrs:
-            out, _ = transmit(net, image, analog_channel("awgn", float(s)), trial_rng(seed, name, float(s), 0))
+            out, _ = transmit(net, image, analog_channel("awgn", float(s)), trial_rng(seed, name, float(s), 0),
+                              on_cpu(vq.precision))
             rows[label].append((out, psnr(image, out)))
     return rows
 

@@ -39,6 +39,7 @@ from vqcodec.entropy import (CODING, DEFAULT_BETA, ContextModel, StagedContextMo
                              indices_crc)
 from vqcodec.images import ImageError, crop, list_images, load_image, to_rgb8, to_tensor, to_uint8
 from vqcodec.metrics import mean_ci95, ms_ssim, psnr
+from vqcodec.precision import autocast
 from vqcodec.results import new_results
 from vqcodec.zoo import Codec
 
@@ -58,9 +59,10 @@ _CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, EncodedImage]]" 
 
 
 def decoder_autocast(codec: Codec):
-    """The autocast context of the codec's decoder precision (a no-op for fp32)."""
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(codec.precision)
-    return torch.autocast("cuda", dtype=dtype, enabled=dtype is not None)
+    """The autocast context of the codec's precision on its device (a no-op for fp32). The
+    decoder's input (codewords, MMSE vectors) is fp32; its output is cast back to fp32 before
+    cropping and rounding."""
+    return autocast(codec.precision, codec.model.codebook.device)
 
 
 @torch.inference_mode()
@@ -562,8 +564,11 @@ def check_resumable(previous: Sequence[dict], *, codec: Codec, channel_desc: dic
             "stop_rule": stop_desc(stop)}
     for r in previous:
         for key, value in want.items():
-            if r.get(key) != value:
-                raise ValueError(f"cannot resume: the file's {key} {json_short(r.get(key))} differs from this "
+            got = r.get(key)
+            if key == "model" and isinstance(got, dict):
+                got = {"precision": "fp32", **got}  # files from before precision was recorded ran fp32
+            if got != value:
+                raise ValueError(f"cannot resume: the file's {key} {json_short(got)} differs from this "
                                  f"run's {json_short(value)}")
         if r.get("receiver") not in receivers:
             raise ValueError(f"cannot resume: the file has receiver {r.get('receiver')!r}, this run "

@@ -43,6 +43,7 @@ from vqcodec.images import list_images, load_image
 from vqcodec.plot import curve_label, plot_curves, plot_rd, plot_speed
 from vqcodec.results import ResultsError, atomic_write_text, envelope_points, new_results, read_results, write_results
 from vqcodec.simulate import StopRule, clean_point, encode_image, sweep
+from vqcodec.precision import PRECISIONS
 from vqcodec.zoo import REGISTRY as MODELS, load_codec, resolve_device
 
 
@@ -61,7 +62,7 @@ SCHEMA = {  # key: (type, required)
     "batch": (int, False), "repeat": (int, False),
     "cbr": (str, False), "modulations": (list, False), "best_models": (list, False), "jscc_anchors": (list, False),
     "picture": (str, False), "picture_crop": (list, False), "picture_snrs": (list, False),
-    "entropy": (bool, False),
+    "entropy": (bool, False), "precision": (str, False),
 }
 KINDS = ("sweep", "rd", "speed")
 
@@ -102,6 +103,9 @@ class Suite:
     picture_crop: tuple = ()  # (top, left, height, width) of the picture
     picture_snrs: tuple = ()  # the grid's Es/N0 columns [default: the first, middle and last grid value]
     entropy: bool = False  # rd: also each model's entropy-coded files (vqcodec.entropy), a second curve
+    # the networks' arithmetic (vqcodec.precision): fp32 by default, so a suite's numbers (and its
+    # expected values) are the same on every machine; "auto" or "bf16" to measure the fast path
+    precision: str = "fp32"
 
     def images_folder(self):
         """None for the bundled samples, else a folder (``kodak`` = ../shared/datasets/kodak)."""
@@ -155,6 +159,8 @@ def validate(data: dict, where: str = "suite") -> Suite:
     if not (isinstance(data["name"], str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", data["name"])):
         raise SuiteError(f"{where}: 'name' must be letters, digits, '.', '_' or '-' (it names the output "
                          f"folder), got {str(data['name'])[:40]!r}")
+    if data.get("precision", "fp32") not in PRECISIONS:
+        raise SuiteError(f"{where}: precision must be one of {', '.join(PRECISIONS)}, got {data['precision']!r}")
     if data["kind"] not in KINDS:
         raise SuiteError(f"{where}: kind must be one of {', '.join(KINDS)}, got {data['kind']!r}")
     if not data["models"]:
@@ -301,7 +307,7 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
     all_results: list[dict] = []
 
     for model in suite.models:
-        codec = load_codec(model)
+        codec = load_codec(model, precision=suite.precision)
         why = next(filter(None, (missing_side_info(r, codec) for r in suite.receivers)), None)
         if why:
             raise SuiteError(f"suite {suite.name}: {why}")
@@ -335,7 +341,7 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
     if digital:
         if progress:
             progress("baselines")
-        codec = load_codec(suite.models[0])
+        codec = load_codec(suite.models[0], precision=suite.precision)
         extra = {k: v for k, v in dict(suite.channel_params).items() if k != "code"}
         if suite.cbr is None:
             all_results += baseline_sweep(images, codecs=digital, rates=list(suite.rates), channel_kind=suite.channel,
@@ -349,7 +355,8 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
         if progress:
             progress("deepjscc")
         all_results.append(deepjscc_sweep(images, suite.channel, grid, trials=suite.trials, seed=suite.seed,
-                                          with_ms_ssim=suite.ms_ssim, images_source=suite.images))
+                                          with_ms_ssim=suite.ms_ssim, images_source=suite.images,
+                                          precision=suite.precision))
         write_results(run_dir / "results.json", all_results)
     if suite.best_models:
         if progress:
@@ -359,7 +366,7 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
         all_results += best_sweep(suite.channel, grid, models=list(suite.best_models), cbr=suite.cbr,
                                   images=dict(images), trials=suite.trials, min_trials=suite.min_trials,
                                   ci=suite.ci, seed=suite.seed, with_ms_ssim=suite.ms_ssim, executor=executor,
-                                  name=suite.name)
+                                  name=suite.name, precision=suite.precision)
         write_results(run_dir / "results.json", all_results)
     return all_results
 
@@ -433,7 +440,7 @@ def picture_grid(suite: Suite, out: Path) -> list[Path]:
                              modulation=mod, code=params.get("code"), codec=digital[0] if digital else "heic",
                              rates=[r for r in suite.rates if r.startswith("ldpc-")] or ["ldpc-1/2"],
                              budget_bpp=float(Fraction(suite.cbr)) * 3 * channels.get_modulation(mod).bits_per_symbol,
-                             deepjscc="deepjscc" in suite.baselines, seed=suite.seed)
+                             deepjscc="deepjscc" in suite.baselines, seed=suite.seed, precision=suite.precision)
     return draw_grid(rows, snrs, out, title=f"{suite.picture} over AWGN at cbr {suite.cbr} ({mod})")
 
 
@@ -460,7 +467,7 @@ def run_rd_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | 
     out = []
     for coded in (False, True) if suite.entropy else (False,):
         for model in suite.models:
-            codec = load_codec(model)
+            codec = load_codec(model, precision=suite.precision)
             pt = clean_point(codec, [encode_image(codec, p) for p in paths], entropy=coded)
             out.append(new_results(name=suite.name, description=f"clean channel, {model}"
                                    + (", entropy-coded files" if coded else ""), seed=suite.seed,
@@ -504,7 +511,7 @@ def run_speed_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
 
     codecs = [(m, None) for m in suite.models] + [(None, c) for c in checkpoints]
     for name, ckpt in codecs:
-        codec = load_codec(name, ckpt, device=device)
+        codec = load_codec(name, ckpt, device=device, precision=suite.precision)
         model = codec.name
         step(f"{model} codec", speed.codec_rows(codec, images, suite.batch, suite.repeat))
         encs = [encode_image(codec, p, with_ms_ssim=False) for p in paths]

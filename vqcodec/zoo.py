@@ -14,6 +14,7 @@ from vqcodec.bits import check_assignment, identity_assignment
 from vqcodec.context import context_path, load_context
 from vqcodec.entropy import entropy_model_path, load_entropy_model
 from vqcodec.model import CheckpointError, VQVAE, checkpoint_paths, load_model, read_checkpoint_meta
+from vqcodec.precision import PRECISIONS, resolve_precision
 from vqcodec.prior import load_prior, prior_path
 
 
@@ -105,7 +106,7 @@ class Codec:
     meta: dict
     assignment: "object"
     prior: "object" = None
-    precision: str = "fp32"  # decoder arithmetic: fp32, or bf16 / fp16 autocast (CUDA)
+    precision: str = "fp32"  # the networks' arithmetic (resolved: fp32, bf16, or fp16 on CUDA); see load_codec
     context: "object" = None  # learned context receiver (vqcodec.context.ContextNet), None when not shipped
     entropy_model: "object" = None  # trained context model of the entropy coder (vqcodec.entropy), or None
     stem: Path | None = None  # the checkpoint it was loaded from (None: built in memory)
@@ -141,10 +142,7 @@ class Codec:
         return h.hexdigest()[:16]
 
     def describe(self) -> dict:
-        out = {"name": self.name, "f": self.f, "K": self.K, "bpp": self.bpp}
-        if self.precision != "fp32":
-            out["precision"] = self.precision
-        return out
+        return {"name": self.name, "f": self.f, "K": self.K, "bpp": self.bpp, "precision": self.precision}
 
 
 def resolve_device(device: str | None) -> str:
@@ -160,21 +158,26 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-
-
 def load_codec(name: str | None = None, checkpoint: str | None = None, device: str = "cpu",
-               precision: str = "fp32") -> Codec:
+               precision: str = "auto") -> Codec:
     """The codec for a registered model name or a user checkpoint (``--checkpoint``).
 
-    ``precision``: decoder arithmetic (fp32, or bf16 / fp16 autocast on CUDA); the encoder and
-    the quantiser always run in float32, so the transmitted indices never depend on it."""
+    ``precision`` (``PRECISIONS``): the arithmetic of the decoder and the learned receiver:
+    fp32, bf16 autocast (CPU or CUDA), fp16 autocast (CUDA only), or ``auto``: bf16 on a CPU
+    with bf16 instructions, fp32 elsewhere (``precision.resolve_precision``). The codec holds
+    the resolved one. The encoder and the quantiser always run in float32, so the transmitted
+    indices never depend on it."""
     import numpy as np
 
     if precision not in PRECISIONS:
         raise CheckpointError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
+    device = resolve_device(device)
+    try:
+        precision = resolve_precision(precision, device)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
 
-    model, meta_ = load(name, checkpoint, resolve_device(device))
+    model, meta_ = load(name, checkpoint, device)
     label = name or DEFAULT_MODEL
     if checkpoint is not None:
         label = meta_.get("name") or Path(checkpoint).stem
@@ -190,8 +193,6 @@ def load_codec(name: str | None = None, checkpoint: str | None = None, device: s
     ppath = prior_path(stem)
     smoothing = {k: float(meta_["prior"][k]) for k in ("lam", "beta") if k in (meta_.get("prior") or {})}
     prior = load_prior(ppath, model.K, S, **smoothing) if ppath.exists() else None
-    if precision != "fp32" and not str(model.codebook.device).startswith("cuda"):
-        raise CheckpointError(f"precision {precision} needs a CUDA device (the CPU path runs fp32)")
     context = None
     if meta_.get("context") is not None:
         cpath = context_path(stem)
