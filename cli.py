@@ -152,6 +152,12 @@ def _load_images(codec, images, with_ms_ssim=True, desc="encode"):
             bar.close()
 
 
+_TRAIN_PRECISION = click.option(
+    "--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
+    help="Training arithmetic: bf16 autocast (fp32 weights, quantiser and loss), or fp32; auto: bf16 on CUDA "
+         "and on CPUs with AVX512-BF16 or AMX, else fp32.")
+
+
 def _training_options(fn):
     """Options shared by train and train-decoder."""
     opts = [
@@ -163,10 +169,35 @@ def _training_options(fn):
         click.option("--checkpoint-every", type=click.IntRange(1), default=1000, show_default=True),
         click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads."),
         click.option("--device", default="auto", show_default=True, help="cpu, cuda, or auto."),
+        _TRAIN_PRECISION,
     ]
     for o in reversed(opts):
         fn = o(fn)
     return fn
+
+
+def _train_settings(ctx, out, resume: bool, make, **values):
+    """A run's TrainConfig: ``make(**values)`` for a new run; on --resume, OUT's saved settings,
+    with the options given on this command line checked against them."""
+    from vqcodec.learn.loop import resume_config
+    from vqcodec.model import CheckpointError
+
+    from vqcodec.learn.loop import TrainConfig
+
+    try:
+        if not resume:
+            return make(**values)
+        if values.get("minutes") is not None or ctx.params.get("minutes") is not None:
+            _fail("--minutes starts a timed run; a resumed run keeps its recorded step count (give --steps to "
+                  "stretch it)")
+        given = {k: v for k, v in values.items() if k in TrainConfig.__dataclass_fields__
+                 and ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+        return resume_config(out, given)
+    except CheckpointError as exc:
+        _fail(str(exc))
+    except ValueError as exc:
+        _fail(str(exc).replace(" = ", " ").replace("(drop ", "(drop --").replace("_", "-")
+              if "saved settings" in str(exc) else str(exc))
 
 
 def _train_device(device: str) -> str:
@@ -213,12 +244,13 @@ def main() -> None:
 @click.option("--overwrite", is_flag=True, help="Start a new training over an existing OUT (its state is lost).")
 @click.pass_context
 def train(ctx, images, out, f, K, d, channels, res_blocks, decoder_res_blocks, decoder_channels, decoder_head, stages,
-          stage_dropout, steps, batch, crop, lr, seed, checkpoint_every, threads, device, minutes, init, resume,
-          overwrite):
+          stage_dropout, steps, batch, crop, lr, seed, checkpoint_every, threads, device, precision, minutes, init,
+          resume, overwrite):
     """Train a VQ-VAE on an image folder (with --stages S > 1: residual VQ)."""
     import torch
 
-    from vqcodec.learn.codec import TrainConfig, train as run_train, training_folder, warm_start_config
+    from vqcodec.learn.codec import train as run_train, training_folder, warm_start_config
+    from vqcodec.learn.loop import TrainConfig
     from vqcodec.model import CheckpointError, ModelConfig, checkpoint_paths
 
     if threads:
@@ -242,7 +274,8 @@ def train(ctx, images, out, f, K, d, channels, res_blocks, decoder_res_blocks, d
             init_model = _load_codec(None, init).model
             explicit = ctx.get_parameter_source("stages") == click.core.ParameterSource.COMMANDLINE
             cfg = warm_start_config(init_model.cfg, stages if explicit else init_model.cfg.stages, stage_dropout)
-        tc = TrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, checkpoint_every=checkpoint_every)
+        tc = _train_settings(ctx, out, resume, TrainConfig, steps=steps, batch=batch, crop=crop, lr=lr, seed=seed,
+                             checkpoint_every=checkpoint_every, precision=precision)
     except ValueError as exc:
         _fail(str(exc))
     if resume and overwrite:
@@ -253,10 +286,10 @@ def train(ctx, images, out, f, K, d, channels, res_blocks, decoder_res_blocks, d
             _fail(f"--out {out} would overwrite the --init checkpoint")
     dev = _train_device(device)
     final = _run_with_progress(
-        "train", steps,
+        "train", tc.steps,
         lambda progress, command: run_train(cfg, tc, images, out, resume=resume, device=dev, command=command,
                                             progress=progress, init=init_model, init_name=init, minutes=minutes),
-        lambda m: dict(loss=f"{m['loss']:.4f}", psnr=f"{m['train_psnr']:.2f}", ppl=f"{m['train_perplexity']:.0f}",
+        lambda m: dict(loss=f"{m['loss']:.4f}", psnr=f"{m['psnr']:.2f}", ppl=f"{m['perplexity']:.0f}",
                        lr=f"{m['lr']:.1e}"),
         errors=(CheckpointError, FileNotFoundError))
     click.echo(f"wrote {out}.safetensors / {out}.json  train PSNR {final.get('train_psnr', float('nan')):.2f} dB, "
@@ -279,15 +312,17 @@ def train(ctx, images, out, f, K, d, channels, res_blocks, decoder_res_blocks, d
 @click.option("--minutes", type=float, default=None,
               help="Train for this long instead of --steps (the step count that fills it is fixed after a "
                    "short timing and recorded; not with --resume).")
-def train_jscc_cmd(images, out, cbr, width, snr_range, resume, overwrite, steps, batch, crop, lr, seed,
-                   checkpoint_every, threads, device, minutes):
+@click.pass_context
+def train_jscc_cmd(ctx, images, out, cbr, width, snr_range, resume, overwrite, steps, batch, crop, lr, seed,
+                   checkpoint_every, threads, device, precision, minutes):
     """Train the Deep JSCC analog reference (Bourtsoulatze et al. 2019) over AWGN."""
     from fractions import Fraction
 
     import torch
 
     from vqcodec.jscc import JsccConfig
-    from vqcodec.learn.codec import TrainConfig, training_folder
+    from vqcodec.learn.codec import training_folder
+    from vqcodec.learn.loop import TrainConfig
     from vqcodec.learn.jscc import train_jscc
     from vqcodec.model import CheckpointError, checkpoint_paths
 
@@ -300,7 +335,8 @@ def train_jscc_cmd(images, out, cbr, width, snr_range, resume, overwrite, steps,
             raise ValueError(f"--cbr {cbr} needs c = 96 cbr = {float(c):g} symbol channels, not a whole number")
         lo, hi = (float(v) for v in snr_range.split(":"))
         cfg = JsccConfig(c=int(c), width=width)
-        tc = TrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, checkpoint_every=checkpoint_every)
+        tc = _train_settings(ctx, out, resume, TrainConfig, steps=steps, batch=batch, crop=crop, lr=lr, seed=seed,
+                             checkpoint_every=checkpoint_every, precision=precision)
     except (ValueError, ZeroDivisionError) as exc:
         _fail(f"{exc}" if str(exc) else f"bad --cbr or --snr-db: {cbr!r}, {snr_range!r}")
     if resume and overwrite:
@@ -309,10 +345,10 @@ def train_jscc_cmd(images, out, cbr, width, snr_range, resume, overwrite, steps,
         _check_output(str(checkpoint_paths(out)[1]), overwrite)
     dev = _train_device(device)
     final = _run_with_progress(
-        "train-jscc", steps,
+        "train-jscc", tc.steps,
         lambda progress, command: train_jscc(cfg, tc, images, out, snr_range=(lo, hi), resume=resume,
                                              command=command, progress=progress, device=dev, minutes=minutes),
-        lambda m: dict(psnr=f"{m['train_psnr']:.2f}", lr=f"{m['lr']:.1e}"),
+        lambda m: dict(psnr=f"{m['psnr']:.2f}", lr=f"{m['lr']:.1e}"),
         errors=(CheckpointError, FileNotFoundError))
     click.echo(f"wrote {out}.safetensors / {out}.json  train PSNR {final.get('train_psnr', float('nan')):.2f} dB "
                f"(at Es/N0 {lo:g}..{hi:g} dB)")
@@ -333,8 +369,15 @@ def train_jscc_cmd(images, out, cbr, width, snr_range, resume, overwrite, steps,
 @click.option("--minutes", type=float, default=None, help="Train for this long instead of --steps (the step count "
               "that fills it is fixed after a timing of steps 300-480 and recorded).")
 @_training_options
-def train_decoder_cmd(model, checkpoint, images, out, decoder_channels, decoder_res_blocks, decoder_head, steps,
-                      minutes, batch, crop, lr, seed, checkpoint_every, threads, device):
+@click.option("--grow", is_flag=True, help="Start from the base model's decoder, grown to the new width and depth "
+                                           "so that it first decodes the same image (sub-pixel heads only).")
+@click.option("--resume", is_flag=True, help="Continue OUT's run (its saved settings; a larger --steps stretches "
+                                             "the schedule's tail).")
+@click.option("--overwrite", is_flag=True, help="Start a new training over an existing OUT (its state is lost).")
+@click.pass_context
+def train_decoder_cmd(ctx, model, checkpoint, images, out, decoder_channels, decoder_res_blocks, decoder_head, steps,
+                      minutes, batch, crop, lr, seed, checkpoint_every, threads, device, precision, grow, resume,
+                      overwrite):
     """Train a new decoder for a model whose encoder and codebook stay frozen.
 
     The transmitted indices do not change, so the base model's index assignment, prior and
@@ -342,28 +385,35 @@ def train_decoder_cmd(model, checkpoint, images, out, decoder_channels, decoder_
     import torch
 
     from vqcodec.learn.codec import decoder_config, decoder_train_config, train_decoder, training_folder
+    from vqcodec.model import CheckpointError
 
     if threads:
         torch.set_num_threads(threads)
+    if resume and overwrite:
+        _fail("--resume continues OUT and --overwrite replaces it: choose one")
     dev = _train_device(device)
     codec = _load_codec(model, checkpoint, "cpu")
     try:
         images = training_folder(images)
     except ValueError as exc:
         _fail(str(exc))
-    _check_output(str(out) + ".json", True)
+    if not resume:
+        _check_output(str(out) + ".json", overwrite)
     try:
         cfg = decoder_config(codec.model.cfg, decoder_channels, decoder_res_blocks, decoder_head)
-        tc = decoder_train_config(steps, batch, crop, lr, seed, checkpoint_every, minutes)
+        tc = _train_settings(ctx, out, resume, lambda minutes, **kw: decoder_train_config(minutes=minutes, **kw),
+                             steps=steps, batch=batch, crop=crop, lr=lr, seed=seed,
+                             checkpoint_every=checkpoint_every, precision=precision, minutes=minutes)
     except ValueError as exc:
         _fail(str(exc))
     final = _run_with_progress(
-        "train-decoder", steps,
+        "train-decoder", tc.steps,
         lambda progress, command: train_decoder(codec, cfg, tc, images, out, device=dev, minutes=minutes,
-                                                command=command, progress=progress),
-        lambda m: dict(loss=f"{m['loss']:.5f}", psnr=f"{m['train_psnr']:.2f}", lr=f"{m['lr']:.1e}"))
+                                                resume=resume, grow=grow, command=command, progress=progress),
+        lambda m: dict(loss=f"{m['loss']:.5f}", psnr=f"{m['psnr']:.2f}", lr=f"{m['lr']:.1e}"),
+        errors=(CheckpointError,))
     click.echo(f"wrote {out}.safetensors / {out}.json  ({final.get('step', 0)} steps, "
-               f"train PSNR {final.get('train_psnr', float('nan')):.2f} dB)")
+               f"train PSNR {final.get('psnr', float('nan')):.2f} dB)")
 
 
 def _model_options(fn):
@@ -886,7 +936,9 @@ def best(kind, snr_db, cbr, models, min_rate, block_bits, images, precision, tri
 @click.option("--crop", type=click.IntRange(8), default=64, show_default=True, help="Crop size in pixels.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
-def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, steps, lr, batch, crop, seed, threads):
+@_TRAIN_PRECISION
+def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, steps, lr, batch, crop, seed, threads,
+             precision):
     """Fine-tune a model's decoder (codebook frozen) on what a receiver hands it after a channel."""
     import torch
 
@@ -916,7 +968,7 @@ def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, 
         _fail(str(exc))
     _check_output(str(out) + ".json", True)
     try:
-        fc = FinetuneConfig(steps=steps, lr=lr, seed=seed, batch=batch, crop=crop)
+        fc = FinetuneConfig(steps=steps, lr=lr, seed=seed, batch=batch, crop=crop, precision=precision)
     except ValueError as exc:
         _fail(str(exc))
     final = _run_with_progress(
@@ -948,8 +1000,9 @@ def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, 
               help="Share of crops decoded from clean indices.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
+@_TRAIN_PRECISION
 def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps, batch, crop, lr, codebook_lr, p_min,
-                       p_max, clean_fraction, seed, threads):
+                       p_max, clean_fraction, seed, threads, precision):
     """Channel-optimised codebook: train the codebook and decoder through a noisy channel.
 
     The encoder and the index assignment stay fixed; the decoder sees the channel-only MMSE
@@ -971,7 +1024,7 @@ def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps,
     try:
         images = training_folder(images)
         cc = CodebookConfig(steps=steps, batch=batch, crop=crop, lr=lr, codebook_lr=codebook_lr, p_min=p_min,
-                            p_max=p_max, clean_fraction=clean_fraction, seed=seed)
+                            p_max=p_max, clean_fraction=clean_fraction, seed=seed, precision=precision)
         check_codebook_output(checkpoint_stem(model, checkpoint), out, overwrite)
     except ValueError as exc:
         _fail(str(exc))
@@ -1005,8 +1058,9 @@ def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps,
               help="Second stage: crop size in pixels.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
+@_TRAIN_PRECISION
 def train_receiver(model, checkpoint, images, steps, minutes, batch, crop, lr, width, blocks, decoder_steps,
-                   decoder_crop, seed, threads):
+                   decoder_crop, seed, threads, precision):
     """Train the learned context receiver of a model (receivers `learned`, `learned-mmse`).
 
     A small CNN learns the posterior of every index from the channel evidence of its
@@ -1049,8 +1103,10 @@ def train_receiver(model, checkpoint, images, steps, minutes, batch, crop, lr, w
 
     command = "vqcodec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     cfg = ContextConfig(channels=width, blocks=blocks)
-    tc = ContextTrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, warmup=min(200, max(1, steps // 10)))
-    pc = PixelTrainConfig(steps=decoder_steps, batch=batch, crop=decoder_crop, seed=seed + 1) if decoder_steps else None
+    tc = ContextTrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, warmup=min(200, max(1, steps // 10)),
+                            precision=precision)
+    pc = PixelTrainConfig(steps=decoder_steps, batch=batch, crop=decoder_crop, seed=seed + 1,
+                          precision=precision) if decoder_steps else None
     try:
         record = train_checkpoint(stem, images, cfg, tc, pc, minutes=minutes, command=command, progress=progress)
     except (CheckpointError, ImageError, ValueError) as exc:

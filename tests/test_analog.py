@@ -9,7 +9,7 @@ import vqcodec.api as vq
 from channels.analog import AnalogAWGN, AnalogRayleighBlock
 from vqcodec.analog import deepjscc_sweep
 from vqcodec.jscc import DeepJSCC, JsccConfig, load_jscc, pad4, save_jscc, to_complex, transmit
-from vqcodec.learn.codec import TrainConfig
+from vqcodec.learn.loop import TrainConfig
 from vqcodec.learn.jscc import train_jscc
 from vqcodec.model import CheckpointError
 from vqcodec.results import validate
@@ -60,7 +60,7 @@ def test_training_learns_resumes_bit_for_bit_and_checkpoints_round_trip(tmp_path
     train_jscc(cfg, tc, image_dir, tmp_path / "a")
     first, _ = load_jscc(checkpoint=tmp_path / "a")
     hist = json.loads((tmp_path / "a.json").read_text())["history"]
-    assert hist[-1]["train_mse"] < hist[0]["train_mse"]  # it learns
+    assert hist[-1]["mse"] < hist[0]["mse"]  # it learns
     def stop_at_30(step, metrics):  # the last checkpoint before it is step 20
         if step == 30:
             raise KeyboardInterrupt

@@ -70,7 +70,8 @@ def test_cuda_train_decoder_runs_in_bf16(tmp_path):
     import dataclasses
 
     from vqcodec.images import list_images
-    from vqcodec.learn.codec import TrainConfig, train_decoder
+    from vqcodec.learn.codec import train_decoder
+    from vqcodec.learn.loop import TrainConfig
     from vqcodec.zoo import load_codec
 
     codec = load_codec("f4-k256")

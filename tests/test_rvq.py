@@ -171,7 +171,8 @@ def test_thirty_steps_with_stage_dropout_lower_the_loss(tmp_path, image_dir):
     """On fixed crops, at every prefix of the stages: the trained model against the same
     initialisation whose codebooks only got their k-means start (per-step losses of random
     crops are too noisy to tell 30 steps of training from none)."""
-    from vqcodec.learn.codec import CropSampler, TrainConfig, load_training_images, train
+    from vqcodec.learn.codec import CropSampler, load_training_images, train
+    from vqcodec.learn.loop import TrainConfig
 
     torch.set_num_threads(1)
     cfg = rvq_config(S=3, dropout=True)
@@ -186,7 +187,7 @@ def test_thirty_steps_with_stage_dropout_lower_the_loss(tmp_path, image_dir):
     hist = []
     train(cfg, tc, image_dir, tmp_path / "m", progress=lambda s, m: hist.append(m))
     assert len(hist) == 30 and all(np.isfinite(h["loss"]) for h in hist)
-    assert len(hist[-1]["train_perplexity_stages"]) == 3 and 1 < hist[-1]["train_stages_used"] < 3
+    assert len(hist[-1]["perplexity_stages"]) == 3 and 1 < hist[-1]["stages_used"] < 3
     m1, meta = load_model(tmp_path / "m")
     assert meta["config"]["stages"] == 3 and meta["config"]["stage_dropout"]
     assert m1.encode(torch.rand(1, 3, 16, 16)).shape == (1, 3, 4, 4)
@@ -198,7 +199,8 @@ def test_thirty_steps_with_stage_dropout_lower_the_loss(tmp_path, image_dir):
 
 
 def test_resume_with_stage_dropout_gives_the_same_model(tmp_path, image_dir):
-    from vqcodec.learn.codec import TrainConfig, train
+    from vqcodec.learn.codec import train
+    from vqcodec.learn.loop import TrainConfig
 
     torch.set_num_threads(1)
     cfg = rvq_config(S=2, dropout=True)

@@ -7,7 +7,8 @@ import torch
 
 from conftest import tiny_config
 from vqcodec.model import load_model
-from vqcodec.learn.codec import TrainConfig, lr_at, train
+from vqcodec.learn.codec import train
+from vqcodec.learn.loop import TrainConfig, lr_at
 
 
 def test_lr_schedule_warmup_then_cosine():
@@ -173,6 +174,7 @@ def test_train_decoder_time_budget_fixes_the_step_count(tmp_path, image_dir, tin
     import types
 
     import vqcodec.learn.codec as C
+    import vqcodec.learn.loop as L
 
     clock = {"t": 0.0, "n": 0}
     sample = C.TensorCropSampler.sample
@@ -182,7 +184,7 @@ def test_train_decoder_time_budget_fixes_the_step_count(tmp_path, image_dir, tin
         clock["t"] += (1 if clock["n"] <= 480 else 2) / 256
         return sample(self, batch)
 
-    monkeypatch.setattr(C, "time", types.SimpleNamespace(time=lambda: clock["t"]))
+    monkeypatch.setattr(L, "time", types.SimpleNamespace(time=lambda: clock["t"]))
     monkeypatch.setattr(C.TensorCropSampler, "sample", timed_sample)
     torch.set_num_threads(1)
     codec = _codec_of(tiny_model, image_dir)
@@ -265,7 +267,7 @@ def test_codebook_config_rejects_bad_ranges():
 def test_time_budget_fixes_the_step_count_that_fills_it(monkeypatch):
     """Steps 300..480 are timed (here 0.5 s each on a fake clock): with 10 minutes and 480 steps done at
     240 s, 360 s are left, i.e. 720 more steps; past 1.1 x the budget the run is over."""
-    import vqcodec.learn.codec as lc
+    import vqcodec.learn.loop as lc
 
     clock = {"t": 1000.0}
     monkeypatch.setattr(lc.time, "time", lambda: clock["t"])

@@ -45,6 +45,7 @@ from torch import nn
 
 from vqcodec.files import replace_atomically
 from vqcodec.images import pad_tensor
+from vqcodec.precision import fp32_region
 
 ALLOWED_F = (4, 8, 16)
 DECODER_HEADS = ("stages", "subpixel")
@@ -223,9 +224,27 @@ class Decoder(nn.Module):
 
 
 def nearest_codeword(flat: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-    """Indices (N,) of the nearest row of ``codebook`` (K, d) to each row of ``flat`` (N, d)."""
-    dist = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ codebook.t() + codebook.pow(2).sum(1)[None, :]
+    """Indices (N,) of the nearest row of ``codebook`` (K, d) to each row of ``flat`` (N, d), in
+    fp32 whatever autocast region it is called from (the transmitted indices never depend on the
+    networks' precision)."""
+    with fp32_region(flat.device):
+        flat, codebook = flat.float(), codebook.float()
+        dist = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ codebook.t() + codebook.pow(2).sum(1)[None, :]
     return dist.argmin(1)
+
+
+def fp32(forward):
+    """Run a quantiser's ``forward(self, z, ...)`` in fp32 with autocast off: under bf16 autocast the
+    encoder hands it bf16 latents, and its distances, commitment loss and EMA statistics must stay
+    fp32 (the gradient of the straight-through estimator flows back through the cast)."""
+    import functools
+
+    @functools.wraps(forward)
+    def wrapped(self, z, *args, **kwargs):
+        with fp32_region(z.device):
+            return forward(self, z.float(), *args, **kwargs)
+
+    return wrapped
 
 
 class EMAQuantizer(nn.Module):
@@ -294,6 +313,7 @@ class EMAQuantizer(nn.Module):
             self.embed_sum[dead] = flat[pick]
             self.cluster_size[dead] = 1.0
 
+    @fp32
     def forward(self, z: torch.Tensor) -> dict:
         B, d, h, w = z.shape
         flat = z.permute(0, 2, 3, 1).reshape(-1, d)
@@ -363,6 +383,7 @@ class ResidualQuantizer(nn.Module):
             return self.S
         return 1 + int(torch.randint(self.S, (1,), generator=self.generator))
 
+    @fp32
     def forward(self, z: torch.Tensor, n_stages: int | None = None) -> dict:
         B, d, h, w = z.shape
         n = self.draw_stages() if n_stages is None else int(n_stages)

@@ -1,13 +1,11 @@
-"""Codec training: the VQ-VAE from scratch, and a new decoder for a frozen transmitter.
-
-Training loop for the VQ-VAE, with resumable checkpoints.
+"""Codec training: the VQ-VAE from scratch, and a new decoder for a frozen transmitter, both on
+the one training loop (``vqcodec.learn.loop``: schedule, bf16 autocast, budget, checkpoints and
+resume, logging).
 
 Random crops with horizontal/vertical flips from an image folder, MSE loss
-plus the commitment term (summed over the stages of a residual quantiser), Adam
-with linear warm-up and a cosine learning-rate schedule, gradient clipping. A
+plus the commitment term (summed over the stages of a residual quantiser). A
 residual model with ``stage_dropout`` decodes each batch from a random number of
-stages, drawn from the trainer's torch generator (saved for ``--resume``). The
-loop never prints: it reports through a ``progress(step, metrics)`` callback.
+stages, drawn from the loop's torch generator (saved for ``--resume``).
 
 Files written for ``out = DIR/NAME``:
 
@@ -19,10 +17,6 @@ Files written for ``out = DIR/NAME``:
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -32,8 +26,8 @@ import torch.nn.functional as F
 
 from vqcodec.context import context_path, save_context
 from vqcodec.images import default_training_folder, list_images, load_image
-from vqcodec.model import (CheckpointError, ModelConfig, VQVAE, checkpoint_paths, load_model, replace_atomically,
-                           save_model)
+from vqcodec.learn.loop import Loop, Task, TrainConfig, read_state
+from vqcodec.model import CheckpointError, ModelConfig, VQVAE, load_model, save_model
 from vqcodec.prior import prior_path, save_prior
 
 
@@ -43,35 +37,6 @@ def training_folder(images=None) -> Path:
     if folder is None:
         raise ValueError("--images is required (../shared/datasets/bsds500 not found)")
     return Path(folder)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    steps: int = 20000
-    batch: int = 16
-    crop: int = 64
-    lr: float = 1.5e-3
-    warmup: int = 500
-    min_lr_ratio: float = 0.01
-    clip: float = 1.0
-    seed: int = 0
-    checkpoint_every: int = 1000
-    log_every: int = 25
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch", "crop", "checkpoint_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr}")
-
-
-def lr_at(step: int, tc: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay from lr to lr * min_lr_ratio."""
-    if step < tc.warmup:
-        return tc.lr * (step + 1) / tc.warmup
-    t = (step - tc.warmup) / max(1, tc.steps - tc.warmup)
-    return tc.lr * (tc.min_lr_ratio + (1 - tc.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
 class CropSampler:
@@ -106,52 +71,6 @@ def load_training_images(folder) -> tuple[list[np.ndarray], list[Path]]:
     return [load_image(p) for p in paths], paths
 
 
-def _train_state_paths(out) -> tuple[Path, Path]:
-    w, c = checkpoint_paths(out)
-    return w.with_suffix(".train.safetensors"), c.with_suffix(".train.json")
-
-
-def save_train_state(out, step: int, opt: torch.optim.Optimizer, rng: np.random.Generator,
-                      gen: torch.Generator, tc: TrainConfig, history: list) -> None:
-    from safetensors.torch import save_file
-
-    wpath, jpath = _train_state_paths(out)
-    tensors, scalars = {}, {}
-    for pi, st in opt.state_dict()["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"{pi}.{k}"] = v.detach().cpu().contiguous()
-            else:
-                scalars[f"{pi}.{k}"] = v
-    tensors["torch_generator"] = gen.get_state()
-    replace_atomically(wpath, lambda tmp: save_file(tensors, str(tmp)))
-    doc = {"step": step, "train_config": asdict(tc), "numpy_rng": rng.bit_generator.state,
-           "scalars": scalars, "history": history}
-    replace_atomically(jpath, lambda tmp: tmp.write_text(json.dumps(doc)))
-
-
-def load_train_state(out, opt: torch.optim.Optimizer, rng: np.random.Generator, gen: torch.Generator):
-    from safetensors.torch import load_file
-
-    wpath, jpath = _train_state_paths(out)
-    if not (wpath.exists() and jpath.exists()):
-        raise FileNotFoundError(f"{jpath}: no training state to resume from")
-    doc = json.loads(jpath.read_text())
-    tensors = load_file(str(wpath))
-    sd = opt.state_dict()
-    state = {}
-    for pi in range(len(sd["param_groups"][0]["params"])):
-        st = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.split(".", 1)[0] == str(pi)}
-        st.update({k.split(".", 1)[1]: v for k, v in doc["scalars"].items() if k.split(".", 1)[0] == str(pi)})
-        if st:
-            state[pi] = st
-    sd["state"] = state
-    opt.load_state_dict(sd)
-    rng.bit_generator.state = doc["numpy_rng"]
-    gen.set_state(tensors["torch_generator"])
-    return doc["step"], doc.get("history", [])
-
-
 def warm_start_config(init_cfg: ModelConfig, stages: int, stage_dropout: bool) -> ModelConfig:
     """The config of a model warm-started from one of ``init_cfg``: its architecture with its first
     ``stages`` residual stages (at most as many as it has)."""
@@ -182,115 +101,77 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *, resume
     """Train a VQ-VAE and write it to ``out``; returns the final metrics.
 
     ``init`` (with ``model_cfg`` from ``warm_start_config``): start from its weights, codebooks
-    included (no k-means initialisation), instead of a random initialisation. ``minutes``: train
-    for this long instead of ``tc.steps`` (``TimeBudget``; not with ``resume``)."""
-    if minutes is not None and resume:
-        raise ValueError("a resumed run keeps its recorded step count; give --steps, not --minutes")
-    budget = TimeBudget(minutes, tc)
+    included (no k-means initialisation), instead of a random initialisation. ``resume``: continue
+    ``out``'s run from its checkpoint, in its own config (``tc`` from ``loop.resume_config``).
+    ``minutes``: train for this long instead of ``tc.steps`` (``TimeBudget``; not with ``resume``)."""
+    loop = Loop(tc, out=out, resume=resume, minutes=minutes, device=device, progress=progress)
     images, paths = load_training_images(images_folder)
     sampler = CropSampler(images, tc.crop)
-    rng = np.random.default_rng(tc.seed)
-    gen = torch.Generator().manual_seed(tc.seed)
     torch.manual_seed(tc.seed)  # parameter initialisation only
     model = VQVAE(model_cfg)
     if init is not None and not resume:
         model.load_state_dict(warm_start_weights(init, model_cfg))
-    start, history = 0, []
-    opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    weights_step = None
     if resume:
+        read_state(out)  # a missing or corrupt state says so before the weights are read
         model, saved = load_model(out)
-        model.to(device).train()  # before the optimiser state is loaded: it follows its parameters' device
-        opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
-        start, history = load_train_state(out, opt, rng, gen)
         init_name = (saved.get("training") or {}).get("init")
-        # weights and state are two writes: a failure between them leaves a pair from different steps
         weights_step = (saved.get("training") or {}).get("steps_done")
-        if weights_step != start:
-            raise CheckpointError(f"{out}: the weights are at step {weights_step} but the training state is at "
-                                  f"step {start} (an interrupted checkpoint write); cannot resume from this pair")
     model_cfg = model.cfg  # a resumed run keeps the checkpoint's own config
-    model.to(device).train()
-    model.quantizer.generator = gen
-    window: list[tuple] = []  # (mse, loss, perplexity, per-stage perplexities, stages used)
-    t0 = time.time()
+    model.to(device=device, memory_format=torch.channels_last).train()
+    model.quantizer.generator = loop.gen
 
-    def meta(step: int) -> dict:
-        return {"name": name or Path(out).name,
-                "training": {"command": command, "images": str(images_folder), "image_count": len(paths),
-                             **({"init": init_name} if init_name else {}),
-                             "steps_done": step, "train_config": asdict(tc), "device": device,
-                             **({"minutes": minutes, "stopped_early": budget.stopped_early} if minutes else {}),
-                             "torch": torch.__version__},
-                "metrics": summary(), "history": history[-200:]}
-
-    def summary() -> dict:
-        if not window:
-            return {}
-        mse = float(np.mean([w[0] for w in window]))
-        out = {"train_mse": mse, "train_psnr": 10 * math.log10(1.0 / max(mse, 1e-12)),
-               "train_perplexity": float(np.mean([w[2] for w in window]))}
-        if model_cfg.stages > 1:  # per stage, and the mean number of stages decoded
-            out["train_perplexity_stages"] = [float(v) for v in np.mean([w[3] for w in window], axis=0)]
-            out["train_stages_used"] = float(np.mean([w[4] for w in window]))
-        return out
-
-    step = start
-    while step < tc.steps:
-        tc = budget.schedule(step, tc)
-        if budget.over():
-            break
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, tc)
-        x = sampler.sample(tc.batch, rng).to(device)
+    def step(tc, rng, gen):
+        x = sampler.sample(tc.batch, rng).to(device).contiguous(memory_format=torch.channels_last)
         outd = model(x)
-        mse = F.mse_loss(outd["x_hat"], x)
-        loss = mse + model_cfg.commitment * outd["commit_loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
-        opt.step()
-        window.append((mse.item(), loss.item(), outd["perplexity"].item(), outd["perplexities"].tolist(),
-                       outd["stages_used"]))
-        window = window[-200:]
-        done = step + 1
-        if done % tc.log_every == 0 or done == tc.steps:
-            m = summary()
-            m.update(lr=lr_at(step, tc), loss=float(np.mean([w[1] for w in window[-tc.log_every:]])),
-                     elapsed=time.time() - t0)
-            if minutes is not None:
-                m["steps"] = tc.steps
-            history.append({"step": done, **{k: [round(x, 4) for x in v] if isinstance(v, list) else round(v, 6)
-                                             for k, v in m.items()}})
-            if progress:
-                progress(done, m)
-        if done % tc.checkpoint_every == 0 or done == tc.steps:
-            model.eval()
-            save_model(model, out, meta(done))
-            save_train_state(out, done, opt, rng, gen, tc, history)
-            model.train()
-        step = done
-    model.eval()
-    save_model(model, out, meta(step))
-    if budget.stopped_early:
-        save_train_state(out, step, opt, rng, gen, tc, history)
-    return summary()
+        mse = F.mse_loss(outd["x_hat"].float(), x)
+        m = {"mse": mse.item(), "perplexity": outd["perplexity"].item()}
+        if model_cfg.stages > 1:  # per stage, and the number of stages decoded
+            m.update(perplexity_stages=outd["perplexities"].tolist(), stages_used=outd["stages_used"])
+        return mse + model_cfg.commitment * outd["commit_loss"], m
+
+    def summary(m: dict) -> dict:
+        if not m:
+            return {}
+        out_ = {"train_mse": m["mse"], "train_psnr": m["psnr"], "train_perplexity": m["perplexity"]}
+        if model_cfg.stages > 1:
+            out_.update(train_perplexity_stages=m["perplexity_stages"], train_stages_used=m["stages_used"])
+        return out_
+
+    def save(run) -> None:
+        save_model(model, out, {
+            "name": name or Path(out).name,
+            "training": {"command": command, "images": str(images_folder), "image_count": len(paths),
+                         **({"init": init_name} if init_name else {}), **run.record()},
+            "metrics": summary(run.metrics), "history": run.history[-200:]})
+
+    run = loop.run(Task(model, [list(model.parameters())], step, save), weights_step=weights_step)
+    return summary(run.metrics)
 
 
 def copy_side_info(codec, out) -> None:
-    """Store the base codec's receiver side information (index prior, context receiver) beside a
-    new checkpoint whose transmitter is the base's."""
+    """Store the base codec's receiver and entropy-coder side information (index prior, context
+    receiver, the entropy coder's context model) beside a new checkpoint whose transmitter is the
+    base's: its json names them, so they must be there for it to load."""
+    import shutil
+
+    from vqcodec.entropy import entropy_model_path
 
     if codec.prior is not None:
         save_prior(codec.prior, prior_path(out))
     if getattr(codec, "context", None) is not None:
         save_context(codec.context, context_path(out))
+    if codec.entropy_model is not None and codec.stem is not None and entropy_model_path(codec.stem).exists():
+        if entropy_model_path(codec.stem).resolve() != entropy_model_path(out).resolve():
+            shutil.copyfile(entropy_model_path(codec.stem), entropy_model_path(out))
 
 
 class TensorCropSampler:
     """Random crops with flips drawn on the training device: the images sit in one padded
     uint8 tensor there, so a GPU is not held up by per-crop work on the host."""
 
-    def __init__(self, images: list[np.ndarray], crop: int, device: str = "cpu", seed: int = 0):
+    def __init__(self, images: list[np.ndarray], crop: int, device: str = "cpu", seed: int = 0,
+                 generator: torch.Generator | None = None):
         small = [i for i, im in enumerate(images) if min(im.shape[:2]) < crop]
         if small:
             raise ValueError(f"{len(small)} training images are smaller than the crop size {crop}")
@@ -302,7 +183,7 @@ class TensorCropSampler:
         self.data = data.to(device)
         self.sizes = torch.tensor([im.shape[:2] for im in images], dtype=torch.long, device=device)
         self.crop, self.device = crop, device
-        self.gen = torch.Generator(device=device).manual_seed(seed)
+        self.gen = generator if generator is not None else torch.Generator(device=device).manual_seed(seed)
         self.ar = torch.arange(crop, device=device)
 
     def sample(self, batch: int) -> torch.Tensor:
@@ -318,45 +199,6 @@ class TensorCropSampler:
         return patch.permute(0, 3, 1, 2).float().div_(255.0)
 
 
-CALIBRATION_STEPS = (300, 480)
-
-
-class TimeBudget:
-    """A training run bounded by wall time instead of a step count: steps ``CALIBRATION_STEPS``
-    (inside a warm-up of at least 480 steps, which does not depend on the step count) are timed,
-    and the step count that fills the budget is fixed then, so the cosine schedule ends with the
-    budget; the checkpoint records that count, and ``--steps`` reproduces the schedule. Should the
-    machine slow down later, ``over()`` stops the run at 1.1 x the budget. ``minutes`` None: no
-    budget (every method is a no-op)."""
-
-    def __init__(self, minutes: float | None, tc: TrainConfig):
-        if minutes is not None and not (minutes > 0 and math.isfinite(minutes)):
-            raise ValueError(f"minutes must be a positive number, got {minutes}")
-        if minutes is not None and tc.warmup < CALIBRATION_STEPS[1]:
-            raise ValueError(f"a time budget needs a warm-up of at least {CALIBRATION_STEPS[1]} steps")
-        self.minutes, self.t0, self.t_calib, self.stopped_early = minutes, None, None, False
-
-    def schedule(self, step: int, tc: TrainConfig) -> TrainConfig:
-        """``tc`` with the budget's step count once calibrated (call before every step; the clock
-        starts at the first call, after the data are loaded)."""
-        if self.t0 is None:
-            self.t0 = time.time()
-        c0, c1 = CALIBRATION_STEPS
-        if self.minutes is not None and step == c0:
-            self.t_calib = time.time()
-        if self.minutes is not None and step == c1 and self.t_calib is not None:
-            per_step = (time.time() - self.t_calib) / (c1 - c0)
-            left = self.minutes * 60 - (time.time() - self.t0)
-            tc = dataclasses.replace(tc, steps=max(c1 + 1, c1 + int(left / per_step)))
-        return tc
-
-    def over(self) -> bool:
-        """True (and ``stopped_early``) once the run is past 1.1 x its budget."""
-        if self.minutes is not None and self.t0 is not None and time.time() - self.t0 > 1.1 * 60 * self.minutes:
-            self.stopped_early = True
-        return self.stopped_early
-
-
 def decoder_config(base: ModelConfig, channels: int | None = None, res_blocks: int | None = None,
                    head: str | None = None) -> ModelConfig:
     """A new decoder's config: the base model's, with the given width, depth or head changed."""
@@ -367,94 +209,113 @@ def decoder_config(base: ModelConfig, channels: int | None = None, res_blocks: i
 
 
 def decoder_train_config(steps: int, batch: int, crop: int, lr: float, seed: int, checkpoint_every: int,
-                         minutes: float | None = None) -> TrainConfig:
+                         minutes: float | None = None, precision: str = "auto") -> TrainConfig:
     """``train_decoder``'s schedule: 500 warm-up steps for a long run (or a timed one), a tenth of
     the steps for a short one."""
-    if minutes is not None and not (minutes > 0 and math.isfinite(minutes)):
+    if minutes is not None and not (minutes > 0 and np.isfinite(minutes)):
         raise ValueError(f"--minutes must be a positive number, got {minutes}")
     return TrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
-                       warmup=500 if (steps >= 1000 or minutes is not None) else max(1, steps // 10))
+                       precision=precision, warmup=500 if (steps >= 1000 or minutes is not None) else max(1, steps // 10))
+
+
+@torch.no_grad()
+def grow_decoder(model: VQVAE, base: VQVAE) -> None:
+    """Start ``model``'s decoder as ``base``'s, grown wider and deeper so that it computes the same
+    image (Net2Net, Chen, Goodfellow & Shlens, ICLR 2016, in its simplest form): ``base``'s weights
+    fill the leading channels; the weights from new channels into old ones, and the second conv of
+    every new residual block (ReZero-like), start at zero; the rest keeps its random initialisation,
+    so the new channels carry signal and their outgoing weights get gradients from the first step.
+    Both decoders must have the sub-pixel head, and ``model`` at least ``base``'s width and depth."""
+    c0, c1 = base.cfg.decoder_channels or base.cfg.channels[-1], model.cfg.decoder_channels or model.cfg.channels[-1]
+    n0, n1 = base.cfg.decoder_res_blocks, model.cfg.decoder_res_blocks
+    if base.cfg.decoder_head != "subpixel" or model.cfg.decoder_head != "subpixel":
+        raise ValueError("growing a decoder needs the sub-pixel head in both the base and the new decoder")
+    if c1 < c0 or n1 < n0:
+        raise ValueError(f"a grown decoder needs at least the base's width and depth ({c0} channels x {n0} blocks), "
+                         f"got {c1} x {n1}")
+    old, new = base.decoder.net, model.decoder.net
+
+    def put(dst: torch.Tensor, src: torch.Tensor) -> None:
+        dst[tuple(slice(0, n) for n in src.shape)] = src
+
+    put(new[0].weight, old[0].weight)
+    put(new[0].bias, old[0].bias)
+    for i in range(n1):
+        blk = new[1 + i]
+        if i < n0:
+            for conv in ("conv1", "conv2"):
+                put(getattr(blk, conv).weight, getattr(old[1 + i], conv).weight)
+                put(getattr(blk, conv).bias, getattr(old[1 + i], conv).bias)
+                getattr(blk, conv).weight[:c0, c0:] = 0  # new channels do not reach old ones
+        else:
+            blk.conv2.weight.zero_()
+            blk.conv2.bias.zero_()
+    head_new, head_old = new[n1 + 2], old[n0 + 2]
+    put(head_new.weight, head_old.weight)
+    head_new.weight[:, c0:] = 0
+    head_new.bias.copy_(head_old.bias)
 
 
 def train_decoder(codec, decoder_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *,
-                  device: str = "cpu", minutes: float | None = None, name: str | None = None,
-                  command: str | None = None, progress: Callable[[int, dict], None] | None = None) -> dict:
+                  device: str = "cpu", minutes: float | None = None, name: str | None = None, resume: bool = False,
+                  grow: bool = False, command: str | None = None,
+                  progress: Callable[[int, dict], None] | None = None) -> dict:
     """Train a new decoder (any ``decoder_*`` architecture) for a model whose encoder and
     codebook stay frozen: the transmitted indices, index assignment, index prior and receiver
-    tuning of ``codec`` remain valid. MSE on random crops; bf16 autocast on CUDA (the encoder
-    and the quantiser run in float32, so the indices are those of inference).
+    tuning of ``codec`` remain valid. MSE on random crops, the decoder in the loop's precision
+    (the encoder and the quantiser run in fp32, so the indices are those of inference).
 
-    ``minutes``: instead of ``tc.steps``, time steps 300..480 (inside the learning-rate
-    warm-up, which does not depend on the step count) and fix the step count that fills the
-    budget; the checkpoint records it, so ``--steps`` reproduces the same schedule. Should the
-    machine slow down later, training stops at 1.1 x the budget and says so in the checkpoint
-    (``stopped_early``). Writes a full checkpoint to ``out`` carrying the base model's
-    assignment, tuning and index prior."""
-    from dataclasses import replace
-
+    ``minutes``: a time budget instead of ``tc.steps`` (``loop.TimeBudget``: the step count that
+    fills it is fixed after timing steps 300..480 and recorded, so ``steps`` reproduces the run).
+    ``grow``: start from the base decoder, grown to the new width and depth (``grow_decoder``), instead
+    of a random initialisation. ``resume``: continue ``out``'s run (its weights must hold ``codec``'s
+    codebook). Writes a full
+    checkpoint to ``out`` carrying the base model's assignment, tuning and index prior."""
     base = codec.model.cfg
-    if (decoder_cfg.f, decoder_cfg.K, decoder_cfg.d, decoder_cfg.channels, decoder_cfg.res_blocks) != \
-            (base.f, base.K, base.d, base.channels, base.res_blocks):
-        raise ValueError("the new decoder's config must keep the base model's f, K, d, channels and res_blocks")
-    budget = TimeBudget(minutes, tc)
+    if (decoder_cfg.f, decoder_cfg.K, decoder_cfg.d, decoder_cfg.channels, decoder_cfg.res_blocks,
+            decoder_cfg.stages) != (base.f, base.K, base.d, base.channels, base.res_blocks, base.stages):
+        raise ValueError("the new decoder's config must keep the base model's f, K, d, channels, res_blocks "
+                         "and stages")
+    loop = Loop(tc, out=out, resume=resume, minutes=minutes, device=device, progress=progress)
     images, paths = load_training_images(images_folder)
-    sampler = TensorCropSampler(images, tc.crop, device, tc.seed)
+    # on the CPU the crops come from the loop's generator (saved for resume); a GPU draws its own
+    cpu = not str(device).startswith("cuda")
+    sampler = TensorCropSampler(images, tc.crop, device, tc.seed, generator=loop.gen if cpu else None)
     torch.manual_seed(tc.seed)  # decoder initialisation
     model = VQVAE(decoder_cfg)
     frozen = {k: v for k, v in codec.model.state_dict().items() if not k.startswith("decoder.")}
     missing = model.load_state_dict(frozen, strict=False).missing_keys
     assert all(k.startswith("decoder.") for k in missing)
+    if grow:
+        grow_decoder(model, codec.model.cpu() if not cpu else codec.model)
+    weights_step = None
+    if resume:
+        read_state(out)
+        model, saved = load_model(out)
+        if not torch.equal(model.codebooks, codec.model.codebooks.cpu()):
+            raise CheckpointError(f"{out}: its transmitter is not {codec.name}'s; resume it with its own base model")
+        weights_step = (saved.get("training") or {}).get("steps_done")
     model.to(device=device, memory_format=torch.channels_last).eval()
     for p in list(model.encoder.parameters()) + list(model.quantizer.parameters()):
         p.requires_grad_(False)
-    params = list(model.decoder.parameters())
-    opt = torch.optim.Adam(params, lr=tc.lr)
-    use_amp = str(device).startswith("cuda")
-    window: list[float] = []
-    history: list[dict] = []
-    t0 = time.time()
+    kind = "cuda" if not cpu else "cpu"
 
-    def save(step: int) -> None:
+    def step(tc, rng, gen):
+        x = sampler.sample(tc.batch)
+        with torch.no_grad(), torch.autocast(kind, enabled=False):  # the transmitter as in inference: fp32
+            z = model.embed(model.encode(x))
+        mse = F.mse_loss(model.decode_embeddings(z).float(), x)
+        return mse, {"mse": mse.item()}
+
+    def save(run) -> None:
         meta = {k: v for k, v in codec.meta.items()
                 if k not in ("format", "config", "kodak", "history", "training", "metrics", "finetune")}
         meta.update({"name": name or Path(out).name, "training": {
-            "command": command, "decoder_only": True, "base": codec.name, "images": str(images_folder),
-            "image_count": len(paths), "steps_done": step, "train_config": asdict(tc), "device": device,
-            "minutes": minutes, "stopped_early": budget.stopped_early, "torch": torch.__version__,
-            "seconds": round(time.time() - t0, 1)}, "history": history[-200:]})
+            "command": command, "decoder_only": True, "base": codec.name, "grown": grow, "images": str(images_folder),
+            "image_count": len(paths), **run.record()}, "history": run.history[-200:]})
         save_model(model, out, meta)
 
-    step = 0
-    while step < tc.steps:
-        tc = budget.schedule(step, tc)
-        if budget.over():
-            break
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, tc)
-        x = sampler.sample(tc.batch)
-        with torch.no_grad():
-            z = model.embed(model.encode(x))
-        model.decoder.train()
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-            x_hat = model.decoder(z.contiguous(memory_format=torch.channels_last))
-        loss = F.mse_loss(x_hat.float(), x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, tc.clip)
-        opt.step()
-        model.decoder.eval()
-        step += 1
-        if step % tc.log_every == 0 or step == tc.steps:
-            window = (window + [loss.item()])[-20:]
-            mse = float(np.mean(window))
-            m = {"loss": mse, "train_psnr": 10 * math.log10(1 / max(mse, 1e-12)), "lr": lr_at(step - 1, tc),
-                 "elapsed": time.time() - t0}
-            history.append({"step": step, **{k: round(v, 6) for k, v in m.items()}})
-            if progress:
-                progress(step, {**m, "steps": tc.steps})
-        if step % tc.checkpoint_every == 0 or step == tc.steps:
-            save(step)
-    if budget.stopped_early:
-        save(step)
-    copy_side_info(codec, out)
-    return history[-1] if history else {}
+    copy_side_info(codec, out)  # first: every checkpoint of a long run loads, with the base's side information
+    run = loop.run(Task(model, [list(model.decoder.parameters())], step, save, train_mode=[model.decoder]),
+                   weights_step=weights_step)
+    return {"step": run.step, **run.metrics}

@@ -22,6 +22,7 @@ import torch
 from vqcodec.entropy import (CROSS_OFFSETS, LEARNED_OFFSETS, code_length, entropy_model_path, full_offset,
                              load_entropy_model, save_entropy_model)
 from vqcodec.images import list_images
+from vqcodec.learn.loop import Loop, Task, TrainConfig
 from vqcodec.learn.prepare import index_maps
 from vqcodec.model import load_model, write_checkpoint_meta
 from vqcodec.zoo import clear_cache
@@ -53,27 +54,29 @@ def stage_offsets(stage: int) -> tuple:
 
 def _fit(X: torch.Tensor, Y: torch.Tensor, K: int, m: int, *, steps: int, rank: int, batch: int, lr: float,
          gen: torch.Generator, progress, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[float]]:
-    """Cross-entropy fit of one log-linear model; returns (bias, emb (m, K, rank), out, losses)."""
+    """Cross-entropy fit of one log-linear model on the training loop (fp32: table lookups and
+    sums, nothing for bf16 to speed up); returns (bias, emb (m, K, rank), out, losses)."""
     emb = torch.nn.Parameter(torch.randn(m * (K + 1), rank, generator=gen) * 0.01)
     out = torch.nn.Parameter(torch.randn(K, rank, generator=gen) * 0.01)
     freq = torch.bincount(Y, minlength=K).double() + 0.5
     bias = torch.nn.Parameter(torch.log(freq / freq.sum()).float())
     shift = torch.arange(m) * (K + 1)
-    opt = torch.optim.Adam([emb, out, bias], lr=lr)
     losses = []
-    for step in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = lr * 0.5 * (1 + np.cos(np.pi * step / steps))
+
+    def step(tc, rng, loop_gen):
         sel = torch.randint(0, Y.numel(), (batch,), generator=gen)
         x = X[sel]
         e = torch.nn.functional.embedding(x + shift, emb) * (x != K).unsqueeze(-1)
         loss = torch.nn.functional.cross_entropy(e.sum(1) @ out.T + bias, Y[sel])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
         losses.append(float(loss.detach()) / np.log(2))
         if progress:
-            progress(label, step + 1, steps)
+            progress(label, len(losses), steps)
+        return loss, {"bits": losses[-1]}
+
+    tc = TrainConfig(steps=steps, batch=batch, lr=lr, warmup=0, min_lr_ratio=0.0, clip=0.0, checkpoint_every=steps,
+                     log_every=steps, precision="fp32")
+    params = torch.nn.ParameterList([emb, out, bias])
+    Loop(tc).run(Task(params, [list(params)], step))
     return (bias.detach().numpy(), emb.detach().numpy().reshape(m, K + 1, rank)[:, :K], out.detach().numpy(),
             losses)
 

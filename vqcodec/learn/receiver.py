@@ -10,7 +10,7 @@ and stores the network beside it. The network itself and its inference live in
 from __future__ import annotations
 
 import math
-import time
+import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -24,7 +24,9 @@ from vqcodec.context import ContextConfig, ContextNet, config_dict, context_path
 from vqcodec.correct import bit_llrs
 from vqcodec.images import list_images, load_image, to_tensor
 from vqcodec.learn.codec import CropSampler
+from vqcodec.learn.loop import CALIBRATION_STEPS, Loop, Task, settings_of
 from vqcodec.memory import large_buffers_mmapped
+from vqcodec.precision import fp32_region
 from vqcodec.model import load_model, write_checkpoint_meta
 from vqcodec.zoo import clear_cache
 
@@ -36,8 +38,10 @@ class ContextTrainConfig:
     crop: int = 32  # sites
     lr: float = 2e-3
     warmup: int = 200
+    min_lr_ratio: float = 0.05
     seed: int = 0
     log_every: int = 100
+    precision: str = "auto"
 
 
 def training_channel(rng: np.random.Generator, b: int):
@@ -101,14 +105,6 @@ def evaluate(net: ContextNet, grids: list[np.ndarray], K: int, assignment: np.nd
     return {"bits": ce / n / math.log(2), "index_error_rate": err / n}
 
 
-def _progress(step: int, steps: int, t0: float, minutes: float | None) -> float:
-    """Fraction of the schedule done, in [0, 1]: by steps, or by time when that runs out first."""
-    frac = step / max(steps - 1, 1)
-    if minutes is not None:
-        frac = min(1.0, max(frac, (time.perf_counter() - t0) / (60 * minutes)))
-    return frac
-
-
 def train_context(grids: list[np.ndarray], K: int, assignment: np.ndarray, cfg: ContextConfig,
                   tc: ContextTrainConfig, *, progress: Callable[[int, dict], None] | None = None,
                   minutes: float | None = None) -> tuple[ContextNet, list[dict]]:
@@ -116,38 +112,34 @@ def train_context(grids: list[np.ndarray], K: int, assignment: np.ndarray, cfg: 
     small = [g.shape for g in grids if min(g.shape) < tc.crop]
     if small:
         raise ValueError(f"{len(small)} index grids are smaller than the crop of {tc.crop} sites")
+    loop = Loop(_timed(settings_of(tc), minutes), minutes=minutes, progress=_bits_progress(progress))
     torch.manual_seed(tc.seed)
-    rng = np.random.default_rng(tc.seed)
     net = ContextNet(K, assignment, cfg)
-    opt = torch.optim.Adam(net.parameters(), lr=tc.lr)
-    history, window = [], []
-    t0 = time.perf_counter()
-    for step in range(tc.steps):
-        frac = _progress(step, tc.steps, t0, minutes)
-        lr = tc.lr * min(1.0, (step + 1) / tc.warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
-        for grp in opt.param_groups:
-            grp["lr"] = lr
+
+    def step(tc, rng, gen):
         crops = sample_crops(grids, tc.crop, tc.batch, rng)
-        llr = torch.from_numpy(noisy_llrs(crops, K, assignment, rng))
-        logits = net(llr)
-        loss = F.cross_entropy(logits.reshape(-1, K), torch.from_numpy(crops.reshape(-1)))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        window = (window + [loss.item()])[-tc.log_every:]
-        if (step + 1) % tc.log_every == 0 or step + 1 == tc.steps:
-            m = {"step": step + 1, "bits": round(float(np.mean(window)) / math.log(2), 4), "lr": lr,
-                 "seconds": round(time.perf_counter() - t0, 1)}
-            history.append(m)
-            if progress:
-                progress(step + 1, m)
-        if minutes is not None and time.perf_counter() - t0 > 60 * minutes:
-            if not history or history[-1]["step"] != step + 1:
-                history.append({"step": step + 1, "bits": round(float(np.mean(window)) / math.log(2), 4),
-                                "lr": lr, "seconds": round(time.perf_counter() - t0, 1)})
-            break
-    return net.eval(), history
+        logits = net(torch.from_numpy(noisy_llrs(crops, K, assignment, rng)))
+        ce = F.cross_entropy(logits.float().reshape(-1, K), torch.from_numpy(crops.reshape(-1)))
+        return ce, {"bits": ce.item() / math.log(2)}
+
+    run = loop.run(Task(net, [list(net.parameters())], step))
+    return net.eval(), _record(run.history)
+
+
+def _timed(tc, minutes: float | None):
+    """A receiver stage bounded by ``minutes``: the loop's time budget times its steps inside the
+    warm-up, so the warm-up grows to ``CALIBRATION_STEPS[1]`` steps."""
+    return tc if minutes is None else dataclasses.replace(tc, warmup=max(tc.warmup, CALIBRATION_STEPS[1]))
+
+
+def _record(history: list[dict]) -> list[dict]:
+    """The receiver's history records: step, bits (and psnr), lr, seconds."""
+    keep = ("step", "bits", "psnr", "lr")
+    return [{**{k: h[k] for k in keep if k in h}, "seconds": round(h.get("elapsed", 0.0), 1)} for h in history]
+
+
+def _bits_progress(progress):
+    return None if progress is None else (lambda step, m: progress(step, {**m, "step": step}))
 
 
 @dataclass(frozen=True)
@@ -159,9 +151,12 @@ class PixelTrainConfig:
     batch: int = 16
     crop: int = 128  # pixels
     lr: float = 3e-4
+    warmup: int = 0
+    min_lr_ratio: float = 0.0
     ce_weight: float = 1e-4  # per nat of cross-entropy, against the pixel MSE on [0, 1]
     seed: int = 1
     log_every: int = 50
+    precision: str = "auto"
 
 
 def train_through_decoder(net: ContextNet, model, images: list[np.ndarray], assignment: np.ndarray,
@@ -172,47 +167,28 @@ def train_through_decoder(net: ContextNet, model, images: list[np.ndarray], assi
     codebook and decoder stay frozen; crops are encoded on the fly and sent through the
     training channel mix."""
 
-    rng = np.random.default_rng(pc.seed)
+    loop = Loop(_timed(settings_of(pc), minutes), minutes=minutes, progress=_bits_progress(progress))
     sampler = CropSampler(images, pc.crop)
     for prm in model.parameters():
         prm.requires_grad_(False)
     model.eval()
     codebook = model.codebook.detach()
-    opt = torch.optim.Adam(net.parameters(), lr=pc.lr)
-    net.train()
-    history, window = [], []
-    t0 = time.perf_counter()
-    for step in range(pc.steps):
-        frac = _progress(step, pc.steps, t0, minutes)
-        for grp in opt.param_groups:
-            grp["lr"] = pc.lr * 0.5 * (1 + math.cos(math.pi * frac))
-        x = sampler.sample(pc.batch, rng)
-        with torch.no_grad():
+
+    def step(tc, rng, gen):
+        x = sampler.sample(tc.batch, rng)
+        with torch.no_grad(), fp32_region():
             idx = model.encode(x)
-        llr = torch.from_numpy(noisy_llrs(idx.numpy(), net.K, assignment, rng))
-        logits = net(llr)
-        q = torch.softmax(logits, dim=-1)
-        x_hat = model.decode_embeddings((q @ codebook).permute(0, 3, 1, 2))
-        mse = F.mse_loss(x_hat, x)
+        logits = net(torch.from_numpy(noisy_llrs(idx.numpy(), net.K, assignment, rng))).float()
+        with fp32_region():
+            q = torch.softmax(logits, dim=-1)
+            z = (q @ codebook).permute(0, 3, 1, 2)
+        mse = F.mse_loss(model.decode_embeddings(z).float(), x)
         ce = F.cross_entropy(logits.reshape(-1, net.K), idx.reshape(-1))
-        loss = mse + pc.ce_weight * ce
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        window = (window + [(mse.item(), ce.item())])[-pc.log_every:]
-        last = step + 1 == pc.steps or (minutes is not None and time.perf_counter() - t0 > 60 * minutes)
-        if (step + 1) % pc.log_every == 0 or last:
-            m_mse, m_ce = np.mean(window, axis=0)
-            m = {"step": step + 1, "psnr": round(10 * math.log10(1 / max(m_mse, 1e-12)), 3),
-                 "bits": round(float(m_ce) / math.log(2), 4), "seconds": round(time.perf_counter() - t0, 1)}
-            history.append(m)
-            if progress:
-                progress(step + 1, m)
-        if last:
-            break
+        return mse + pc.ce_weight * ce, {"mse": mse.item(), "bits": ce.item() / math.log(2)}
+
+    run = loop.run(Task(net, [list(net.parameters())], step))
     net.eval()
-    return history
+    return [{**h, "psnr": round(h["psnr"], 3)} if "psnr" in h else h for h in _record(run.history)]
 
 
 VALIDATION_CHANNELS = (("bsc", {"p": 0.01}), ("bsc", {"p": 0.03}), ("bsc", {"p": 0.1}),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,10 +18,12 @@ import channels
 from vqcodec.bits import indices_to_bits
 from vqcodec.context import channel_loglik, context_path, label_signs
 from vqcodec.correct import bit_llrs, get_receiver, receiver_context
-from vqcodec.learn.codec import CropSampler, TrainConfig, copy_side_info, load_training_images, lr_at
+from vqcodec.learn.codec import CropSampler, copy_side_info, load_training_images
+from vqcodec.learn.loop import Loop, Task, settings_of
 from vqcodec.learn.receiver import TRAINING_MIX, training_channel
 from vqcodec.files import check_output
 from vqcodec.model import VQVAE, checkpoint_paths, nearest_codeword, save_model
+from vqcodec.entropy import entropy_model_path
 from vqcodec.prior import prior_path
 
 
@@ -38,6 +39,7 @@ class FinetuneConfig:
     seed: int = 0
     clean_fraction: float = 0.25  # share of crops decoded without channel errors (keeps the clean PSNR)
     log_every: int = 25
+    precision: str = "auto"
 
 
 def finetune_decoder(codec, channel, receiver: str, images_folder, fc: FinetuneConfig, out, *,
@@ -55,68 +57,53 @@ def finetune_decoder(codec, channel, receiver: str, images_folder, fc: FinetuneC
         raise ValueError(f"{out}: is the checkpoint being fine-tuned; write to another stem")
     images, paths = load_training_images(images_folder)
     sampler = CropSampler(images, fc.crop)
-    rng = np.random.default_rng(fc.seed)
-    device = codec.model.codebook.device  # the receivers run on the CPU, the networks where the codec is
+    device = codec.model.codebook.device
+    loop = Loop(settings_of(fc), device=device, progress=progress)
     model = VQVAE(codec.model.cfg)
     model.load_state_dict(codec.model.state_dict())
     model.to(device=device, memory_format=torch.channels_last).eval()
     for p in model.encoder.parameters():
         p.requires_grad_(False)
-    params = list(model.decoder.parameters())
-    opt = torch.optim.Adam(params, lr=fc.lr)
     fn = get_receiver(receiver)
     mix = isinstance(channel, str)
     if mix and channel != "mix":
         raise ValueError(f"unknown channel {channel!r}")
     ctx = receiver_context(codec, None if mix else channel)
-    tc_sched = TrainConfig(steps=fc.steps, lr=fc.lr, warmup=fc.warmup, min_lr_ratio=fc.min_lr_ratio)
-    window: list[float] = []
-    history = []
-    for step in range(fc.steps):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, tc_sched)
-        x = sampler.sample(fc.batch, rng).to(device)
-        with torch.no_grad():
+    kind = "cuda" if str(device).startswith("cuda") else "cpu"
+
+    def step(tc, rng, gen):
+        nonlocal ctx
+        x = sampler.sample(tc.batch, rng).to(device)
+        with torch.no_grad(), torch.autocast(kind, enabled=False):  # the transmitter and receivers: fp32
             idx_t = model.encode(x)
             z = model.embed(idx_t).permute(0, 2, 3, 1).cpu().numpy()  # (B, h, w, d), summed over the stages
-        idx = idx_t.cpu().numpy()
-        n_clean = int(round(fc.clean_fraction * fc.batch))
-        for b in range(n_clean, fc.batch):
-            bits = indices_to_bits(idx[b], codec.K, codec.assignment)
-            if mix:
-                ch = training_channel(rng, codec.bits_per_index)
-                ctx = dataclasses.replace(ctx, channel=ch)
-            else:
-                ch = channel
-            dec = fn(ch(bits, rng), idx[b].shape, ctx)
-            if dec.embeddings is not None:
-                z[b] = dec.embeddings
-            else:
-                with torch.no_grad():
+            idx = idx_t.cpu().numpy()
+            n_clean = int(round(fc.clean_fraction * tc.batch))
+            for b in range(n_clean, tc.batch):
+                bits = indices_to_bits(idx[b], codec.K, codec.assignment)
+                if mix:
+                    ch = training_channel(rng, codec.bits_per_index)
+                    ctx = dataclasses.replace(ctx, channel=ch)
+                else:
+                    ch = channel
+                dec = fn(ch(bits, rng), idx[b].shape, ctx)
+                if dec.embeddings is not None:
+                    z[b] = dec.embeddings
+                else:
                     z[b] = model.embed(torch.from_numpy(dec.indices)[None].to(device))[0].permute(1, 2, 0).cpu().numpy()
-        model.decoder.train()
         x_hat = model.decode_embeddings(torch.from_numpy(z).to(device).permute(0, 3, 1, 2))
-        loss = F.mse_loss(x_hat, x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, fc.clip)
-        opt.step()
-        model.decoder.eval()
-        window = (window + [loss.item()])[-200:]
-        if (step + 1) % fc.log_every == 0 or step + 1 == fc.steps:
-            m = {"loss": float(np.mean(window)), "psnr": 10 * math.log10(1 / max(np.mean(window), 1e-12)),
-                 "lr": lr_at(step, tc_sched)}
-            history.append({"step": step + 1, **{k: round(v, 6) for k, v in m.items()}})
-            if progress:
-                progress(step + 1, m)
+        mse = F.mse_loss(x_hat.float(), x)
+        return mse, {"mse": mse.item()}
+
+    run = loop.run(Task(model, [list(model.decoder.parameters())], step, train_mode=[model.decoder]))
+    history = run.history
     meta = {k: v for k, v in codec.meta.items() if k not in ("format", "config", "kodak", "history")}
     meta.update({"name": name or Path(out).name, "finetune": {
         "base": codec.name,
         "channel": {"kind": "mix", "mix": TRAINING_MIX} if mix
         else {"kind": channel.name, channel.param: channel.param_value},
         "receiver": receiver, "images": str(images_folder), "config": asdict(fc), "command": command,
-        "device": str(device),
-        "history": history[-100:]}})
+        **run.record(), "history": history[-100:]}})
     save_model(model, out, meta)
     copy_side_info(codec, out)
     return history[-1] if history else {}
@@ -140,6 +127,7 @@ class CodebookConfig:
     p_max: float = 0.1
     codebook_loss: float = 0.25  # weight of |sg(z) - e|^2 (VQ-VAE's codebook term): codewords stay near their encoder outputs
     log_every: int = 25
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if not 0 < self.p_min < 0.5:
@@ -196,76 +184,58 @@ def train_codebook(codec, images_folder, cc: CodebookConfig, out, *, name: str |
         raise ValueError(f"the crop ({cc.crop}) must be a multiple of the model's stride {codec.model.f}")
     images, paths = load_training_images(images_folder)
     sampler = CropSampler(images, cc.crop)
-    rng = np.random.default_rng(cc.seed)
     device = codec.model.codebook.device
+    loop = Loop(settings_of(cc), device=device, progress=progress)  # lr: the decoder's
     model = VQVAE(codec.model.cfg)
     model.load_state_dict(codec.model.state_dict())
     model.to(device=device).eval()
     for p in model.encoder.parameters():
         p.requires_grad_(False)
     E = torch.nn.Parameter(model.quantizer.embedding.detach().clone())
-    dec_params = list(model.decoder.parameters())
-    opt = torch.optim.Adam([{"params": dec_params, "lr": cc.lr}, {"params": [E], "lr": cc.codebook_lr}])
     K, b = codec.K, codec.bits_per_index
     signs = torch.from_numpy(label_signs(codec.assignment, K)).to(device)
-    sched = TrainConfig(steps=cc.steps, lr=1.0, warmup=cc.warmup, min_lr_ratio=cc.min_lr_ratio)
     n_clean = int(round(cc.clean_fraction * cc.batch))
-    window: list[tuple[float, float]] = []
-    history: list[dict] = []
-    t0 = time.time()
-    for step in range(cc.steps):
-        scale = lr_at(step, sched)
-        opt.param_groups[0]["lr"] = cc.lr * scale
-        opt.param_groups[1]["lr"] = cc.codebook_lr * scale
-        x = sampler.sample(cc.batch, rng).to(device)
-        with torch.no_grad():
-            z = model.encoder(x)
-        B, d, h, w = z.shape
-        zf = z.permute(0, 2, 3, 1).reshape(B, h * w, d)
-        with torch.no_grad():  # the transmitter follows the moving codebook, as encode() will
-            idx = nearest_codeword(zf.reshape(-1, d), E).view(B, h * w)
-        rows = []
-        for i in range(B):
-            if i < n_clean:
-                rows.append(E[idx[i]])
-                continue
-            ch = channels.get_channel("bsc", p=float(np.exp(rng.uniform(np.log(cc.p_min), np.log(cc.p_max)))))
-            g = idx[i].cpu().numpy()
-            rx = ch(indices_to_bits(g, K, codec.assignment), rng)
-            llr = torch.from_numpy(bit_llrs(rx, ch, b).astype(np.float32)).to(device)
-            q = torch.softmax(channel_loglik(llr, signs), dim=-1)
-            rows.append(q @ E)
-        z_in = torch.stack(rows).view(B, h, w, d).permute(0, 3, 1, 2)
-        model.decoder.train()
-        x_hat = model.decode_embeddings(z_in)
-        rec = F.mse_loss(x_hat, x)
-        cb_loss = F.mse_loss(E[idx.reshape(-1)], zf.reshape(-1, d))
-        loss = rec + cc.codebook_loss * cb_loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(dec_params + [E], cc.clip)
-        opt.step()
-        model.decoder.eval()
-        window = (window + [(rec.item(), cb_loss.item())])[-200:]
-        if (step + 1) % cc.log_every == 0 or step + 1 == cc.steps:
-            mse = float(np.mean([v[0] for v in window]))
-            m = {"loss": mse, "psnr": 10 * math.log10(1 / max(mse, 1e-12)),
-                 "codebook": float(np.mean([v[1] for v in window])), "lr_scale": scale,
-                 "elapsed": time.time() - t0}
-            history.append({"step": step + 1, **{k: round(v, 6) for k, v in m.items()}})
-            if progress:
-                progress(step + 1, m)
+    kind = "cuda" if str(device).startswith("cuda") else "cpu"
+
+    def step(tc, rng, gen):
+        x = sampler.sample(tc.batch, rng).to(device)
+        with torch.autocast(kind, enabled=False):  # encoder, channel and posterior in fp32
+            with torch.no_grad():
+                z = model.encoder(x)
+            B, d, h, w = z.shape
+            zf = z.permute(0, 2, 3, 1).reshape(B, h * w, d)
+            with torch.no_grad():  # the transmitter follows the moving codebook, as encode() will
+                idx = nearest_codeword(zf.reshape(-1, d), E).view(B, h * w)
+            rows = []
+            for i in range(B):
+                if i < n_clean:
+                    rows.append(E[idx[i]])
+                    continue
+                ch = channels.get_channel("bsc", p=float(np.exp(rng.uniform(np.log(cc.p_min), np.log(cc.p_max)))))
+                g = idx[i].cpu().numpy()
+                rx = ch(indices_to_bits(g, K, codec.assignment), rng)
+                llr = torch.from_numpy(bit_llrs(rx, ch, b).astype(np.float32)).to(device)
+                q = torch.softmax(channel_loglik(llr, signs), dim=-1)
+                rows.append(q @ E)
+            z_in = torch.stack(rows).view(B, h, w, d).permute(0, 3, 1, 2)
+            cb_loss = F.mse_loss(E[idx.reshape(-1)], zf.reshape(-1, d))
+        rec = F.mse_loss(model.decode_embeddings(z_in).float(), x)
+        return rec + cc.codebook_loss * cb_loss, {"mse": rec.item(), "codebook": cb_loss.item()}
+
+    run = loop.run(Task(model, [{"params": list(model.decoder.parameters()), "lr": cc.lr},
+                                {"params": [E], "lr": cc.codebook_lr}], step, train_mode=[model.decoder]))
+    history = run.history
     model.quantizer.set_codebook(E.detach())
     meta = {k: v for k, v in codec.meta.items()
-            if k not in ("format", "config", "kodak", "history", "prior", "context", "finetune", "metrics")}
+            if k not in ("format", "config", "kodak", "history", "prior", "context", "entropy_model", "finetune",
+                         "metrics")}
     meta["assignment"] = [int(a) for a in codec.assignment]  # the codebook is trained for it
     meta.update({"name": name or Path(out).name, "codebook_training": {
         "base": codec.name, "images": str(images_folder), "image_count": len(paths),
         "channel": {"kind": "bsc", "p": f"logU[{cc.p_min:g}, {cc.p_max:g}]"},
-        "config": asdict(cc), "command": command, "device": str(device), "torch": torch.__version__,
-        "seconds": round(time.time() - t0, 1), "history": history[-100:]}})
+        "config": asdict(cc), "command": command, **run.record(), "history": history[-100:]}})
     save_model(model, out, meta)
-    for stale in (prior_path(out), context_path(out)):
+    for stale in (prior_path(out), context_path(out), entropy_model_path(out)):
         stale.unlink(missing_ok=True)
     return history[-1] if history else {}
 
