@@ -117,12 +117,12 @@ def _write_results(path, results) -> None:
               "the previous file, if any, is unchanged")
 
 
-def _load_codec(model, checkpoint, device="cpu", precision="fp32"):
+def _load_codec(model, checkpoint, device="cpu", precision="fp32", search=None):
     from vqcodec.model import CheckpointError
     from vqcodec.zoo import load_codec
 
     try:
-        return load_codec(model, checkpoint, device, precision)
+        return load_codec(model, checkpoint, device, precision, search)
     except CheckpointError as exc:
         _fail(str(exc))
 
@@ -444,6 +444,14 @@ def _echo_precision(codec, requested) -> None:
     click.echo(f"precision {codec.precision} ({why})")
 
 
+def _search_option(fn):
+    return click.option(
+        "--search", type=click.IntRange(1, 64), default=1, show_default=True,
+        help="Encoder-side index search: at each site try the N nearest codewords and keep the one whose decoded "
+             "pixels come closest (same rate, same decoder; encoding takes about 10-40 s per Kodak image on one "
+             "core for N = 4); 1: nearest codeword.")(fn)
+
+
 def _cluster_options(fn):
     fn = click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
                       help="Run the trials on this running Dask scheduler.")(fn)
@@ -555,11 +563,12 @@ def channels_cmd():
 @click.option("--output", "-o", required=True, type=click.Path(), help="Index file to write (.vqc).")
 @_model_options
 @_precision_option
+@_search_option
 @click.option("--entropy", is_flag=True,
               help="Entropy-code the indices (ANS with the model's causal context model): a smaller file, "
                    "for storage or a clean link; without it every index keeps its fixed-length bits.")
 @click.option("--overwrite", is_flag=True)
-def encode(image, output, model, checkpoint, device, precision, entropy, overwrite):
+def encode(image, output, model, checkpoint, device, precision, search, entropy, overwrite):
     """Encode IMAGE into a .vqc index file."""
     from vqcodec.files import replace_atomically
     from vqcodec.images import ImageError, list_images
@@ -572,7 +581,7 @@ def encode(image, output, model, checkpoint, device, precision, entropy, overwri
         _fail(str(exc))
     if len(paths) != 1:
         _fail(f"{image}: holds {len(paths)} images; encode takes one image file")
-    codec = _load_codec(model, checkpoint, device, precision)
+    codec = _load_codec(model, checkpoint, device, precision, search)
     encs, _ = _load_images(codec, image, with_ms_ssim=False)
     enc = encs[0]
     H, W = enc.image.shape[:2]
@@ -627,6 +636,7 @@ def decode(index_file, output, checkpoint, device, precision, overwrite):
 @main.command(name="eval")
 @_model_options
 @_precision_option
+@_search_option
 @click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
 @click.option("--entropy", is_flag=True,
               help="Rates of the entropy-coded .vqc files (real sizes, header included) instead of the "
@@ -635,13 +645,13 @@ def decode(index_file, output, checkpoint, device, precision, overwrite):
               help="A residual model (--stages): also the PSNR of decoding from the first s stages alone.")
 @click.option("--json", "json_out", type=click.Path(), default=None, help="Write a results file.")
 @click.option("--overwrite", is_flag=True)
-def eval_cmd(model, checkpoint, device, precision, images, entropy, progressive, json_out, overwrite):
+def eval_cmd(model, checkpoint, device, precision, search, images, entropy, progressive, json_out, overwrite):
     """Clean-channel evaluation: PSNR, MS-SSIM and bpp per image."""
     from vqcodec.results import new_results
     from vqcodec.simulate import clean_point, progressive_points
 
     _check_output(json_out, overwrite)
-    codec = _load_codec(model, checkpoint, device, precision)
+    codec = _load_codec(model, checkpoint, device, precision, search)
     _echo_precision(codec, precision)
     if progressive and getattr(codec.model, "stages", 1) == 1:
         _fail(f"model {codec.name} has one stage; --progressive needs a residual model (trained with --stages)")
@@ -679,6 +689,7 @@ def eval_cmd(model, checkpoint, device, precision, images, entropy, progressive,
 @click.option("--snr-db", type=float, default=None, help="Es/N0 in dB (awgn, fading).")
 @_model_options
 @_precision_option
+@_search_option
 @click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
 @click.option("--receiver", "-r", "receivers", default=None,
               help="Receiver(s), comma-separated (see `vqcodec receivers`) "
@@ -690,14 +701,14 @@ def eval_cmd(model, checkpoint, device, precision, images, entropy, progressive,
               help="Write the originals and the first trial's reconstructions here.")
 @click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
 @click.option("--overwrite", is_flag=True)
-def simulate(kind, packet_bits, burst_length, block_bits, hard, modulation, demapping, code, p, snr_db, model, checkpoint, device, precision, images,
+def simulate(kind, packet_bits, burst_length, block_bits, hard, modulation, demapping, code, p, snr_db, model, checkpoint, device, precision, search, images,
              receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite, workers,
              scheduler):
     """Send images through one channel point and measure what arrives."""
     options = dict(packet_bits=packet_bits, burst_length=burst_length, block_bits=block_bits, hard=hard,
                    modulation=modulation, demapping=demapping, code=code)
     _run_sweep("simulate", kind, options, p, snr_db, model, checkpoint, images, receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
-               device=device, precision=precision, workers=workers, scheduler=scheduler)
+               device=device, precision=precision, workers=workers, scheduler=scheduler, search=search)
 
 
 @main.command()
@@ -706,6 +717,7 @@ def simulate(kind, packet_bits, burst_length, block_bits, hard, modulation, dema
 @click.option("--snr-db", default=None, help="Grid of Es/N0 values in dB: '0,2,4' or 'START:STOP:N' (linear).")
 @_model_options
 @_precision_option
+@_search_option
 @click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
 @click.option("--receiver", "-r", "receivers", default=None,
               help="Receivers, comma-separated [default: naive plus the model's best soft receiver: learned-mmse, "
@@ -727,7 +739,7 @@ def simulate(kind, packet_bits, burst_length, block_bits, hard, modulation, dema
 @click.option("--overwrite", is_flag=True)
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted sweep: keep the points already in --json, run the rest.")
-def sweep(kind, packet_bits, burst_length, block_bits, hard, modulation, demapping, code, p, snr_db, model, checkpoint, device, precision, images,
+def sweep(kind, packet_bits, burst_length, block_bits, hard, modulation, demapping, code, p, snr_db, model, checkpoint, device, precision, search, images,
           receivers, trials, min_trials, ci_target, seed, json_out, baselines, rates, budget_bpp, cbr, no_ms_ssim,
           overwrite, resume, workers, scheduler):
     """Sweep a grid of channel parameters; one curve per receiver (and per baseline)."""
@@ -735,27 +747,27 @@ def sweep(kind, packet_bits, burst_length, block_bits, hard, modulation, demappi
                    modulation=modulation, demapping=demapping, code=code)
     _run_sweep("sweep", kind, options, p, snr_db, model, checkpoint, images, receivers, trials, min_trials, ci_target, seed, json_out, None, no_ms_ssim, overwrite,
                baselines=baselines, rates=rates, budget_bpp=budget_bpp, cbr=cbr, device=device, resume=resume,
-               precision=precision, workers=workers, scheduler=scheduler)
+               precision=precision, workers=workers, scheduler=scheduler, search=search)
 
 
 def _run_sweep(command, kind, options, p, snr_db, model, checkpoint, images,
                receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
                baselines=None, rates=None, budget_bpp=None, cbr=None, device="cpu", resume=False,
-               precision="auto", workers=None, scheduler=None):
+               precision="auto", workers=None, scheduler=None, search=None):
     from vqcodec.files import OutputError, exclusive
 
     try:
         with exclusive(json_out):
             _run_sweep_locked(command, kind, options, p, snr_db, model, checkpoint, images, receivers, trials,
                               min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite, baselines,
-                              rates, budget_bpp, cbr, device, resume, precision, workers, scheduler)
+                              rates, budget_bpp, cbr, device, resume, precision, workers, scheduler, search)
     except OutputError as exc:
         _fail(str(exc))
 
 
 def _run_sweep_locked(command, kind, options, p, snr_db, model, checkpoint, images, receivers, trials, min_trials,
                       ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite, baselines, rates, budget_bpp,
-                      cbr, device, resume, precision, workers, scheduler):
+                      cbr, device, resume, precision, workers, scheduler, search=None):
     from tqdm import tqdm
 
     from channels.options import channel_spec, param_value, parse_grid
@@ -771,7 +783,7 @@ def _run_sweep_locked(command, kind, options, p, snr_db, model, checkpoint, imag
         except ResultsError as exc:
             _fail(f"cannot resume: {exc}")
     _check_output(json_out, overwrite or resume)
-    codec = _load_codec(model, checkpoint, device, precision)
+    codec = _load_codec(model, checkpoint, device, precision, search)
     _echo_precision(codec, precision)
     try:
         spec = channel_spec(kind, index_bits=codec.bits_per_index,

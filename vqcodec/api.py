@@ -42,12 +42,14 @@ __all__ = ["load", "channel", "encode", "experiment", "Experiment", "simulate", 
 ImagesArg = Any  # None | path | list of paths | {name: array}
 
 
-def load(model: str | None = None, *, checkpoint=None, device: str = "cpu", precision: str = "auto") -> Codec:
+def load(model: str | None = None, *, checkpoint=None, device: str = "cpu", precision: str = "auto",
+         search=None) -> Codec:
     """A shipped model by name (``vqcodec models``; default f4-k256) or your own checkpoint,
     with its index assignment, prior and learned receiver. ``device``: cpu, cuda or auto;
     ``precision``: auto (bf16 on a CPU with bf16 instructions, else fp32), fp32, bf16, or fp16
-    (CUDA); ``codec.precision`` is the one in use."""
-    return load_codec(model, None if checkpoint is None else str(checkpoint), device, precision)
+    (CUDA); ``codec.precision`` is the one in use. ``search``: the encoder-side index search
+    (``vqcodec.search.SearchConfig``, or a number of candidates per site; None or 1: off)."""
+    return load_codec(model, None if checkpoint is None else str(checkpoint), device, precision, search)
 
 
 def channel(kind: str, value: float, *, index_bits: int | None = None, **options) -> Channel:

@@ -55,7 +55,8 @@ def curve_label(res: dict) -> str:
     label = res.get("label")
     if label:
         return label
-    return f"{res['model'].get('name', '?')} · {res['receiver']}"
+    search = " +search" if res["model"].get("search") else ""  # the encoder-side index search
+    return f"{res['model'].get('name', '?')}{search} · {res['receiver']}"
 
 
 def budget_caption(results: Sequence[dict]) -> str:
@@ -175,9 +176,15 @@ def plot_rd(results: Sequence[dict], out: str | Path, anchors: Sequence[dict] = 
                                "number in every point (clean-channel results from eval, bench kodak-rd)")
     fig, ax = plt.subplots(figsize=(7.0, 4.8), dpi=120)
     models = sorted((r for r in results if "K" in r["model"]), key=lambda r: r["points"][0]["bpp"])
+    def kind(r):
+        coding = r["points"][0].get("coding", "fixed")
+        return "search" if coding == "fixed" and r["model"].get("search") else ("fixed" if coding == "fixed"
+                                                                               else "entropy")
+
     for coding, style, color, what, offset in (("fixed", "o-", "C3", "fixed-length indices", (5, -12)),
+                                               ("search", "s-", "C2", "fixed-length, encoder search", (5, 6)),
                                                ("entropy", "D--", "C4", "entropy-coded files", (-12, 7))):
-        curve = [r for r in models if (r["points"][0].get("coding", "fixed") == "fixed") == (coding == "fixed")]
+        curve = [r for r in models if kind(r) == coding]
         if not curve:
             continue
         x = [float(r["points"][0]["bpp"]) for r in curve]

@@ -173,7 +173,7 @@ def encode_array(codec: Codec, name: str, img: np.ndarray, with_ms_ssim: bool = 
     """Encode (and clean-decode) one uint8 RGB image (H, W, 3) known as ``name``."""
     H, W = img.shape[:2]
     x = to_tensor(img).to(codec.model.codebook.device)
-    idx = codec.model.encode(x)[0].cpu().numpy().astype(np.int64)
+    idx = codec.encode_indices(x)[0].cpu().numpy().astype(np.int64)
     clean = decode_image(codec, Decision(idx), H, W)
     return EncodedImage(name, img, idx, clean, psnr(img, clean), ms_ssim(img, clean) if with_ms_ssim else None)
 
@@ -183,7 +183,7 @@ def encode_image(codec: Codec, path, with_ms_ssim: bool = True) -> EncodedImage:
     path = Path(path)
     st = path.stat()
     cache = _CACHE.setdefault(codec.model, {})
-    key = (codec.precision, str(path.resolve()), st.st_mtime_ns, st.st_size)
+    key = (codec.precision, codec.search, str(path.resolve()), st.st_mtime_ns, st.st_size)
     if key in cache and (not with_ms_ssim or cache[key].ms_ssim_clean is not None):
         return cache[key]
     enc = encode_array(codec, path.name, load_image(path), with_ms_ssim)

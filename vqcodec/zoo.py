@@ -16,6 +16,7 @@ from vqcodec.entropy import entropy_model_path, load_entropy_model
 from vqcodec.model import CheckpointError, VQVAE, checkpoint_paths, load_model, read_checkpoint_meta
 from vqcodec.precision import PRECISIONS, resolve_precision
 from vqcodec.prior import load_prior, prior_path
+from vqcodec.search import SearchConfig, search_indices
 
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
@@ -110,6 +111,7 @@ class Codec:
     context: "object" = None  # learned context receiver (vqcodec.context.ContextNet), None when not shipped
     entropy_model: "object" = None  # trained context model of the entropy coder (vqcodec.entropy), or None
     stem: Path | None = None  # the checkpoint it was loaded from (None: built in memory)
+    search: "object" = None  # encoder-side index search (vqcodec.search.SearchConfig), None: nearest codewords
 
     @property
     def K(self) -> int:
@@ -142,7 +144,18 @@ class Codec:
         return h.hexdigest()[:16]
 
     def describe(self) -> dict:
-        return {"name": self.name, "f": self.f, "K": self.K, "bpp": self.bpp, "precision": self.precision}
+        out = {"name": self.name, "f": self.f, "K": self.K, "bpp": self.bpp, "precision": self.precision}
+        if self.search is not None:
+            out["search"] = self.search.to_dict()
+        return out
+
+    def encode_indices(self, x):
+        """Indices of one image x (1, 3, H, W) in [0, 1] (``VQVAE.encode``'s shape): the encoder's
+        nearest codewords, or with ``search`` the encoder-side index search's
+        (``vqcodec.search``; its trial decodes at the codec's precision)."""
+        if self.search is None:
+            return self.model.encode(x)
+        return search_indices(self.model, x, self.search, precision=self.precision)
 
 
 def resolve_device(device: str | None) -> str:
@@ -159,15 +172,22 @@ def resolve_device(device: str | None) -> str:
 
 
 def load_codec(name: str | None = None, checkpoint: str | None = None, device: str = "cpu",
-               precision: str = "auto") -> Codec:
+               precision: str = "auto", search=None) -> Codec:
     """The codec for a registered model name or a user checkpoint (``--checkpoint``).
 
     ``precision`` (``PRECISIONS``): the arithmetic of the decoder and the learned receiver:
     fp32, bf16 autocast (CPU or CUDA), fp16 autocast (CUDA only), or ``auto``: bf16 on a CPU
     with bf16 instructions, fp32 elsewhere (``precision.resolve_precision``). The codec holds
     the resolved one. The encoder and the quantiser always run in float32, so the transmitted
-    indices never depend on it."""
+    indices never depend on it (unless ``search``: a ``SearchConfig``, or a number of candidates,
+    turns on the encoder-side index search, whose choices depend on the decoder's output)."""
     import numpy as np
+
+    if search is not None and not isinstance(search, SearchConfig):
+        try:
+            search = SearchConfig(candidates=search) if search > 1 else None
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(str(exc)) from None
 
     if precision not in PRECISIONS:
         raise CheckpointError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
@@ -206,4 +226,4 @@ def load_codec(name: str | None = None, checkpoint: str | None = None, device: s
             raise CheckpointError(f"{label}: its config names a trained context model but {epath} is missing")
         entropy_model = load_entropy_model(epath, model.K, getattr(model, "stages", 1))
     return Codec(name=label, model=model, meta=meta_, assignment=assignment, prior=prior, precision=precision,
-                 context=context, entropy_model=entropy_model, stem=stem)
+                 context=context, entropy_model=entropy_model, stem=stem, search=search)

@@ -1,0 +1,95 @@
+"""Encoder-side index search (vqcodec.search): the decoded image gets closer, the rate stays."""
+import dataclasses
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from vqcodec.model import VQVAE
+from vqcodec.search import SearchConfig, search_indices
+
+
+def _model(stages: int = 1) -> VQVAE:
+    torch.manual_seed(3)
+    m = VQVAE(dataclasses.replace(tiny_config(), stages=stages)).eval()
+    with torch.no_grad():
+        for q in m.quantizers:
+            q.embedding.copy_(torch.randn(16, 4) * 0.7)
+    return m
+
+
+def _err(m, idx, x):
+    with torch.no_grad():
+        return float((m.decode(idx)[..., :x.shape[2], :x.shape[3]] - x).pow(2).mean())
+
+
+@pytest.mark.parametrize("stages", [1, 2])
+def test_search_lowers_the_pixel_error_at_the_same_rate(stages):
+    m = _model(stages)
+    x = torch.rand(1, 3, 29, 35)
+    nn = m.encode(x)
+    got = search_indices(m, x, SearchConfig(candidates=4, spacing=3, sweeps=2))
+    assert got.shape == nn.shape and got.dtype == nn.dtype
+    assert int(got.min()) >= 0 and int(got.max()) < 16
+    assert _err(m, got, x) < 0.995 * _err(m, nn, x)
+    assert torch.equal(got, search_indices(m, x, SearchConfig(candidates=4, spacing=3, sweeps=2)))  # deterministic
+
+
+def test_one_candidate_is_the_nearest_codeword_encoder():
+    m = _model()
+    x = torch.rand(1, 3, 16, 16)
+    assert torch.equal(search_indices(m, x, SearchConfig(candidates=1)), m.encode(x))
+
+
+def test_each_site_keeps_its_best_candidate_when_the_window_is_exact():
+    """A decoder that maps each site to its own f x f block (a 1x1 'network'): windows are exact,
+    so one sweep gives, at every site, the candidate with the least block error, found by brute
+    force over the site's candidates."""
+    cfg = dataclasses.replace(tiny_config(), decoder_res_blocks=0, decoder_head="subpixel", decoder_channels=6)
+    torch.manual_seed(0)
+    m = VQVAE(cfg).eval()
+    with torch.no_grad():
+        m.decoder.net[0] = torch.nn.Conv2d(4, 6, 1)
+        m.decoder.net[2] = torch.nn.Conv2d(6, 48, 1)
+        m.quantizer.embedding.copy_(torch.randn(16, 4))
+    x = torch.rand(1, 3, 12, 16)
+    got = search_indices(m, x, SearchConfig(candidates=16, spacing=1, sweeps=1))[0]
+    with torch.no_grad():
+        blocks = [(m.decode(torch.full((1, 3, 4), k)) - x).pow(2) for k in range(16)]  # (1, 3, 12, 16) each
+        per_site = torch.stack([torch.nn.functional.avg_pool2d(b.sum(1, keepdim=True), 4)[0, 0] for b in blocks])
+    assert torch.equal(got, per_site.argmin(0))
+
+
+def test_search_config_rejects_bad_settings():
+    for kw in ({"candidates": 0}, {"spacing": 4}, {"sweeps": 0}, {"candidates": 2.5}):
+        with pytest.raises(ValueError, match="search"):
+            SearchConfig(**kw)
+    with pytest.raises(ValueError, match="one image"):
+        search_indices(_model(), torch.rand(2, 3, 8, 8))
+
+
+def test_a_codec_with_search_encodes_closer_and_says_so(tiny_checkpoint, image_dir, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from cli import main
+    from vqcodec.simulate import encode_images
+    from vqcodec.zoo import load_codec
+
+    plain = load_codec(checkpoint=str(tiny_checkpoint), precision="fp32")
+    searched = load_codec(checkpoint=str(tiny_checkpoint), precision="fp32", search=4)
+    assert searched.search == SearchConfig(candidates=4) and plain.search is None
+    a, _ = encode_images(plain, image_dir, with_ms_ssim=False)
+    b, _ = encode_images(searched, image_dir, with_ms_ssim=False)  # not the cached plain encodings
+    assert all(y.psnr_clean > x.psnr_clean for x, y in zip(a, b))
+    assert searched.describe()["search"] == {"candidates": 4, "spacing": 5, "sweeps": 2}
+    assert "search" not in plain.describe()
+    out = tmp_path / "r.json"
+    r = CliRunner().invoke(main, ["eval", "--checkpoint", str(tiny_checkpoint), "--images", str(image_dir),
+                                  "--search", "3", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["model"]["search"]["candidates"] == 3
+    r = CliRunner().invoke(main, ["eval", "--checkpoint", str(tiny_checkpoint), "--images", str(image_dir),
+                                  "--search", "0"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
