@@ -200,6 +200,22 @@ def _train_settings(ctx, out, resume: bool, make, **values):
               if "saved settings" in str(exc) else str(exc))
 
 
+def _side_info_stem(model, checkpoint, overwrite: bool, out=None):
+    """The checkpoint whose side information a command writes (prepare, train-receiver,
+    train-entropy): refused in the shipped weights folder unless the model is named and
+    --overwrite given (``zoo.check_not_shipped``; ``out``: the stem written instead)."""
+    from vqcodec.zoo import check_not_shipped, checkpoint_stem
+
+    if overwrite and model is None and checkpoint is None and out is None:
+        _fail("--overwrite rewrites a model's files: name it with --model or --checkpoint")
+    try:
+        stem = checkpoint_stem(model, checkpoint)
+        check_not_shipped(stem if out is None else out, overwrite)
+    except ValueError as exc:
+        _fail(str(exc))
+    return stem
+
+
 def _train_device(device: str) -> str:
     from vqcodec.model import CheckpointError
     from vqcodec.zoo import resolve_device
@@ -288,7 +304,8 @@ def train(ctx, images, out, f, K, d, channels, res_blocks, decoder_res_blocks, d
     final = _run_with_progress(
         "train", tc.steps,
         lambda progress, command: run_train(cfg, tc, images, out, resume=resume, device=dev, command=command,
-                                            progress=progress, init=init_model, init_name=init, minutes=minutes),
+                                            progress=progress, init=init_model, init_name=init, minutes=minutes,
+                                            overwrite=overwrite),
         lambda m: dict(loss=f"{m['loss']:.4f}", psnr=f"{m['psnr']:.2f}", ppl=f"{m['perplexity']:.0f}",
                        lr=f"{m['lr']:.1e}"),
         errors=(CheckpointError, FileNotFoundError))
@@ -347,7 +364,8 @@ def train_jscc_cmd(ctx, images, out, cbr, width, snr_range, resume, overwrite, s
     final = _run_with_progress(
         "train-jscc", tc.steps,
         lambda progress, command: train_jscc(cfg, tc, images, out, snr_range=(lo, hi), resume=resume,
-                                             command=command, progress=progress, device=dev, minutes=minutes),
+                                             command=command, progress=progress, device=dev, minutes=minutes,
+                                             overwrite=overwrite),
         lambda m: dict(psnr=f"{m['psnr']:.2f}", lr=f"{m['lr']:.1e}"),
         errors=(CheckpointError, FileNotFoundError))
     click.echo(f"wrote {out}.safetensors / {out}.json  train PSNR {final.get('train_psnr', float('nan')):.2f} dB "
@@ -409,7 +427,8 @@ def train_decoder_cmd(ctx, model, checkpoint, images, out, decoder_channels, dec
     final = _run_with_progress(
         "train-decoder", tc.steps,
         lambda progress, command: train_decoder(codec, cfg, tc, images, out, device=dev, minutes=minutes,
-                                                resume=resume, grow=grow, command=command, progress=progress),
+                                                resume=resume, grow=grow, command=command, progress=progress,
+                                                overwrite=overwrite),
         lambda m: dict(loss=f"{m['loss']:.5f}", psnr=f"{m['psnr']:.2f}", lr=f"{m['lr']:.1e}"),
         errors=(CheckpointError,))
     click.echo(f"wrote {out}.safetensors / {out}.json  ({final.get('step', 0)} steps, "
@@ -941,16 +960,17 @@ def best(kind, snr_db, cbr, models, min_rate, block_bits, images, precision, tri
               help="The receiver whose output the decoder learns from.")
 @click.option("--images", type=click.Path(), default=None,
               help="Training images [default: ../shared/datasets/bsds500].")
-@click.option("--out", "-o", required=True, type=click.Path(), help="Output checkpoint stem.")
-@click.option("--steps", type=click.IntRange(1), default=3000, show_default=True)
-@click.option("--lr", type=float, default=2e-4, show_default=True)
-@click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--out", "-o", required=True, type=click.Path(), help="Output checkpoint stem (a new model).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output checkpoint.")
+@click.option("--steps", type=click.IntRange(1), default=3000, show_default=True, help="Training steps.")
+@click.option("--lr", type=float, default=2e-4, show_default=True, help="Decoder learning rate.")
+@click.option("--batch", type=click.IntRange(1), default=16, show_default=True, help="Crops per step.")
 @click.option("--crop", type=click.IntRange(8), default=64, show_default=True, help="Crop size in pixels.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
 @_TRAIN_PRECISION
-def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, steps, lr, batch, crop, seed, threads,
-             precision):
+def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, overwrite, steps, lr, batch, crop,
+             seed, threads, precision):
     """Fine-tune a model's decoder (codebook frozen) on what a receiver hands it after a channel."""
     import torch
 
@@ -978,7 +998,7 @@ def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, 
         images = training_folder(images)
     except ValueError as exc:
         _fail(str(exc))
-    _check_output(str(out) + ".json", True)
+    _check_output(str(out) + ".json", overwrite)
     try:
         fc = FinetuneConfig(steps=steps, lr=lr, seed=seed, batch=batch, crop=crop, precision=precision)
     except ValueError as exc:
@@ -986,7 +1006,7 @@ def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, 
     final = _run_with_progress(
         "finetune", steps,
         lambda progress, command: finetune_decoder(codec, ch, receiver, images, fc, out, command=command,
-                                                   progress=progress),
+                                                   progress=progress, overwrite=overwrite),
         lambda m: dict(loss=f"{m['loss']:.4f}", psnr=f"{m['psnr']:.2f}"))
     what = "the channel mix" if kind == "mix" else f"{kind} {param}={ch.param_value:g}"
     click.echo(f"wrote {out}.safetensors / {out}.json (decoder fine-tuned for {what} through {receiver}; "
@@ -1042,7 +1062,8 @@ def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps,
         _fail(str(exc))
     final = _run_with_progress(
         "train-codebook", steps,
-        lambda progress, command: train_codebook(codec, images, cc, out, command=command, progress=progress),
+        lambda progress, command: train_codebook(codec, images, cc, out, command=command, progress=progress,
+                                                 overwrite=overwrite),
         lambda m: dict(psnr=f"{m['psnr']:.2f}", codebook=f"{m['codebook']:.4f}"))
     click.echo(f"wrote {out}.safetensors / {out}.json (codebook and decoder trained through BSC "
                f"p in [{p_min:g}, {p_max:g}]; train PSNR {final.get('psnr', float('nan')):.2f} dB, noisy and clean "
@@ -1054,13 +1075,18 @@ def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps,
 @main.command("train-receiver")
 @click.option("--model", "-m", default=None, help="Model to train the receiver for [default: f4-k256].")
 @click.option("--checkpoint", type=click.Path(), default=None, help="A checkpoint of yours instead of --model.")
+@click.option("--out", "-o", type=click.Path(), default=None,
+              help="Write a copy of the model with the new receiver here (weights, json, index prior, entropy "
+                   "model) [default: store the receiver beside the model itself].")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing --out, or rewrite a shipped model's receiver in place (name it with --model).")
 @click.option("--images", type=click.Path(), default=None,
               help="Folder of training images [default: ../shared/datasets/bsds500 when present].")
-@click.option("--steps", type=click.IntRange(1), default=4000, show_default=True)
+@click.option("--steps", type=click.IntRange(1), default=4000, show_default=True, help="First stage: training steps.")
 @click.option("--minutes", type=float, default=None, help="Bound each stage to this long (its schedule ends with it).")
-@click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--batch", type=click.IntRange(1), default=16, show_default=True, help="Crops per step (both stages).")
 @click.option("--crop", type=click.IntRange(4), default=32, show_default=True, help="Crop size in index sites.")
-@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--lr", type=float, default=2e-3, show_default=True, help="First stage: peak learning rate.")
 @click.option("--channels", "width", type=click.IntRange(1, 1024), default=64, show_default=True,
               help="Network width.")
 @click.option("--blocks", type=click.IntRange(1, 32), default=4, show_default=True, help="Residual blocks.")
@@ -1071,8 +1097,8 @@ def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps,
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
 @_TRAIN_PRECISION
-def train_receiver(model, checkpoint, images, steps, minutes, batch, crop, lr, width, blocks, decoder_steps,
-                   decoder_crop, seed, threads, precision):
+def train_receiver(model, checkpoint, out, overwrite, images, steps, minutes, batch, crop, lr, width, blocks,
+                   decoder_steps, decoder_crop, seed, threads, precision):
     """Train the learned context receiver of a model (receivers `learned`, `learned-mmse`).
 
     A small CNN learns the posterior of every index from the channel evidence of its
@@ -1086,8 +1112,7 @@ def train_receiver(model, checkpoint, images, steps, minutes, batch, crop, lr, w
     from vqcodec.images import ImageError
     from vqcodec.learn.codec import training_folder
     from vqcodec.learn.receiver import ContextTrainConfig, PixelTrainConfig, train_checkpoint
-    from vqcodec.model import CheckpointError
-    from vqcodec.zoo import checkpoint_stem
+    from vqcodec.model import CheckpointError, checkpoint_paths
 
     if threads:
         torch.set_num_threads(threads)
@@ -1095,8 +1120,10 @@ def train_receiver(model, checkpoint, images, steps, minutes, batch, crop, lr, w
         _fail(f"--minutes must be a positive number, got {minutes}")
     if not (lr > 0 and math.isfinite(lr)):
         _fail(f"--lr must be a positive number, got {lr}")
+    stem = _side_info_stem(model, checkpoint, overwrite, out)
+    if out is not None:
+        _check_output(str(checkpoint_paths(out)[1]), overwrite)
     try:
-        stem = checkpoint_stem(model, checkpoint)
         images = training_folder(images)
     except ValueError as exc:
         _fail(str(exc))
@@ -1120,14 +1147,15 @@ def train_receiver(model, checkpoint, images, steps, minutes, batch, crop, lr, w
     pc = PixelTrainConfig(steps=decoder_steps, batch=batch, crop=decoder_crop, seed=seed + 1,
                           precision=precision) if decoder_steps else None
     try:
-        record = train_checkpoint(stem, images, cfg, tc, pc, minutes=minutes, command=command, progress=progress)
+        record = train_checkpoint(stem, images, cfg, tc, pc, minutes=minutes, command=command, progress=progress,
+                                  out=out, overwrite=overwrite)
     except (CheckpointError, ImageError, ValueError) as exc:
         for b in bars.values():
             b.close()
         _fail(str(exc))
     for b in bars.values():
         b.close()
-    click.echo(f"{stem}: context receiver trained ({record['training']['steps_run']} steps); "
+    click.echo(f"{out or stem}: context receiver trained ({record['training']['steps_run']} steps); "
                "held-out training images:")
     for key, v in record["validation"].items():
         click.echo(f"  {key:<22} {v['bits']:.3f} bits/index, MAP index error rate {v['index_error_rate']:.4f}")
@@ -1142,16 +1170,17 @@ def train_receiver(model, checkpoint, images, steps, minutes, batch, crop, lr, w
 @click.option("--keep-assignment/--new-assignment", default=None,
               help="Keep the checkpoint's index assignment, or optimise a new one [default: keep it for a "
                    "codebook trained for it by `vqcodec train-codebook`, else optimise].")
-def prepare(model, checkpoint, device, images, kodak, keep_assignment):
+@click.option("--overwrite", is_flag=True,
+              help="Rewrite a shipped model's prior, assignment and tuning in place (name it with --model).")
+def prepare(model, checkpoint, device, images, kodak, keep_assignment, overwrite):
     """Learn the index prior and the pseudo-Gray index assignment of a model and store them with it."""
     from vqcodec.images import ImageError, default_kodak_folder
     from vqcodec.learn.codec import training_folder
     from vqcodec.learn.prepare import prepare_checkpoint
     from vqcodec.model import CheckpointError
-    from vqcodec.zoo import checkpoint_stem
 
+    stem = _side_info_stem(model, checkpoint, overwrite)
     try:
-        stem = checkpoint_stem(model, checkpoint)
         images = training_folder(images)
     except ValueError as exc:
         _fail(str(exc))
@@ -1159,8 +1188,8 @@ def prepare(model, checkpoint, device, images, kodak, keep_assignment):
     with _stage_bars() as progress:
         try:
             summary = prepare_checkpoint(stem, images, kodak_folder=kodak, keep_assignment=keep_assignment,
-                                         progress=progress)
-        except (CheckpointError, ImageError) as exc:
+                                         progress=progress, overwrite=overwrite)
+        except (CheckpointError, ImageError, ValueError) as exc:
             _fail(str(exc))
     ents, asgs = summary["entropy_bits"], summary["assignment"]
     staged = isinstance(ents, list)
@@ -1193,24 +1222,25 @@ def prepare(model, checkpoint, device, images, kodak, keep_assignment):
               help="Rank of each neighbour's K x K table.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="torch threads [default: torch's].")
-def train_entropy(model, checkpoint, device, images, steps, rank, seed, threads):
+@click.option("--overwrite", is_flag=True,
+              help="Rewrite a shipped model's entropy model in place (name it with --model).")
+def train_entropy(model, checkpoint, device, images, steps, rank, seed, threads, overwrite):
     """Train the entropy coder's context model of a model's indices (used by `encode --entropy`
     and `eval --entropy`; stored as <stem>.entropy.safetensors)."""
     from vqcodec.images import ImageError
     from vqcodec.learn.codec import training_folder
     from vqcodec.learn.entropy import train_entropy_model
     from vqcodec.model import CheckpointError
-    from vqcodec.zoo import checkpoint_stem
 
+    stem = _side_info_stem(model, checkpoint, overwrite)
     try:
-        stem = checkpoint_stem(model, checkpoint)
         images = training_folder(images)
     except ValueError as exc:
         _fail(str(exc))
     with _stage_bars() as progress:
         try:
             rec = train_entropy_model(stem, images, steps=steps, rank=rank, seed=seed, threads=threads,
-                                      progress=progress)
+                                      progress=progress, overwrite=overwrite)
         except (CheckpointError, ImageError, ValueError) as exc:
             _fail(str(exc))
     click.echo(f"{stem}: context model trained ({steps} steps, rank {rank}, {rec['seconds']} s); held-out "

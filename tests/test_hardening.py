@@ -126,7 +126,7 @@ def test_finetune_refuses_its_own_input_and_a_crop_off_the_stride(tmp_path, imag
     base = tmp_path / "f8-k256"
     before = (tmp_path / "f8-k256.json").read_bytes()
     r = invoke("finetune", "--checkpoint", base, "--channel", "bsc", "--p", "0.01", "--images", image_dir,
-               "-o", base, "--steps", "1")
+               "-o", base, "--steps", "1", "--overwrite")  # without --overwrite: "exists"
     assert_clean_error(r, "is the checkpoint being fine-tuned")
     assert (tmp_path / "f8-k256.json").read_bytes() == before
     r = invoke("finetune", "--channel", "bsc", "--p", "0.01", "--images", image_dir, "-o", tmp_path / "ft",

@@ -64,6 +64,21 @@ def resolve(name: str) -> Path:
     return entry.path
 
 
+def check_not_shipped(stem, overwrite: bool = False) -> None:
+    """Refuse, before any work, to write a checkpoint or any of its side files (``stem``: a stem
+    or one of its files) into the shipped weights folder ``WEIGHTS`` unless ``overwrite`` says so
+    (the CLI's ``--overwrite``, given with the file named). Every command that writes a checkpoint
+    or side information calls it; its ``wip/`` subfolder holds no shipped model and is not checked.
+    Raises ``OutputError`` (a ValueError)."""
+    from vqcodec.files import OutputError
+
+    if overwrite or stem is None:
+        return
+    if Path(stem).resolve().parent == Path(WEIGHTS).resolve():
+        raise OutputError(f"{stem}: is in the shipped weights folder ({WEIGHTS}); write to a folder of your own "
+                          "(name the shipped file and add --overwrite only to replace it on purpose)")
+
+
 def checkpoint_stem(name: str | None = None, checkpoint=None) -> Path:
     """The checkpoint stem of a user checkpoint, or of a shipped model (default f4-k256)."""
     return Path(checkpoint) if checkpoint is not None else resolve(name or DEFAULT_MODEL)

@@ -29,6 +29,7 @@ from vqcodec.images import default_training_folder, list_images, load_image
 from vqcodec.learn.loop import Loop, Task, TrainConfig, read_state
 from vqcodec.model import CheckpointError, ModelConfig, VQVAE, load_model, save_model
 from vqcodec.prior import prior_path, save_prior
+from vqcodec.zoo import check_not_shipped
 
 
 def training_folder(images=None) -> Path:
@@ -97,13 +98,15 @@ def warm_start_weights(init: VQVAE, cfg: ModelConfig) -> dict:
 def train(model_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *, resume: bool = False,
           device: str = "cpu", name: str | None = None, command: str | None = None,
           progress: Callable[[int, dict], None] | None = None, init: VQVAE | None = None,
-          init_name: str | None = None, minutes: float | None = None) -> dict:
+          init_name: str | None = None, minutes: float | None = None, overwrite: bool = False) -> dict:
     """Train a VQ-VAE and write it to ``out``; returns the final metrics.
 
     ``init`` (with ``model_cfg`` from ``warm_start_config``): start from its weights, codebooks
     included (no k-means initialisation), instead of a random initialisation. ``resume``: continue
     ``out``'s run from its checkpoint, in its own config (``tc`` from ``loop.resume_config``).
-    ``minutes``: train for this long instead of ``tc.steps`` (``TimeBudget``; not with ``resume``)."""
+    ``minutes``: train for this long instead of ``tc.steps`` (``TimeBudget``; not with ``resume``).
+    ``overwrite``: allow ``out`` in the shipped weights folder (``zoo.check_not_shipped``)."""
+    check_not_shipped(out, overwrite)
     loop = Loop(tc, out=out, resume=resume, minutes=minutes, device=device, progress=progress)
     images, paths = load_training_images(images_folder)
     sampler = CropSampler(images, tc.crop)
@@ -259,7 +262,7 @@ def grow_decoder(model: VQVAE, base: VQVAE) -> None:
 def train_decoder(codec, decoder_cfg: ModelConfig, tc: TrainConfig, images_folder, out, *,
                   device: str = "cpu", minutes: float | None = None, name: str | None = None, resume: bool = False,
                   grow: bool = False, command: str | None = None,
-                  progress: Callable[[int, dict], None] | None = None) -> dict:
+                  progress: Callable[[int, dict], None] | None = None, overwrite: bool = False) -> dict:
     """Train a new decoder (any ``decoder_*`` architecture) for a model whose encoder and
     codebook stay frozen: the transmitted indices, index assignment, index prior and receiver
     tuning of ``codec`` remain valid. MSE on random crops, the decoder in the loop's precision
@@ -270,7 +273,9 @@ def train_decoder(codec, decoder_cfg: ModelConfig, tc: TrainConfig, images_folde
     ``grow``: start from the base decoder, grown to the new width and depth (``grow_decoder``), instead
     of a random initialisation. ``resume``: continue ``out``'s run (its weights must hold ``codec``'s
     codebook). Writes a full
-    checkpoint to ``out`` carrying the base model's assignment, tuning and index prior."""
+    checkpoint to ``out`` carrying the base model's assignment, tuning and index prior.
+    ``overwrite``: allow ``out`` in the shipped weights folder (``zoo.check_not_shipped``)."""
+    check_not_shipped(out, overwrite)
     base = codec.model.cfg
     if (decoder_cfg.f, decoder_cfg.K, decoder_cfg.d, decoder_cfg.channels, decoder_cfg.res_blocks,
             decoder_cfg.stages) != (base.f, base.K, base.d, base.channels, base.res_blocks, base.stages):

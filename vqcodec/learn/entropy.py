@@ -25,7 +25,7 @@ from vqcodec.images import list_images
 from vqcodec.learn.loop import Loop, Task, TrainConfig
 from vqcodec.learn.prepare import index_maps
 from vqcodec.model import load_model, write_checkpoint_meta
-from vqcodec.zoo import clear_cache
+from vqcodec.zoo import check_not_shipped, clear_cache
 
 
 def neighbour_table(grids, K: int, offsets=LEARNED_OFFSETS, stage: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -82,10 +82,13 @@ def _fit(X: torch.Tensor, Y: torch.Tensor, K: int, m: int, *, steps: int, rank: 
 
 
 def train_entropy_model(stem, images_folder, *, steps: int = 1500, rank: int = 64, batch: int = 8192,
-                        lr: float = 3e-3, seed: int = 0, threads: int | None = None, progress=None) -> dict:
+                        lr: float = 3e-3, seed: int = 0, threads: int | None = None, progress=None,
+                        overwrite: bool = False) -> dict:
     """Train, store (``<stem>.entropy.safetensors``) and record (``entropy_model`` in the json) the
     context model of a checkpoint's indices (one per stage for a residual model, ``steps`` each);
-    returns the record."""
+    returns the record. ``overwrite``: allow a stem in the shipped weights folder
+    (``zoo.check_not_shipped``)."""
+    check_not_shipped(stem, overwrite)
     if steps < 1 or rank < 1 or batch < 1 or not lr > 0:
         raise ValueError("steps, rank and batch must be >= 1 and lr > 0")
     if threads is not None:

@@ -17,16 +17,18 @@ import torch.nn.functional as F
 from vqcodec.jscc import DeepJSCC, JsccConfig, load_jscc, save_jscc
 from vqcodec.learn.codec import CropSampler, load_training_images
 from vqcodec.learn.loop import Loop, Task, TrainConfig, read_state
+from vqcodec.zoo import check_not_shipped
 
 
 def train_jscc(cfg: JsccConfig, tc: TrainConfig, images_folder, out, *, snr_range=(0.0, 15.0),
                resume: bool = False, command: str | None = None,
                progress: Callable[[int, dict], None] | None = None, device: str = "cpu",
-               minutes: float | None = None) -> dict:
+               minutes: float | None = None, overwrite: bool = False) -> dict:
     """Train a Deep JSCC model and write it to ``out``; returns the final metrics
     (``train_mse``, ``train_psnr`` over the last 200 steps, at the training SNRs). ``device``: where
     the network runs (crops and noise are drawn on the host, so a run is the same draw everywhere);
     ``minutes``: train for this long instead of ``tc.steps`` (``TimeBudget``; not with ``resume``)."""
+    check_not_shipped(out, overwrite)  # ``overwrite``: allow ``out`` in the shipped weights folder
     lo, hi = (float(v) for v in snr_range)
     if not (-10.0 <= lo <= hi <= 40.0):
         raise ValueError(f"snr range must satisfy -10 <= low <= high <= 40 dB, got {snr_range}")

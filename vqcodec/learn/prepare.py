@@ -18,7 +18,7 @@ from vqcodec.metrics import psnr
 from vqcodec.model import CheckpointError, load_model, write_checkpoint_meta
 from vqcodec.prior import IndexPrior, learn_stage_priors, prior_path, save_prior
 from vqcodec.simulate import clean_point, decode_image, encode_image, trial_rng
-from vqcodec.zoo import Codec, clear_cache
+from vqcodec.zoo import Codec, check_not_shipped, clear_cache
 
 
 def index_maps(model, paths, progress=None, stage: str = "index maps") -> list[np.ndarray]:
@@ -34,7 +34,7 @@ def index_maps(model, paths, progress=None, stage: str = "index maps") -> list[n
 
 
 def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, keep_assignment: bool | None = None,
-                       progress=None) -> dict:
+                       progress=None, overwrite: bool = False) -> dict:
     """Learn and store what the receivers need beside a checkpoint.
 
     1. Encode every training image; count index statistics -> ``<stem>.prior.safetensors``.
@@ -49,7 +49,9 @@ def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, keep_assignmen
     indices and codebook (``assignment`` (S, K)), and one (lam, beta) for all stages.
 
     ``progress(stage, done, total)`` is called along the way. Returns the summary written.
+    ``overwrite``: allow a stem in the shipped weights folder (``zoo.check_not_shipped``).
     """
+    check_not_shipped(stem, overwrite)
 
     model, doc = load_model(stem)
     S = model.cfg.stages

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 import dataclasses
+import shutil
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -22,13 +24,16 @@ import channels
 from vqcodec.bits import bits_per_label, check_assignment, identity_assignment, indices_to_bits, stage_assignment
 from vqcodec.context import ContextConfig, ContextNet, config_dict, context_path, save_context
 from vqcodec.correct import bit_llrs
+from vqcodec.entropy import entropy_model_path
+from vqcodec.files import check_output
 from vqcodec.images import list_images, load_image, to_tensor
 from vqcodec.learn.codec import CropSampler
 from vqcodec.learn.loop import CALIBRATION_STEPS, Loop, Task, settings_of
 from vqcodec.memory import large_buffers_mmapped
 from vqcodec.precision import fp32_region
-from vqcodec.model import load_model, write_checkpoint_meta
-from vqcodec.zoo import clear_cache
+from vqcodec.model import checkpoint_paths, load_model, write_checkpoint_meta
+from vqcodec.prior import prior_path
+from vqcodec.zoo import check_not_shipped, clear_cache
 
 
 @dataclass(frozen=True)
@@ -198,7 +203,8 @@ VALIDATION_CHANNELS = (("bsc", {"p": 0.01}), ("bsc", {"p": 0.03}), ("bsc", {"p":
 def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainConfig,
                      pc: PixelTrainConfig | None = None, *,
                      minutes: float | None = None, holdout_every: int = 10, command: str | None = None,
-                     progress: Callable[[str, int, int, dict], None] | None = None) -> dict:
+                     progress: Callable[[str, int, int, dict], None] | None = None, out=None,
+                     overwrite: bool = False) -> dict:
     """Train the context receiver of a checkpoint and store it beside it.
 
     Every training image and its mirror image are encoded with the checkpoint's (frozen) encoder;
@@ -206,7 +212,16 @@ def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainCo
     index error rate of the posterior on ``VALIDATION_CHANNELS`` (fixed seed). Stage 1 trains on
     cross-entropy (``tc``); stage 2, when ``pc`` is given, through the frozen decoder
     (``train_through_decoder``). ``minutes`` bounds each stage. Writes
-    ``<stem>.context.safetensors`` and ``context`` in ``<stem>.json``; returns that record."""
+    ``<stem>.context.safetensors`` and ``context`` in ``<stem>.json``; returns that record.
+    ``out``: write a copy instead (the checkpoint with its index prior and entropy model, plus the
+    new receiver, at the stem ``out``; written at the end), leaving ``stem`` as it was.
+    ``overwrite``: allow the stem written to lie in the shipped weights folder
+    (``zoo.check_not_shipped``), or ``out`` to exist."""
+    if out is not None:
+        if checkpoint_paths(out)[1].resolve() == checkpoint_paths(stem)[1].resolve():
+            raise ValueError(f"{out}: is the model itself; leave out --out to train in place")
+        check_output(checkpoint_paths(out)[1], overwrite)
+    check_not_shipped(stem if out is None else out, overwrite)
 
     model, doc = load_model(stem)
     S = model.cfg.stages
@@ -265,6 +280,13 @@ def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainCo
         **({"stages": S, "stage_histories": [h[-60:] for h in histories[1:]]} if S > 1 else {}),
         "through_decoder": None if pc is None else {"config": asdict(pc), "history": pixel_history[-40:]}},
         "validation": validation}
+    if out is not None:  # the copy: weights and the side files that stay valid, then the new receiver
+        for src, dst in ((checkpoint_paths(stem)[0], checkpoint_paths(out)[0]),
+                         (prior_path(stem), prior_path(out)), (entropy_model_path(stem), entropy_model_path(out))):
+            if src.exists():
+                shutil.copyfile(src, dst)
+        doc["name"] = Path(out).name
+        stem = out
     save_context(nets[0] if S == 1 else tuple(nets), context_path(stem))
     doc["context"] = record
     write_checkpoint_meta(stem, doc)

@@ -25,6 +25,7 @@ from vqcodec.files import check_output
 from vqcodec.model import VQVAE, checkpoint_paths, nearest_codeword, save_model
 from vqcodec.entropy import entropy_model_path
 from vqcodec.prior import prior_path
+from vqcodec.zoo import check_not_shipped
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,15 @@ class FinetuneConfig:
 
 def finetune_decoder(codec, channel, receiver: str, images_folder, fc: FinetuneConfig, out, *,
                      name: str | None = None, command: str | None = None,
-                     progress: Callable[[int, dict], None] | None = None) -> dict:
+                     progress: Callable[[int, dict], None] | None = None, overwrite: bool = False) -> dict:
     """Channel-aware decoder fine-tuning: the encoder and the codebook stay frozen; the decoder
     learns from what ``receiver`` actually hands it after ``channel`` (soft MMSE code vectors
     for ``spatial-mmse``, hard codewords otherwise), on random training crops; a share
     ``clean_fraction`` of the crops is decoded from clean indices. ``channel="mix"`` draws a
     channel per crop from the receiver-training mix (``vqcodec.learn.receiver.training_channel``). Writes
-    a full checkpoint to ``out`` carrying the base model's assignment and receiver side information."""
+    a full checkpoint to ``out`` carrying the base model's assignment and receiver side information.
+    ``overwrite``: allow ``out`` in the shipped weights folder (``zoo.check_not_shipped``)."""
+    check_not_shipped(out, overwrite)
     if fc.crop % codec.model.f:
         raise ValueError(f"--crop ({fc.crop}) must be a multiple of the model's stride {codec.model.f}")
     if codec.stem is not None and checkpoint_paths(out)[1].resolve() == checkpoint_paths(codec.stem)[1].resolve():
@@ -153,11 +156,13 @@ def check_codebook_output(base_stem, out, overwrite: bool = False) -> None:
     """Refuse, before training, an output that is the base model itself or exists unasked."""
     if checkpoint_paths(out)[1].resolve() == checkpoint_paths(base_stem)[1].resolve():
         raise ValueError(f"{out}: is the model being trained from; write the new codebook to another stem")
+    check_not_shipped(out, overwrite)
     check_output(checkpoint_paths(out)[1], overwrite)
 
 
 def train_codebook(codec, images_folder, cc: CodebookConfig, out, *, name: str | None = None,
-                   command: str | None = None, progress: Callable[[int, dict], None] | None = None) -> dict:
+                   command: str | None = None, progress: Callable[[int, dict], None] | None = None,
+                   overwrite: bool = False) -> dict:
     """Channel-optimised vector quantisation: train the codebook and the decoder through a noisy
     channel while the encoder and the index assignment stay fixed.
 
@@ -175,7 +180,9 @@ def train_codebook(codec, images_folder, cc: CodebookConfig, out, *, name: str |
     descent through the decoder. The transmitter changes, so the new checkpoint carries the
     assignment but no index prior or context receiver: run ``vqcodec prepare --keep-assignment``
     and ``vqcodec train-receiver`` on it (any prior or context receiver left at ``out`` from an
-    earlier run is removed: it belongs to another transmitter)."""
+    earlier run is removed: it belongs to another transmitter). ``overwrite``: allow ``out`` in the
+    shipped weights folder (``zoo.check_not_shipped``)."""
+    check_not_shipped(out, overwrite)
 
     if codec.meta.get("assignment") is None:
         raise ValueError(f"{codec.name} has no index assignment to train the codebook for "
