@@ -1255,11 +1255,16 @@ def _print_baselines(results, param, budget):
                                                                     for r in results) else "") + ":")
     else:
         click.echo(f"Deep JSCC (analog) at cbr {results[0]['model']['cbr']:.4g}:")
-    click.echo(f"{'curve':<34} {param:>9} {'PSNR dB':>8} {'fail':>6} {'rate':>8}")
+    click.echo(f"{'curve':<34} {param:>9} {'PSNR dB':>8} {'fail':>6} {'no fit':>7} {'rate':>8}")
     for res in results:
         for pt in res["points"]:
             click.echo(f"{res.get('label', res['model']['name']):<34} {pt['param']:>9.3g} {pt['psnr']['mean']:>8.2f} "
-                       f"{pt.get('failure_rate', 0.0):>6.2f} {str(pt.get('rate', '')):>8}")
+                       f"{pt.get('failure_rate', 0.0):>6.2f} "
+                       f"{(str(pt['no_fit']) + '/' + str(len(pt.get('per_image', [])))) if 'no_fit' in pt else '':>7} "
+                       f"{str(pt.get('rate', '')):>8}")
+    if any(pt.get("no_fit") for res in results for pt in res["points"]):
+        click.echo("fail: transmissions sent and lost (CRC); no fit: images that fit the budget at no quality, "
+                   "never sent and shown grey (in the mean PSNR, not in fail)")
 
 
 @main.command()

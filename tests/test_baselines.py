@@ -131,7 +131,9 @@ def test_point_is_reproducible_and_counts(images):
 def test_no_fit_gets_the_fallback():
     img = bl.as_baseline_images([("tiny", synth(16, 16, 3))])
     pt = bl.run_baseline_point(img, "jpeg", "1/4", bsc(0.0), budget_bpp=0.5, seed=0, trials=2)
-    assert pt["no_fit"] == 1 and pt["failure_rate"] == 1.0 and pt["bits"] == 0
+    # issue 31: never sent, so not a channel failure; counted apart
+    assert pt["no_fit"] == 1 and pt["no_fit_rate"] == 1.0 and pt["failure_rate"] == 0.0 and pt["bits"] == 0
+    assert pt["per_image"][0]["failures"] == 0
     assert pt["per_image"][0]["quality"] is None
     assert pt["psnr"]["mean"] == pytest.approx(psnr(img[0].image, bl.fallback_image(16, 16)))
 

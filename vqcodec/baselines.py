@@ -50,8 +50,11 @@ decisions, erasures read as 0), then:
   corrupted JPEG often beats grey.
 
 **Fallback image**: a uniform mid-grey image, every pixel (128, 128, 128),
-of the original size. ``failure_rate`` in a point is the fraction of image
-transmissions (image x trial) that fell back, no-fit images included.
+of the original size. ``failure_rate`` in a point is the fraction of the image
+transmissions sent (image x trial) that fell back: the channel's losses. An
+image that fits the budget at no quality ("no fit") is never sent; it shows
+the fallback too (in the mean PSNR) but is counted apart: ``no_fit`` (images)
+and ``no_fit_rate``, and the curve's legend says so.
 
 Decoding corrupted files safely
 -------------------------------
@@ -619,7 +622,10 @@ def run_baseline_point(images, codec_name, rate_name, channel, *, budget_bpp: fl
     (mean over images of the chosen quality's clean PSNR; grey for no-fit),
     ``ms_ssim`` (with ``with_ms_ssim``), ``bits`` / ``bit_errors`` / ``ber``
     (coded channel bits), ``decoded_bit_errors`` (file + CRC bits after the
-    channel decoder), ``failure_rate``, ``no_fit`` (images), ``source_bpp``
+    channel decoder), ``failure_rate`` (transmissions lost to the channel: CRC or
+    decode failures over the transmissions sent, 0 when no image fits), ``no_fit``
+    (images that fit the budget at no quality and are never sent: shown grey, counted
+    in the mean PSNR but not as failures) and ``no_fit_rate`` (their share), ``source_bpp``
     and ``channel_bpp`` (means over images), ``quality`` (per image) and
     ``per_image``. ``param`` defaults to ``channel.param_value``.
     ``stop_rule`` (a :class:`vqcodec.simulate.StopRule`) replaces the fixed
@@ -666,8 +672,8 @@ def run_baseline_point(images, codec_name, rate_name, channel, *, budget_bpp: fl
                     decoded_errors += n_err
                 if ok:  # the file arrived intact
                     p, s = plan["clean"]
-                elif out is None:  # fallback
-                    failures[img.name] += 1
+                elif out is None:  # fallback: lost to the channel, or never sent (does not fit)
+                    failures[img.name] += plan["quality"] is not None
                     p, s = img.fallback_metrics(with_ms_ssim)
                 else:  # a corrupted file that decoded (crc=False)
 
@@ -692,7 +698,7 @@ def run_baseline_point(images, codec_name, rate_name, channel, *, budget_bpp: fl
         if worker is not None:
             worker.close()
 
-    n_tx = trial * len(imgs)
+    n_tx = trial * sum(1 for plan in plans if plan["quality"] is not None)  # transmissions sent
     per_image = []
     for plan in plans:
         img = plan["img"]
@@ -712,18 +718,26 @@ def run_baseline_point(images, codec_name, rate_name, channel, *, budget_bpp: fl
              "bits": int(bits), "bit_errors": int(bit_errors), "erased_bits": int(erased),
              "ber": bit_errors / bits if bits else 0.0,
              "decoded_bit_errors": int(decoded_errors),
-             "failure_rate": sum(failures.values()) / n_tx,
+             "failure_rate": sum(failures.values()) / n_tx if n_tx else 0.0,
              "no_fit": sum(1 for p in per_image if not p["fits"]),
+             "no_fit_rate": sum(1 for p in per_image if not p["fits"]) / len(per_image),
              "codec": spec.name, "rate": code.name, "budget_bpp": float(budget_bpp),
              "source_bpp": float(np.mean([p["source_bpp"] for p in per_image])),
              "channel_bpp": float(np.mean([p["coded_bits"] / plan["img"].pixels
                                            for p, plan in zip(per_image, plans)])),
              "quality": {p["image"]: p["quality"] for p in per_image},
-             "per_image": per_image}
+             **_budget_cbr(channel, budget_bpp), "per_image": per_image}
     if with_ms_ssim:
         point["ms_ssim"] = _ci(trial_ssim)
         point["ms_ssim_clean"] = float(np.mean([plan["clean"][1] for plan in plans]))
     return point
+
+
+def _budget_cbr(channel, budget_bpp: float) -> dict:
+    """{'cbr': the budget's bandwidth ratio, channel uses / (3 x pixels)} on a channel with a
+    modulation (awgn, fading), else {}: the budget every baseline curve fills, as the VQ curves'."""
+    bits = getattr(channel, "bits_per_use", None)
+    return {"cbr": float(budget_bpp) / (3 * bits)} if isinstance(bits, int) and bits > 0 else {}
 
 
 def _plan(img: BaselineImage, spec: CodecSpec, code, budget_bpp: float, crc: bool, with_ms_ssim: bool) -> dict:
@@ -882,7 +896,8 @@ def separation_bound_point(images, codec, channel, *, budget_bpp: float, param: 
         per_image.append(rec)
     point = {"param": float(param), "trials": 0, "stop": "bound", "psnr": {"mean": float(np.mean(ps)), "ci95": 0.0},
              "capacity": cap, "source_bpp": rate, "budget_bpp": float(budget_bpp), "codec": _codec(codec).name,
-             "failure_rate": float(np.mean([r["fallback"] for r in per_image])), "per_image": per_image}
+             "failure_rate": float(np.mean([r["fallback"] for r in per_image])), **_budget_cbr(channel, budget_bpp),
+             "per_image": per_image}
     if with_ms_ssim:
         point["ms_ssim"] = {"mean": float(np.mean(ss)), "ci95": 0.0}
     return point

@@ -73,11 +73,127 @@ def budget_caption(results: Sequence[dict]) -> str:
         else f" · cbr {c:.4g} (channel uses / 3 pixels)"
 
 
+#: line styles of code rates (fixed designs); solid is the main curves' and oracles', dashed the bounds'
+RATE_STYLES = [":", "-.", (0, (6, 2)), (0, (3, 1, 1, 1, 1, 1)), (0, (10, 2, 2, 2)), (0, (2, 2)),
+               (0, (8, 2, 1, 2, 1, 2)), (0, (4, 1)), (0, (1, 2, 4, 2))]
+CLEAN_STYLE = (0, (1, 4))  # a model's clean-channel PSNR line (sparse dots; no curve uses it)
+_SHARED = (("modulation", "{}"), ("demapping", "{} demapping"), ("hard", "hard decisions"), ("code", "{}"),
+           ("block_bits", "coherence {} bits"), ("burst_length", "bursts of {} bits"), ("packet_bits", "{}-bit packets"))
+
+
+def curve_role(res: dict) -> tuple[str, str, str]:
+    """(colour key, style key, kind) of a curve: one colour per codec (a VQ model with its receiver,
+    a classical codec, Deep JSCC, vqcodec best) and one line style per code rate; ``kind`` is
+    ``main`` (a VQ receiver or Deep JSCC), ``fixed`` (a fixed design: one code rate of a baseline,
+    one configuration of ``best``), ``oracle`` (best digital, vqcodec best) or ``bound``."""
+    model = res.get("model", {})
+    name = str(model.get("name", "?"))
+    if model.get("codec") is not None and "K" not in model:  # classical baselines
+        key = f"codec:{model['codec']}"
+        if name.endswith("best digital"):
+            return key, "solid", "oracle"
+        if name.endswith("separation bound"):
+            return key, "bound", "bound"
+        return key, f"rate:{model.get('rate', name)}", "fixed"
+    if res.get("configuration"):  # one configuration of `vqcodec best`
+        c = res["configuration"]
+        return f"vq:{c.get('model')}", f"rate:{c.get('modulation')} {c.get('code')}", "fixed"
+    if name == "vqcodec best":
+        return "vqcodec best", "solid", "oracle"
+    if model.get("kind") == "deepjscc":
+        return f"jscc:{name}", "solid", "main"
+    code = res.get("channel", {}).get("code") or "none"
+    key = f"vq:{name}{' +search' if model.get('search') else ''} · {res.get('receiver')}"
+    return key, "solid" if code == "none" else f"rate:{code}", "main"
+
+
+def _palette(n: int) -> list:
+    import matplotlib
+
+    base = list(matplotlib.colormaps["tab10"].colors)
+    extra = list(matplotlib.colormaps["tab20"].colors)[1::2]  # the lighter tab20 shades
+    cols = base + extra
+    if n > len(cols):
+        cols += [matplotlib.colormaps["hsv"](i / (n - len(cols) + 1)) for i in range(n - len(cols))]
+    return cols
+
+
+def _rate_order(key: str):
+    """Code rates from the highest (uncoded) down, then anything else by name."""
+    from fractions import Fraction
+
+    text = key.split(":", 1)[1].split()[-1].replace("ldpc-", "").replace("cc-", "")
+    try:
+        return (0, -(1.0 if text in ("uncoded", "none") else float(Fraction(text))), key)
+    except (ValueError, ZeroDivisionError):
+        return (1, 0.0, key)
+
+
+def _rate_style(i: int):
+    return RATE_STYLES[i] if i < len(RATE_STYLES) else (0, (1 + i % 7, 1 + i // 7))
+
+
+def assign_styles(results: Sequence[dict]) -> list[dict]:
+    """Colour, line style and weight of every curve: no two curves share both colour and line style
+    (a clash, e.g. the same curve from two files, moves the later one to the next free style)."""
+    roles = [curve_role(r) for r in results]
+    colours = {}
+    for key, _, _ in roles:
+        colours.setdefault(key, len(colours))
+    palette = _palette(len(colours))
+    rate_keys = sorted({s for _, s, _ in roles if s.startswith("rate:")}, key=_rate_order)
+    base = {"solid": "-", "bound": "--", **{k: _rate_style(i) for i, k in enumerate(rate_keys)}}
+    used, out = set(), []
+    for key, skey, kind in roles:
+        ls = base[skey]
+        n = len(rate_keys)
+        while (key, str(ls)) in used:
+            ls = _rate_style(n)
+            n += 1
+        used.add((key, str(ls)))
+        out.append({"color": palette[colours[key]], "ls": ls, "kind": kind,
+                    "lw": {"fixed": 1.0, "main": 1.8, "oracle": 2.4, "bound": 1.8}[kind],
+                    "alpha": 0.45 if kind == "fixed" else 1.0,
+                    "marker": {"fixed": ".", "main": "o", "oracle": "s", "bound": ""}[kind]})
+    return out
+
+
+def no_fit_note(res: dict) -> str:
+    """' · 1/2 images do not fit (grey)' for a baseline curve some of whose images fit the budget at
+    no quality (never sent; not channel failures); else ''."""
+    counts = [p.get("no_fit") or 0 for p in res["points"]]
+    if not any(counts):
+        return ""
+    worst = res["points"][int(np.argmax(counts))]
+    n = len(worst.get("per_image") or []) or res.get("images", {}).get("count", "?")
+    some = "" if len(set(counts)) == 1 else "up to "
+    return f" · {some}{max(counts)}/{n} images do not fit (grey, not sent)"
+
+
+def shared_caption(results: Sequence[dict]) -> str:
+    """What every curve's channel shares beyond its kind (modulation, code, ...), e.g. ' · qpsk'."""
+    parts = []
+    for key, fmt in _SHARED:
+        values = {str(r["channel"].get(key)) for r in results}
+        if len(values) == 1 and all(r["channel"].get(key) not in (None, False, "none") for r in results):
+            parts.append(fmt.format(results[0]["channel"][key]))
+    return "".join(f" · {p}" for p in parts)
+
+
 def plot_curves(results: Sequence[dict], out: str | Path, metric: str = "psnr", title: str | None = None,
                 anchors: Sequence[dict] = ()) -> list[Path]:
     """Draw ``metric`` against the channel parameter for every results object; returns files written.
     ``anchors`` ({name, x, y}: published PSNR points at channel parameters x) are drawn as labelled
     markers, never as our runs."""
+    return _save(draw_curves(results, metric, title, anchors), out)
+
+
+def draw_curves(results: Sequence[dict], metric: str = "psnr", title: str | None = None,
+                anchors: Sequence[dict] = ()):
+    """The figure of :func:`plot_curves` (not saved). One colour per codec and one line style per
+    code rate (``assign_styles``); fixed designs drawn light and thin, the oracle and the bound
+    heavy; confidence bands for the main curves only; the legend outside the axes, on the right;
+    the title states the channel, what its curves share (modulation, code, cbr) and the images."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,29 +212,37 @@ def plot_curves(results: Sequence[dict], out: str | Path, metric: str = "psnr", 
     log_x = param == "p" and any(float(p["param"]) > 0 and np.isfinite(_value(p, metric)[0])
                                  for r in results for p in r["points"])
     fig, ax = plt.subplots(figsize=(7.0, 4.6), dpi=120)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = assign_styles(results)
     clean_drawn = set()
-    for i, res in enumerate(results):
+    any_nofit = False
+    for res, st in zip(results, styles):
         pts = sorted(res["points"], key=lambda p: float(p["param"]))
         x = np.array([float(p["param"]) for p in pts])
         y, ci = map(np.array, zip(*[_value(p, metric) for p in pts])) if pts else (np.array([]), np.array([]))
         keep = x > 0 if log_x else np.ones_like(x, dtype=bool)
-        color = colors[i % len(colors)]
-        style = res.get("style", {})
-        ax.plot(x[keep], y[keep], marker=style.get("marker", "o"), ms=4, lw=1.6, color=color,
-                ls=style.get("ls", "-"), label=curve_label(res))
+        ax.plot(x[keep], y[keep], marker=st["marker"], ms=3 if st["kind"] == "fixed" else 4, lw=st["lw"],
+                color=st["color"], ls=st["ls"], alpha=st["alpha"], label=curve_label(res) + no_fit_note(res),
+                zorder=3 if st["kind"] == "fixed" else 4)
+        nofit = np.array([bool(p.get("no_fit")) for p in pts], dtype=bool) & keep
+        if nofit.any():  # images that fit the budget at no quality: marked apart from channel losses
+            ax.scatter(x[nofit], y[nofit], marker="x", s=22, color=st["color"], alpha=max(st["alpha"], 0.7),
+                       lw=1.0, zorder=5)
+            any_nofit = True
         ci = np.nan_to_num(ci, nan=0.0)
-        if np.any(ci[keep] > 0):
-            ax.fill_between(x[keep], (y - ci)[keep], (y + ci)[keep], color=color, alpha=0.2, lw=0)
+        if st["kind"] == "main" and np.any(ci[keep] > 0):
+            ax.fill_between(x[keep], (y - ci)[keep], (y + ci)[keep], color=st["color"], alpha=0.12, lw=0)
         clean = [p.get("psnr_clean") for p in pts if p.get("psnr_clean") is not None]
         model_name = res["model"].get("name")
         if metric == "psnr" and clean and "K" in res["model"] and model_name not in clean_drawn:
             clean_drawn.add(model_name)
-            ax.axhline(float(clean[0]), color=color, ls="--", lw=1.0, alpha=0.8,
+            ax.axhline(float(clean[0]), color=st["color"], ls=CLEAN_STYLE, lw=1.0, alpha=0.8,
                        label=f"{model_name} clean channel ({float(clean[0]):.2f} dB)")
     for i, a in enumerate(anchors if metric == "psnr" else ()):
         ax.plot(a["x"], a["y"], "*^vD"[i % 4], ms=8, ls=":", lw=0.8, color="k", alpha=0.8,
                 label=f"{a['name']} (published)")
+    if any_nofit:
+        ax.scatter([], [], marker="x", s=22, color="0.3", lw=1.0,
+                   label="x: some images fit the budget at no quality (never sent, shown grey; not a CRC failure)")
     if log_x:
         ax.set_xscale("log")
     if metric in ("ber", "index_error_rate", "failure_rate") and any(
@@ -127,13 +251,18 @@ def plot_curves(results: Sequence[dict], out: str | Path, metric: str = "psnr", 
     ax.set_xlabel(param_label(results[0]["channel"]) if len(kinds) == 1 else "channel parameter")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     images = results[0].get("images", {})
-    ax.set_title(title or f"{', '.join(sorted(k for k in kinds if k))} channel · "
+    ax.set_title(title or f"{', '.join(sorted(k for k in kinds if k))} channel{shared_caption(results)} · "
                           f"{Path(str(images.get('source', '?'))).name or '?'} ({images.get('count', '?')} images)"
                           f"{budget_caption(results)}", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    n = len(ax.get_legend_handles_labels()[1])
+    legend = ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                       ncol=2 if n > 24 else 1, frameon=False)
+    fig.canvas.draw()  # the legend's size: the figure grows by it, so the axes keep theirs
+    box = legend.get_window_extent()
+    fig.set_size_inches(7.0 + box.width / fig.dpi + 0.15, max(4.6, box.height / fig.dpi + 0.9))
     fig.tight_layout()
-    return _save(fig, out)
+    return fig
 
 
 def _save(fig, out) -> list[Path]:
@@ -146,7 +275,7 @@ def _save(fig, out) -> list[Path]:
         p = out if known else out.with_name(out.name + suf)
         tmp = p.with_name(f".{p.stem}.tmp{suf}")
         try:
-            fig.savefig(tmp)
+            fig.savefig(tmp, bbox_inches="tight")  # a legend outside the axes stays in the file
             tmp.replace(p)
         except BaseException as exc:
             tmp.unlink(missing_ok=True)
