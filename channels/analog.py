@@ -27,8 +27,16 @@ def _check_snr(snr_db: float) -> float:
     return snr_db
 
 
-def _noise(n: int, n0: float, rng: np.random.Generator) -> np.ndarray:
-    w = rng.standard_normal((n, 2)) * math.sqrt(n0 / 2.0)
+def noise_std(snr_db):
+    """Standard deviation of each real dimension of the complex noise CN(0, N0) at Es/N0 = ``snr_db``
+    dB for unit symbol energy: sqrt(N0 / 2), N0 = 10^(-snr_db / 10). Takes a number, a numpy array
+    or a torch tensor (per-crop SNRs): the one noise level of these channels and of Deep JSCC's
+    training (``vqcodec.learn.jscc``), so the two cannot drift apart."""
+    return (10.0 ** (-snr_db / 10.0) / 2.0) ** 0.5
+
+
+def _noise(n: int, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    w = rng.standard_normal((n, 2)) * noise_std(snr_db)
     return (w[:, 0] + 1j * w[:, 1]).astype(np.complex64)
 
 
@@ -47,7 +55,7 @@ class AnalogAWGN:
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         x = np.asarray(x, np.complex64).ravel()
-        return x + _noise(x.size, self.n0, rng)
+        return x + _noise(x.size, self.snr_db, rng)
 
 
 @dataclass(frozen=True)
@@ -72,5 +80,5 @@ class AnalogRayleighBlock:
         nb = -(-x.size // self.block)
         g = rng.standard_normal((nb, 2)) * math.sqrt(0.5)
         h = np.repeat((g[:, 0] + 1j * g[:, 1]).astype(np.complex64), self.block)[: x.size]
-        y = h * x + _noise(x.size, self.n0, rng)
+        y = h * x + _noise(x.size, self.snr_db, rng)
         return (y / h).astype(np.complex64)

@@ -115,3 +115,23 @@ def test_deepjscc_baseline_options_are_checked():
     with pytest.raises(ValueError, match="named twice"):
         vq.experiment(codec, "awgn", [1.0], baselines="deepjscc,deepjscc")
     assert vq.experiment(codec, "awgn", [1.0], baselines="deepjscc").baselines == ["deepjscc"]
+
+
+def test_deep_jscc_trains_at_the_channels_noise_level(tmp_path, image_dir, monkeypatch):
+    """The training loop's noise at Es/N0 s is the channel's: both take channels.analog.noise_std,
+    and its level is sqrt(N0 / 2) per real dimension (measured on the channel, recorded in training)."""
+    import torch
+
+    import vqcodec.learn.jscc as lj
+    from channels.analog import AnalogAWGN, noise_std
+
+    rng = np.random.default_rng(0)
+    for snr in (0.0, 7.0):
+        y = AnalogAWGN(snr)(np.zeros(200000, np.complex64), rng)
+        assert np.var(y.real) == pytest.approx(10 ** (-snr / 10) / 2, rel=0.02)
+        assert noise_std(snr) == pytest.approx(np.sqrt(10 ** (-snr / 10) / 2))
+    seen = []
+    monkeypatch.setattr(lj, "noise_std", lambda s: seen.append(s.clone()) or noise_std(s))
+    tc = TrainConfig(steps=2, batch=4, crop=16, warmup=1, checkpoint_every=2, precision="fp32")
+    lj.train_jscc(JsccConfig(c=8, width=8), tc, image_dir, tmp_path / "n", snr_range=(3.0, 3.0))
+    assert len(seen) == 2 and all(torch.allclose(s, torch.full((4,), 3.0)) for s in seen)

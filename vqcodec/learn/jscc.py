@@ -14,6 +14,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from channels.analog import noise_std
+
 from vqcodec.jscc import DeepJSCC, JsccConfig, load_jscc, save_jscc
 from vqcodec.learn.codec import CropSampler, load_training_images
 from vqcodec.learn.loop import Loop, Task, TrainConfig, read_state
@@ -50,7 +52,7 @@ def train_jscc(cfg: JsccConfig, tc: TrainConfig, images_folder, out, *, snr_rang
         x = sampler.sample(tc.batch, rng).to(device).contiguous(memory_format=torch.channels_last)
         snr = lo + (hi - lo) * torch.rand(tc.batch, generator=gen)
         z = model.encode(x)  # fp32 symbols, energy 1 per complex use
-        noise = torch.randn(z.shape, generator=gen) * torch.sqrt(10.0 ** (-snr / 10.0) / 2.0).reshape(-1, 1, 1, 1)
+        noise = torch.randn(z.shape, generator=gen) * noise_std(snr).reshape(-1, 1, 1, 1)  # the channel's level
         mse = F.mse_loss(model.decode(z + noise.to(device)).float(), x)
         return mse, {"mse": mse.item()}
 
