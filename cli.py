@@ -890,8 +890,9 @@ def _print_table(results, param):
 @click.option("--snr-db", required=True, help="Grid of Es/N0 values in dB: '1,4,7,10,13' or 'START:STOP:N'.")
 @click.option("--cbr", default="1/12", show_default=True,
               help="Bandwidth ratio to fill: complex channel uses / (3 x pixels), e.g. 1/12.")
-@click.option("--models", default="f4-k256,f8-k256,f8-k1024", show_default=True,
-              help="Shipped models to try, comma-separated.")
+@click.option("--models", default="all", show_default=True,
+              help="Shipped models to try, comma-separated, or all: every model `vqcodec models` lists (f4-k256 "
+                   "and its fine-tuned variants, f8-k256, f8-k1024, f8-s2-k256).")
 @click.option("--min-rate", type=click.FloatRange(0.1, 0.95), default=0.1, show_default=True,
               help="Leave out LDPC codes below this rate.")
 @click.option("--block-bits", type=int, default=None, help="fading: coherence length in bits [default: 64].")
@@ -915,7 +916,7 @@ def best(kind, snr_db, cbr, models, min_rate, block_bits, images, precision, tri
 
     t_start = time.perf_counter()
     _check_output(json_out, overwrite)
-    names = [m.strip() for m in models.split(",") if m.strip()]
+    names = "all" if models.strip() == "all" else [m.strip() for m in models.split(",") if m.strip()]
     bar = None
 
     def progress(i, n, label):
@@ -940,10 +941,13 @@ def best(kind, snr_db, cbr, models, min_rate, block_bits, images, precision, tri
     click.echo(f"precision {results[0]['model']['precision']} ({'auto' if precision == 'auto' else '--precision'})")
     click.echo(f"mean PSNR (dB) over {results[0]['images']['count']} images, {kind}, cbr {cbr}, "
                "Es/N0 per complex channel use")
-    click.echo(f"{'configuration':<42}" + "".join(f"{g:>9g}" for g in grid))
+    width = max(len(r["label"]) for r in results) + 2
+    click.echo(f"{'configuration':<{width}}" + "".join(f"{g:>9g}" for g in grid))
     for res in results:
-        click.echo(f"{res['label'][:42]:<42}" + "".join(f"{pt['psnr']['mean']:>9.2f}" for pt in res["points"]))
-    click.echo(f"{'  chosen':<42}" + "".join(f"{pt['configuration'].split()[1]:>9}" for pt in results[-1]["points"]))
+        click.echo(f"{res['label']:<{width}}" + "".join(f"{pt['psnr']['mean']:>9.2f}" for pt in res["points"]))
+    click.echo("chosen by the oracle (model, modulation, code, receiver):")
+    for g, pt in zip(grid, results[-1]["points"]):
+        click.echo(f"  {g:>7g} dB  {pt['configuration']}")
     _write_results(json_out, results)
     click.echo(f"wrote {json_out}")
     click.echo(f"time {time.perf_counter() - t_start:.1f} s")

@@ -179,3 +179,16 @@ def test_best_sweep_fills_the_budget_and_its_envelope_is_the_pointwise_best():
         vq.best_sweep("awgn", [1.0], models=["f8-k256"], cbr="a/b")
     with pytest.raises(ValueError, match="no \\(modulation, code rate >= 0.9\\) fills cbr 1/12"):
         vq.best_sweep("awgn", [1.0], models=["f8-k256"], min_rate=0.9)
+
+
+def test_best_sweep_fills_the_budget_with_every_stage_of_a_residual_model():
+    """issue 31: f8-s2-k256 sends 16 bits per site (0.25 bpp); its configurations fill cbr 1/12,
+    not twice it ("all" tries every shipped model, this one included)."""
+    img = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    res = vq.best_sweep("awgn", [6.0], models="f8-s2-k256", cbr="1/12", images={"n.png": img}, trials=1,
+                        min_trials=1, with_ms_ssim=False, modulations=["bpsk", "qpsk"])
+    assert [c["configuration"]["code"] for c in res[:-1]] == ["none", "ldpc-1/2"]
+    assert all(c["points"][0]["cbr"] == pytest.approx(1 / 12, rel=0.02) for c in res[:-1])
+    from vqcodec.zoo import available
+
+    assert "f8-s2-k256" in available()

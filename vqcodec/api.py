@@ -242,7 +242,7 @@ def sweep(channel: str, values, *, model: str | None = None, codec: Codec | None
             executor.close()
 
 
-def best_sweep(channel: str, values, *, models: Sequence[str] = ("f4-k256",), cbr="1/12", images: ImagesArg = None,
+def best_sweep(channel: str, values, *, models: Sequence[str] | str = ("f4-k256",), cbr="1/12", images: ImagesArg = None,
                trials: int = 10, min_trials: int = 3, ci: float = 0.05, seed: int = 0, with_ms_ssim: bool = True,
                min_rate: float = 0.1, modulations=None, workers: int | None = None, executor=None, name: str = "best",
                precision: str = "auto", on_configuration: Callable[[int, int, str], None] | None = None,
@@ -256,8 +256,14 @@ def best_sweep(channel: str, values, *, models: Sequence[str] = ("f4-k256",), cb
     object (its ``label`` names it; the fixed designs, with their cliffs), then the envelope
     "vqcodec best": per point the configuration with the highest mean PSNR (an oracle that
     knows the SNR, as the baselines' best digital curve). ``on_configuration(i, n, label)``
-    reports progress before each configuration. ``precision``: the models' (see :func:`load`)."""
+    reports progress before each configuration. ``precision``: the models' (see :func:`load`).
+    ``models``: shipped names, or ``"all"``: every shipped model (``vqcodec models``)."""
     from fractions import Fraction
+
+    from vqcodec.zoo import available
+
+    if isinstance(models, str):
+        models = available() if models.strip() == "all" else [m.strip() for m in models.split(",") if m.strip()]
 
     if channel not in ("awgn", "fading"):
         raise ValueError(f"a bandwidth ratio counts complex channel uses: use awgn or fading, not {channel}")
@@ -269,7 +275,7 @@ def best_sweep(channel: str, values, *, models: Sequence[str] = ("f4-k256",), cb
     plans = []
     for model in models:
         codec = load(model, precision=precision)
-        bpp = Fraction(codec.bits_per_index, codec.f ** 2)
+        bpp = Fraction(codec.bpp).limit_denominator(1 << 16)  # all stages of a residual model
         configs = budget_configurations(bpp, ratio, **({"modulations": mods} if mods else {}), min_rate=min_rate)
         soft = [r for r in default_receivers(codec) if r != "naive"] or ["naive"]
         for mod, code in configs:
