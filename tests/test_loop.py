@@ -185,3 +185,27 @@ def test_a_model_made_from_a_shipped_one_loads_with_its_side_information(tmp_pat
     r = CliRunner().invoke(main, ["encode", str(image_dir / "a.png"), "-o", str(tmp_path / "a.vqc"), "--checkpoint",
                                   str(out), "--entropy"])
     assert r.exit_code == 0, r.output
+
+
+def test_a_compacted_state_halves_its_moments_and_still_resumes(tmp_path, image_dir):
+    from vqcodec.learn.loop import compact_state, state_paths
+
+    tc = TrainConfig(steps=4, batch=2, crop=16, warmup=1, checkpoint_every=2, precision="fp32")
+    train(tiny_config(), tc, image_dir, tmp_path / "full")
+
+    def stop(step, m):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(), dataclasses.replace(tc, log_every=1), image_dir, tmp_path / "c", progress=stop)
+    before, after = compact_state(tmp_path / "c")
+    assert after < 0.6 * before
+    from safetensors.torch import load_file
+    moments = [v for k, v in load_file(str(state_paths(tmp_path / "c")[0])).items() if "exp_avg" in k]
+    assert moments and all(v.dtype == torch.bfloat16 for v in moments)
+    train(tiny_config(), resume_config(tmp_path / "c"), image_dir, tmp_path / "c", resume=True)
+    a, _ = load_model(tmp_path / "full")
+    b, _ = load_model(tmp_path / "c")
+    for (k, v), (_, v2) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.allclose(v, v2, atol=1e-3), k  # close, not bitwise: the moments were rounded
