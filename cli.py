@@ -161,12 +161,17 @@ _TRAIN_PRECISION = click.option(
 def _training_options(fn):
     """Options shared by train and train-decoder."""
     opts = [
-        click.option("--steps", type=click.IntRange(1), default=20000, show_default=True),
-        click.option("--batch", type=click.IntRange(1), default=16, show_default=True),
-        click.option("--crop", type=click.IntRange(8), default=64, show_default=True),
-        click.option("--lr", type=float, default=1.5e-3, show_default=True),
-        click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True),
-        click.option("--checkpoint-every", type=click.IntRange(1), default=1000, show_default=True),
+        click.option("--steps", type=click.IntRange(1), default=20000, show_default=True,
+                     help="Training steps (optimiser updates)."),
+        click.option("--batch", type=click.IntRange(1), default=16, show_default=True, help="Crops per step."),
+        click.option("--crop", type=click.IntRange(8), default=64, show_default=True,
+                     help="Crop size in pixels (square training crops)."),
+        click.option("--lr", type=float, default=1.5e-3, show_default=True,
+                     help="Peak learning rate (Adam; warm-up, then cosine decay)."),
+        click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+                     help="Seed of the initialisation and the crops."),
+        click.option("--checkpoint-every", type=click.IntRange(1), default=1000, show_default=True,
+                     help="Write the checkpoint and the training state (for --resume) every N steps."),
         click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads."),
         click.option("--device", default="auto", show_default=True, help="cpu, cuda, or auto."),
         _TRAIN_PRECISION,
@@ -233,14 +238,16 @@ def main() -> None:
 
 @main.command()
 @click.option("--images", type=click.Path(), default=None,
-              help="Folder of training images [default: ../shared/datasets/bsds500 when present].")
+              help="Folder of training images [default: ../shared/datasets/bsds500 when present (relative to the vqcodec project folder, not the current directory)].")
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output stem: writes OUT.safetensors + OUT.json.")
 @click.option("--f", "f", type=click.Choice(["4", "8", "16"]), default="4", show_default=True, help="Downsampling factor.")
 @click.option("--K", "K", type=click.IntRange(2, 65536), default=256, show_default=True, help="Codebook size.")
 @click.option("--d", "d", type=click.IntRange(1, 1024), default=32, show_default=True, help="Code vector dimension.")
 @click.option("--channels", default=None, help="Channels per downsampling stage, comma-separated [default by f].")
-@click.option("--res-blocks", type=click.IntRange(0, 16), default=1, show_default=True)
-@click.option("--decoder-res-blocks", type=click.IntRange(0, 16), default=None, help="[default: 2 for f=4, 3 otherwise]")
+@click.option("--res-blocks", type=click.IntRange(0, 16), default=1, show_default=True,
+              help="Residual blocks at the end of the encoder (at the latent resolution).")
+@click.option("--decoder-res-blocks", type=click.IntRange(0, 16), default=None,
+              help="Residual blocks at the start of the decoder [default: 2 for f=4, 3 otherwise].")
 @click.option("--decoder-channels", type=click.IntRange(1, 1024), default=None,
               help="Decoder width at the latent resolution [default: the last of --channels].")
 @click.option("--decoder-head", type=click.Choice(["stages", "subpixel"]), default="stages", show_default=True,
@@ -316,7 +323,7 @@ def train(ctx, images, out, f, K, d, channels, res_blocks, decoder_res_blocks, d
 
 @main.command("train-jscc")
 @click.option("--images", type=click.Path(), default=None,
-              help="Training image folder [default: ../shared/datasets/bsds500].")
+              help="Training image folder [default: ../shared/datasets/bsds500 (relative to the vqcodec project folder, not the current directory)].")
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output stem: writes OUT.safetensors + OUT.json.")
 @click.option("--cbr", default="1/12", show_default=True,
               help="Bandwidth ratio, complex channel uses / (3 x pixels): c = 96 cbr symbol channels (an even number).")
@@ -376,7 +383,7 @@ def train_jscc_cmd(ctx, images, out, cbr, width, snr_range, resume, overwrite, s
 @click.option("--model", "-m", default=None, help="Base model whose encoder and codebook stay frozen [default: f4-k256].")
 @click.option("--checkpoint", type=click.Path(), default=None, help="A base checkpoint instead of --model.")
 @click.option("--images", type=click.Path(), default=None,
-              help="Folder of training images [default: ../shared/datasets/bsds500 when present].")
+              help="Folder of training images [default: ../shared/datasets/bsds500 when present (relative to the vqcodec project folder, not the current directory)].")
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output stem: writes OUT.safetensors + OUT.json.")
 @click.option("--decoder-channels", type=click.IntRange(1, 1024), default=None,
               help="Decoder width at the latent resolution [default: the base model's].")
@@ -494,7 +501,9 @@ def _channel_options(fn):
         click.option("--packet-bits", type=int, default=None,
                      help="packet-erasure: bits per packet [default: one index]."),
         click.option("--burst-length", type=float, default=None, help="burst: mean burst length in bits [default: 10]."),
-        click.option("--block-bits", type=int, default=None, help="fading: coherence length in bits [default: 64]."),
+        click.option("--block-bits", type=int, default=None,
+                     help="fading: coherence length in bits, one fade per block [default: the multiple of the bits "
+                          "per symbol nearest 64: 64, or 66 for qam64]."),
         click.option("--hard", "hard", is_flag=True, help="awgn/fading: give the receiver hard decisions only."),
         click.option("--modulation", type=click.Choice(["bpsk", "qpsk", "qam16", "qam64", "qam256"]), default=None,
                      help="awgn/fading: Gray-labelled constellation [default: bpsk]; --snr-db is Es/N0 per "
@@ -517,7 +526,8 @@ def _stop_options(fn):
     fn = click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Base seed of every channel realisation.")(fn)
     fn = click.option("--ci", "ci_target", type=float, default=0.05, show_default=True,
                       help="Stop a point when the 95% CI half-width of mean PSNR is at most this (dB).")(fn)
-    fn = click.option("--min-trials", type=click.IntRange(1), default=3, show_default=True)(fn)
+    fn = click.option("--min-trials", type=click.IntRange(1), default=3, show_default=True,
+                      help="Trials every point runs before the --ci rule may stop it (at most --trials).")(fn)
     fn = click.option("--trials", type=click.IntRange(1), default=10, show_default=True,
                       help="Trial budget per point (a trial = one channel realisation per image).")(fn)
     return fn
@@ -568,13 +578,22 @@ def models():
 
 @main.command(name="channels")
 def channels_cmd():
-    """List the channel models and their parameters."""
+    """List the channel models, their parameter and their options (as `simulate` and `sweep` take them)."""
+    import re
+
     import channels
+    from channels.options import KIND_OPTIONS
+
+    def flag(name):
+        return "--" + name.replace("_", "-")
 
     for name in sorted(channels.REGISTRY):
         cls = channels.REGISTRY[name]
         doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
-        click.echo(f"{name:<15} --{cls.param.replace('_', '-'):<7} {doc}")
+        doc = re.sub(r"``(\w+)``", lambda m: flag(m.group(1)) if m.group(1) in (*KIND_OPTIONS.get(name, ()), cls.param)
+                     else m.group(1), doc)
+        opts = ", ".join(flag(o) for o in KIND_OPTIONS.get(name, ()))
+        click.echo(f"{name:<15} {flag(cls.param):<9} {doc}" + (f" Options: {opts}." if opts else ""))
 
 
 @main.command()
@@ -586,7 +605,7 @@ def channels_cmd():
 @click.option("--entropy", is_flag=True,
               help="Entropy-code the indices (ANS with the model's causal context model): a smaller file, "
                    "for storage or a clean link; without it every index keeps its fixed-length bits.")
-@click.option("--overwrite", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
 def encode(image, output, model, checkpoint, device, precision, search, entropy, overwrite):
     """Encode IMAGE into a .vqc index file."""
     from vqcodec.files import replace_atomically
@@ -627,7 +646,7 @@ def encode(image, output, model, checkpoint, device, precision, search, entropy,
 @click.option("--checkpoint", type=click.Path(), default=None, help="Checkpoint to decode with (if not a shipped model).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda or auto (cuda when available).")
 @_precision_option
-@click.option("--overwrite", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --output image.")
 def decode(index_file, output, checkpoint, device, precision, overwrite):
     """Decode a .vqc index file into an image."""
     from vqcodec.bits import IndexFileError, read_index_file
@@ -663,7 +682,7 @@ def decode(index_file, output, checkpoint, device, precision, overwrite):
 @click.option("--progressive", is_flag=True,
               help="A residual model (--stages): also the PSNR of decoding from the first s stages alone.")
 @click.option("--json", "json_out", type=click.Path(), default=None, help="Write a results file.")
-@click.option("--overwrite", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --json results file.")
 def eval_cmd(model, checkpoint, device, precision, search, images, entropy, progressive, json_out, overwrite):
     """Clean-channel evaluation: PSNR, MS-SSIM and bpp per image."""
     from vqcodec.results import new_results
@@ -719,7 +738,7 @@ def eval_cmd(model, checkpoint, device, precision, search, images, entropy, prog
 @click.option("--save-dir", type=click.Path(file_okay=False), default=None,
               help="Write the originals and the first trial's reconstructions here.")
 @click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
-@click.option("--overwrite", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --json results file.")
 def simulate(kind, packet_bits, burst_length, block_bits, hard, modulation, demapping, code, p, snr_db, model, checkpoint, device, precision, search, images,
              receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite, workers,
              scheduler):
@@ -755,7 +774,7 @@ def simulate(kind, packet_bits, burst_length, block_bits, hard, modulation, dema
 @click.option("--cbr", type=_RATIO, default=None,
               help="awgn/fading: the baselines' budget as a bandwidth ratio, complex channel uses / (3 x pixels).")
 @click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
-@click.option("--overwrite", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --json results file.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted sweep: keep the points already in --json, run the rest.")
 def sweep(kind, packet_bits, burst_length, block_bits, hard, modulation, demapping, code, p, snr_db, model, checkpoint, device, precision, search, images,
@@ -886,7 +905,8 @@ def _print_table(results, param):
 
 
 @main.command()
-@click.option("--channel", "-c", "kind", type=click.Choice(["awgn", "fading"]), default="awgn", show_default=True)
+@click.option("--channel", "-c", "kind", type=click.Choice(["awgn", "fading"]), default="awgn", show_default=True,
+              help="Channel of complex symbols (the budget counts channel uses).")
 @click.option("--snr-db", required=True, help="Grid of Es/N0 values in dB: '1,4,7,10,13' or 'START:STOP:N'.")
 @click.option("--cbr", default="1/12", show_default=True,
               help="Bandwidth ratio to fill: complex channel uses / (3 x pixels), e.g. 1/12.")
@@ -895,7 +915,9 @@ def _print_table(results, param):
                    "and its fine-tuned variants, f8-k256, f8-k1024, f8-s2-k256).")
 @click.option("--min-rate", type=click.FloatRange(0.1, 0.95), default=0.1, show_default=True,
               help="Leave out LDPC codes below this rate.")
-@click.option("--block-bits", type=int, default=None, help="fading: coherence length in bits [default: 64].")
+@click.option("--block-bits", type=int, default=None,
+              help="fading: coherence length in bits, one fade per block [default: the multiple of the bits per "
+                   "symbol nearest 64: 64, or 66 for qam64].")
 @click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
 @_precision_option
 @_stop_options
@@ -903,7 +925,7 @@ def _print_table(results, param):
               help="Run the trials on a local Dask cluster of this many processes [default: serial].")
 @click.option("--json", "json_out", type=click.Path(), required=True, help="Results file to write.")
 @click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
-@click.option("--overwrite", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --json results file.")
 def best(kind, snr_db, cbr, models, min_rate, block_bits, images, precision, trials, min_trials, ci_target, seed,
          workers, json_out, no_ms_ssim, overwrite):
     """Best configuration at equal channel uses: every (model, modulation, 5G LDPC rate) that fills
@@ -963,14 +985,15 @@ def best(kind, snr_db, cbr, models, min_rate, block_bits, images, precision, tri
 @click.option("--receiver", "-r", default="spatial-mmse", show_default=True,
               help="The receiver whose output the decoder learns from.")
 @click.option("--images", type=click.Path(), default=None,
-              help="Training images [default: ../shared/datasets/bsds500].")
+              help="Training images [default: ../shared/datasets/bsds500 (relative to the vqcodec project folder, not the current directory)].")
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output checkpoint stem (a new model).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output checkpoint.")
 @click.option("--steps", type=click.IntRange(1), default=3000, show_default=True, help="Training steps.")
 @click.option("--lr", type=float, default=2e-4, show_default=True, help="Decoder learning rate.")
 @click.option("--batch", type=click.IntRange(1), default=16, show_default=True, help="Crops per step.")
 @click.option("--crop", type=click.IntRange(8), default=64, show_default=True, help="Crop size in pixels.")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+              help="Seed of the initialisation, the crops and the channel noise.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
 @_TRAIN_PRECISION
 def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, overwrite, steps, lr, batch, crop,
@@ -1020,7 +1043,7 @@ def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, 
 @main.command("train-codebook")
 @_model_options
 @click.option("--images", type=click.Path(), default=None,
-              help="Folder of training images [default: ../shared/datasets/bsds500 when present].")
+              help="Folder of training images [default: ../shared/datasets/bsds500 when present (relative to the vqcodec project folder, not the current directory)].")
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output checkpoint stem (a new model).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output checkpoint.")
 @click.option("--steps", type=click.IntRange(1), default=4000, show_default=True, help="Training steps.")
@@ -1034,7 +1057,8 @@ def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, 
 @click.option("--p-max", type=float, default=0.1, show_default=True, help="Upper end of that range.")
 @click.option("--clean-fraction", type=float, default=0.25, show_default=True,
               help="Share of crops decoded from clean indices.")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+              help="Seed of the initialisation, the crops and the channel noise.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
 @_TRAIN_PRECISION
 def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps, batch, crop, lr, codebook_lr, p_min,
@@ -1085,7 +1109,7 @@ def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps,
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing --out, or rewrite a shipped model's receiver in place (name it with --model).")
 @click.option("--images", type=click.Path(), default=None,
-              help="Folder of training images [default: ../shared/datasets/bsds500 when present].")
+              help="Folder of training images [default: ../shared/datasets/bsds500 when present (relative to the vqcodec project folder, not the current directory)].")
 @click.option("--steps", type=click.IntRange(1), default=4000, show_default=True, help="First stage: training steps.")
 @click.option("--minutes", type=float, default=None, help="Bound each stage to this long (its schedule ends with it).")
 @click.option("--batch", type=click.IntRange(1), default=16, show_default=True, help="Crops per step (both stages).")
@@ -1098,7 +1122,8 @@ def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps,
               help="Second stage: steps through the frozen decoder (pixel MSE); 0 skips it.")
 @click.option("--decoder-crop", type=click.IntRange(8), default=128, show_default=True,
               help="Second stage: crop size in pixels.")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+              help="Seed of the initialisation, the crops and the channel noise.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
 @_TRAIN_PRECISION
 def train_receiver(model, checkpoint, out, overwrite, images, steps, minutes, batch, crop, lr, width, blocks,
@@ -1168,9 +1193,9 @@ def train_receiver(model, checkpoint, out, overwrite, images, steps, minutes, ba
 @main.command()
 @_model_options
 @click.option("--images", type=click.Path(), default=None,
-              help="Training images for the index statistics [default: ../shared/datasets/bsds500].")
+              help="Training images for the index statistics [default: ../shared/datasets/bsds500 (relative to the vqcodec project folder, not the current directory)].")
 @click.option("--kodak", type=click.Path(), default=None,
-              help="Also record clean Kodak metrics in the checkpoint [default: ../shared/datasets/kodak if present].")
+              help="Also record clean Kodak metrics in the checkpoint [default: ../shared/datasets/kodak if present (relative to the vqcodec project folder, not the current directory)].")
 @click.option("--keep-assignment/--new-assignment", default=None,
               help="Keep the checkpoint's index assignment, or optimise a new one [default: keep it for a "
                    "codebook trained for it by `vqcodec train-codebook`, else optimise].")
@@ -1220,11 +1245,12 @@ def prepare(model, checkpoint, device, images, kodak, keep_assignment, overwrite
 @main.command("train-entropy")
 @_model_options
 @click.option("--images", type=click.Path(), default=None,
-              help="Training images [default: ../shared/datasets/bsds500]; every tenth is held out.")
-@click.option("--steps", type=click.IntRange(1, 10 ** 7), default=1500, show_default=True)
+              help="Training images [default: ../shared/datasets/bsds500 (relative to the vqcodec project folder, not the current directory)]; every tenth is held out.")
+@click.option("--steps", type=click.IntRange(1, 10 ** 7), default=1500, show_default=True,
+              help="Training steps (per stage of a residual model).")
 @click.option("--rank", type=click.IntRange(1, 1024), default=64, show_default=True,
               help="Rank of each neighbour's K x K table.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initialisation and the batches.")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="torch threads [default: torch's].")
 @click.option("--overwrite", is_flag=True,
               help="Rewrite a shipped model's entropy model in place (name it with --model).")
@@ -1374,9 +1400,9 @@ def bench(suite, list_, resume, out, regenerate_expected, device, checkpoints, b
 @click.argument("results_files", nargs=-1, required=True, type=click.Path())
 @click.option("--compressai", "fmt", flag_value="compressai", required=True,
               help="Write CompressAI's {name, description, results: {psnr-rgb, ms-ssim-rgb, bpp}} form.")
-@click.option("--output", "-o", required=True, type=click.Path())
-@click.option("--name", default="vqcodec", show_default=True)
-@click.option("--overwrite", is_flag=True)
+@click.option("--output", "-o", required=True, type=click.Path(), help="File to write.")
+@click.option("--name", default="vqcodec", show_default=True, help="The name the exported file gives the method.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
 def export(results_files, fmt, output, name, overwrite):
     """Export clean-channel results (vqcodec eval / kodak-rd) for other tools."""
     import json
@@ -1410,8 +1436,9 @@ def receivers():
 @click.argument("results_files", nargs=-1, required=True, type=click.Path())
 @click.option("--output", "-o", required=True, type=click.Path(), help="Figure file (.png, .pdf; no suffix: both).")
 @click.option("--metric", default="psnr", show_default=True,
-              type=click.Choice(["psnr", "ms_ssim", "ber", "index_error_rate", "failure_rate"]))
-@click.option("--title", default=None)
+              type=click.Choice(["psnr", "ms_ssim", "ber", "index_error_rate", "failure_rate"]),
+              help="What to draw against the channel parameter (failure_rate: the baselines' CRC losses).")
+@click.option("--title", default=None, help="Figure title [default: the channel, what its curves share, the images].")
 @click.option("--select", "select", multiple=True,
               help="Only curves whose legend label matches this glob (repeatable), e.g. --select '*best*'.")
 @click.option("--rd", is_flag=True, help="Rate-distortion plot of clean-channel results (PSNR or MS-SSIM vs bpp); "

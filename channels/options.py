@@ -54,6 +54,9 @@ class ChannelSpec:
 
 
 MODULATED = ("awgn", "fading")  # the channels that take a modulation and a demapper
+#: the options of each kind beyond its parameter (``channel_spec``'s keywords; the CLI spells them --block-bits)
+KIND_OPTIONS = {"packet-erasure": ("packet_bits",), "burst": ("burst_length",),
+                "awgn": ("modulation", "demapping", "hard"), "fading": ("modulation", "demapping", "hard", "block_bits")}
 
 
 def channel_spec(kind: str, *, packet_bits: int | None = None, burst_length: float | None = None,
