@@ -100,7 +100,7 @@ class PacketErasure(Channel):
         k = self.packet_bits
         n_packets = -(-n // k)
         lost = bernoulli_mask(n_packets, self.p, rng)
-        erased = np.repeat(lost, k)[:n]
+        erased = lost[np.arange(n) // k]  # O(n) memory for any packet_bits (np.repeat would allocate n_packets * k)
         return _erase(bits, erased)
 
     def capacity(self) -> float:

@@ -100,7 +100,7 @@ class RayleighBlockFading(Modulated, Channel):
         n_sym = self.channel_uses(n)
         n_blocks = -(-n_sym // k)
         a = rng.rayleigh(scale=np.sqrt(0.5), size=n_blocks).astype(np.float32)
-        return np.repeat(a, k)[:n_sym]
+        return a[np.arange(n_sym) // k]  # not np.repeat(a, k): a huge block_bits would allocate n_blocks * k
 
     def _transmit(self, bits: np.ndarray, rng: np.random.Generator) -> Received:
         n = bits.shape[0]

@@ -114,6 +114,15 @@ def param_value(spec: ChannelSpec, p: Any = None, snr_db: Any = None) -> Any:
     return value
 
 
+#: Most points a grid may have: a point simulates every image at least --min-trials times (seconds
+#: each on a CPU), so a longer sweep could not finish; the bound also keeps the grid's memory small.
+MAX_GRID_POINTS = 1000
+
+
+class GridTooLarge(ValueError):
+    """A grid of more than ``MAX_GRID_POINTS`` points."""
+
+
 def parse_grid(text: str, param: str = "p") -> list[float]:
     """A grid of parameter values from text: ``'1e-4,3e-4,1e-3'``, or ``START:STOP:N``, which is
     N log-spaced points for ``p`` (START, STOP > 0) and N linearly spaced ones for ``snr_db``."""
@@ -122,6 +131,9 @@ def parse_grid(text: str, param: str = "p") -> list[float]:
         if ":" in text:
             a, b, n = text.split(":")
             a, b, n = float(a), float(b), int(n)
+            if n > MAX_GRID_POINTS:
+                raise GridTooLarge(f"{text!r}: {n} points is more than the limit of {MAX_GRID_POINTS} "
+                                   "(each point simulates every image at least --min-trials times)")
             if param == "snr_db":
                 vals = [float(v) for v in np.linspace(a, b, n)] if n >= 1 else []
             elif a <= 0 or b <= 0 or n < 1:
@@ -130,10 +142,14 @@ def parse_grid(text: str, param: str = "p") -> list[float]:
                 vals = [float(v) for v in np.geomspace(a, b, n)]
         else:
             vals = [float(v) for v in text.split(",") if v.strip()]
+    except GridTooLarge:
+        raise
     except ValueError:
         expected = "START:STOP:N" if param == "snr_db" and ":" in text else \
             "a comma-separated list or START:STOP:N"
         raise ValueError(f"{text!r}: expected {expected}") from None
     if not vals:
         raise ValueError("empty parameter list")
+    if len(vals) > MAX_GRID_POINTS:
+        raise ValueError(f"{len(vals)} points is more than the limit of {MAX_GRID_POINTS}")
     return vals

@@ -79,3 +79,24 @@ def test_index_file_parser_fuzz(data):
         parse_index_file(b"VQC1" + data)
     except IndexFileError:
         pass
+
+
+def test_index_files_carry_a_crc_and_old_files_still_read(tmp_path):
+    import struct
+
+    from vqcodec.bits import VQC_MAGIC_V1, index_file_bytes
+
+    idx = np.random.default_rng(2).integers(0, 256, size=(12, 16))
+    data = index_file_bytes(idx, model="m", K=256, height=48, width=64)
+    assert parse_index_file(data)[1]["height"] == 48
+    flipped = bytearray(data)
+    flipped[-10] ^= 0x01  # one payload bit
+    edited = data.replace(b'"height": 48', b'"height": 45')  # still a valid header for this grid
+    for bad in (bytes(flipped), edited):
+        with pytest.raises(IndexFileError, match="CRC-32 does not match"):
+            parse_index_file(bad)
+    # a version-1 file (no CRC) is read as before
+    hlen = struct.unpack("<I", data[4:8])[0]
+    v1 = VQC_MAGIC_V1 + data[4:-4]
+    out, header = parse_index_file(v1)
+    assert np.array_equal(out, idx) and header["height"] == 48 and hlen > 0

@@ -7,13 +7,13 @@ import struct
 import pytest
 
 from benchmarks import fuzz
-from vqcodec.bits import VQC_MAGIC, IndexFileError, parse_index_file
+from vqcodec.bits import VQC_MAGIC_V1, IndexFileError, parse_index_file
 from vqcodec.results import ResultsError, read_results, to_compressai
 
 
 def _vqc(header: str, payload: bytes = b"\0") -> bytes:
     h = header.encode()
-    return VQC_MAGIC + struct.pack("<I", len(h)) + h + payload
+    return VQC_MAGIC_V1 + struct.pack("<I", len(h)) + h + payload  # version 1: no CRC, the header checks run
 
 
 @pytest.mark.parametrize("value", ["Infinity", "-Infinity", "NaN", "1e400", '"x"', "[]", "null"])

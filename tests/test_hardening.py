@@ -145,3 +145,97 @@ def test_a_checkpoint_with_nan_weights_is_refused(tmp_path, tiny_model, image_di
     out = tmp_path / "r.json"
     assert_clean_error(invoke("eval", "--checkpoint", tmp_path / "nan", "--images", image_dir, "--json", out),
                        "NaN or Inf", out)
+
+
+# --------------------------------------------------------------------------- issue 27: three classes
+
+
+@pytest.fixture
+def no_hang():
+    """Fail (instead of hanging the suite) when a reader blocks on a FIFO."""
+    import signal
+
+    def boom(*_):
+        raise TimeoutError("blocked on a file that is not a regular file")
+
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def test_files_that_are_not_regular_files_are_refused_as_input_and_output(photo, tmp_path, no_hang):
+    import os
+    import stat
+
+    from vqcodec.files import OutputError, replace_atomically
+    from vqcodec.results import ResultsError, read_results
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    # input: an index file, an image, a results file that is a FIFO (a reader would block on it)
+    assert_clean_error(invoke("decode", fifo, "-o", tmp_path / "x.png"), "is a FIFO", tmp_path / "x.png")
+    assert_clean_error(invoke("encode", fifo, "-o", tmp_path / "x.vqc"), "FIFO", tmp_path / "x.vqc")
+    with pytest.raises(ResultsError, match="is a FIFO"):
+        read_results(fifo)
+    # output: --json / -o naming a FIFO or a device (even with --overwrite) is refused before any work,
+    # and the FIFO stays a FIFO (the atomic rename would have replaced it with a regular file)
+    for args in (["encode", photo, "-o", fifo, "--overwrite"],
+                 ["simulate", "--channel", "bsc", "--p", "0.1", "--images", photo, "--trials", "1",
+                  "--json", fifo, "--overwrite"],
+                 ["simulate", "--channel", "bsc", "--p", "0.1", "--images", photo, "--trials", "1",
+                  "--json", os.devnull, "--overwrite"]):
+        assert_clean_error(invoke(*args), "not a regular file")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    with pytest.raises(OutputError, match="not a regular file"):
+        replace_atomically(fifo, lambda tmp: tmp.write_bytes(b"x"))
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and not list(tmp_path.glob("*.lock")) + list(tmp_path.glob(".*.lock"))
+
+
+def test_nesting_in_structured_input_is_one_line(tmp_path):
+    from vqcodec.bits import VQC_MAGIC_V1
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 60000)
+    out = tmp_path / "fig.png"
+    assert_clean_error(invoke("plot", deep, "-o", out), "nested too deeply", out)
+    vqc = tmp_path / "deep.vqc"
+    head = b"[" * 60000
+    vqc.write_bytes(VQC_MAGIC_V1 + struct.pack("<I", len(head)) + head)
+    assert_clean_error(invoke("decode", vqc, "-o", out), "nested too deeply", out)
+    toml = tmp_path / "deep.toml"
+    toml.write_text("a = " + "[" * 60000)
+    assert_clean_error(invoke("bench", toml, "--out", tmp_path / "b"), "nested too deeply")
+    assert not (tmp_path / "b").exists()
+
+
+def test_option_values_whose_size_explodes_work_are_bounded(tmp_path, photo):
+    import time
+
+    from channels.erasure import PacketErasure
+    from channels.options import MAX_GRID_POINTS, parse_grid
+    from vqcodec import entropy
+    from vqcodec.prior import learn_prior
+
+    # --packet-bits far beyond the payload: O(n) memory, one packet (was n_packets * k bytes: 93 GiB)
+    bits = np.zeros(1000, np.uint8)
+    rx = PacketErasure(p=0.5, packet_bits=99_999_999_999)(bits, np.random.default_rng(0))
+    assert rx.hard.shape == (1000,) and len(set(rx.hard.tolist())) == 1
+    small = PacketErasure(p=0.5, packet_bits=7)(bits, np.random.default_rng(3))
+    assert all(len(set(small.hard[i:i + 7].tolist())) == 1 for i in range(0, 1000, 7))
+    # a grid of a billion points: refused at once, naming the limit
+    with pytest.raises(ValueError, match=f"limit of {MAX_GRID_POINTS}"):
+        parse_grid("1e-3:1e-1:1000000000")
+    r = invoke("sweep", "--channel", "bsc", "--p", "1e-3:1e-1:1000000000", "--images", photo, "--json",
+               tmp_path / "s.json")
+    assert_clean_error(r, f"limit of {MAX_GRID_POINTS}", tmp_path / "s.json")
+    # an entropy-coded payload of 388 bytes claiming a 2000x2000 grid (an 8000x8000 image): refused
+    # within the first wavefronts (was: 55 s)
+    rng = np.random.default_rng(0)
+    cm = entropy.ContextModel.from_prior(learn_prior([rng.integers(0, 16, (20, 20))], 16), 0.5)
+    data = rng.integers(1, 2 ** 32, size=97, dtype=np.uint64).astype("<u4").tobytes()
+    t = time.perf_counter()
+    with pytest.raises(entropy.EntropyStreamError, match="388 bytes is too short for the 2000x2000"):
+        entropy.decode_indices(data, 2000, 2000, cm)
+    assert time.perf_counter() - t < 5

@@ -10,13 +10,17 @@ stage by stage, first stage first; its assignment is (S, K), one row per stage
 (each stage's codebook has its own geometry), or (K,) for every stage alike.
 
 A ``.vqc`` file holds the fixed-length labels, or (header "coding" other than "fixed") an
-entropy-coded bitstream of the indices (``vqcodec.entropy``).
+entropy-coded bitstream of the indices (``vqcodec.entropy``). Version 2 (magic ``VQC2``, written
+since issue 27) ends in a CRC-32 of everything before it, so a flipped byte in the header or the
+payload of either kind is refused instead of decoding to a wrong image; version 1 files (``VQC1``,
+no CRC) are still read.
 """
 from __future__ import annotations
 
 import json
 import math
 import struct
+import zlib
 
 import numpy as np
 
@@ -111,8 +115,12 @@ def bits_to_indices(bits: np.ndarray, K: int, assignment: np.ndarray | None = No
 
 # --------------------------------------------------------------------------- .vqc files
 
-VQC_MAGIC = b"VQC1"
+VQC_MAGIC = b"VQC2"  # written: header, payload, then a CRC-32 of all the bytes before it
+VQC_MAGIC_V1 = b"VQC1"  # read only: no CRC
 MAX_HEADER = 65536
+#: Largest .vqc file read (bytes): the largest payload a valid header allows (10^8 indices of 16
+#: bits) plus its header; a bigger file is refused before it is read into memory.
+MAX_FILE_BYTES = 8 + MAX_HEADER + 2 * 10 ** 8 + 4
 
 
 class IndexFileError(ValueError):
@@ -122,7 +130,7 @@ class IndexFileError(ValueError):
 def index_file_bytes(indices: np.ndarray, *, model: str, K: int, height: int, width: int,
                      fingerprint: str | None = None, coding: str = "fixed", payload: bytes | None = None,
                      coding_info: dict | None = None) -> bytes:
-    """``VQC1`` | u32 header length | JSON header | payload.
+    """``VQC2`` | u32 header length | JSON header | payload | u32 CRC-32 of the bytes before it.
 
     ``coding`` "fixed": the payload is the packed fixed-length labels (identity assignment) of
     ``indices`` (h, w), or (S, h, w) for a residual model of S stages (stage-major). Any other
@@ -145,7 +153,8 @@ def index_file_bytes(indices: np.ndarray, *, model: str, K: int, height: int, wi
         head["coding"] = str(coding)
         head["entropy"] = dict(coding_info or {})
     header = json.dumps(head).encode()
-    return VQC_MAGIC + struct.pack("<I", len(header)) + header + payload
+    body = VQC_MAGIC + struct.pack("<I", len(header)) + header + payload
+    return body + struct.pack("<I", zlib.crc32(body))
 
 
 def write_index_file(path, indices: np.ndarray, **kwargs) -> None:
@@ -163,22 +172,36 @@ def read_index_file(path) -> tuple[np.ndarray | bytes, dict]:
     on any malformed input."""
     from pathlib import Path
 
+    from vqcodec.files import InputError, read_input_bytes
+
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = read_input_bytes(path, MAX_FILE_BYTES)
+    except InputError as exc:  # a FIFO or a device (would block or never end), or far too big
+        raise IndexFileError(str(exc)) from None
     except OSError as exc:
         raise IndexFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
     return parse_index_file(data, str(path))
 
 
 def parse_index_file(data: bytes, name: str = "index file") -> tuple[np.ndarray, dict]:
-    if len(data) < 8 or data[:4] != VQC_MAGIC:
+    if len(data) < 8 or data[:4] not in (VQC_MAGIC, VQC_MAGIC_V1):
         raise IndexFileError(f"{name}: not a .vqc index file (bad magic)")
+    if data[:4] == VQC_MAGIC:
+        if len(data) < 12:
+            raise IndexFileError(f"{name}: truncated (no CRC-32)")
+        (crc,) = struct.unpack("<I", data[-4:])
+        if zlib.crc32(data[:-4]) != crc:
+            raise IndexFileError(f"{name}: damaged or edited (its CRC-32 does not match; truncated, a flipped "
+                                 "byte, or a changed header)")
+        data = data[:-4]
     (hlen,) = struct.unpack("<I", data[4:8])
     if hlen > MAX_HEADER or 8 + hlen > len(data):
         raise IndexFileError(f"{name}: truncated or corrupt header")
     try:
         header = json.loads(data[8:8 + hlen].decode("utf-8"))
+        if not isinstance(header, dict):
+            raise TypeError
         K, H, W = int(header["K"]), int(header["height"]), int(header["width"])
         h, w = (int(v) for v in header["grid"])
         S = int(header.get("stages", 1))
@@ -190,6 +213,8 @@ def parse_index_file(data: bytes, name: str = "index file") -> tuple[np.ndarray,
         info = header.get("entropy", {})
         if not isinstance(coding, str) or not isinstance(info, dict):
             raise TypeError
+    except RecursionError:
+        raise IndexFileError(f"{name}: corrupt header (JSON nested too deeply)") from None
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError) as exc:
         raise IndexFileError(f"{name}: corrupt header ({exc.__class__.__name__})") from None
     if not (2 <= K <= 65536) or min(H, W, h, w) < 1 or not 1 <= S <= 64 or S * h * w > 10 ** 8 \

@@ -48,6 +48,10 @@ LEARNED_OFFSETS = ((0, -1), (-1, 0), (-1, -1), (-1, 1), (0, -2), (-2, 0),
 CROSS_OFFSETS = ((-1, 0, 0), (-1, 0, -1), (-1, 0, 1), (-1, -1, 0), (-1, 1, 0))
 
 
+#: The ANS coder's probability precision (constriction's default stack coder: 24 bits)
+PROB_BITS = 24
+
+
 class EntropyStreamError(ValueError):
     """An entropy-coded payload that does not decode (one-line message)."""
 
@@ -283,10 +287,25 @@ def decode_indices(data: bytes, h: int, w: int, model: ContextModel | StagedCont
     family = _family()
     coder = constriction.stream.stack.AnsCoder(words)
     g = np.full((len(_stage_models(model)), h, w), -1, dtype=np.int64)
+    # The bits the decoded indices cost cannot exceed the payload's (plus the coder's 64-bit head):
+    # a short payload claiming a large grid (a crafted or damaged header) fails within the first
+    # wavefronts that overspend it, not after decoding every index. The cost is bounded below (the
+    # coder's quantised probabilities may be up to K * 2^-PROB_BITS above the model's).
+    budget = 32.0 * words.size + 64.0
+    spent = 0.0
+    slack = model.K * 2.0 ** -PROB_BITS
     try:
         for s, m, rows, cols in _steps(model, h, w):
             probs = m.probabilities(_neighbours(g, s, rows, cols, m.offsets))
-            g[s, rows, cols] = coder.decode(family, probs)
+            sym = coder.decode(family, probs)
+            g[s, rows, cols] = sym
+            p = probs[np.arange(len(sym)), np.clip(sym, 0, probs.shape[1] - 1)]
+            spent -= float(np.log2(np.minimum(1.0, p + slack)).sum())
+            if spent > budget:
+                raise EntropyStreamError(f"entropy-coded payload of {len(data)} bytes is too short for the "
+                                         f"{h}x{w} index grid its header claims (damaged or crafted)")
+    except EntropyStreamError:
+        raise
     except (ValueError, RuntimeError, AssertionError) as exc:
         raise EntropyStreamError(f"entropy-coded payload does not decode ({exc.__class__.__name__})") from None
     if not coder.is_empty():

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vqcodec.files import InputError, check_input, special_kind
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 
 # Colour photographs shipped inside scikit-image: the embedded default set.
@@ -63,6 +65,10 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, not an image")
     try:
+        check_input(path)  # a FIFO or a device would block Pillow's read
+    except InputError as exc:
+        raise ImageError(str(exc)) from None
+    try:
         with Image.open(path) as im:
             w, h = im.size
             if w * h > MAX_PIXELS:
@@ -94,6 +100,8 @@ def save_image(path: str | os.PathLike, img: np.ndarray) -> None:
 
     path = Path(path)
     fmt = check_image_output(path)
+    if special_kind(path) is not None:  # a device or a FIFO: the rename would replace it
+        raise ImageError(f"{path}: is {special_kind(path)}, not a regular file")
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     try:
         Image.fromarray(np.asarray(img, dtype=np.uint8)).save(tmp, format=fmt)
@@ -140,6 +148,8 @@ def list_images(folder: str | os.PathLike | None) -> list[Path]:
         raise ImageError(f"{folder}: no such file or directory")
     if folder.is_file():
         return [folder]
+    if not folder.is_dir():
+        raise ImageError(f"{folder}: is {special_kind(folder)}, not an image file or a folder")
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not paths:
         raise ImageError(f"{folder}: no image files found (looked for {', '.join(IMAGE_SUFFIXES)})")

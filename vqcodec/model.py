@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqcodec.files import replace_atomically
+from vqcodec.files import InputError, check_input, replace_atomically
 from vqcodec.images import pad_tensor
 from vqcodec.precision import fp32_region
 
@@ -584,10 +584,18 @@ def read_checkpoint_meta(path) -> dict:
     _, cpath = checkpoint_paths(path)
     if not cpath.exists():
         raise CheckpointError(f"{cpath}: checkpoint config not found")
+    from vqcodec.files import InputError, read_input_bytes
+
     try:
-        doc = json.loads(cpath.read_text())
+        doc = json.loads(read_input_bytes(cpath, 1 << 26).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{cpath}: corrupt checkpoint config ({exc.__class__.__name__})") from None
+    except RecursionError:
+        raise CheckpointError(f"{cpath}: corrupt checkpoint config (JSON nested too deeply)") from None
+    except InputError as exc:
+        raise CheckpointError(str(exc)) from None
+    except OSError as exc:
+        raise CheckpointError(f"{cpath}: cannot read ({exc.strerror or exc.__class__.__name__})") from None
     if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{cpath}: not a vqcodec checkpoint config (format must be {CHECKPOINT_FORMAT!r})")
     return doc
@@ -607,7 +615,10 @@ def load_model(path, device: str = "cpu") -> tuple[VQVAE, dict]:
     if not wpath.exists():
         raise CheckpointError(f"{wpath}: weights file not found")
     try:
+        check_input(wpath)
         state = load_file(str(wpath))
+    except InputError as exc:
+        raise CheckpointError(str(exc)) from None
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{wpath}: corrupt weights file ({str(exc).splitlines()[0][:120]})") from None
     model = VQVAE(cfg)

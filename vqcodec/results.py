@@ -193,19 +193,30 @@ def validate(obj, name: str) -> dict:
     return obj
 
 
+#: Largest results file read (bytes): a sweep of thousands of points with per-image values is a
+#: few MB; anything near this is not a results file, and reading it would only cost memory.
+MAX_RESULTS_BYTES = 1 << 30
+
+
 def read_results(path) -> list[dict]:
     """All results objects in a file (a single object is returned as a list of one)."""
+    from vqcodec.files import InputError, read_input_bytes
+
     path = Path(path)
     try:
-        text = path.read_text()
+        text = read_input_bytes(path, MAX_RESULTS_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise ResultsError(f"{path}: no such file") from None
+    except InputError as exc:
+        raise ResultsError(str(exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: cannot read ({exc.__class__.__name__})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{path}: not valid JSON (truncated or corrupt at line {exc.lineno})") from None
+    except RecursionError:
+        raise ResultsError(f"{path}: JSON nested too deeply to be a results file") from None
     items = data if isinstance(data, list) else [data]
     if not items:
         raise ResultsError(f"{path}: holds no results")
@@ -248,9 +259,11 @@ def mean_of(v) -> float | None:
 
 def read_compressai(path) -> dict | None:
     """{name, bpp, psnr} from a CompressAI RD results file, or None when the file is not one."""
+    from vqcodec.files import InputError, read_input_bytes
+
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        data = json.loads(read_input_bytes(path, MAX_RESULTS_BYTES).decode("utf-8"))
+    except (OSError, InputError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
     if isinstance(data, dict) and isinstance(data.get("results"), dict) and "bpp" in data["results"]:
         res = data["results"]

@@ -120,6 +120,10 @@ def available() -> list[str]:
     return sorted(p.stem for p in SUITES.glob("*.toml"))
 
 
+#: Largest suite file read (bytes); a suite is a page of TOML.
+MAX_SUITE_BYTES = 1 << 20
+
+
 def load_suite(name_or_path: str) -> Suite:
     import tomllib
 
@@ -128,10 +132,18 @@ def load_suite(name_or_path: str) -> Suite:
         path = SUITES / f"{name_or_path}.toml"
     if not path.exists():
         raise SuiteError(f"unknown suite {name_or_path!r} (known: {', '.join(available()) or 'none'})")
+    from vqcodec.files import InputError, read_input_bytes
+
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(read_input_bytes(path, MAX_SUITE_BYTES).decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SuiteError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise SuiteError(f"{path}: not a suite (TOML nested too deeply)") from None
+    except InputError as exc:
+        raise SuiteError(str(exc)) from None
+    except OSError as exc:
+        raise SuiteError(f"{path}: cannot read ({exc.strerror or exc.__class__.__name__})") from None
     return validate(data, str(path))
 
 
