@@ -234,6 +234,17 @@ def _train_device(device: str) -> str:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Send images over noisy digital links with a learned vector-quantised codec."""
+    import warnings
+
+    from vqcodec.images import ImageNote
+
+    def show(message, category, *args, **kwargs):
+        if issubclass(category, ImageNote):  # the library says; the CLI prints one line
+            click.echo(f"Note: {message}", err=True)
+        else:
+            warnings._showwarning_orig(message, category, *args, **kwargs)
+
+    warnings.showwarning = show  # (in-process repeated calls replace it, never chain it)
 
 
 @main.command()
@@ -1360,7 +1371,14 @@ def bench(suite, list_, resume, out, regenerate_expected, device, checkpoints, b
         except S.SuiteError as exc:
             _fail(str(exc))
     else:
-        run_dir = S.new_run_dir(st, Path(out))
+        try:
+            run_dir = S.new_run_dir(st, Path(out))
+        except OSError as exc:  # a read-only current folder, a file named like --out
+            _fail(f"{exc.filename or out}: cannot create the run folder ({exc.strerror or exc.__class__.__name__}); "
+                  "name a writable one with --out")
+    if st.expected and not regenerate_expected and not (S.EXPECTED / st.expected).is_file():
+        _fail(f"suite {st.name}: its expected file {S.EXPECTED / st.expected} does not exist "
+              "(run with --regenerate-expected to make it)")
     bar = tqdm(desc=st.name, unit="step" if st.kind == "speed" else "point", leave=False)
 
     def progress(msg):
@@ -1378,6 +1396,10 @@ def bench(suite, list_, resume, out, regenerate_expected, device, checkpoints, b
     except (ImageError, CheckpointError, ValueError) as exc:
         bar.close()
         _fail(str(exc))
+    except OSError as exc:
+        bar.close()
+        _fail(f"{exc.filename or run_dir}: cannot write ({exc.strerror or exc.__class__.__name__}); the finished "
+              f"points are in {run_dir}")
     except KeyboardInterrupt:
         bar.close()
         _fail(f"interrupted; the finished points are in {run_dir} (continue with --resume {run_dir})")
@@ -1443,12 +1465,23 @@ def receivers():
               help="Only curves whose legend label matches this glob (repeatable), e.g. --select '*best*'.")
 @click.option("--rd", is_flag=True, help="Rate-distortion plot of clean-channel results (PSNR or MS-SSIM vs bpp); "
                                          "CompressAI result files are drawn as labelled anchors.")
-def plot(results_files, output, metric, title, select, rd):
+@click.option("--overwrite", is_flag=True, help="Replace an existing --output figure.")
+def plot(results_files, output, metric, title, select, rd, overwrite):
     """Draw curves from results files."""
+    try:
+        _plot(results_files, output, metric, title, select, rd, overwrite)
+    except ValueError as exc:  # matplotlib: a label with broken mathtext ($\frac{1}{$), a bad style
+        _fail(f"cannot draw the figure: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r} "
+              "(a label from the results files?); nothing was written")
+
+
+def _plot(results_files, output, metric, title, select, rd, overwrite):
     from vqcodec.plot import curve_label, plot_curves, plot_rd, select_curves
     from vqcodec.results import ResultsError, clean_results, merge_curves, read_compressai, read_results
 
-    _check_output(output, True)
+    suffix = Path(output).suffix.lower()
+    for out in ([output] if suffix in (".png", ".pdf", ".svg") else [output + ".png", output + ".pdf"]):
+        _check_output(out, overwrite)
     if rd:
         try:
             ours, anchors = [], []

@@ -72,7 +72,7 @@ def test_simulate_and_plot(tiny_checkpoint, image_dir, tmp_path):
     r = run("plot", out, "-o", fig)
     assert r.exit_code == 0, r.output
     assert fig.stat().st_size > 5000 and Image.open(fig).size[0] > 400
-    msg = one_line_error(run("plot", out, "-o", fig, "--metric", "ms_ssim"))
+    msg = one_line_error(run("plot", out, "-o", fig, "--metric", "ms_ssim", "--overwrite"))
     assert "has no metric 'ms_ssim'" in msg and "psnr" in msg
 
 

@@ -428,3 +428,30 @@ def test_train_entropy_on_a_residual_checkpoint_codes_files_that_decode_to_the_f
         assert r.exit_code == 0, r.output
     assert (tmp_path / "e.png").read_bytes() == (tmp_path / "f.png").read_bytes()
     assert b'"stages": 2' in (tmp_path / "e.vqc").read_bytes()
+
+
+def test_train_entropy_does_not_replace_a_context_model_unasked(prepared_checkpoint, image_dir):
+    from click.testing import CliRunner
+
+    from cli import main
+    from vqcodec.entropy import entropy_model_path
+
+    args = ["train-entropy", "--checkpoint", str(prepared_checkpoint), "--images", str(image_dir), "--steps", "2",
+            "--rank", "2", "--threads", "1"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    path = entropy_model_path(prepared_checkpoint)
+    before, meta = path.read_bytes(), prepared_checkpoint.with_suffix(".json").read_text()
+    r = CliRunner().invoke(main, [*args, "--seed", "1"])
+    assert r.exit_code != 0 and "use --overwrite" in r.output and "Traceback" not in r.output, r.output
+    assert path.read_bytes() == before and prepared_checkpoint.with_suffix(".json").read_text() == meta
+    r = CliRunner().invoke(main, [*args, "--seed", "1", "--overwrite"])
+    assert r.exit_code == 0 and path.read_bytes() != before, r.output
+    assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # as any new file, not safetensors' 0600
+
+
+def _umask():
+    import os
+
+    m = os.umask(0o022)
+    os.umask(m)
+    return m

@@ -115,7 +115,7 @@ def test_disk_full_in_plot_and_export_keeps_the_previous_output(tmp_path, monkey
         images={"source": "x", "count": 1}, channel={"kind": "none", "param": "p"}, receiver="none",
         points=[{"param": 0.0, "bpp": 0.5, "psnr": {"mean": 27.0, "ci95": 0.0}, "ms_ssim": {"mean": 0.9, "ci95": 0.0}}]))
     out = tmp_path / ("rd.png" if command == "plot" else "ca.json")
-    args = (["plot", "--rd", res, "-o", out] if command == "plot"
+    args = (["plot", "--rd", res, "-o", out, "--overwrite"] if command == "plot"
             else ["export", res, "--compressai", "-o", out, "--overwrite"])
     args = [str(a) for a in args]
     assert CliRunner().invoke(main, args).exit_code == 0

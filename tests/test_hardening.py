@@ -239,3 +239,89 @@ def test_option_values_whose_size_explodes_work_are_bounded(tmp_path, photo):
     with pytest.raises(entropy.EntropyStreamError, match="388 bytes is too short for the 2000x2000"):
         entropy.decode_indices(data, 2000, 2000, cm)
     assert time.perf_counter() - t < 5
+
+
+# --------------------------------------------------------------------------- issue 27: new failures
+
+
+def test_bench_resume_accepts_its_own_sweep_curves(tmp_path):
+    from vqcodec import suites as S
+    from vqcodec.results import new_results, write_results
+
+    st = S.load_suite("smoke")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    curve = dict(description="", seed=0, model={"name": "f4-k256"}, images={}, channel={"kind": "bsc"},
+                 receiver="naive")
+    write_results(run_dir / "results.json", [new_results(name=f"smoke-{st.channel}", **curve)])
+    S.check_resume_dir(st, run_dir)  # its own curves: accepted (was refused for every sweep suite)
+    write_results(run_dir / "results.json", [new_results(name="other-bsc", **curve)])
+    with pytest.raises(S.SuiteError, match="not of suite smoke"):
+        S.check_resume_dir(st, run_dir)
+
+
+def test_bench_refuses_a_missing_expected_file_and_an_unwritable_folder_before_the_run(tmp_path, monkeypatch):
+    import errno
+
+    from vqcodec import suites as S
+
+    toml = tmp_path / "mine.toml"
+    toml.write_text((S.SUITES / "smoke.toml").read_text().replace('name = "smoke"', 'name = "mine"')
+                    .replace('expected = "smoke.json"', 'expected = "no-such-file.json"'))
+    assert_clean_error(invoke("bench", toml, "--out", tmp_path / "b"), "does not exist")
+
+    def read_only(*_a, **_k):
+        raise OSError(errno.EROFS, "Read-only file system", "results")
+
+    monkeypatch.setattr(S, "new_run_dir", read_only)
+    assert_clean_error(invoke("bench", "smoke", "--out", tmp_path / "b"), "cannot create the run folder")
+
+
+def test_plot_needs_overwrite_and_bad_labels_or_rd_files_are_one_line(tmp_path):
+    from vqcodec.results import new_results, write_results
+
+    res = new_results(name="n", description="", seed=0, model={"name": "m"}, images={}, channel={"kind": "bsc"},
+                      receiver="naive", points=[{"param": 0.01, "bpp": 0.5, "psnr": {"mean": 25.0, "ci95": 0.1}}])
+    src = tmp_path / "r.json"
+    write_results(src, [res])
+    fig = tmp_path / "fig.png"
+    fig.write_bytes(b"mine")
+    assert_clean_error(invoke("plot", src, "-o", fig), "exists (use --overwrite")
+    assert fig.read_bytes() == b"mine"
+    assert invoke("plot", src, "-o", fig, "--overwrite").exit_code == 0 and fig.read_bytes() != b"mine"
+    write_results(src, [{**res, "label": r"$\frac{1}{$"}])
+    out = tmp_path / "new.png"
+    assert_clean_error(invoke("plot", src, "-o", out), "cannot draw the figure", out)
+    for bpp in (0.5, ["a", "b"], None, [0.1, 0.2, 0.3]):
+        ca = tmp_path / "ca.json"
+        ca.write_text(json.dumps({"name": "x", "results": {"bpp": bpp, "psnr-rgb": [30.0, 31.0]}}))
+        assert_clean_error(invoke("plot", "--rd", ca, "-o", out), "lists of finite numbers", out)
+
+
+def test_no_lock_file_is_left_after_ctrl_c(tmp_path):
+    from vqcodec.files import exclusive
+
+    out = tmp_path / "r.json"
+    with pytest.raises(KeyboardInterrupt):
+        with exclusive(out):
+            assert (tmp_path / ".r.json.lock").exists()
+            raise KeyboardInterrupt
+    assert not (tmp_path / ".r.json.lock").exists()
+
+
+def test_image_names_that_are_not_utf8_and_animated_gifs(tmp_path, rgb_image):
+    import os
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    name = os.fsdecode(b"caf\xe9.png")
+    Image.fromarray(rgb_image).save(d / name)
+    out = tmp_path / "r.json"
+    r = invoke("eval", "--images", d, "--json", out)
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["points"][0]["per_image"][0]["image"] == "caf\\xe9.png"
+    gif = tmp_path / "anim.gif"
+    frames = [Image.fromarray(rgb_image), Image.fromarray(255 - rgb_image)]
+    frames[0].save(gif, save_all=True, append_images=frames[1:])
+    r = invoke("encode", gif, "-o", tmp_path / "a.vqc")
+    assert r.exit_code == 0 and "Note: " in r.output and "2 frames; frame 0 is used" in r.output, r.output

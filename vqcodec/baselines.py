@@ -111,7 +111,7 @@ import numpy as np
 
 import channels
 from vqcodec import fec
-from vqcodec.images import load_image
+from vqcodec.images import image_name, load_image
 from vqcodec.links import LdpcCode
 from vqcodec.metrics import mean_ci95, ms_ssim, psnr
 from vqcodec.results import new_results
@@ -419,7 +419,7 @@ def as_baseline_images(images) -> list[BaselineImage]:
         if isinstance(item, BaselineImage):
             out.append(item)
         elif isinstance(item, (str, os.PathLike)):
-            out.append(BaselineImage(Path(item).name, load_image(item)))
+            out.append(BaselineImage(image_name(item), load_image(item)))
         elif isinstance(item, tuple) and len(item) == 2:
             out.append(BaselineImage(str(item[0]), np.asarray(item[1])))
         else:

@@ -120,14 +120,22 @@ def exclusive(path):
         fh.close()
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def replace_atomically(path, write) -> None:
     """``write(tmp_path)`` beside ``path``, then rename over it: readers never see half a file, and a
-    failed write (a full disk) leaves no temporary file."""
+    failed write (a full disk) leaves no temporary file. The file gets the mode of any new file
+    (0644 under the usual umask), whatever mode ``write`` created it with."""
     path = Path(path)
     _refuse_special(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # as any new file (safetensors writes its files 0600)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

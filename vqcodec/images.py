@@ -34,6 +34,11 @@ class ImageError(ValueError):
     """A path that is not a usable image (message: one line, names the file)."""
 
 
+class ImageNote(UserWarning):
+    """Something about a loaded image the user should know (the CLI prints it as one "Note:" line),
+    e.g. that an animated image's first frame is the one used."""
+
+
 def to_rgb8(arr: np.ndarray) -> np.ndarray:
     """Any 2-D/3-D image array (gray, gray+alpha, RGB, RGBA; uint8/uint16/float) -> uint8 (H, W, 3)."""
     a = np.asarray(arr)
@@ -73,6 +78,12 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
             w, h = im.size
             if w * h > MAX_PIXELS:
                 raise ImageError(f"{path}: {w}x{h} is larger than the limit of {MAX_PIXELS} pixels")
+            frames = getattr(im, "n_frames", 1)
+            if frames > 1:
+                import warnings
+
+                warnings.warn(f"{path}: an animated image of {frames} frames; frame 0 is used", ImageNote,
+                              stacklevel=2)
             im.load()
             im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -91,6 +102,13 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     if arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ImageError(f"{path}: empty image")
     return arr
+
+
+def image_name(path: str | os.PathLike) -> str:
+    """The name an image is known by in results, seeds and messages: the file name, with bytes that
+    are not UTF-8 (a Latin-1 ``caf\xe9.png``) written as ``\xe9`` (a name JSON, the terminal and
+    the per-image seeds can all take)."""
+    return os.fsencode(Path(path).name).decode("utf-8", "backslashreplace")
 
 
 def save_image(path: str | os.PathLike, img: np.ndarray) -> None:

@@ -258,7 +258,8 @@ def mean_of(v) -> float | None:
 
 
 def read_compressai(path) -> dict | None:
-    """{name, bpp, psnr} from a CompressAI RD results file, or None when the file is not one."""
+    """{name, bpp, psnr} from a CompressAI RD results file, or None when the file is not one; a
+    ResultsError for one whose bpp or psnr is not a list of finite numbers of one length."""
     from vqcodec.files import InputError, read_input_bytes
 
     try:
@@ -267,8 +268,17 @@ def read_compressai(path) -> dict | None:
         return None
     if isinstance(data, dict) and isinstance(data.get("results"), dict) and "bpp" in data["results"]:
         res = data["results"]
-        return {"name": data.get("name", Path(path).stem), "bpp": list(res["bpp"]),
-                "psnr": list(res.get("psnr-rgb", res.get("psnr", [])))}
+        bpp, psnr = res["bpp"], res.get("psnr-rgb", res.get("psnr", []))
+
+        def numbers(v):
+            return isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                               and math.isfinite(x) for x in v)
+
+        if not (numbers(bpp) and numbers(psnr)) or len(bpp) != len(psnr) or not bpp:
+            raise ResultsError(f"{path}: a CompressAI results file whose bpp and psnr-rgb must be lists of "
+                               "finite numbers of one length")
+        name = data.get("name", Path(path).stem)
+        return {"name": str(name), "bpp": [float(x) for x in bpp], "psnr": [float(x) for x in psnr]}
     return None
 
 

@@ -37,7 +37,7 @@ from vqcodec.bits import index_file_bytes, indices_to_bits
 from vqcodec.correct import Decision, get_receiver, receiver_context
 from vqcodec.entropy import (CODING, DEFAULT_BETA, ContextModel, StagedContextModel, decode_indices, encode_indices,
                              indices_crc)
-from vqcodec.images import ImageError, crop, list_images, load_image, to_rgb8, to_tensor, to_uint8
+from vqcodec.images import ImageError, crop, image_name, list_images, load_image, to_rgb8, to_tensor, to_uint8
 from vqcodec.metrics import mean_ci95, ms_ssim, psnr
 from vqcodec.precision import autocast
 from vqcodec.results import new_results
@@ -186,7 +186,7 @@ def encode_image(codec: Codec, path, with_ms_ssim: bool = True) -> EncodedImage:
     key = (codec.precision, codec.search, str(path.resolve()), st.st_mtime_ns, st.st_size)
     if key in cache and (not with_ms_ssim or cache[key].ms_ssim_clean is not None):
         return cache[key]
-    enc = encode_array(codec, path.name, load_image(path), with_ms_ssim)
+    enc = encode_array(codec, image_name(path), load_image(path), with_ms_ssim)
     cache[key] = enc
     return enc
 

@@ -39,7 +39,7 @@ from vqcodec.analog import deepjscc_sweep
 from vqcodec.baselines import (ANALOG_BASELINES, CODECS, RATES, as_baseline_images, baseline_sweep, check_options,
                                clean_rd, rd_qualities)
 from vqcodec.correct import REGISTRY as RECEIVERS, missing_side_info
-from vqcodec.images import list_images, load_image
+from vqcodec.images import image_name, list_images, load_image
 from vqcodec.plot import curve_label, plot_curves, plot_rd, plot_speed
 from vqcodec.results import ResultsError, atomic_write_text, envelope_points, new_results, read_results, write_results
 from vqcodec.simulate import StopRule, clean_point, encode_image, sweep
@@ -292,7 +292,9 @@ def check_resume_dir(suite: Suite, run_dir: Path) -> None:
         raise SuiteError(f"cannot resume in {run_dir}: {exc}") from None
     # a suite's own curves carry its name; its baselines' curves are named baseline-<codec>-<channel>
     # and deepjscc-<channel>
-    other = sorted(n for n in names if n != suite.name and not n.startswith(("baseline-", "deepjscc-")))
+    # and deepjscc-<channel>; a sweep suite's curves are named <suite>-<channel> (simulate.sweep)
+    own = {suite.name, f"{suite.name}-{suite.channel}"} if suite.channel else {suite.name}
+    other = sorted(n for n in names if n not in own and not n.startswith(("baseline-", "deepjscc-")))
     if other:
         raise SuiteError(f"{run_dir}: holds results of {other[0]!r}, not of suite {suite.name}; "
                          "resume a run directory of this suite")
@@ -348,7 +350,7 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
                              with_ms_ssim=suite.ms_ssim, on_point=on_point,
                              previous=[r for r in previous if r["model"].get("name") == codec.name],
                              executor=executor)
-    images = [(p.name, load_image(p)) for p in paths] if (suite.baselines or suite.best_models) else []
+    images = [(image_name(p), load_image(p)) for p in paths] if (suite.baselines or suite.best_models) else []
     digital = [b for b in suite.baselines if b not in ANALOG_BASELINES]
     if digital:
         if progress:
@@ -487,7 +489,7 @@ def run_rd_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | 
                                    receiver="none", points=[pt]))
             if progress:
                 progress(model + (" entropy-coded" if coded else ""))
-    imgs = [(p.name, load_image(p)) for p in paths]
+    imgs = [(image_name(p), load_image(p)) for p in paths]
     for codec_name in suite.baselines:
         rd = clean_rd(imgs, codec_name, with_ms_ssim=suite.ms_ssim)
         per_q = np.array([[c[:2] for c in rd[i]] for i in range(len(imgs))])  # (images, qualities, 2)
@@ -698,7 +700,14 @@ def check_expected(suite: Suite, results: list[dict], rtol: float = 0.0, atol: f
     with the stored expected file; returns the mismatches."""
     if not suite.expected:
         return []
-    exp = json.loads((EXPECTED / suite.expected).read_text())
+    path = EXPECTED / suite.expected
+    try:
+        exp = json.loads(path.read_text())
+    except FileNotFoundError:
+        return [f"expected file {path} does not exist (make it with `vqcodec bench {suite.name} "
+                "--regenerate-expected`)"]
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return [f"expected file {path} is unreadable ({exc.__class__.__name__})"]
     got = expected_values(results)
     problems = []
     for key, v in exp.items():

@@ -87,8 +87,15 @@ def train_entropy_model(stem, images_folder, *, steps: int = 1500, rank: int = 6
     """Train, store (``<stem>.entropy.safetensors``) and record (``entropy_model`` in the json) the
     context model of a checkpoint's indices (one per stage for a residual model, ``steps`` each);
     returns the record. ``overwrite``: allow a stem in the shipped weights folder
-    (``zoo.check_not_shipped``)."""
+    (``zoo.check_not_shipped``), and replacing an existing context model (every entropy-coded file
+    made with it becomes undecodable), which is refused without it."""
+    from vqcodec.files import check_output
+
     check_not_shipped(stem, overwrite)
+    if entropy_model_path(stem).exists() and not overwrite:
+        raise ValueError(f"{entropy_model_path(stem)}: exists; replacing it makes every entropy-coded .vqc file "
+                         "made with it undecodable (use --overwrite to replace it)")
+    check_output(entropy_model_path(stem), overwrite=True)
     if steps < 1 or rank < 1 or batch < 1 or not lr > 0:
         raise ValueError("steps, rank and batch must be >= 1 and lr > 0")
     if threads is not None:
