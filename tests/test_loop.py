@@ -209,3 +209,24 @@ def test_a_compacted_state_halves_its_moments_and_still_resumes(tmp_path, image_
     b, _ = load_model(tmp_path / "c")
     for (k, v), (_, v2) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.allclose(v, v2, atol=1e-3), k  # close, not bitwise: the moments were rounded
+
+
+def test_a_damaged_training_state_is_one_line(tmp_path, image_dir):
+    """issue 27, item 6: a resume from a state whose tensors were zeroed (or truncated) says so in one
+    line instead of torch's 'Invalid mt19937 state' traceback."""
+    from safetensors.torch import load_file, save_file
+
+    from cli import main
+    from vqcodec.learn.loop import state_paths
+
+    out = tmp_path / "z"
+    base = ["train", "--images", str(image_dir), "-o", str(out), "--channels", "8,8", "--decoder-channels", "8",
+            "--K", "16", "--device", "cpu", "--threads", "1", "--precision", "fp32", "--crop", "16", "--batch", "2"]
+    assert CliRunner().invoke(main, base + ["--steps", "2", "--checkpoint-every", "1"]).exit_code == 0
+    wpath = state_paths(out)[0]
+    save_file({k: torch.zeros_like(v) for k, v in load_file(str(wpath)).items()}, str(wpath))
+    r = CliRunner().invoke(main, base[:3] + base[3:5] + ["--resume", "--steps", "4", "--device", "cpu"])
+    assert r.exit_code == 1 and "corrupt training state" in r.output and "Traceback" not in r.output
+    wpath.write_bytes(wpath.read_bytes()[:100])
+    r = CliRunner().invoke(main, base[:5] + ["--resume", "--steps", "4", "--device", "cpu"])
+    assert r.exit_code == 1 and "corrupt training state" in r.output and "Traceback" not in r.output
