@@ -203,3 +203,37 @@ def test_unequal_protection_codes_each_part_on_its_own():
     assert first == 0 and 0.04 < second < 0.06
     rx = CodedLink(ch, "none+ldpc-1/4")(bits, np.random.default_rng(4))
     assert np.count_nonzero(rx.hard[4000:] != bits[4000:]) == 0 and np.count_nonzero(rx.hard[:4000] != bits[:4000]) > 100
+
+
+def test_hard_channel_llrs_are_weighted_by_the_crossover_probability():
+    """A hard link without soft output (awgn soft=False) reaches the decoder as +-log((1 - q) / q)
+    for its crossover probability q, erasures as 0, and a soft output passes through clipped."""
+    from channels import Received
+    from channels.base import LLR_CLIP
+    from vqcodec.links import _channel_llr
+
+    ch = channels.get_channel("awgn", snr_db=0.0, soft=False)
+    q = ch.crossover_probability
+    mag = np.log((1 - q) / q)
+    assert 0.07 < q < 0.09 and mag == pytest.approx(2.46, abs=0.02)
+    rx = Received(hard=np.array([0, 1, -1, 0], np.int8), llr=None)
+    llr = _channel_llr(rx, ch)
+    assert llr.dtype == np.float32
+    np.testing.assert_allclose(llr, [mag, -mag, 0.0, mag], rtol=1e-6)
+    soft = Received(hard=np.array([0, 1], np.int8), llr=np.array([50.0, -3.0], np.float32))
+    np.testing.assert_array_equal(_channel_llr(soft, ch), [LLR_CLIP, -3.0])
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("kind,kw", [("awgn", {"snr_db": 0.0, "soft": False}), ("bsc", {"p": 0.079})])
+def test_ldpc_half_on_a_hard_link_near_threshold(kind, kw, seed):
+    """LDPC 1/2 behind hard decisions with q = 0.079 (hard BPSK at Es/N0 0 dB, or a BSC; the BSC
+    threshold of this code is about 0.09): the decoder fixes every error when its LLRs carry
+    log((1 - q) / q) = 2.46; fed a fixed +-30 instead its threshold falls to q ~ 0.065 and about
+    1000 of 8000 bits stay wrong."""
+    bits = np.random.default_rng(0).integers(0, 2, 8000).astype(np.uint8)
+    ch = channels.get_channel(kind, **kw)
+    raw = ch(bits, np.random.default_rng(seed))
+    assert np.count_nonzero(raw.hard != bits) > 500
+    rx = CodedLink(ch, "ldpc-1/2")(bits, np.random.default_rng(seed))
+    assert np.count_nonzero(rx.hard != bits) == 0
