@@ -267,3 +267,58 @@ def test_mmse_receiver_sums_each_stage_expected_codeword():
             assert dec.indices.reshape(S, 3)[s, n] == np.argmax(q)
     np.testing.assert_allclose(dec.embeddings.reshape(3, d), want, rtol=1e-5, atol=1e-6)
     assert dec.indices.shape == grid and dec.embeddings.shape == (1, 3, d)
+
+
+def _stage_residuals(q, flat):
+    """Indices (N, S) of greedy residual search and the residual (N, d) each stage quantised."""
+    idx = q.nearest(flat)
+    res, r = [], flat
+    for s, st in enumerate(q.stages):
+        res.append(r)
+        r = r - st.embedding[idx[:, s]]
+    return idx, res
+
+
+def test_each_stage_is_kmeans_initialised_on_its_own_residuals():
+    """decay = 1 freezes the EMA, so after the first training batch each codebook is exactly its
+    k-means start: stage s's is k-means of what stages < s left of the batch (not of the input)."""
+    from vqcodec.model import EMAQuantizer
+
+    torch.manual_seed(0)
+    S, K, d = 3, 8, 4
+    q = ResidualQuantizer(S, K, d, decay=1.0).train()
+    z = torch.randn(4, d, 8, 8) * 3
+    with torch.no_grad():
+        q(z)
+    flat = z.permute(0, 2, 3, 1).reshape(-1, d)
+    idx, res = _stage_residuals(q.eval(), flat)
+    for s in range(S):
+        ref = EMAQuantizer(K, d)
+        ref._kmeans_init(res[s])
+        torch.testing.assert_close(q.stages[s].embedding, ref.embedding, rtol=1e-5, atol=1e-5,
+                                   msg=lambda m: f"stage {s}: {m}")
+    # the later stages quantise small residuals, not the input (norm ~ 3 sqrt(d))
+    assert float(q.stages[1].embedding.norm(dim=1).mean()) < 0.6 * float(q.stages[0].embedding.norm(dim=1).mean())
+
+
+def test_each_stage_codebook_tracks_the_ema_mean_of_its_own_residuals():
+    """After 40 EMA steps (decay 0.5) on one batch, every used entry of every stage is the mean of
+    the residuals that stage assigned to it, and its cluster size is their count."""
+    torch.manual_seed(1)
+    S, K, d = 3, 8, 4
+    q = ResidualQuantizer(S, K, d, decay=0.5).train()
+    q.generator = torch.Generator().manual_seed(0)
+    z = torch.randn(4, d, 8, 8) * 3
+    with torch.no_grad():
+        for _ in range(40):
+            q(z)
+    flat = z.permute(0, 2, 3, 1).reshape(-1, d)
+    idx, res = _stage_residuals(q.eval(), flat)
+    for s in range(S):
+        counts = torch.bincount(idx[:, s], minlength=K).float()
+        used = counts > 0
+        assert int(used.sum()) >= K // 2, (s, counts)
+        means = torch.zeros(K, d).index_add_(0, idx[:, s], res[s])[used] / counts[used, None]
+        torch.testing.assert_close(q.stages[s].embedding[used], means, rtol=1e-3, atol=1e-3,
+                                   msg=lambda m: f"stage {s}: {m}")
+        torch.testing.assert_close(q.stages[s].cluster_size[used], counts[used], rtol=1e-3, atol=1e-3)
