@@ -332,9 +332,17 @@ def test_fixed_point_decoder_matches_float_and_survives_saturation():
     cw = code.encode(u)
     llr = _awgn_llr(cw, 1.4, code.rate, rng)
     fixed = code.decode(llr, 20, dtype=np.int16)
-    flt = code.decode(llr, 20)
+    flt = code.decode(llr, 20, dtype=np.float32)  # not the default, which is int16 itself
     assert (fixed.bits != flt.bits).any(axis=1).sum() <= 1
     assert np.array_equal(fixed.bits, u)  # this SNR decodes every word
+    # one iteration: the a-posteriori LLRs are float32's to the quantisation (steps of 1/16), in
+    # LLR units (a missing 1/FIXED_SCALE, or channel LLRs not scaled into steps, is far off);
+    # later the float LLRs grow without bound where int16 saturates
+    fixed1 = code.decode(llr, 1, dtype=np.int16)
+    flt1 = code.decode(llr, 1, dtype=np.float32)
+    diff = np.abs(fixed1.llr - flt1.llr)
+    assert fixed1.llr.dtype == np.float32 and np.median(np.abs(flt1.llr)) > 2
+    assert np.median(diff) < 0.05 and diff.max() < 0.5, (np.median(diff), diff.max())
     strong = np.where(cw == 0, 400.0, -400.0).astype(np.float32)  # saturates from the start
     res = code.decode(strong, 50, dtype=np.int16)
     assert np.array_equal(res.bits, u) and res.converged.all()
@@ -346,6 +354,21 @@ def test_fixed_point_decoder_matches_float_and_survives_saturation():
         code.decode(llr, 2, dtype=np.int16, alpha=0.7)
     with pytest.raises(ValueError, match="layered"):
         code.decode(llr, 2, dtype=np.int16, schedule="flooding")
+
+
+def test_fixed_point_scaling():
+    """Float LLRs -> int16 steps of 1 / FIXED_SCALE (rounded, clipped at +-FIXED_CHANNEL_LIMIT),
+    alpha in sixteenths, beta in steps, and a message limit that keeps channel + max_degree
+    messages inside int16."""
+    assert ldpc.FIXED_SCALE == 16 and ldpc.FIXED_CHANNEL_LIMIT == 2047
+    full = np.array([[0.0, 0.5, -1.25, 0.03, -0.04, 127.9, 200.0, -1e6]], np.float32)
+    q, consts = ldpc._fixed_point(full, 0.75, 0.5, 30)
+    assert q.dtype == np.int16
+    np.testing.assert_array_equal(q, [[0, 8, -20, 0, -1, 2046, 2047, -2047]])
+    rlim = (32767 - 2047) // 30
+    np.testing.assert_array_equal(consts, [12, 8, rlim])
+    assert 2047 + 30 * rlim <= 32767
+    assert ldpc._fixed_point(full, 1.0, 0.0, 1)[1].tolist() == [16, 0, 2047]  # limit: the channel's
 
 
 @pytest.mark.parametrize("k,n,bg", [(100, 200, None), (300, 420, 1)])
@@ -483,6 +506,22 @@ def test_crc_detects_errors():
 # ---------------------------------------------------------------------------
 # Transport blocks
 # ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("A,G,bg", [
+    (292, 340, 2), (293, 340, 1),  # A <= 292 at any rate (R = 0.86)
+    (670, 1000, 2), (670, 999, 1),  # A <= 3824: R = 0.67 exactly, and just above
+    (3824, 5708, 2), (3825, 5708, 1), (3824, 5707, 1),  # A = 3824 at R = 0.6699, A = 3825, R = 0.6701
+    (5000, 20000, 2), (5000, 19999, 1),  # A > 3824: R = 0.25 exactly, and just above
+    (20000, 80000, 2),  # a large A at R = 1/4: BG2 all the same, in code blocks of K_cb = 3840
+])
+def test_transport_block_base_graph_rule_at_its_boundaries(A, G, bg):
+    """38.212 7.2.2 on A and R = A / G: BG2 when A <= 292, or A <= 3824 and R <= 0.67, or
+    R <= 0.25; else BG1 (one rule, ``base_graph_rule``, for transport and code blocks)."""
+    assert ldpc.base_graph_rule(A, A / G) == bg
+    tb = ldpc.LDPC5GTransportBlock(A, G)
+    assert tb.bg == bg and all(c.bg == bg for c in tb.block_codes)
+    assert all(c.k <= (3840 if bg == 2 else 8448) for c in tb.block_codes)
 
 
 def test_segmentation_parameters():

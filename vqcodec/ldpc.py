@@ -109,6 +109,7 @@ __all__ = [
     "LIFTING_SIZES",
     "CRC_POLYNOMIALS",
     "base_graph",
+    "base_graph_rule",
     "select_base_graph",
     "select_lifting",
     "LDPC5GCode",
@@ -210,14 +211,21 @@ def base_graph(bg: int, i_ls: int) -> np.ndarray:
     return bm
 
 
+def base_graph_rule(a: int, rate: float) -> int:
+    """The 38.212 7.2.2 rule on a payload of ``a`` bits at code rate ``rate``: BG2 if
+    a <= 292, or a <= 3824 and rate <= 0.67, or rate <= 0.25; else BG1. The one copy of the
+    rule: a transport block applies it to A and R = A / G, a code block
+    (:func:`select_base_graph`) to k and k / n."""
+    a = int(a)
+    return 2 if a <= 292 or (a <= 3824 and rate <= 0.67) or rate <= 0.25 else 1
+
+
 def select_base_graph(k: int, rate: float) -> int:
     """Base graph of a code block with k information bits at code rate ``rate``
-    (Sionna's ``LDPC5GEncoder`` rule, see the module docstring)."""
+    (Sionna's ``LDPC5GEncoder`` rule, see the module docstring): :func:`base_graph_rule`,
+    but BG1 where k is more than BG2 can carry (k > 3840)."""
     k = int(k)
-    if k <= 292 or (k <= 3824 and rate <= 0.67) or rate <= 0.25:
-        bg = 2
-    else:
-        bg = 1
+    bg = base_graph_rule(k, rate)
     if bg == 2 and k > _K_CB[2]:
         bg = 1
     return bg
@@ -1449,9 +1457,8 @@ class LDPC5GTransportBlock:
         if crc not in ("CRC24A", "CRC16"):
             raise ValueError(f"tb_crc must be 'CRC24A', 'CRC16' or None, got {self.tb_crc!r}")
         object.__setattr__(self, "tb_crc", crc)
-        R = A / G
         if self.bg is None:
-            bg = 2 if (A <= 292 or (A <= 3824 and R <= 0.67) or R <= 0.25) else 1
+            bg = base_graph_rule(A, A / G)  # a large A at R <= 0.25 is BG2, segmented by K_cb = 3840
         else:
             bg = _check_bg(self.bg)
         object.__setattr__(self, "bg", bg)
