@@ -521,3 +521,24 @@ def test_bcjr_llrs_are_calibrated_and_signed_as_the_convention():
     assert 0.5 < wrong[sel].mean() / np.mean(1 / (1 + np.exp(mag[sel]))) < 2.0
     clean = code.decode_llr((1 - 2.0 * c).astype(np.float32) * 20)
     assert np.array_equal((clean < 0).astype(np.uint8), u) and np.all(np.abs(clean) > 20)
+
+
+@pytest.mark.parametrize("code", [fec.ConvCode((0o7, 0o5), K=3), fec.get_code("3/4")], ids=["K3-7-5", "3/4"])
+@pytest.mark.parametrize("reference", [False, True])
+def test_bcjr_equals_brute_force_app_on_a_tiny_trellis(code, reference):
+    """Every message of a short block enumerated: log-MAP (``exact``) gives the exact
+    a-posteriori LLRs log sum_{u: u_t = 0} P(y | c(u)) / sum_{u: u_t = 1} P(y | c(u)), and
+    max-log-MAP the same with each sum replaced by its largest term; the two differ."""
+    n_info = 9 if code.K == 7 else 6
+    msgs = ((np.arange(2 ** n_info)[:, None] >> np.arange(n_info)[::-1]) & 1).astype(np.uint8)
+    words = np.stack([code.encode(m) for m in msgs]).astype(np.float64)  # (2^n, coded)
+    rng = np.random.default_rng(3)
+    c = words[rng.integers(len(msgs))]
+    llr = ((1 - 2 * c) * 1.0 + 1.2 * rng.standard_normal(c.size)).astype(np.float32)  # noisy
+    loglik = 0.5 * ((1 - 2 * words) @ llr.astype(np.float64))  # log P(y | c) + const, llr = log P(0)/P(1)
+    for exact, red in ((True, np.logaddexp.reduce), (False, np.max)):
+        want = np.array([red(loglik[msgs[:, t] == 0]) - red(loglik[msgs[:, t] == 1]) for t in range(n_info)])
+        got = code.decode_llr(llr, exact=exact, reference=reference)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=f"exact={exact}")
+    app = code.decode_llr(llr, exact=True, reference=reference)
+    assert np.max(np.abs(app - code.decode_llr(llr, exact=False, reference=reference))) > 0.1
