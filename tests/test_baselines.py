@@ -399,3 +399,12 @@ def test_received_image_is_the_point_s_first_trial(images):
                                crc=False)
     _, p = bl.received_image(img, "jpeg", "uncoded", bsc(3e-4), budget_bpp=BUDGET, seed=5, param=3e-4, crc=False)
     assert p == pytest.approx(pt["psnr"]["mean"])
+
+
+def test_budget_cbr_is_channel_uses_per_three_pixels():
+    """A budget of B bits per pixel on m bits per complex use is B / m uses per pixel: cbr B / (3 m)."""
+    from vqcodec.baselines import _budget_cbr
+
+    assert _budget_cbr(channels.get_channel("awgn", snr_db=1.0, modulation="qpsk"), 0.5) == {"cbr": 0.5 / 6}
+    assert _budget_cbr(channels.get_channel("fading", snr_db=1.0, modulation="qam16"), 2.0) == {"cbr": 2.0 / 12}
+    assert _budget_cbr(channels.get_channel("bsc", p=0.1), 0.5) == {}  # no complex channel uses

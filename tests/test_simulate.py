@@ -55,6 +55,22 @@ def test_seeds_are_order_independent_and_distinct():
         assert not np.array_equal(a, other.random(5))
 
 
+def test_trial_seeds_are_the_same_in_every_process():
+    """The documented recipe, SeedSequence([seed, crc32(image name), bits of param, trial]), and
+    pinned numbers: nothing per-process (Python's salted hash(), a pid, a global RNG) may enter,
+    or Dask workers and resumed runs would draw other channel realisations than the serial run."""
+    import struct
+    import zlib
+
+    pbits = struct.unpack("<Q", struct.pack("<d", 0.01))[0]
+    want = np.random.default_rng(np.random.SeedSequence([7, zlib.crc32(b"kodim01.png"), pbits, 3]))
+    assert np.array_equal(trial_rng(7, "kodim01.png", 0.01, 3).random(4), want.random(4))
+    assert trial_rng(7, "kodim01.png", 0.01, 3).integers(0, 2**32, 4).tolist() == [
+        448605483, 3654691539, 1438869606, 1982466611]
+    assert trial_rng(0, "x.png", -2.5, 0).integers(0, 2**32, 4).tolist() == [
+        3331362339, 2185074086, 3489540749, 756626519]
+
+
 def test_results_do_not_depend_on_the_image_set(codec, encoded):
     ch = channels.get_channel("bsc", p=0.05)
     both = run_point(codec, encoded, ch, ["naive"], seed=0, param=0.05, stop=StopRule(3, 3), with_ms_ssim=False)
@@ -182,3 +198,24 @@ def test_encode_cache_follows_the_model_object_not_its_address(image_dir):
         del model, codec, cached, fresh
         gc.collect()
     assert len(sim._CACHE) <= before  # no entry outlives its model: no later model can be handed one
+
+
+def test_link_budget_counts_bits_channel_uses_and_the_bandwidth_ratio(tiny_model):
+    """Two images of 20x28 and 16x16 pixels (816), 35 and 16 indices of 4 bits (140 + 64 bits):
+    on 64-QAM each image fills whole symbols (24 + 11 = 35 uses), and cbr = uses / (3 x pixels)."""
+    from vqcodec.simulate import EncodedImage, link_budget
+
+    codec = Codec(name="tiny", model=tiny_model, meta={}, assignment=identity_assignment(16))
+    assert codec.bits_per_index == 4
+
+    def enc(h, w):
+        img = np.zeros((h, w, 3), np.uint8)
+        return EncodedImage("x", img, np.zeros((-(-h // 4), -(-w // 4)), np.int64), img, 99.0)
+
+    encs = [enc(20, 28), enc(16, 16)]
+    b = link_budget(codec, encs, channels.get_channel("awgn", snr_db=3.0, modulation="qam64"))
+    assert b["source_bpp"] == b["channel_bpp"] == 204 / 816
+    assert b["channel_uses_per_pixel"] == 35 / 816 and b["cbr"] == 35 / (3 * 816)
+    b = link_budget(codec, encs, channels.get_channel("awgn", snr_db=3.0, modulation="qpsk"))
+    assert b["cbr"] == (70 + 32) / (3 * 816)
+    assert "cbr" not in link_budget(codec, encs, channels.get_channel("bsc", p=0.1))  # no complex uses
