@@ -87,11 +87,29 @@ def test_one_trial_has_no_confidence_interval(photo, tmp_path):
     assert pt["stop"] == "budget" and pt["psnr"]["ci95"] is None and pt["ms_ssim"]["ci95"] is None
 
 
-def test_the_decoder_limit_is_the_encoders():
-    from vqcodec.bits import MAX_IMAGE_PIXELS
-    from vqcodec.images import MAX_PIXELS
+def test_the_decoder_limit_is_the_encoders(tmp_path):
+    """One limit, bits.MAX_IMAGE_PIXELS (64e6): an image file one pixel row over it and an index
+    file whose header declares the same size are both refused naming it; at the limit, neither
+    is refused for its size."""
+    from tests.test_bad_input import png_with_header
+    from vqcodec.bits import MAX_IMAGE_PIXELS, IndexFileError, read_index_file, write_index_file
+    from vqcodec.images import ImageError, load_image
 
-    assert MAX_IMAGE_PIXELS == MAX_PIXELS
+    assert MAX_IMAGE_PIXELS == 8000 * 8000
+    limit = f"larger than the limit of {MAX_IMAGE_PIXELS} pixels"
+    png_with_header(tmp_path / "over.png", 8000, 8001)
+    with pytest.raises(ImageError, match=limit):
+        load_image(tmp_path / "over.png")
+    png_with_header(tmp_path / "at.png", 8000, 8000)  # its header passes; its few bytes of data do not
+    with pytest.raises(ImageError, match="not a readable image"):
+        load_image(tmp_path / "at.png")
+    grid = np.zeros((2000, 2000), np.int64)
+    write_index_file(tmp_path / "over.vqc", grid, model="f4-k256", K=256, height=8001, width=8000)
+    with pytest.raises(IndexFileError, match=limit):
+        read_index_file(tmp_path / "over.vqc")
+    write_index_file(tmp_path / "at.vqc", grid, model="f4-k256", K=256, height=8000, width=8000)
+    idx, header = read_index_file(tmp_path / "at.vqc")
+    assert (header["height"], header["width"]) == (8000, 8000) and idx.shape == (2000, 2000)
 
 
 def test_two_runs_cannot_write_one_results_file(photo, tmp_path):

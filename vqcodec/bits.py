@@ -24,7 +24,9 @@ import zlib
 
 import numpy as np
 
-#: = images.MAX_PIXELS: the decoder takes no image the encoder would refuse
+#: Largest image (pixels), one limit for both ends: ``images.load_image`` refuses a bigger file
+#: (bigger images are refused, not tiled: a 768x512 image needs ~60 MB of activations; this
+#: limit keeps one image under ~5 GB), and the index-file reader a header that declares one.
 MAX_IMAGE_PIXELS = 64_000_000
 
 

@@ -14,17 +14,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vqcodec.bits import MAX_IMAGE_PIXELS
 from vqcodec.files import InputError, check_input, special_kind
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 
 # Colour photographs shipped inside scikit-image: the embedded default set.
 SAMPLE_IMAGES = ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.jpg")
-
-#: Largest image accepted (pixels). Bigger images are refused, not tiled:
-#: a 768x512 image needs ~60 MB of activations; this limit keeps one image
-#: under ~5 GB.
-MAX_PIXELS = 64_000_000
 
 #: Where the shared datasets live, relative to the project root.
 DATASETS = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
@@ -76,8 +72,8 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     try:
         with Image.open(path) as im:
             w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise ImageError(f"{path}: {w}x{h} is larger than the limit of {MAX_PIXELS} pixels")
+            if w * h > MAX_IMAGE_PIXELS:
+                raise ImageError(f"{path}: {w}x{h} is larger than the limit of {MAX_IMAGE_PIXELS} pixels")
             frames = getattr(im, "n_frames", 1)
             if frames > 1:
                 import warnings
@@ -96,7 +92,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     except ImageError:
         raise
     except Image.DecompressionBombError:
-        raise ImageError(f"{path}: larger than the limit of {MAX_PIXELS} pixels") from None
+        raise ImageError(f"{path}: larger than the limit of {MAX_IMAGE_PIXELS} pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{path}: not a readable image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     if arr.shape[0] < 1 or arr.shape[1] < 1:
