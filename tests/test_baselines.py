@@ -238,20 +238,47 @@ def test_the_new_codecs_are_what_they_claim(images):
 
 
 def test_no_crc_decodes_corrupted_files_of_the_new_codecs_in_a_worker(images, monkeypatch):
-    made = []
-    real = bl._DecodeWorker
+    """Without a CRC, a corrupted JPEG 2000 file goes to the decode worker, never to decode_file in
+    this process, and what the worker decoded is what the point scores (OpenJPEG decodes every
+    corrupted file of these two trials); JPEG decodes in-process."""
+    made, sent, inproc, plans = [], [], [], []
+    real_worker, real_decode, real_plan = bl._DecodeWorker, bl.decode_file, bl._plan
 
-    class Recording(real):
+    class Recording(real_worker):
         def __init__(self, timeout, *a, **k):
             made.append(timeout)
             super().__init__(timeout, *a, **k)
 
+        def decode(self, data, codec, H, W):
+            sent.append([bytes(data), codec, None])
+            sent[-1][2] = super().decode(data, codec, H, W)  # in the child process; may raise
+            return sent[-1][2]
+
+    def decode_here(data, codec, H, W):
+        inproc.append((bytes(data), getattr(codec, "name", codec)))
+        return real_decode(data, codec, H, W)
+
+    def plan(*a, **k):
+        plans.append(real_plan(*a, **k))
+        return plans[-1]
+
     monkeypatch.setattr(bl, "_DecodeWorker", Recording)
-    pt = bl.run_baseline_point(images[:1], "heic", "uncoded", bsc(1e-3), budget_bpp=BUDGET, seed=0, trials=2,
+    monkeypatch.setattr(bl, "decode_file", decode_here)
+    monkeypatch.setattr(bl, "_plan", plan)
+    img = images[0]
+    pt = bl.run_baseline_point([img], "jpeg2000", "uncoded", bsc(1e-3), budget_bpp=BUDGET, seed=0, trials=2,
                                crc=False)
     assert made == [bl.WORKER_DECODE_TIMEOUT] and math.isfinite(pt["psnr"]["mean"])
-    bl.run_baseline_point(images[:1], "jpeg", "uncoded", bsc(1e-3), budget_bpp=BUDGET, seed=0, trials=1, crc=False)
-    assert made == [bl.WORKER_DECODE_TIMEOUT]  # JPEG decodes in-process
+    clean = bytes(plans[0]["data"])
+    assert sent and all(codec == "jpeg2000" and data != clean for data, codec, _ in sent)  # corrupted files
+    assert not any(c == "jpeg2000" and d != clean for d, c in inproc)  # none decoded in this process
+    # each trial scores the worker's image: the mean PSNR is theirs (bit errors in every trial)
+    assert pt["failure_rate"] == 0 and len(sent) == 2
+    assert pt["psnr"]["mean"] == pytest.approx(np.mean([bl.psnr(img.image, out) for _, _, out in sent]))
+    inproc.clear()
+    bl.run_baseline_point([img], "jpeg", "uncoded", bsc(1e-3), budget_bpp=BUDGET, seed=0, trials=1, crc=False)
+    assert made == [bl.WORKER_DECODE_TIMEOUT] and len(sent) == 2  # JPEG decodes in-process
+    assert any(c == "jpeg" and d != bytes(plans[-1]["data"]) for d, c in inproc)
 
 
 def test_decode_worker_time_limit(images):
