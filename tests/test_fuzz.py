@@ -4,6 +4,7 @@ import json
 import random
 import struct
 
+import numpy as np
 import pytest
 
 from benchmarks import fuzz
@@ -87,10 +88,25 @@ def test_rd_plot_of_odd_rates(tmp_path, bpp, ok):
 
 
 def test_curves_without_a_drawable_positive_point_are_drawn_on_linear_axes(tmp_path):
-    from vqcodec.plot import plot_curves
+    """A log axis needs a drawable point above zero: PSNR drawn only at p = 0 (the p = 0.01 point
+    has none; found by the fuzzer) goes on linear axes with its point at 0 shown; a BER that is 0
+    everywhere on a linear y axis (its p = 0.01 point keeps the log x axis)."""
+    import matplotlib.pyplot as plt
+
+    from vqcodec.plot import draw_curves, plot_curves
 
     r = {**_results(psnr_clean=28.5, ber=0.0), "channel": {"kind": "bsc", "param": "p"},
          "model": {"name": "m", "K": 256}}
     r["points"].append({"param": 0.01, "psnr": None, "psnr_clean": 28.5, "ber": 0.0})  # found by the fuzzer
-    for metric in ("psnr", "ber"):
+    for metric, xscale, drawn in (("psnr", "linear", [[0.0, 28.0]]), ("ber", "log", [[0.01, 0.0]])):
+        fig = draw_curves([r], metric)
+        ax = fig.axes[0]
+        assert (ax.get_xscale(), ax.get_yscale()) == (xscale, "linear"), metric
+        xy = ax.get_lines()[0].get_xydata()
+        assert xy[np.isfinite(xy[:, 1])].tolist() == drawn, metric
+        plt.close(fig)
         assert plot_curves([r], tmp_path / f"{metric}.png", metric=metric)[0].stat().st_size > 1000
+    r["points"][1]["psnr"] = {"mean": 20.0}  # now drawable above zero: log x
+    fig = draw_curves([r], "psnr")
+    assert fig.axes[0].get_xscale() == "log"
+    plt.close(fig)
