@@ -23,10 +23,15 @@ def one_line_error(r):
 
 
 def test_help_lists_commands():
+    """Whole command names from the Commands section of --help ("train" is not found inside
+    "train-codebook"): the design's commands, and exactly the commands registered."""
     r = run("--help")
     assert r.exit_code == 0
-    for cmd in ("simulate", "sweep", "eval", "encode", "decode", "train", "plot", "models", "prepare"):
-        assert cmd in r.output
+    section = r.output.split("Commands:\n", 1)[1]
+    listed = [line.split()[0] for line in section.splitlines() if line.startswith("  ") and line.split()]
+    for cmd in ("simulate", "sweep", "eval", "encode", "decode", "train", "plot", "models", "prepare", "bench"):
+        assert cmd in listed, (cmd, listed)
+    assert listed == sorted(main.commands) and len(set(listed)) == len(listed)
 
 
 def test_eval_writes_results(tiny_checkpoint, image_dir, tmp_path):
