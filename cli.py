@@ -833,7 +833,6 @@ def _run_sweep_locked(command, kind, options, p, snr_db, model, checkpoint, imag
             _fail(f"cannot resume: {exc}")
     _check_output(json_out, overwrite or resume)
     codec = _load_codec(model, checkpoint, device, precision, search)
-    _echo_precision(codec, precision)
     try:
         spec = channel_spec(kind, index_bits=codec.bits_per_index,
                             **{k: v for k, v in options.items() if k != "code"})
@@ -893,6 +892,7 @@ def _run_sweep_locked(command, kind, options, p, snr_db, model, checkpoint, imag
         results += base
     elif hasattr(executor, "close"):
         executor.close()
+    _echo_precision(codec, precision)  # after the work: a run that fails says one line, its error
     click.echo("side information (image size, model, index assignment) is assumed to arrive error-free; "
                "only the index payload crosses the channel")
     if json_out:

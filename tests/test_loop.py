@@ -230,3 +230,22 @@ def test_a_damaged_training_state_is_one_line(tmp_path, image_dir):
     wpath.write_bytes(wpath.read_bytes()[:100])
     r = CliRunner().invoke(main, base[:5] + ["--resume", "--steps", "4", "--device", "cpu"])
     assert r.exit_code == 1 and "corrupt training state" in r.output and "Traceback" not in r.output
+
+
+def test_a_diverged_run_keeps_its_last_good_checkpoint(tmp_path):
+    """A loss that jumps 50x after step 60 (as Deep JSCC at lr 1.5e-3 did) stops the run at the next
+    checkpoint with a one-line error, and the checkpoint before the collapse stays on disk."""
+    from vqcodec.learn.loop import TrainingDiverged
+
+    lin = torch.nn.Linear(2, 1)
+    saved = []
+
+    def step(tc, rng, gen):
+        scale = 1.0 if len(saved) < 3 else 50.0  # collapses after the third checkpoint
+        return lin(torch.ones(1, 2)).pow(2).mean() * 0 + scale + 0.01 * float(rng.random()), {}
+
+    tc = TrainConfig(steps=200, warmup=2, log_every=5, checkpoint_every=20, precision="fp32")
+    loop = Loop(tc, window=10)
+    with pytest.raises(TrainingDiverged, match="diverged at step 80.*step 60 is kept"):
+        loop.run(Task(lin, [list(lin.parameters())], step, save=lambda run: saved.append(run.step)))
+    assert saved == [20, 40, 60]
