@@ -135,7 +135,8 @@ def test_prepare_gives_a_residual_model_a_prior_and_an_assignment_per_stage(two_
     want = np.concatenate([labels_to_bits(codec.assignment[s][idx[s]], 4) for s in range(S)])
     assert np.array_equal(indices_to_bits(idx, K, codec.assignment), want)  # stage by stage, each its own labels
     assert default_receivers(codec) == ["naive", "spatial-mmse"]
-    pt = clean_point(codec, encs)
+    fp32 = load_codec(None, two_stage_checkpoint, precision="fp32")  # prepare records fp32 measurements
+    pt = clean_point(fp32, encode_images(fp32, image_dir)[0])
     assert meta["kodak"]["psnr"] == pytest.approx(pt["psnr"]["mean"])
     assert meta["kodak"]["codebook_usage_stages"] == pytest.approx(pt["codebook_usage_stages"])
 

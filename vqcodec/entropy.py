@@ -291,7 +291,9 @@ def decode_indices(data: bytes, h: int, w: int, model: ContextModel | StagedCont
     # a short payload claiming a large grid (a crafted or damaged header) fails within the first
     # wavefronts that overspend it, not after decoding every index. The cost is bounded below (the
     # coder's quantised probabilities may be up to K * 2^-PROB_BITS above the model's).
-    budget = 32.0 * words.size + 64.0
+    budget = 2.0 * (32.0 * words.size + 64.0) + 64.0  # twice the bits that can be there: a crafted header
+    # still fails early, while a short valid stream (the coder's 64-bit head holds up to 64 bits of
+    # indices; an empty payload decoded 11 indices whose model cost was over 64 bits) never does
     spent = 0.0
     slack = model.K * 2.0 ** -PROB_BITS
     try:
