@@ -89,15 +89,14 @@ def search_indices(model: VQVAE, x: torch.Tensor, cfg: SearchConfig = SearchConf
     minimises, up to the window approximation (a sweep that raised the image's error is undone)."""
     if x.dim() != 4 or x.shape[0] != 1:
         raise ValueError(f"search_indices takes one image (1, 3, H, W), got shape {tuple(x.shape)}")
-    start = model.encode(x)
     if cfg.candidates == 1:
-        return start
+        return model.encode(x)
     S = model.stages
-    grid = (start if S > 1 else start[:, None])[0].clone()  # (S, h, w)
     target = pad_tensor(x, model.f)
-    with torch.autocast(x.device.type, enabled=False):
+    with torch.autocast(x.device.type, enabled=False):  # the encoder once: its output gives the start grid too
         z = model.encoder(target.contiguous(memory_format=torch.channels_last))[0].permute(1, 2, 0).float()
-    h, w = grid.shape[1:]
+    h, w = z.shape[:2]
+    grid = model.quantizer.nearest(z.reshape(h * w, -1)).reshape(h, w, S).permute(2, 0, 1).clone()  # (S, h, w)
     n = cfg.spacing
     total, done = cfg.sweeps * S * n * n, 0
 

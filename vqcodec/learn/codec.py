@@ -292,7 +292,7 @@ def train_decoder(codec, decoder_cfg: ModelConfig, tc: TrainConfig, images_folde
     missing = model.load_state_dict(frozen, strict=False).missing_keys
     assert all(k.startswith("decoder.") for k in missing)
     if grow:
-        grow_decoder(model, codec.model.cpu() if not cpu else codec.model)
+        grow_decoder(model, codec.model)  # copies across devices; the codec's model stays where it is
     weights_step = None
     if resume:
         read_state(out)
