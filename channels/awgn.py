@@ -17,9 +17,10 @@ from .capacity import (
     bpsk_hard_crossover,
 )
 from .modulation import Modulation, check_demapping, check_modulation, get_modulation
+from .scrambling import descramble_hard, descramble_llr, scramble
 
 __all__ = ["AWGN", "ebn0_to_esn0_db", "esn0_to_ebn0_db", "SNR_DB_RANGE", "check_snr_db", "check_soft",
-           "Modulated"]
+           "check_flag", "Modulated"]
 
 #: accepted Es/N0 range in dB (keeps 10**(snr/10) and float32 LLRs finite)
 SNR_DB_RANGE = (-100.0, 100.0)
@@ -29,10 +30,14 @@ def check_snr_db(value: Any, channel: str) -> float:
     return check_real(value, "snr_db", channel, *SNR_DB_RANGE, unit="dB")
 
 
-def check_soft(value: Any, channel: str) -> bool:
+def check_flag(value: Any, name: str, channel: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"soft must be True or False for {channel}, got {value!r}")
+        raise ValueError(f"{name} must be True or False for {channel}, got {value!r}")
     return bool(value)
+
+
+def check_soft(value: Any, channel: str) -> bool:
+    return check_flag(value, "soft", channel)
 
 
 def _check_rate(rate: Any) -> np.ndarray:
@@ -113,6 +118,18 @@ class Modulated:
         """Complex noise variance ``N0 = Es / 10^(snr_db/10)``, ``Es = 1``."""
         return 10.0 ** (-self.snr_db / 10.0)  # type: ignore[attr-defined]
 
+    def _on_air(self, bits: np.ndarray) -> np.ndarray:
+        """The bits the modulator sees: scrambled unless ``scramble`` is off."""
+        return scramble(bits) if self.scramble else bits  # type: ignore[attr-defined]
+
+    def _received(self, hard: np.ndarray, llr: np.ndarray | None) -> Received:
+        """Hard decisions and LLRs of the payload's bits (descrambled)."""
+        if self.scramble:  # type: ignore[attr-defined]
+            descramble_hard(hard)
+            if llr is not None:
+                descramble_llr(llr)
+        return Received(hard=hard, llr=llr)
+
 
 @register("awgn")
 @dataclass(frozen=True)
@@ -135,6 +152,10 @@ class AWGN(Modulated, Channel):
         See :mod:`channels.modulation` (3GPP TS 38.211 5.1 labelling).
     demapping : ``"app"`` (exact, default) or ``"maxlog"``
         Soft demapper for QAM; for BPSK both are the same exact LLR.
+    scramble : bool, default True
+        XOR the bits with the 3GPP Gold sequence before modulation and undo it on the hard
+        decisions and LLRs (:mod:`channels.scrambling`), as real links do, so the error
+        statistics do not depend on the payload. ``False`` modulates the bits as they are.
 
     BPSK model (unchanged): bit 0 -> ``+sqrt(Es)``, bit 1 -> ``-sqrt(Es)``,
     ``Es = 1``; ``y = x + n`` with real ``n ~ N(0, sigma^2)``,
@@ -156,12 +177,14 @@ class AWGN(Modulated, Channel):
     soft: bool = True
     modulation: str = "bpsk"
     demapping: str = "app"
+    scramble: bool = True
 
     def __post_init__(self) -> None:
         _set(self, "snr_db", check_snr_db(self.snr_db, "awgn"))
         _set(self, "soft", check_soft(self.soft, "awgn"))
         _set(self, "modulation", check_modulation(self.modulation, "awgn"))
         _set(self, "demapping", check_demapping(self.demapping, "awgn"))
+        _set(self, "scramble", check_flag(self.scramble, "scramble", "awgn"))
 
     @property
     def sigma(self) -> float:
@@ -178,21 +201,21 @@ class AWGN(Modulated, Channel):
         return float(bit_error_probabilities(self.modulation, self.snr_db).mean())
 
     def _transmit(self, bits: np.ndarray, rng: np.random.Generator) -> Received:
+        sent = self._on_air(bits)
         if self.modulation != "bpsk":
             mod = self.mod
             y = complex_noise(mod.symbols(bits.shape[0]), self.sigma, rng)
-            y += mod.modulate(bits)
-            hard, llr = mod.demodulate(y, self.n0, None, self.demapping, bits.shape[0], self.soft)
-            return Received(hard=hard, llr=llr)
+            y += mod.modulate(sent)
+            return self._received(*mod.demodulate(y, self.n0, None, self.demapping, bits.shape[0], self.soft))
         sigma = self.sigma
         y = rng.standard_normal(bits.shape[0], dtype=np.float32)
         y *= np.float32(sigma)
-        y += bpsk(bits)
+        y += bpsk(sent)
         hard = (y < 0).view(np.int8)
         if not self.soft:
-            return Received(hard=hard, llr=None)
+            return self._received(hard, None)
         y *= np.float32(2.0 / sigma**2)  # llr = 2 y sqrt(Es) / sigma^2
-        return Received(hard=hard, llr=y)
+        return self._received(hard, y)
 
     def capacity(self) -> float:
         """Bits per transmitted (coded) bit, so ``bits x capacity()`` is a

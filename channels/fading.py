@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .awgn import Modulated, bpsk, check_snr_db, check_soft, complex_noise, noise_sigma
+from .awgn import Modulated, bpsk, check_flag, check_snr_db, check_soft, complex_noise, noise_sigma
 from .base import Channel, Received, _set, check_int, register
 from .capacity import (
     binary_entropy,
@@ -41,6 +41,8 @@ class RayleighBlockFading(Modulated, Channel):
         ``False`` gives the hard-decision view (``llr = None``).
     modulation : ``"bpsk" | "qpsk" | "qam16" | "qam64" | "qam256"``, default ``"bpsk"``
     demapping : ``"app"`` (exact, default) or ``"maxlog"`` (QAM only; equal for BPSK)
+    scramble : bool, default True
+        The 3GPP bit scrambling of ``awgn`` (:mod:`channels.scrambling`); ``False`` turns it off.
 
     Model: ``y = a x + n``, ``Es = 1``, noise as for ``awgn`` (real with
     ``sigma^2 = N0/2`` for BPSK, ``CN(0, N0)`` for QAM), and amplitude ``a``
@@ -58,9 +60,11 @@ class RayleighBlockFading(Modulated, Channel):
     soft: bool = True
     modulation: str = "bpsk"
     demapping: str = "app"
+    scramble: bool = True
 
     def __post_init__(self) -> None:
         _set(self, "snr_db", check_snr_db(self.snr_db, "fading"))
+        _set(self, "scramble", check_flag(self.scramble, "scramble", "fading"))
         _set(self, "block_bits", check_int(self.block_bits, "block_bits", "fading", lo=1))
         _set(self, "soft", check_soft(self.soft, "fading"))
         _set(self, "modulation", check_modulation(self.modulation, "fading"))
@@ -106,21 +110,21 @@ class RayleighBlockFading(Modulated, Channel):
         n = bits.shape[0]
         sigma = self.sigma
         a = self.fades(n, rng)
+        sent = self._on_air(bits)
         if self.modulation != "bpsk":
             mod = self.mod
             y = complex_noise(a.shape[0], sigma, rng)
-            y += a * mod.modulate(bits)
-            hard, llr = mod.demodulate(y, self.n0, a, self.demapping, n, self.soft)
-            return Received(hard=hard, llr=llr)
+            y += a * mod.modulate(sent)
+            return self._received(*mod.demodulate(y, self.n0, a, self.demapping, n, self.soft))
         y = rng.standard_normal(n, dtype=np.float32)
         y *= np.float32(sigma)
-        y += a * bpsk(bits)
+        y += a * bpsk(sent)
         hard = (y < 0).view(np.int8)
         if not self.soft:
-            return Received(hard=hard, llr=None)
+            return self._received(hard, None)
         a *= np.float32(2.0 / sigma**2)
         a *= y  # llr = 2 a y sqrt(Es) / sigma^2
-        return Received(hard=hard, llr=a)
+        return self._received(hard, a)
 
     def capacity(self) -> float:
         """Bits per transmitted (coded) bit. BPSK soft: ergodic average over

@@ -56,17 +56,19 @@ class ChannelSpec:
 MODULATED = ("awgn", "fading")  # the channels that take a modulation and a demapper
 #: the options of each kind beyond its parameter (``channel_spec``'s keywords; the CLI spells them --block-bits)
 KIND_OPTIONS = {"packet-erasure": ("packet_bits",), "burst": ("burst_length",),
-                "awgn": ("modulation", "demapping", "hard"), "fading": ("modulation", "demapping", "hard", "block_bits")}
+                "awgn": ("modulation", "demapping", "hard", "scramble"),
+                "fading": ("modulation", "demapping", "hard", "scramble", "block_bits")}
 
 
 def channel_spec(kind: str, *, packet_bits: int | None = None, burst_length: float | None = None,
                  block_bits: int | None = None, hard: bool = False, modulation: str | None = None,
-                 demapping: str | None = None, index_bits: int | None = None) -> ChannelSpec:
+                 demapping: str | None = None, scramble: bool = True, index_bits: int | None = None) -> ChannelSpec:
     """Check the options of channel ``kind`` and fill in their defaults.
 
     ``index_bits`` (bits per transmitted index) is the packet size of the packet-erasure
     channel when ``packet_bits`` is not given; each option applies to one kind only, and
-    naming it for another is an error rather than silently ignored."""
+    naming it for another is an error rather than silently ignored. ``scramble=False`` turns off
+    the modulated channels' bit scrambling (recorded as ``scramble: false``; on by default)."""
     if kind not in REGISTRY:
         raise ValueError(f"unknown channel {kind!r} (known: {', '.join(sorted(REGISTRY))})")
     extra: dict[str, Any] = {}
@@ -95,10 +97,14 @@ def channel_spec(kind: str, *, packet_bits: int | None = None, burst_length: flo
         extra["modulation"] = modulation if modulation is not None else "bpsk"
         if demapping not in (None, "app"):
             extra["demapping"] = demapping
+        if not scramble:
+            extra["scramble"] = False
         get_channel(kind, snr_db=0.0, **extra)  # checks the modulation against the other options now
     elif modulation is not None or demapping is not None:
         raise ValueError(f"--{'modulation' if modulation is not None else 'demapping'} applies to the awgn "
                          "and fading channels only")
+    elif not scramble:
+        raise ValueError("--no-scramble applies to the awgn and fading channels only")
     return ChannelSpec(kind, extra)
 
 

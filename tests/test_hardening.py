@@ -307,6 +307,11 @@ def test_plot_needs_overwrite_and_bad_labels_or_rd_files_are_one_line(tmp_path):
     assert_clean_error(invoke("plot", src, "-o", fig), "exists (use --overwrite")
     assert fig.read_bytes() == b"mine"
     assert invoke("plot", src, "-o", fig, "--overwrite").exit_code == 0 and fig.read_bytes() != b"mine"
+    # a curve's own "style" is not drawn (assign_styles keeps colour x line style unique), so an
+    # unknown marker or line style there cannot break the figure
+    write_results(src, [{**res, "style": {"marker": "no-such-marker", "ls": 7}}])
+    styled = tmp_path / "styled.png"
+    assert invoke("plot", src, "-o", styled).exit_code == 0 and styled.stat().st_size > 1000
     write_results(src, [{**res, "label": r"$\frac{1}{$"}])
     out = tmp_path / "new.png"
     assert_clean_error(invoke("plot", src, "-o", out), "cannot draw the figure", out)

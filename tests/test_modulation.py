@@ -19,6 +19,7 @@ from scipy import integrate, special
 from channels import AWGN, MODULATIONS, Modulation, RayleighBlockFading, get_channel, get_modulation
 from channels import capacity as cap
 from channels.awgn import complex_noise, ebn0_to_esn0_db, esn0_to_ebn0_db
+from channels.scrambling import descramble_llr, scramble
 from channels.modulation import (
     demap_kernel,
     demap_reference,
@@ -361,6 +362,47 @@ def test_hard_ber_awgn_gray_qam(name, snr_db):
     assert_close(float(np.mean(rx.hard != bits)), p, se)
 
 
+@pytest.fixture(scope="module")
+def index_payload():
+    """The default payload: f4-k256's index bits of the scikit-image sample photos (641832 bits,
+    far from i.i.d. uniform: neighbouring indices repeat, label bits are correlated)."""
+    from vqcodec import api
+    from vqcodec.bits import indices_to_bits
+    from vqcodec.simulate import encode_images
+
+    codec = api.load()
+    images, _ = encode_images(codec, with_ms_ssim=False)
+    return np.concatenate([indices_to_bits(e.indices, codec.K, codec.assignment) for e in images])
+
+
+def _payload_ber(bits, name, snr_db, scramble, trials=4):
+    """Hard BER of ``trials`` transmissions and its standard error for uniform bits (errors per
+    symbol E = H_I + H_Q over independent dimensions: Var E = 2 Var H)."""
+    m = BITS[name]
+    ber = np.mean([np.mean(AWGN(snr_db, soft=False, modulation=name, scramble=scramble)(bits, t).hard != bits)
+                   for t in range(trials)])
+    e1, e2 = per_dim_hamming_moments(name, 10 ** (snr_db / 10))
+    return float(ber), math.sqrt(2 * (e2 - e1**2) / (trials * (bits.size // m))) / m
+
+
+@pytest.mark.parametrize("name", ["qam16", "qam64"])
+@pytest.mark.parametrize("snr_db", [8.0, 12.0, 16.0])
+def test_scrambled_index_payload_has_the_uniform_bit_error_rate(index_payload, name, snr_db):
+    # 16-QAM: (3 Q(a) + 2 Q(3a) - Q(5a)) / 4 with a = sqrt(Es / 5 N0); 64-QAM likewise (Cho-Yoon)
+    p = cho_yoon_ber(2 ** BITS[name], 10 ** (snr_db / 10))
+    if name == "qam16":
+        a = math.sqrt(10 ** (snr_db / 10) / 5)
+        assert p == pytest.approx((3 * Q(a) + 2 * Q(3 * a) - Q(5 * a)) / 4, rel=1e-12)
+    ber, se = _payload_ber(index_payload, name, snr_db, scramble=True)
+    assert_close(ber, p, se)
+
+
+def test_unscrambled_index_payload_error_rate_depends_on_the_image(index_payload):
+    # why links scramble: the image's label statistics move 16-QAM's BER many standard errors
+    ber, se = _payload_ber(index_payload, "qam16", 12.0, scramble=False)
+    assert abs(ber - cho_yoon_ber(16, 10 ** 1.2)) > 5 * se
+
+
 @pytest.mark.parametrize("snr_db", [0.0, 8.0, 16.0])
 def test_rayleigh_bpsk_ber_complex_gain(snr_db):
     # y = h x + n with h ~ CN(0, 1) (any phase) and coherent detection:
@@ -430,25 +472,29 @@ def test_awgn_and_fading_qam_outputs(name):
 
 
 @pytest.mark.parametrize("name", ["qpsk", "qam64"])
-def test_channel_llrs_equal_demapper_on_replayed_draws(name):
-    # documented draw order: (fading: all fades, then) 2 n_sym float32 normals
+@pytest.mark.parametrize("scrambled", [True, False])
+def test_channel_llrs_equal_demapper_on_replayed_draws(name, scrambled):
+    # documented draw order: (fading: all fades, then) 2 n_sym float32 normals; the bits on the
+    # air are the payload XOR the 3GPP sequence, and the receiver's LLRs are descrambled
     m = BITS[name]
     n = 3000 * m - 1
     bits = random_bits(n, seed=16)
+    sent = scramble(bits) if scrambled else bits
+    undo = descramble_llr if scrambled else (lambda llr: llr)
     mod = get_modulation(name)
-    ch = AWGN(4.0, modulation=name)
+    ch = AWGN(4.0, modulation=name, scramble=scrambled)
     rx = ch(bits, np.random.default_rng(17))
-    y = complex_noise(mod.symbols(n), ch.sigma, np.random.default_rng(17)) + mod.modulate(bits)
-    assert np.array_equal(rx.llr, mod.demap(y, ch.n0, None, "app", n))
-    fch = RayleighBlockFading(4.0, block_bits=3 * m, modulation=name, demapping="maxlog")
+    y = complex_noise(mod.symbols(n), ch.sigma, np.random.default_rng(17)) + mod.modulate(sent)
+    assert np.array_equal(rx.llr, undo(mod.demap(y, ch.n0, None, "app", n)))
+    fch = RayleighBlockFading(4.0, block_bits=3 * m, modulation=name, demapping="maxlog", scramble=scrambled)
     rx = fch(bits, np.random.default_rng(18))
     r = np.random.default_rng(18)
     a = fch.fades(n, r)
     assert a.shape == (mod.symbols(n),)
     pad = np.concatenate([a, np.repeat(a[-1:], (-a.size) % 3)]).reshape(-1, 3)
     assert np.all(pad == pad[:, :1]), "fade constant over block_bits / m symbols"
-    y = complex_noise(a.size, fch.sigma, r) + a * mod.modulate(bits)
-    assert np.array_equal(rx.llr, mod.demap(y, fch.n0, a, "maxlog", n))
+    y = complex_noise(a.size, fch.sigma, r) + a * mod.modulate(sent)
+    assert np.array_equal(rx.llr, undo(mod.demap(y, fch.n0, a, "maxlog", n)))
 
 
 @pytest.mark.parametrize("snr_db", [2.0, 6.0])
@@ -496,24 +542,25 @@ def test_channel_uses_and_ebn0_helpers():
         ebn0_to_esn0_db(1.0, 0.5, 0)
 
 
-# ------------------------------------------------------------ default BPSK unchanged
+# ------------------------------------------------------------ unscrambled BPSK unchanged
 
 
-def test_default_awgn_and_fading_unchanged():
+def test_unscrambled_awgn_and_fading_unchanged():
     bits = np.array([0, 1, 1, 0, 1, 0, 0, 1], np.uint8)
-    # pinned from the channels at git HEAD before modulation existed
-    awgn = AWGN(2.0)(bits, 0)
+    # pinned from the channels at git HEAD before modulation (and scrambling) existed
+    awgn = AWGN(2.0, scramble=False)(bits, 0)
     np.testing.assert_array_equal(
         awgn.llr, np.array([10.319178, -11.278818, -7.8585, 3.478176, -4.198022, 6.0725384, 6.5521274,
                             -6.4535394], np.float32))
-    fad = RayleighBlockFading(3.0, block_bits=3)(bits, 0)
+    fad = RayleighBlockFading(3.0, block_bits=3, scramble=False)(bits, 0)
     np.testing.assert_array_equal(
         fad.llr, np.array([5.623224, -5.532011, -6.0376325, 12.997773, -5.0010395, 2.6578536, 0.59093475,
                            -0.6473869], np.float32))
     # and byte-identical to the old formulas on a long input, RNG state included
     n = 50_001
     bits = random_bits(n, seed=21)
-    for ch in (AWGN(1.5), AWGN(1.5, demapping="maxlog"), AWGN(-2.0, soft=False)):
+    for ch in (AWGN(1.5, scramble=False), AWGN(1.5, demapping="maxlog", scramble=False),
+               AWGN(-2.0, soft=False, scramble=False)):
         r1, r2 = np.random.default_rng(22), np.random.default_rng(22)
         rx = ch(bits, r1)
         sigma = math.sqrt(10 ** (-ch.snr_db / 10) / 2)
@@ -525,7 +572,7 @@ def test_default_awgn_and_fading_unchanged():
             assert rx.llr.tobytes() == (y * np.float32(2.0 / sigma**2)).tobytes()
         assert r1.bit_generator.state == r2.bit_generator.state
     for k in (1, 64):
-        ch = RayleighBlockFading(2.5, block_bits=k)
+        ch = RayleighBlockFading(2.5, block_bits=k, scramble=False)
         r1, r2 = np.random.default_rng(23), np.random.default_rng(23)
         rx = ch(bits, r1)
         sigma = math.sqrt(10 ** (-2.5 / 10) / 2)

@@ -177,6 +177,8 @@ def shared_caption(results: Sequence[dict]) -> str:
         values = {str(r["channel"].get(key)) for r in results}
         if len(values) == 1 and all(r["channel"].get(key) not in (None, False, "none") for r in results):
             parts.append(fmt.format(results[0]["channel"][key]))
+    if results and all(r["channel"].get("scramble") is False for r in results):
+        parts.append("not scrambled")
     return "".join(f" · {p}" for p in parts)
 
 
