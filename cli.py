@@ -521,6 +521,9 @@ def _channel_options(fn):
                           "complex channel use."),
         click.option("--demapping", type=click.Choice(["app", "maxlog"]), default=None,
                      help="awgn/fading: exact (app) or max-log soft demapping [default: app]."),
+        click.option("--no-scramble", is_flag=True,
+                     help="awgn/fading: modulate the payload's bits as they are, without the 3GPP "
+                          "TS 38.211 Gold-sequence scrambling real links use (on by default)."),
         click.option("--code", default=None, metavar="none|ldpc-A/B|cc-A/B",
                      help="Channel code protecting the index payload: 5G NR LDPC, e.g. ldpc-1/2 (rate A/B in "
                           "[0.1, 0.95]), or the K=7 convolutional codes cc-1/2, cc-2/3, cc-3/4, cc-1/3, cc-1/4 "
@@ -595,8 +598,8 @@ def channels_cmd():
     import channels
     from channels.options import KIND_OPTIONS
 
-    def flag(name):
-        return "--" + name.replace("_", "-")
+    def flag(name):  # the command line's spelling of an option (scrambling is on unless turned off)
+        return "--no-scramble" if name == "scramble" else "--" + name.replace("_", "-")
 
     for name in sorted(channels.REGISTRY):
         cls = channels.REGISTRY[name]
@@ -750,12 +753,12 @@ def eval_cmd(model, checkpoint, device, precision, search, images, entropy, prog
               help="Write the originals and the first trial's reconstructions here.")
 @click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --json results file.")
-def simulate(kind, packet_bits, burst_length, block_bits, hard, modulation, demapping, code, p, snr_db, model, checkpoint, device, precision, search, images,
+def simulate(kind, packet_bits, burst_length, block_bits, hard, modulation, demapping, no_scramble, code, p, snr_db, model, checkpoint, device, precision, search, images,
              receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite, workers,
              scheduler):
     """Send images through one channel point and measure what arrives."""
     options = dict(packet_bits=packet_bits, burst_length=burst_length, block_bits=block_bits, hard=hard,
-                   modulation=modulation, demapping=demapping, code=code)
+                   modulation=modulation, demapping=demapping, scramble=not no_scramble, code=code)
     _run_sweep("simulate", kind, options, p, snr_db, model, checkpoint, images, receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
                device=device, precision=precision, workers=workers, scheduler=scheduler, search=search)
 
@@ -788,12 +791,12 @@ def simulate(kind, packet_bits, burst_length, block_bits, hard, modulation, dema
 @click.option("--overwrite", is_flag=True, help="Replace an existing --json results file.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted sweep: keep the points already in --json, run the rest.")
-def sweep(kind, packet_bits, burst_length, block_bits, hard, modulation, demapping, code, p, snr_db, model, checkpoint, device, precision, search, images,
+def sweep(kind, packet_bits, burst_length, block_bits, hard, modulation, demapping, no_scramble, code, p, snr_db, model, checkpoint, device, precision, search, images,
           receivers, trials, min_trials, ci_target, seed, json_out, baselines, rates, budget_bpp, cbr, no_ms_ssim,
           overwrite, resume, workers, scheduler):
     """Sweep a grid of channel parameters; one curve per receiver (and per baseline)."""
     options = dict(packet_bits=packet_bits, burst_length=burst_length, block_bits=block_bits, hard=hard,
-                   modulation=modulation, demapping=demapping, code=code)
+                   modulation=modulation, demapping=demapping, scramble=not no_scramble, code=code)
     _run_sweep("sweep", kind, options, p, snr_db, model, checkpoint, images, receivers, trials, min_trials, ci_target, seed, json_out, None, no_ms_ssim, overwrite,
                baselines=baselines, rates=rates, budget_bpp=budget_bpp, cbr=cbr, device=device, resume=resume,
                precision=precision, workers=workers, scheduler=scheduler, search=search)
@@ -869,7 +872,7 @@ def _run_sweep_locked(command, kind, options, p, snr_db, model, checkpoint, imag
             executor.close()
         if isinstance(exc, ValueError):
             _fail(str(exc))
-        _fail("interrupted" + (f"; the finished points are in {json_out} (continue with --resume)"
+        _fail("interrupted" + (f"; the trials so far are in {json_out} (continue with --resume)"
                                if json_out and command == "sweep" and Path(json_out).exists() else ""))
     bar.close()
     _print_table(results, param)
@@ -1402,7 +1405,7 @@ def bench(suite, list_, resume, out, regenerate_expected, device, checkpoints, b
               f"points are in {run_dir}")
     except KeyboardInterrupt:
         bar.close()
-        _fail(f"interrupted; the finished points are in {run_dir} (continue with --resume {run_dir})")
+        _fail(f"interrupted; the trials so far are in {run_dir} (continue with --resume {run_dir})")
     bar.close()
     click.echo((run_dir / "summary.md").read_text())
     data = run_dir / ("speed.json" if st.kind == "speed" else "results.json")

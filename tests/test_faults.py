@@ -26,9 +26,18 @@ def _strip(path):
     return data
 
 
-# the CLI, pausing after each point it writes: the parent's kill -9 lands in the middle of the sweep, every time
+# the CLI, pausing after each write that holds a finished point: the parent's kill -9 lands in the
+# middle of the sweep, every time
 _PAUSING = ("import time, cli; real = cli._write_results; "
-            "cli._write_results = lambda *a: (real(*a), time.sleep(10)); cli.main()")
+            "cli._write_results = lambda path, res: (real(path, res), time.sleep(10 if res[0]['points'] else 0)); "
+            "cli.main()")
+
+
+def _finished_points(path):
+    try:
+        return json.loads(path.read_text())[0]["points"]
+    except (OSError, ValueError, IndexError, KeyError):
+        return []
 
 
 def test_kill_9_then_resume_is_identical(tiny_checkpoint, image_dir, tmp_path):
@@ -41,13 +50,15 @@ def test_kill_9_then_resume_is_identical(tiny_checkpoint, image_dir, tmp_path):
     cmd[2] = _PAUSING
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not part.exists() and time.time() < deadline and proc.poll() is None:
+    while not _finished_points(part) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
     assert proc.poll() is None  # still sweeping
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     data = json.loads(part.read_text())
     assert [len(r["points"]) for r in data] == [1, 1]  # a valid, partial file survived the kill
+    # the other five points had run 3 of their 4 trials (the rounds run every point's next trial)
+    assert [[len(u["trials"]) for u in r["unfinished"]] for r in data] == [[3] * 5] * 2
     assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]  # no half-written file
     # a finished point is reused, not recomputed: a value that --resume does not check survives it
     data[0]["points"][0]["psnr"]["mean"] += 1.0

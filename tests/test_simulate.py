@@ -219,3 +219,41 @@ def test_link_budget_counts_bits_channel_uses_and_the_bandwidth_ratio(tiny_model
     b = link_budget(codec, encs, channels.get_channel("awgn", snr_db=3.0, modulation="qpsk"))
     assert b["cbr"] == (70 + 32) / (3 * 816)
     assert "cbr" not in link_budget(codec, encs, channels.get_channel("bsc", p=0.1))  # no complex uses
+
+
+def test_a_sweep_interrupted_mid_point_continues_from_its_kept_trials():
+    import copy
+
+    import vqcodec.api as vq
+    from vqcodec.simulate import UNFINISHED
+
+    codec = vq.load()
+    rng = np.random.default_rng(5)
+    imgs = {n: rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for n in ("a", "b")}
+    exp = vq.experiment(codec, "bsc", [0.02, 0.08], receivers=["naive", "spatial-mmse"], trials=3, min_trials=3,
+                        with_ms_ssim=False)
+    encs, desc = exp.encode(imgs)
+    whole = exp.run(encs, desc)
+    assert all(UNFINISHED not in r for r in whole)  # a finished sweep keeps no trials
+
+    written = []
+
+    def stop_after_two_rounds(res):
+        written.append(copy.deepcopy(res))
+        if [len(u["trials"]) for u in res[0].get(UNFINISHED, [])] == [2, 2]:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        exp.run(encs, desc, on_point=stop_after_two_rounds)
+    kept = written[-1]
+    assert [r["points"] for r in kept] == [[], []]  # no point had its 3 trials: before, nothing survived
+    assert [u["param"] for u in kept[0][UNFINISHED]] == [0.02, 0.08]
+    trials = []
+    resumed = exp.run(encs, desc, previous=kept, on_trial=lambda i, t: trials.append((i, t)))
+    assert sorted(trials) == [(0, 3), (1, 3)]  # only the third trial of each point ran again
+    assert [r["points"] for r in resumed] == [r["points"] for r in whole]
+
+    broken = copy.deepcopy(kept)
+    broken[0][UNFINISHED][0]["trials"][0]["psnr"] = [1.0]  # one image's value lost
+    with pytest.raises(ValueError, match="cannot resume: the file's unfinished trials are malformed"):
+        exp.run(encs, desc, previous=broken)

@@ -20,6 +20,7 @@ no errors at all stops at ``min_trials`` with a zero-width interval.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import struct
@@ -339,6 +340,54 @@ def run_chunk(codec: Codec, images: Sequence[EncodedImage], channel, receivers: 
     return out
 
 
+def merge_chunks(chunks: Sequence[ChunkResult], receivers: Sequence[str]) -> ChunkResult:
+    """One trial's chunks (in image order) as one chunk."""
+    if len(chunks) == 1:
+        return chunks[0]
+    counts = Counters(*(sum(getattr(c.counts, f.name) for c in chunks) for f in dataclasses.fields(Counters)))
+    return ChunkResult([n for c in chunks for n in c.names],
+                       {r: [v for c in chunks for v in c.psnr[r]] for r in receivers},
+                       {r: [v for c in chunks for v in c.ms_ssim[r]] for r in receivers},
+                       {r: sum(c.index_errors[r] for c in chunks) for r in receivers}, counts,
+                       {k: sum(c.seconds[k] for c in chunks) for k in ("channel", *receivers)})
+
+
+#: results-file key of a sweep interrupted mid-point: each unfinished point's trials so far
+#: (``PointRun.unfinished``), so that ``--resume`` continues the point instead of rerunning it
+UNFINISHED = "unfinished"
+
+
+def restore_trials(previous: Sequence[dict], receivers: Sequence[str], names: Sequence[str],
+                   with_ms_ssim: bool) -> dict[float, list[ChunkResult]]:
+    """The trials of unfinished points kept in ``previous`` results objects: ``{param: trials}``.
+    A ``ValueError`` when they are malformed or do not fit these images and receivers."""
+    by_recv = {r.get("receiver"): {float(u["param"]): u["trials"] for u in r.get(UNFINISHED, ())}
+               for r in previous} if previous else {}
+    try:
+        params = set.intersection(*(set(by_recv.get(r, {})) for r in receivers)) if receivers else set()
+        out: dict[float, list[ChunkResult]] = {}
+        for param in sorted(params):
+            trials = [by_recv[r][param] for r in receivers]
+            n = min(len(t) for t in trials)
+            restored = []
+            for k in range(n):
+                recs = {r: t[k] for r, t in zip(receivers, trials)}
+                first = recs[receivers[0]]
+                if list(first["names"]) != list(names) or any(
+                        len(rec["psnr"]) != len(names) or len(rec["ms_ssim"]) != (len(names) if with_ms_ssim else 0)
+                        or rec["counts"] != first["counts"] for rec in recs.values()):
+                    raise ValueError
+                counts = Counters(**{f.name: int(first["counts"][f.name]) for f in dataclasses.fields(Counters)})
+                restored.append(ChunkResult(list(names), {r: [float(v) for v in recs[r]["psnr"]] for r in receivers},
+                                            {r: [float(v) for v in recs[r]["ms_ssim"]] for r in receivers},
+                                            {r: int(recs[r]["index_errors"]) for r in receivers}, counts,
+                                            {"channel": 0.0, **{r: 0.0 for r in receivers}}))
+            out[param] = restored
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ValueError("cannot resume: the file's unfinished trials are malformed or from other images") from None
+    return out
+
+
 def _sample_ci(values: Sequence[float]) -> dict:
     """Mean and 95% half-width over trials; the half-width is None (null) for a single trial,
     which has no spread to estimate, and 0 when every trial gave the same value."""
@@ -360,26 +409,34 @@ class PointRun:
         self.t_channel = 0.0
         self.trials = 0
         self.reason: str | None = None
+        self.records: list[ChunkResult] = []  # each trial, its chunks merged
 
     def add_trial(self, chunks: Sequence[ChunkResult]) -> None:
         """Fold in one trial (its chunks in image order) and apply the stopping rule."""
-        for ch in chunks:
-            for k in ("bits", "bit_errors", "erased_bits", "indices"):
-                setattr(self.counts, k, getattr(self.counts, k) + getattr(ch.counts, k))
-            self.t_channel += ch.seconds["channel"]
+        ch = merge_chunks(chunks, self.receivers)
+        self.records.append(ch)
+        for k in ("bits", "bit_errors", "erased_bits", "indices"):
+            setattr(self.counts, k, getattr(self.counts, k) + getattr(ch.counts, k))
+        self.t_channel += ch.seconds["channel"]
         for r in self.receivers:
             t = self.tallies[r]
-            values = [v for ch in chunks for v in ch.psnr[r]]
-            for ch in chunks:
-                for name, v in zip(ch.names, ch.psnr[r]):
-                    t.per_image.setdefault(name, []).append(v)
-                t.index_errors += ch.index_errors[r]
-                t.seconds += ch.seconds[r]
-            t.trial_means.append(float(np.mean(values)))
+            for name, v in zip(ch.names, ch.psnr[r]):
+                t.per_image.setdefault(name, []).append(v)
+            t.index_errors += ch.index_errors[r]
+            t.seconds += ch.seconds[r]
+            t.trial_means.append(float(np.mean(ch.psnr[r])))
             if self.with_ms_ssim:
-                t.ms_ssim.append(float(np.mean([v for ch in chunks for v in ch.ms_ssim[r]])))
+                t.ms_ssim.append(float(np.mean(ch.ms_ssim[r])))
         self.trials += 1
         self.reason = self.stop.decide([self.tallies[r].trial_means for r in self.receivers])
+
+    def unfinished(self, receiver: str) -> dict:
+        """The trials so far as one receiver's results object keeps them while the point runs
+        (``UNFINISHED``): enough to continue the point after an interruption."""
+        return {"param": self.param,
+                "trials": [{"names": list(ch.names), "psnr": list(ch.psnr[receiver]),
+                            "ms_ssim": list(ch.ms_ssim[receiver]), "index_errors": ch.index_errors[receiver],
+                            "counts": dataclasses.asdict(ch.counts)} for ch in self.records]}
 
     def points(self, images: Sequence[EncodedImage], timings: dict | None = None) -> dict[str, dict]:
         """``{receiver: point dict}`` in the results-file point format (no wall-clock times)."""
@@ -431,7 +488,8 @@ def run_points(codec: Codec, images: Sequence[EncodedImage], channel_list: Seque
                on_trial: Callable[[int, int], None] | None = None,
                on_task: Callable[[], None] | None = None,
                on_image: Callable[[str, str, int, np.ndarray], None] | None = None,
-               timings: dict | None = None) -> list[dict[str, dict]]:
+               timings: dict | None = None, restored: Sequence[Sequence[ChunkResult]] = (),
+               on_run: Callable[[int, PointRun], None] | None = None) -> list[dict[str, dict]]:
     """Run several channel points in rounds: each round runs the next trial of every point that
     has not stopped, split into tasks of ``chunk_size`` images, on ``executor`` (serial, or a
     Dask cluster from ``vqcodec.cluster``); then every point folds in its trial in image order
@@ -439,7 +497,10 @@ def run_points(codec: Codec, images: Sequence[EncodedImage], channel_list: Seque
     the chunking, the order in which tasks finish, or which other points run beside it.
 
     Returns one ``{receiver: point}`` per parameter; ``on_point(i, points)`` fires when point i
-    stops, ``on_trial(i, trials_done)`` after each of its trials, ``on_task()`` after each task.
+    stops, ``on_trial(i, trials_done)`` after each of its trials, ``on_task()`` after each task,
+    ``on_run(i, run)`` after each trial with the point's ``PointRun`` (its trials so far).
+    ``restored[i]``: trials of point i already run (from ``restore_trials``); the point continues
+    after them with the same per-trial seeds, so the outcome is the same as without a break.
     """
     executor = executor or SerialExecutor()
     if on_image is not None and not isinstance(executor, SerialExecutor):
@@ -451,6 +512,14 @@ def run_points(codec: Codec, images: Sequence[EncodedImage], channel_list: Seque
     shared_images = [executor.share([images[i] for i in c]) for c in chunks]
     runs = [PointRun(v, receivers, stop, with_ms_ssim) for v in params]
     done: list[dict | None] = [None] * len(params)
+    for i, trials in enumerate(restored):
+        for trial in trials:
+            if runs[i].reason is None:
+                runs[i].add_trial([trial])
+        if runs[i].reason is not None:
+            done[i] = runs[i].points(images, timings)
+            if on_point:
+                on_point(i, done[i])
     while any(d is None for d in done):
         active = [i for i, d in enumerate(done) if d is None]
         calls = [((shared_codec, shared_images[c], channel_list[i], list(receivers)),
@@ -462,6 +531,8 @@ def run_points(codec: Codec, images: Sequence[EncodedImage], channel_list: Seque
             runs[i].add_trial(results[k * len(chunks):(k + 1) * len(chunks)])
             if on_trial:
                 on_trial(i, runs[i].trials)
+            if on_run:
+                on_run(i, runs[i])
             if runs[i].reason is not None:
                 done[i] = runs[i].points(images, timings)
                 if on_point:
@@ -593,16 +664,19 @@ def sweep(codec: Codec, images: Sequence[EncodedImage], channel_list: Sequence, 
     """One results object per receiver over a grid of channel points (``channel_list[i]`` at ``grid[i]``).
 
     ``previous``: results objects of an interrupted run of the same sweep; a point that
-    every receiver already finished there (same model, channel, seed) is reused, not rerun
-    (the per-point seeds make the outcome identical either way). ``on_point(results)`` is
-    called after every finished point with the results so far, points in grid order (for
-    incremental, atomic writes); ``on_trial(point_index, trials_done)`` and ``on_task()``
+    every receiver already finished there (same model, channel, seed) is reused, not rerun,
+    and an unfinished point continues after the trials kept there (``UNFINISHED``; the
+    per-trial seeds make the outcome identical either way). ``on_point(results)`` is
+    called after every trial with the results so far, finished points in grid order and the
+    unfinished points' trials under ``UNFINISHED`` (for incremental, atomic writes); ``on_trial(point_index, trials_done)`` and ``on_task()``
     report progress. ``executor``: see ``run_points``.
     """
     check_resumable(previous, codec=codec, channel_desc=channel_desc, images_desc=images_desc, seed=seed,
                     stop=stop, receivers=receivers, with_ms_ssim=with_ms_ssim)
     done = {(r["receiver"], float(p["param"])): p for r in previous for p in r["points"]}
+    kept = restore_trials(previous, receivers, [e.name for e in images], with_ms_ssim)
     finished: dict[int, dict] = {}
+    running: dict[int, PointRun] = {}
 
     budgets = [link_budget(codec, images, ch) for ch in channel_list] if images else [{}] * len(grid)
 
@@ -612,7 +686,9 @@ def sweep(codec: Codec, images: Sequence[EncodedImage], channel_list: Sequence, 
                             description=f"{codec.name} over {channel_desc['kind']}, receiver {r}",
                             seed=seed, model=codec.describe(), images=images_desc, channel=channel_desc, receiver=r,
                             points=[{**finished[i][r], **budgets[i]} for i in order],
-                            extra={"stop_rule": stop_desc(stop)}) for r in receivers]
+                            extra={"stop_rule": stop_desc(stop),
+                                   **({UNFINISHED: [running[i].unfinished(r) for i in sorted(running)]}
+                                      if running else {})}) for r in receivers]
 
     todo = []
     for i, value in enumerate(grid):
@@ -625,12 +701,20 @@ def sweep(codec: Codec, images: Sequence[EncodedImage], channel_list: Sequence, 
 
     def point_done(k, pts):
         finished[todo[k]] = pts
+        running.pop(todo[k], None)
         if on_point:
             on_point(results())
+
+    def point_ran(k, run):
+        if run.reason is None:  # a finished point is written by point_done
+            running[todo[k]] = run
+            if on_point:
+                on_point(results())
 
     if todo:
         run_points(codec, images, [channel_list[i] for i in todo], [grid[i] for i in todo], receivers, seed=seed,
                    stop=stop, with_ms_ssim=with_ms_ssim, executor=executor, on_point=point_done,
                    on_trial=(lambda k, t: on_trial(todo[k], t)) if on_trial else None, on_task=on_task,
-                   on_image=on_image, timings=timings)
+                   on_image=on_image, timings=timings, on_run=point_ran,
+                   restored=[kept.get(float(grid[i]), []) for i in todo])
     return results()
