@@ -1,12 +1,12 @@
 # make run   install into .venv (created when missing), then the main job
-# make test  install with test extras, then the test suite
+# make test  install with test extras, then the linter and the test suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test install install-test bench-smoke clean
+.PHONY: run test lint install install-test bench-smoke clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,11 @@ run: $(STAMP)
 	$(BIN)/vqcodec simulate --channel bsc --p 0.01
 
 test: $(STAMP_TEST)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP_TEST)
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf $(VENV) build *.egg-info

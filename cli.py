@@ -184,10 +184,8 @@ def _training_options(fn):
 def _train_settings(ctx, out, resume: bool, make, **values):
     """A run's TrainConfig: ``make(**values)`` for a new run; on --resume, OUT's saved settings,
     with the options given on this command line checked against them."""
-    from vqcodec.learn.loop import resume_config
+    from vqcodec.learn.loop import TrainConfig, resume_config
     from vqcodec.model import CheckpointError
-
-    from vqcodec.learn.loop import TrainConfig
 
     try:
         if not resume:
@@ -232,6 +230,7 @@ def _train_device(device: str) -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(None, "--version", package_name="vqcodec", prog_name="vqcodec", message="%(prog)s %(version)s")
 def main() -> None:
     """Send images over noisy digital links with a learned vector-quantised codec."""
     import warnings
@@ -283,7 +282,8 @@ def train(ctx, images, out, f, K, d, channels, res_blocks, decoder_res_blocks, d
     """Train a VQ-VAE on an image folder (with --stages S > 1: residual VQ)."""
     import torch
 
-    from vqcodec.learn.codec import train as run_train, training_folder, warm_start_config
+    from vqcodec.learn.codec import train as run_train
+    from vqcodec.learn.codec import training_folder, warm_start_config
     from vqcodec.learn.loop import TrainConfig
     from vqcodec.model import CheckpointError, ModelConfig, checkpoint_paths
 
@@ -357,8 +357,8 @@ def train_jscc_cmd(ctx, images, out, cbr, width, snr_range, resume, overwrite, s
 
     from vqcodec.jscc import JsccConfig
     from vqcodec.learn.codec import training_folder
-    from vqcodec.learn.loop import TrainConfig
     from vqcodec.learn.jscc import train_jscc
+    from vqcodec.learn.loop import TrainConfig
     from vqcodec.model import CheckpointError, checkpoint_paths
 
     if threads:
@@ -604,8 +604,8 @@ def channels_cmd():
     for name in sorted(channels.REGISTRY):
         cls = channels.REGISTRY[name]
         doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
-        doc = re.sub(r"``(\w+)``", lambda m: flag(m.group(1)) if m.group(1) in (*KIND_OPTIONS.get(name, ()), cls.param)
-                     else m.group(1), doc)
+        known = (*KIND_OPTIONS.get(name, ()), cls.param)
+        doc = re.sub(r"``(\w+)``", lambda m, known=known: flag(m.group(1)) if m.group(1) in known else m.group(1), doc)
         opts = ", ".join(flag(o) for o in KIND_OPTIONS.get(name, ()))
         click.echo(f"{name:<15} {flag(cls.param):<9} {doc}" + (f" Options: {opts}." if opts else ""))
 
@@ -1015,7 +1015,8 @@ def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, 
     """Fine-tune a model's decoder (codebook frozen) on what a receiver hands it after a channel."""
     import torch
 
-    from vqcodec.correct import REGISTRY as RECEIVERS, check_receivers
+    from vqcodec.correct import REGISTRY as RECEIVERS
+    from vqcodec.correct import check_receivers
     from vqcodec.learn.codec import training_folder
     from vqcodec.learn.through_channel import FinetuneConfig, finetune_decoder
 

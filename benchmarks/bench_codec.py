@@ -43,7 +43,8 @@ from vqcodec.bits import indices_to_bits  # noqa: E402
 from vqcodec.context import context_posterior  # noqa: E402
 from vqcodec.correct import Decision, bit_llrs, receiver_context  # noqa: E402
 from vqcodec.images import list_images, load_image, to_tensor  # noqa: E402
-from vqcodec.jscc import SHIPPED as JSCC_SHIPPED, load_jscc, transmit  # noqa: E402
+from vqcodec.jscc import SHIPPED as JSCC_SHIPPED  # noqa: E402
+from vqcodec.jscc import load_jscc, transmit
 from vqcodec.metrics import psnr  # noqa: E402
 from vqcodec.model import pad_tensor  # noqa: E402
 from vqcodec.precision import autocast, cpu_has_bf16  # noqa: E402
@@ -127,7 +128,7 @@ def bench_receiver(codec, paths, repeat, p=0.01):
             t16.append(timeit(lambda: context_posterior(codec.context, llr, idx.shape, "bf16"), repeat=repeat))
             dq = max(dq, float(np.abs(context_posterior(codec.context, llr, idx.shape, "bf16")
                                       - context_posterior(codec.context, llr, idx.shape, "fp32")).max()))
-    row(f"{codec.name} rx", f"learned (1 thr)", statistics.median(t32), statistics.median(t16), mac,
+    row(f"{codec.name} rx", "learned (1 thr)", statistics.median(t32), statistics.median(t16), mac,
         f"{shape[1]}x{shape[0]} grid, BSC {p}; max |dq| {dq:.3f}")
 
 

@@ -50,8 +50,8 @@ def median_time(fn, repeat: int, warmup: int = 1) -> float:
 
 def load_sionna():
     try:
-        import torch
         import sionna.phy.mapping as sm  # type: ignore[import-not-found]
+        import torch
     except ImportError:
         return None, None
     torch.set_num_threads(1)

@@ -8,14 +8,14 @@
 (dtype('int8'), dtype('float32'))
 """
 
+from . import capacity, modulation
+from .awgn import AWGN, ebn0_to_esn0_db, esn0_to_ebn0_db
 from .base import LLR_CLIP, REGISTRY, Channel, Received, get_channel, register
 from .bsc import BinarySymmetric
-from .erasure import BinaryErasure, PacketErasure
-from .awgn import AWGN, ebn0_to_esn0_db, esn0_to_ebn0_db
 from .burst import GilbertElliott
+from .erasure import BinaryErasure, PacketErasure
 from .fading import RayleighBlockFading
 from .modulation import DEMAPPINGS, MODULATIONS, Modulation, get_modulation
-from . import capacity, modulation
 
 __all__ = [
     "LLR_CLIP",

@@ -10,9 +10,9 @@ import numpy as np
 
 from .base import Channel, Received, _set, check_real, register
 from .capacity import (
-    binary_entropy,
     biawgn_capacity,
     bicm_capacity,
+    binary_entropy,
     bit_error_probabilities,
     bpsk_hard_crossover,
 )

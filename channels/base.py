@@ -17,8 +17,9 @@ import dataclasses
 import math
 import numbers
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -89,7 +90,7 @@ def register(name: str) -> Callable[[_C], _C]:
     return deco
 
 
-def get_channel(name: str, **params: Any) -> "Channel":
+def get_channel(name: str, **params: Any) -> Channel:
     """Build the channel registered as ``name`` from keyword parameters.
 
     Raises ``ValueError`` for an unknown name (listing the known ones), for
@@ -144,7 +145,7 @@ class Channel:
         return tuple(f.name for f in dataclasses.fields(cls) if f.init)  # type: ignore[arg-type]
 
     @classmethod
-    def from_params(cls, **params: Any) -> "Channel":
+    def from_params(cls, **params: Any) -> Channel:
         """Constructor used by :func:`get_channel` (default: the dataclass one)."""
         return cls(**params)
 

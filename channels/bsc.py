@@ -8,9 +8,9 @@ from typing import ClassVar
 import numpy as np
 
 from .base import (
+    _SPARSE_BELOW,
     Channel,
     Received,
-    _SPARSE_BELOW,
     _set,
     bernoulli_mask,
     bernoulli_positions,

@@ -111,7 +111,7 @@ class GilbertElliott(Channel):
     # ------------------------------------------------------------ alt ctor
 
     @classmethod
-    def from_rate(cls, p: float, burst_length: float, p_good: float = 0.0, p_bad: float = 0.5) -> "GilbertElliott":
+    def from_rate(cls, p: float, burst_length: float, p_good: float = 0.0, p_bad: float = 0.5) -> GilbertElliott:
         """Channel with average error rate ``p`` and mean bad-state sojourn
         ``burst_length`` (bits, >= 1): ``p_bg = 1/burst_length`` and
         ``pi_bad = (p - p_good) / (p_bad - p_good)``, ``p_gb = pi_bad p_bg / (1 - pi_bad)``.
@@ -141,7 +141,7 @@ class GilbertElliott(Channel):
         return ("p", "burst_length", "p_gb", "p_bg", "p_good", "p_bad")
 
     @classmethod
-    def from_params(cls, **params: Any) -> "GilbertElliott":
+    def from_params(cls, **params: Any) -> GilbertElliott:
         """``p`` and/or ``burst_length`` given: :meth:`from_rate`
         (burst_length defaults to 10); otherwise the transition form."""
         if "p" in params or "burst_length" in params:

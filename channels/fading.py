@@ -12,8 +12,8 @@ from .base import Channel, Received, _set, check_int, register
 from .capacity import (
     binary_entropy,
     bit_error_probabilities,
-    rayleigh_bicm_capacity,
     rayleigh_biawgn_capacity,
+    rayleigh_bicm_capacity,
     rayleigh_bpsk_hard_crossover,
 )
 from .modulation import check_demapping, check_modulation, get_modulation

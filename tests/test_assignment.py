@@ -4,12 +4,12 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vqcodec import assignment as A
 from vqcodec.bits import bits_per_label, check_assignment
-from conftest import examples
 
 HYP = settings(max_examples=100, deadline=None)
 SMALL_K = [2, 3, 5, 8, 13, 16, 32]

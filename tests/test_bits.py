@@ -1,9 +1,19 @@
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from vqcodec.bits import (IndexFileError, bits_per_label, bits_to_indices, bits_to_labels, indices_to_bits,
-                          labels_to_bits, parse_index_file, read_index_file, write_index_file)
+from vqcodec.bits import (
+    IndexFileError,
+    bits_per_label,
+    bits_to_indices,
+    bits_to_labels,
+    indices_to_bits,
+    labels_to_bits,
+    parse_index_file,
+    read_index_file,
+    write_index_file,
+)
 
 
 @pytest.mark.parametrize("K", [2, 3, 64, 100, 256, 1000, 1024, 4096])

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -34,7 +35,6 @@ from channels import (
 from channels import capacity as cap
 from channels.base import bernoulli_mask
 from channels.burst import ge_kernel, ge_reference
-from conftest import examples
 
 Z = 5.0  # tolerance in standard errors (>= 4 as required)
 

@@ -34,6 +34,13 @@ def test_help_lists_commands():
     assert listed == sorted(main.commands) and len(set(listed)) == len(listed)
 
 
+def test_version_is_the_package_version():
+    from vqcodec import __version__
+
+    r = run("--version")
+    assert r.exit_code == 0 and r.output.strip() == f"vqcodec {__version__}"
+
+
 def test_eval_writes_results(tiny_checkpoint, image_dir, tmp_path):
     out = tmp_path / "e.json"
     r = run("eval", "--checkpoint", tiny_checkpoint, "--images", image_dir, "--json", out)

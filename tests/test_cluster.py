@@ -34,7 +34,8 @@ def setup(tiny_model, image_dir, tmp_path):
     return codec, encs, grid, [channels.get_channel("bsc", p=v) for v in grid]
 
 
-def run(setup, executor=None, stop=StopRule(2, 5, 0.3), **kw):
+def run(setup, executor=None, stop=None, **kw):
+    stop = stop or StopRule(2, 5, 0.3)
     codec, encs, grid, chans = setup
     res = sweep(codec, encs, chans, grid, ["naive", "spatial-mmse"], channel_desc={"kind": "bsc", "param": "p"},
                 images_desc={"source": "t", "count": len(encs)}, seed=7, stop=stop, with_ms_ssim=False,

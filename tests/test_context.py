@@ -7,9 +7,17 @@ import torch
 
 import channels
 from vqcodec.bits import identity_assignment, indices_to_bits, labels_to_bits
-from vqcodec.context import ContextConfig, ContextNet, context_path, context_posterior, label_signs, load_context, save_context
-from vqcodec.learn.receiver import ContextTrainConfig, evaluate, train_context
+from vqcodec.context import (
+    ContextConfig,
+    ContextNet,
+    context_path,
+    context_posterior,
+    label_signs,
+    load_context,
+    save_context,
+)
 from vqcodec.correct import ReceiverContext, bit_llrs, get_receiver, missing_side_info
+from vqcodec.learn.receiver import ContextTrainConfig, evaluate, train_context
 
 
 def _net(K, assignment=None, seed=0, **cfg):

@@ -2,15 +2,23 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
-
-from vqcodec.bits import indices_to_bits, inverse_assignment
-from vqcodec.correct import (ReceiverContext, _bp_nb, _bp_ref, _candidates_nb, _candidates_ref,
-                             get_receiver, pmi_bounds, spatial_posterior)
-from vqcodec.prior import IndexPrior, learn_prior
+from conftest import examples
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import channels
-from conftest import examples
+from vqcodec.bits import indices_to_bits, inverse_assignment
+from vqcodec.correct import (
+    ReceiverContext,
+    _bp_nb,
+    _bp_ref,
+    _candidates_nb,
+    _candidates_ref,
+    get_receiver,
+    pmi_bounds,
+    spatial_posterior,
+)
+from vqcodec.prior import IndexPrior, learn_prior
 
 
 def random_prior(K, rng, strength=2.0):
@@ -317,7 +325,7 @@ def test_prior_tables_follow_the_prior_object_not_its_address():
 
     rng = np.random.default_rng(0)
     before = len(corr._PRIOR_TABLES)
-    for trial in range(20):
+    for _ in range(20):
         prior = learn_prior([rng.integers(0, 8, (6, 6))], 8)
         tabs = corr.prior_tables(prior, 8, 1.0)
         np.testing.assert_array_equal(tabs[1], prior.pmi("h"))

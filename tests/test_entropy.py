@@ -198,8 +198,9 @@ def test_staged_round_trip_is_bit_exact(S, h, w, seed):
 
 
 def test_staged_stream_size_matches_its_code_length_and_damage_is_caught():
-    from vqcodec.learn.entropy import _fit, neighbour_table, stage_offsets
     import torch
+
+    from vqcodec.learn.entropy import _fit, neighbour_table, stage_offsets
 
     rng = np.random.default_rng(4)
     K, S = 16, 2
@@ -404,9 +405,9 @@ def test_train_entropy_on_a_residual_checkpoint_codes_files_that_decode_to_the_f
 
     import torch
     from click.testing import CliRunner
+    from conftest import tiny_config
 
     from cli import main
-    from conftest import tiny_config
     from vqcodec.model import VQVAE, save_model
 
     torch.manual_seed(0)

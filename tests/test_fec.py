@@ -6,11 +6,11 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vqcodec import fec
-from conftest import examples
 
 RATES = ["1/2", "2/3", "3/4", "1/3", "1/4"]
 DFREE = {"1/2": 10, "2/3": 6, "3/4": 5, "1/3": 15, "1/4": 20}
@@ -201,7 +201,7 @@ def test_free_distance_exact_and_exhaustive(name):
 def test_rate_quarter_code_meets_heller_bound():
     code = fec.get_code("1/4")
     m, n = code.K - 1, code.n
-    heller = min(int(2 ** (l - 1) / (2**l - 1) * (m + l) * n) for l in range(1, 20))
+    heller = min(int(2 ** (j - 1) / (2**j - 1) * (m + j) * n) for j in range(1, 20))
     assert heller == 20
     assert code.free_distance() == heller
 

@@ -3,9 +3,9 @@ every shipped model's clean PSNR as `vqcodec models` and the README report it, a
 point of the default model and receiver."""
 import numpy as np
 import pytest
+from conftest import KODAK, needs_kodak
 
 import vqcodec.api as vq
-from conftest import KODAK, needs_kodak
 from vqcodec.zoo import REGISTRY
 
 pytestmark = needs_kodak

@@ -2,15 +2,14 @@
 import dataclasses
 import json
 
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-
 from conftest import tiny_config
+
 from vqcodec.learn.codec import grow_decoder, train
 from vqcodec.learn.loop import Loop, Task, TrainConfig, read_state, resume_config, training_precision
-from vqcodec.model import ModelConfig, VQVAE, load_model
+from vqcodec.model import VQVAE, load_model
 
 
 @pytest.mark.parametrize("stages", [1, 3])

@@ -5,7 +5,6 @@ import pytest
 
 from vqcodec import memory
 
-
 _PROBE = """
 import ctypes, sys
 from vqcodec import memory

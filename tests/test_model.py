@@ -2,9 +2,9 @@ import json
 
 import pytest
 import torch
-
 from conftest import tiny_config
-from vqcodec.model import CheckpointError, ModelConfig, VQVAE, load_model, save_model
+
+from vqcodec.model import VQVAE, CheckpointError, ModelConfig, load_model, save_model
 
 
 @pytest.mark.parametrize("f", [4, 8, 16])

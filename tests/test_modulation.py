@@ -19,7 +19,6 @@ from scipy import integrate, special
 from channels import AWGN, MODULATIONS, Modulation, RayleighBlockFading, get_channel, get_modulation
 from channels import capacity as cap
 from channels.awgn import complex_noise, ebn0_to_esn0_db, esn0_to_ebn0_db
-from channels.scrambling import descramble_llr, scramble
 from channels.modulation import (
     demap_kernel,
     demap_reference,
@@ -28,6 +27,7 @@ from channels.modulation import (
     modulate_reference,
     pam_gray_levels,
 )
+from channels.scrambling import descramble_llr, scramble
 
 Z = 5.0
 BITS = {"bpsk": 1, "qpsk": 2, "qam16": 4, "qam64": 6, "qam256": 8}

@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_config
 
 
@@ -57,10 +56,10 @@ def test_eval_progressive_prints_the_table_and_refuses_a_one_stage_model(two_sta
 
 
 def test_clean_point_reports_each_stage_codebook_usage(two_stage_checkpoint, image_dir):
+    from dataclasses import replace
+
     from vqcodec.simulate import clean_point, encode_images
     from vqcodec.zoo import load_codec
-
-    from dataclasses import replace
 
     codec = load_codec(None, two_stage_checkpoint)
     encs = encode_images(codec, image_dir)[0]

@@ -27,6 +27,6 @@ def test_the_python_example_runs(tmp_path, capsys):
     curves = read_results(tmp_path / "bsc.json")
     assert [c["receiver"] for c in curves] == ["naive", "learned-mmse"]
     naive, learned = ([p["psnr"]["mean"] for p in c["points"]] for c in curves)
-    assert all(l > n for n, l in zip(naive, learned))  # the learned receiver pays on the same noise
+    assert all(b > a for a, b in zip(naive, learned))  # the learned receiver pays on the same noise
     out = capsys.readouterr().out
     assert out.startswith("naive [(0.01, ")

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_config
-from vqcodec.model import CheckpointError, ModelConfig, ResidualQuantizer, VQVAE, load_model, save_model
+
+from vqcodec.model import VQVAE, CheckpointError, ModelConfig, ResidualQuantizer, load_model, save_model
 
 
 def rvq_config(S=3, dropout=False, **kw):

@@ -8,7 +8,7 @@ import pytest
 
 from channels import AWGN, RayleighBlockFading
 from channels.options import channel_spec
-from channels.scrambling import C_INIT, _CACHE, descramble_hard, descramble_llr, gold_sequence, scramble
+from channels.scrambling import _CACHE, C_INIT, descramble_hard, descramble_llr, gold_sequence, scramble
 
 
 def reference_sequence(length: int, c_init: int) -> np.ndarray:

@@ -3,8 +3,8 @@ import dataclasses
 
 import pytest
 import torch
-
 from conftest import tiny_config
+
 from vqcodec.model import VQVAE
 from vqcodec.search import SearchConfig, search_indices
 

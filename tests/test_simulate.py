@@ -131,8 +131,8 @@ def test_paired_noise_across_receivers(codec, encoded, monkeypatch, precision):
 
 
 def test_prepare_checkpoint_stores_prior_and_assignment(tiny_checkpoint, image_dir):
-    from vqcodec.prior import prior_path
     from vqcodec.learn.prepare import prepare_checkpoint
+    from vqcodec.prior import prior_path
     from vqcodec.zoo import load_codec
 
     summary = prepare_checkpoint(tiny_checkpoint, image_dir, kodak_folder=image_dir)
@@ -149,8 +149,8 @@ def test_prepare_checkpoint_stores_prior_and_assignment(tiny_checkpoint, image_d
 
 def test_prepare_can_keep_the_checkpoint_assignment(tiny_checkpoint, image_dir):
     """A codebook trained for its assignment (train-codebook) keeps it; a broken one is refused."""
-    from vqcodec.model import CheckpointError, write_checkpoint_meta
     from vqcodec.learn.prepare import prepare_checkpoint
+    from vqcodec.model import CheckpointError, write_checkpoint_meta
     from vqcodec.zoo import load_codec
 
     meta = json.loads(tiny_checkpoint.with_suffix(".json").read_text())
@@ -178,9 +178,9 @@ def test_encode_cache_follows_the_model_object_not_its_address(image_dir):
     import gc
 
     import torch
+    from conftest import tiny_config
 
     import vqcodec.simulate as sim
-    from conftest import tiny_config
     from vqcodec.model import VQVAE
     from vqcodec.simulate import encode_array
 

@@ -4,11 +4,11 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_config
-from vqcodec.model import load_model
+
 from vqcodec.learn.codec import train
 from vqcodec.learn.loop import TrainConfig, lr_at
+from vqcodec.model import load_model
 
 
 def test_lr_schedule_warmup_then_cosine():
@@ -48,16 +48,16 @@ def test_resume_gives_the_same_model(tmp_path, image_dir):
     assert steps == [4, 5, 6]
     a, _ = load_model(tmp_path / "full")
     b, _ = load_model(tmp_path / "part")
-    for (k, v), (k2, v2) in zip(a.state_dict().items(), b.state_dict().items()):
+    for (k, v), (_, v2) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.allclose(v.float(), v2.float(), atol=1e-6), k
 
 
 def test_finetune_keeps_encoder_and_codebook(tmp_path, image_dir, tiny_model):
     import channels
     from vqcodec.bits import identity_assignment
+    from vqcodec.learn.through_channel import FinetuneConfig, finetune_decoder
     from vqcodec.prior import learn_prior
     from vqcodec.simulate import encode_image
-    from vqcodec.learn.through_channel import FinetuneConfig, finetune_decoder
     from vqcodec.zoo import Codec
 
     torch.set_num_threads(1)
@@ -89,7 +89,7 @@ def test_tensor_crop_sampler_draws_true_windows_with_flips():
     seen_flips = set()
     for c in crops:
         found = None
-        for i, im in enumerate(images):
+        for im in images:
             for y in range(im.shape[0] - 7):
                 for x in range(im.shape[1] - 7):
                     win = im[y:y + 8, x:x + 8]
@@ -131,8 +131,8 @@ def _codec_of(model, image_dir):
 def test_train_decoder_new_architecture_keeps_the_transmitter(tmp_path, image_dir, trained_tiny):
     import dataclasses
 
-    from vqcodec.prior import prior_path
     from vqcodec.learn.codec import train_decoder
+    from vqcodec.prior import prior_path
 
     torch.set_num_threads(1)
     tiny_model = trained_tiny

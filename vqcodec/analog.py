@@ -10,7 +10,7 @@ channels (c / 96): the curve is drawn beside digital schemes at the same cbr.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from vqcodec.metrics import mean_ci95, ms_ssim, psnr
 from vqcodec.precision import resolve_precision
 from vqcodec.results import new_results
 from vqcodec.simulate import trial_rng
+
 
 def analog_channel(kind: str, snr_db: float, block: int = 32):
     if kind == "awgn":

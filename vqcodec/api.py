@@ -17,9 +17,10 @@ Carlo trials and ``Experiment.run_baselines`` the classical codecs at the same c
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from channels import Channel
 from channels.options import ChannelSpec, channel_spec, param_value, parse_grid

@@ -103,9 +103,8 @@ import math
 import multiprocessing
 import os
 import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -116,7 +115,6 @@ from vqcodec.links import LdpcCode
 from vqcodec.metrics import mean_ci95, ms_ssim, psnr
 from vqcodec.results import new_results
 from vqcodec.simulate import SerialExecutor, trial_rng
-
 
 __all__ = [
     "RATES",

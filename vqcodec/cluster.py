@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from vqcodec.memory import DEFAULT_MMAP, DEFAULT_TRIM, set_malloc_thresholds
 from vqcodec.simulate import SerialExecutor

@@ -41,7 +41,6 @@ from vqcodec.bits import bits_per_label
 from vqcodec.model import CheckpointError, checkpoint_paths, replace_atomically, stage_prefixes
 from vqcodec.precision import autocast, fp32_region
 
-
 CERTAIN_LLR = 30.0  # = correct.LLR_MAX, the clip: a bit this sure is wrong with probability < 1e-13
 
 

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import functools
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from numba import njit
 
 from channels import Received
-
 from vqcodec.bits import bits_per_label, bits_to_labels, inverse_assignment, labels_to_bits, stage_assignment
 from vqcodec.context import context_posterior
 from vqcodec.precision import on_cpu
@@ -601,7 +601,7 @@ def _bp_ref(cand, unary, ncand, psi_h, psi_v, h, w, sweeps):
 
 # per prior object (weakly held: an id() key could be reused by a new prior after the old one is freed,
 # and hand the new prior the old tables), then per (K, beta)
-_PRIOR_TABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_PRIOR_TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _FLAT_TABLES: dict = {}
 
 

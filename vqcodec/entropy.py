@@ -98,7 +98,7 @@ class ContextModel:
         return np.asarray(self._tables)
 
     @classmethod
-    def from_prior(cls, prior: IndexPrior, beta: float = DEFAULT_BETA) -> "ContextModel":
+    def from_prior(cls, prior: IndexPrior, beta: float = DEFAULT_BETA) -> ContextModel:
         """log P(x | l, u) = log P(x) + beta (PMI_h(l, x) + PMI_v(u, x)) - log Z: the product of
         the pair experts of ``vqcodec.prior``."""
         if not (np.isfinite(beta) and 0.0 <= beta <= 4.0):
@@ -107,7 +107,7 @@ class ContextModel:
         return cls(prior.log_unigram(), tables, ((0, -1), (-1, 0)), "prior")
 
     @classmethod
-    def from_factors(cls, bias, emb, out, offsets) -> "ContextModel":
+    def from_factors(cls, bias, emb, out, offsets) -> ContextModel:
         emb = np.asarray(emb, dtype=np.float64)
         out = np.asarray(out, dtype=np.float64)
         if emb.ndim != 3 or out.ndim != 2 or emb.shape[2] != out.shape[1]:

@@ -137,7 +137,7 @@ def _parity(x: np.ndarray) -> np.ndarray:
     return p
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _trellis(generators: tuple[int, ...], K: int):
     """Tables of the rate-1/n trellis (read-only arrays).
 

@@ -176,7 +176,7 @@ def _as_llr_2d(llr, length: int, dtype) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tables():
     with np.load(_DATA) as f:
         out = {}

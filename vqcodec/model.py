@@ -37,7 +37,9 @@ every prefix of the stages decodes. With S = 1 the model is the single-stage one
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -74,7 +76,7 @@ class ModelConfig:
     def for_stride(cls, f: int, K: int = 256, d: int = 32, channels=None, res_blocks: int = 1,
                    decoder_res_blocks: int | None = None, decoder_channels: int | None = None,
                    decoder_head: str = "stages", stages: int = 1,
-                   stage_dropout: bool = False) -> "ModelConfig":
+                   stage_dropout: bool = False) -> ModelConfig:
         """The config of ``vqcodec train``: ``channels`` per 2x stage and ``decoder_res_blocks``
         default by stride (f=4: (48, 96) and 2; f=8, 16: wider and 3). ``channels`` may be text
         ('32,64,128')."""
@@ -144,7 +146,7 @@ class ModelConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
+    def from_dict(cls, data: dict) -> ModelConfig:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         if "channels" in known:
             known["channels"] = tuple(int(c) for c in known["channels"])
@@ -534,10 +536,8 @@ def stage_prefixes(stages: int) -> list[str]:
     return [""] if stages == 1 else [f"stage{s}." for s in range(stages)]
 
 
-def checkpoint_paths(path: str | "os.PathLike") -> tuple["Path", "Path"]:
+def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     """(weights.safetensors, config.json) for a stem, either file, or a directory holding one pair."""
-    from pathlib import Path
-
     p = Path(path)
     if p.suffix in (".safetensors", ".json"):
         p = p.with_suffix("")

@@ -10,8 +10,8 @@ captioned with its PSNR.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -19,9 +19,9 @@ import channels
 from vqcodec.analog import analog_channel
 from vqcodec.baselines import CODECS, BaselineImage, received_image
 from vqcodec.jscc import load_jscc, transmit
-from vqcodec.precision import on_cpu
 from vqcodec.links import CodedLink, code_rate
 from vqcodec.metrics import psnr
+from vqcodec.precision import on_cpu
 from vqcodec.simulate import encode_array, run_chunk, trial_rng
 from vqcodec.zoo import load_codec
 
@@ -48,7 +48,7 @@ def received_pictures(image: np.ndarray, name: str, snrs: Sequence[float], *, mo
     for s, link in zip(snrs, links):
         got = []
         run_chunk(vq, [enc], link, [receiver], seed=seed, param=float(s), trial=0, with_ms_ssim=False,
-                  on_image=lambda r, n, t, img: got.append(img))
+                  on_image=lambda r, n, t, img, got=got: got.append(img))
         rows[label].append((got[0], psnr(image, got[0])))
     base = BaselineImage(name, image)
     label = f"{CODECS[codec].label} + CRC + 5G LDPC (best rate)"

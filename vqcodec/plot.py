@@ -8,8 +8,8 @@ PNG and/or PDF by the file suffix.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -138,7 +138,7 @@ def assign_styles(results: Sequence[dict]) -> list[dict]:
     (a clash, e.g. the same curve from two files, moves the later one to the next free style)."""
     roles = [curve_role(r) for r in results]
     colours = {}
-    for key, _, kind in sorted(roles, key=lambda r: r[2] == "fixed"):  # the heavy curves take the first colours
+    for key, _, _kind in sorted(roles, key=lambda r: r[2] == "fixed"):  # the heavy curves take the first colours
         colours.setdefault(key, len(colours))
     palette = _palette(len(colours))
     rate_keys = sorted({s for _, s, _ in roles if s.startswith("rate:")}, key=_rate_order)

@@ -13,8 +13,8 @@ import json
 import math
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from vqcodec import __version__
 
@@ -45,7 +45,7 @@ def versions() -> dict:
 def new_results(*, name: str, description: str, seed: int, model: dict, images: dict, channel: dict,
                 receiver: str, points: list | None = None, extra: dict | None = None) -> dict:
     res = {"schema": SCHEMA, "name": name, "description": description,
-           "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+           "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
            "seed": seed, "versions": versions(), "model": model, "images": images, "channel": channel,
            "receiver": receiver, "points": points or []}
     if extra:

@@ -27,17 +27,24 @@ import struct
 import time
 import weakref
 import zlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from vqcodec.bits import index_file_bytes, indices_to_bits
 from vqcodec.correct import Decision, get_receiver, receiver_context
-from vqcodec.entropy import (CODING, DEFAULT_BETA, ContextModel, StagedContextModel, decode_indices, encode_indices,
-                             indices_crc)
+from vqcodec.entropy import (
+    CODING,
+    DEFAULT_BETA,
+    ContextModel,
+    StagedContextModel,
+    decode_indices,
+    encode_indices,
+    indices_crc,
+)
 from vqcodec.images import ImageError, crop, image_name, list_images, load_image, to_rgb8, to_tensor, to_uint8
 from vqcodec.metrics import mean_ci95, ms_ssim, psnr
 from vqcodec.precision import autocast
@@ -56,7 +63,7 @@ class EncodedImage:
 
 
 # per model object, weakly held (an id() key could be reused by another model once this one is freed)
-_CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, EncodedImage]]" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, EncodedImage]] = weakref.WeakKeyDictionary()
 
 
 def decoder_autocast(codec: Codec):

@@ -135,7 +135,7 @@ def channel_rows(repeat: int, n_bits: int = 1 << 22) -> list[Row]:
     rows = []
     for kind, params in (("bsc", {"p": 0.01}), ("burst", {"p": 0.01})):
         ch = channels.get_channel(kind, **params)
-        t = median_time(lambda: ch(bits, np.random.default_rng(1)), repeat, False)
+        t = median_time(lambda ch=ch: ch(bits, np.random.default_rng(1)), repeat, False)
         rows.append(Row("channel", f"{kind} p=0.01, {n_bits} bits", n_bits / t / 1e6, "Mbit/s"))
     ge = channels.get_channel("burst", p=0.01)
     n = 1 << 16

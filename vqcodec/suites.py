@@ -26,9 +26,9 @@ import datetime as _dt
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -36,16 +36,25 @@ import channels
 from channels.options import channel_spec
 from vqcodec import speed
 from vqcodec.analog import deepjscc_sweep
-from vqcodec.baselines import (ANALOG_BASELINES, CODECS, RATES, as_baseline_images, baseline_sweep, check_options,
-                               clean_rd, rd_qualities)
-from vqcodec.correct import REGISTRY as RECEIVERS, missing_side_info
+from vqcodec.baselines import (
+    ANALOG_BASELINES,
+    CODECS,
+    RATES,
+    as_baseline_images,
+    baseline_sweep,
+    check_options,
+    clean_rd,
+    rd_qualities,
+)
+from vqcodec.correct import REGISTRY as RECEIVERS
+from vqcodec.correct import missing_side_info
 from vqcodec.images import image_name, list_images, load_image
 from vqcodec.plot import curve_label, plot_curves, plot_rd, plot_speed
+from vqcodec.precision import PRECISIONS
 from vqcodec.results import ResultsError, atomic_write_text, envelope_points, new_results, read_results, write_results
 from vqcodec.simulate import StopRule, clean_point, encode_image, sweep
-from vqcodec.precision import PRECISIONS
-from vqcodec.zoo import REGISTRY as MODELS, load_codec, resolve_device
-
+from vqcodec.zoo import REGISTRY as MODELS
+from vqcodec.zoo import load_codec, resolve_device
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = ROOT / "benchmarks" / "suites"
@@ -337,13 +346,13 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
 
         seen: set = set()
 
-        def on_point(res, model=model, seen=seen):
+        def on_point(res, model=model, seen=seen, todo=todo, done=tuple(all_results)):
             new = {float(p["param"]) for p in res[0]["points"]} - seen if res else set()
             seen |= new
             for v in sorted(new & set(todo)):
                 if progress:
                     progress(f"{model} {cls.param}={v:g}")
-            write_results(run_dir / "results.json", all_results + res)
+            write_results(run_dir / "results.json", [*done, *res])
 
         all_results += sweep(codec, encs, chans, grid, list(suite.receivers), channel_desc=spec.describe(),
                              images_desc=img_desc, seed=suite.seed, stop=stop, name=suite.name,
@@ -443,8 +452,8 @@ def picture_grid(suite: Suite, out: Path) -> list[Path]:
         raise SuiteError(f"suite {suite.name}: picture {suite.picture!r} is not among its images")
     img = load_image(paths[0])
     if suite.picture_crop:
-        t, l, h, w = suite.picture_crop
-        img = np.ascontiguousarray(img[t:t + h, l:l + w])
+        top, left, h, w = suite.picture_crop
+        img = np.ascontiguousarray(img[top:top + h, left:left + w])
     grid = [float(g) for g in suite.grid]
     snrs = [float(v) for v in suite.picture_snrs] or sorted({grid[0], grid[len(grid) // 2], grid[-1]})
     params = dict(suite.channel_params)
@@ -542,7 +551,7 @@ def run_speed_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
         dev_name = f"CPU ({platform.processor() or platform.machine()}), {torch.get_num_threads()} torch threads"
     doc = {"format": "vqcodec.speed/1", "suite": suite.name, "device": device, "device_name": dev_name,
            "images": {"source": suite.images, "count": len(paths)}, "batch": suite.batch, "repeat": suite.repeat,
-           "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+           "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
            "rows": speed.to_dicts(rows)}
     atomic_write_text(run_dir / "speed.json", json.dumps(doc, indent=1) + "\n")
     return doc

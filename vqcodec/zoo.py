@@ -13,11 +13,10 @@ from pathlib import Path
 from vqcodec.bits import check_assignment, identity_assignment
 from vqcodec.context import context_path, load_context
 from vqcodec.entropy import entropy_model_path, load_entropy_model
-from vqcodec.model import CheckpointError, VQVAE, checkpoint_paths, load_model, read_checkpoint_meta
+from vqcodec.model import VQVAE, CheckpointError, checkpoint_paths, load_model, read_checkpoint_meta
 from vqcodec.precision import PRECISIONS, resolve_precision
 from vqcodec.prior import load_prior, prior_path
 from vqcodec.search import SearchConfig, search_indices
-
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = "f4-k256"
@@ -120,13 +119,13 @@ class Codec:
     name: str
     model: VQVAE
     meta: dict
-    assignment: "object"
-    prior: "object" = None
+    assignment: object
+    prior: object = None
     precision: str = "fp32"  # the networks' arithmetic (resolved: fp32, bf16, or fp16 on CUDA); see load_codec
-    context: "object" = None  # learned context receiver (vqcodec.context.ContextNet), None when not shipped
-    entropy_model: "object" = None  # trained context model of the entropy coder (vqcodec.entropy), or None
+    context: object = None  # learned context receiver (vqcodec.context.ContextNet), None when not shipped
+    entropy_model: object = None  # trained context model of the entropy coder (vqcodec.entropy), or None
     stem: Path | None = None  # the checkpoint it was loaded from (None: built in memory)
-    search: "object" = None  # encoder-side index search (vqcodec.search.SearchConfig), None: nearest codewords
+    search: object = None  # encoder-side index search (vqcodec.search.SearchConfig), None: nearest codewords
 
     @property
     def K(self) -> int:

@@ -17,8 +17,8 @@ Files written for ``out = DIR/NAME``:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from vqcodec.context import context_path, save_context
 from vqcodec.images import default_training_folder, list_images, load_image
 from vqcodec.learn.loop import Loop, Task, TrainConfig, read_state
-from vqcodec.model import CheckpointError, ModelConfig, VQVAE, load_model, save_model
+from vqcodec.model import VQVAE, CheckpointError, ModelConfig, load_model, save_model
 from vqcodec.prior import prior_path, save_prior
 from vqcodec.zoo import check_not_shipped
 

@@ -19,8 +19,15 @@ import time
 import numpy as np
 import torch
 
-from vqcodec.entropy import (CROSS_OFFSETS, LEARNED_OFFSETS, code_length, entropy_model_path, full_offset,
-                             load_entropy_model, save_entropy_model)
+from vqcodec.entropy import (
+    CROSS_OFFSETS,
+    LEARNED_OFFSETS,
+    code_length,
+    entropy_model_path,
+    full_offset,
+    load_entropy_model,
+    save_entropy_model,
+)
 from vqcodec.images import list_images
 from vqcodec.learn.loop import Loop, Task, TrainConfig
 from vqcodec.learn.prepare import index_maps

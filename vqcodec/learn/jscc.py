@@ -8,14 +8,13 @@ cosine decay. Checkpoints every ``checkpoint_every`` steps with the optimiser an
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from channels.analog import noise_std
-
 from vqcodec.jscc import DeepJSCC, JsccConfig, load_jscc, save_jscc
 from vqcodec.learn.codec import CropSampler, load_training_images
 from vqcodec.learn.loop import Loop, Task, TrainConfig, read_state

@@ -25,9 +25,9 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -77,7 +77,7 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {self.precision!r}")
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
+    def from_dict(cls, data: dict) -> TrainConfig:
         """A saved config; runs saved before ``precision`` existed ran fp32."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known.setdefault("precision", "fp32")
@@ -271,7 +271,7 @@ class Task:
     module: torch.nn.Module
     groups: list
     step: Callable[[TrainConfig, np.random.Generator, torch.Generator], tuple[torch.Tensor, dict]]
-    save: Callable[["Run"], None] | None = None
+    save: Callable[[Run], None] | None = None
     train_mode: list | None = None
 
 

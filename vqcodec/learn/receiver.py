@@ -9,12 +9,12 @@ and stores the network beside it. The network itself and its inference live in
 """
 from __future__ import annotations
 
-import math
 import dataclasses
+import math
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -30,8 +30,8 @@ from vqcodec.images import list_images, load_image, to_tensor
 from vqcodec.learn.codec import CropSampler
 from vqcodec.learn.loop import CALIBRATION_STEPS, Loop, Task, settings_of
 from vqcodec.memory import large_buffers_mmapped
-from vqcodec.precision import fp32_region
 from vqcodec.model import checkpoint_paths, load_model, write_checkpoint_meta
+from vqcodec.precision import fp32_region
 from vqcodec.prior import prior_path
 from vqcodec.zoo import check_not_shipped, clear_cache
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -18,12 +18,12 @@ import channels
 from vqcodec.bits import indices_to_bits
 from vqcodec.context import channel_loglik, context_path, label_signs
 from vqcodec.correct import bit_llrs, get_receiver, receiver_context
+from vqcodec.entropy import entropy_model_path
+from vqcodec.files import check_output
 from vqcodec.learn.codec import CropSampler, copy_side_info, load_training_images
 from vqcodec.learn.loop import Loop, Task, settings_of
 from vqcodec.learn.receiver import TRAINING_MIX, training_channel
-from vqcodec.files import check_output
 from vqcodec.model import VQVAE, checkpoint_paths, nearest_codeword, save_model
-from vqcodec.entropy import entropy_model_path
 from vqcodec.prior import prior_path
 from vqcodec.zoo import check_not_shipped
 
