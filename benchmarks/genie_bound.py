@@ -37,11 +37,13 @@ import numpy as np  # noqa: E402
 
 import channels  # noqa: E402
 from benchmarks._common import images_arg  # noqa: E402
+from channels import LLR_CLIP  # noqa: E402
 from vqcodec.bits import bits_to_indices, indices_to_bits  # noqa: E402
 from vqcodec.context import context_posterior  # noqa: E402
-from vqcodec.correct import LLR_MAX, Decision, _context_posterior, bit_llrs, receiver_context  # noqa: E402
 from vqcodec.images import list_images  # noqa: E402
 from vqcodec.metrics import psnr  # noqa: E402
+from vqcodec.receivers import Decision, bit_llrs, receiver_context  # noqa: E402
+from vqcodec.receivers.learned import _context_posterior  # noqa: E402
 from vqcodec.simulate import decode_image, encode_image  # noqa: E402
 from vqcodec.zoo import load_codec  # noqa: E402
 
@@ -67,7 +69,7 @@ def burst_rows(codec, encs, cb, p: float, burst_length: float) -> None:
         llr = bit_llrs(rx, ch, ctx.b)
         res["learned-mmse"].append(mmse_psnr(codec, enc, _context_posterior(rx, g.shape, ctx), cb))
         res["one-pass"].append(mmse_psnr(codec, enc, context_posterior(codec.context, llr, g.shape), cb))
-        told = np.where(states.reshape(-1, ctx.b) == 1, 0.0, np.sign(llr) * LLR_MAX)
+        told = np.where(states.reshape(-1, ctx.b) == 1, 0.0, np.sign(llr) * LLR_CLIP)
         res["genie-states"].append(mmse_psnr(codec, enc, context_posterior(codec.context, told, g.shape), cb))
     print(f"burst p={p:g}: " + ", ".join(f"{k} {np.mean(v):+.2f}" for k, v in res.items()), flush=True)
 
@@ -75,7 +77,7 @@ def burst_rows(codec, encs, cb, p: float, burst_length: float) -> None:
 def spatial_rows(codec, args) -> None:
     """``spatial-mmse`` against its genie (wrong sites erased, the rest certain), every stage."""
     from channels.base import Received
-    from vqcodec.correct import get_receiver
+    from vqcodec.receivers import get_receiver
 
     receiver = get_receiver("spatial-mmse")
     encs = [encode_image(codec, p, with_ms_ssim=False) for p in list_images(images_arg(args.images))]
@@ -91,7 +93,7 @@ def spatial_rows(codec, args) -> None:
             res["spatial-mmse"].append(psnr(enc.image, decode_image(codec, receiver(rx, g.shape, ctx), H, W))
                                        - enc.psnr_clean)
             wrong = bits_to_indices(rx.hard, codec.K, codec.assignment) != g.reshape(-1)
-            told = np.sign(bit_llrs(rx, ch, ctx.b)) * LLR_MAX
+            told = np.sign(bit_llrs(rx, ch, ctx.b)) * LLR_CLIP
             told[wrong] = 0.0
             told_rx = Received(hard=rx.hard, llr=told.reshape(-1).astype(np.float32))
             res["genie-erase"].append(psnr(enc.image, decode_image(codec, receiver(told_rx, g.shape, ctx), H, W))
@@ -132,7 +134,7 @@ def main() -> None:
             recv = bits_to_indices(rx.hard, codec.K, codec.assignment)
             wrong = recv != g.reshape(-1)
             told = llr.copy()
-            told[~wrong] = np.sign(told[~wrong]) * LLR_MAX  # certain: never flipped by the receiver
+            told[~wrong] = np.sign(told[~wrong]) * LLR_CLIP  # certain: never flipped by the receiver
             q = context_posterior(codec.context, told, g.shape).reshape(-1, codec.K)
             known = wrong & (recv >= 0)  # an unused label (K not a power of two) names no index to exclude
             q[known, recv[known]] = 0.0

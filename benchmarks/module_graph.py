@@ -28,7 +28,7 @@ LAYERS: dict[str, int] = {
     # 2 the codec bundle (registry, loading)
     "vqcodec.zoo": 2,
     # 3 receivers
-    "vqcodec.correct": 3,
+    "vqcodec.receivers": 3,
     # 4 experiments
     "vqcodec.simulate": 4, "vqcodec.baselines": 4, "vqcodec.cluster": 4, "vqcodec.plot": 4, "vqcodec.analog": 4,
     # 5 learning

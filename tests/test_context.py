@@ -16,8 +16,8 @@ from vqcodec.context import (
     load_context,
     save_context,
 )
-from vqcodec.correct import ReceiverContext, bit_llrs, get_receiver, missing_side_info
 from vqcodec.learn.receiver import ContextTrainConfig, evaluate, train_context
+from vqcodec.receivers import ReceiverContext, bit_llrs, get_receiver, missing_side_info
 
 
 def _net(K, assignment=None, seed=0, **cfg):
@@ -126,7 +126,7 @@ def test_learned_receivers_need_a_context_network():
 
 
 def test_save_load_round_trip_and_corrupt_file(tmp_path):
-    from vqcodec.model import CheckpointError
+    from vqcodec.checkpoint import CheckpointError
 
     K = 16
     net = _net(K, channels=8, blocks=2, embed=4, dilations=(1, 2))
@@ -278,9 +278,10 @@ def test_learned_receiver_uses_the_memory_of_a_burst_channel():
     (two bundled photos, two realisations each)."""
     from vqcodec.bits import indices_to_bits
     from vqcodec.context import context_posterior
-    from vqcodec.correct import Decision, _context_posterior, bit_llrs, receiver_context
     from vqcodec.images import list_images
     from vqcodec.metrics import psnr
+    from vqcodec.receivers import Decision, bit_llrs, receiver_context
+    from vqcodec.receivers.learned import _context_posterior
     from vqcodec.simulate import decode_image, encode_image
     from vqcodec.zoo import load_codec
 

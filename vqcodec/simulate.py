@@ -35,7 +35,6 @@ import numpy as np
 import torch
 
 from vqcodec.bits import index_file_bytes, indices_to_bits
-from vqcodec.correct import Decision, get_receiver, receiver_context
 from vqcodec.entropy import (
     CODING,
     DEFAULT_BETA,
@@ -48,6 +47,7 @@ from vqcodec.entropy import (
 from vqcodec.images import ImageError, crop, image_name, list_images, load_image, to_rgb8, to_tensor, to_uint8
 from vqcodec.metrics import mean_ci95, ms_ssim, psnr
 from vqcodec.precision import autocast
+from vqcodec.receivers import Decision, get_receiver, receiver_context
 from vqcodec.results import new_results
 from vqcodec.zoo import Codec
 

@@ -8,17 +8,9 @@ from hypothesis import strategies as st
 
 import channels
 from vqcodec.bits import indices_to_bits, inverse_assignment
-from vqcodec.correct import (
-    ReceiverContext,
-    _bp_nb,
-    _bp_ref,
-    _candidates_nb,
-    _candidates_ref,
-    get_receiver,
-    pmi_bounds,
-    spatial_posterior,
-)
 from vqcodec.prior import IndexPrior, learn_prior
+from vqcodec.receivers import ReceiverContext, get_receiver, spatial_posterior
+from vqcodec.receivers.spatial import _bp_nb, _bp_ref, _candidates_nb, _candidates_ref, pmi_bounds
 
 
 def random_prior(K, rng, strength=2.0):
@@ -175,7 +167,7 @@ def test_posteriors_sum_to_one_and_candidates_valid():
     ch = channels.get_channel("bsc", p=0.1)
     ctx = _ctx(K, prior, ch)
     rx = ch(indices_to_bits(grid, K), rng)
-    from vqcodec.correct import bit_llrs
+    from vqcodec.receivers import bit_llrs
 
     post = spatial_posterior(bit_llrs(rx, ch, ctx.b), grid.shape, ctx)
     assert np.allclose(post.prob.sum(-1), 1.0)
@@ -183,7 +175,7 @@ def test_posteriors_sum_to_one_and_candidates_valid():
 
 
 def test_spatial_mmse_hands_the_decoder_the_expected_codeword():
-    from vqcodec.correct import bit_llrs
+    from vqcodec.receivers import bit_llrs
 
     rng = np.random.default_rng(3)
     K = 16
@@ -228,7 +220,7 @@ def test_spatial_receiver_needs_a_prior():
                                          ("burst", {"p": 0.01, "burst_length": 5.0}), ("erasure", {"p": 0.1}),
                                          ("awgn", {"snr_db": 4.0}), ("packet-erasure", {"p": 0.1, "packet_bits": 4})])
 def test_every_channel_feeds_every_receiver(name, params):
-    from vqcodec.correct import bit_llrs
+    from vqcodec.receivers import bit_llrs
 
     K = 16
     rng = np.random.default_rng(0)
@@ -248,8 +240,8 @@ def test_every_channel_feeds_every_receiver(name, params):
 
 def test_spatial_posterior_rejects_llrs_that_do_not_fit_the_grid():
     from vqcodec.bits import identity_assignment
-    from vqcodec.correct import ReceiverContext, spatial_posterior
     from vqcodec.prior import learn_prior
+    from vqcodec.receivers import ReceiverContext, spatial_posterior
 
     rng = np.random.default_rng(0)
     grids = [rng.integers(0, 16, (6, 7)) for _ in range(3)]
@@ -265,7 +257,7 @@ def test_spatial_posterior_rejects_llrs_that_do_not_fit_the_grid():
 @given(n=st.integers(1, 60), seed=st.integers(0, 2 ** 31), p_gb=st.floats(0.0, 1.0), p_bg=st.floats(0.001, 1.0),
        p_good=st.floats(0.0, 0.5), p_bad=st.floats(0.0, 0.5))
 def test_ge_extrinsic_kernel_equals_reference(n, seed, p_gb, p_bg, p_good, p_bad):
-    from vqcodec.correct import _ge_extrinsic_nb, _ge_extrinsic_ref
+    from vqcodec.receivers.burst import _ge_extrinsic_nb, _ge_extrinsic_ref
 
     rng = np.random.default_rng(seed)
     e = np.clip(rng.random(n) ** 3, 1e-9, 1 - 1e-9)
@@ -279,7 +271,7 @@ def test_ge_extrinsic_theory():
     """A chain without memory (p_gb + p_bg = 1: the next state ignores the current one) says nothing
     about a bit from its neighbours: every bit gets the average error rate. With memory, a run of
     likely errors makes the bits around it likely in the bad state, and bits far away stay good."""
-    from vqcodec.correct import _ge_extrinsic_nb
+    from vqcodec.receivers.burst import _ge_extrinsic_nb
 
     rng = np.random.default_rng(0)
     e = np.clip(rng.random(40), 1e-9, 1 - 1e-9)
@@ -297,7 +289,7 @@ def test_ge_extrinsic_theory():
 
 def test_memory_llrs_erase_bursts_and_never_add_confidence():
     import channels
-    from vqcodec.correct import memory_llrs
+    from vqcodec.receivers import memory_llrs
 
     K, b = 16, 4
     ctx = ReceiverContext(K=K, assignment=np.arange(K), codebook=np.zeros((K, 2), np.float32),
@@ -321,7 +313,7 @@ def test_prior_tables_follow_the_prior_object_not_its_address():
     Dask-versus-serial mismatch seen in CI: the serial run used a freed prior's edge tables)."""
     import gc
 
-    import vqcodec.correct as corr
+    import vqcodec.receivers.spatial as corr
 
     rng = np.random.default_rng(0)
     before = len(corr._PRIOR_TABLES)

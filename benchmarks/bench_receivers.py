@@ -1,6 +1,6 @@
 """Speed of the spatial decoder on one Kodak-sized index grid (issue 5 speed bar).
 
-    .venv/bin/python benchmarks/bench_correct.py [--model f4-k256] [--p 0.01]
+    .venv/bin/python benchmarks/bench_receivers.py [--model f4-k256] [--p 0.01]
 
 Times ``spatial_posterior`` (candidates + loopy BP, numba, one thread) on a
 192x128 grid of a real Kodak image through BSC p, and the numpy reference on
@@ -23,8 +23,8 @@ import numpy as np  # noqa: E402
 import channels  # noqa: E402
 from benchmarks._common import images_arg, timeit  # noqa: E402
 from vqcodec.bits import indices_to_bits  # noqa: E402
-from vqcodec.correct import bit_llrs, receiver_context, spatial_posterior  # noqa: E402
 from vqcodec.images import list_images  # noqa: E402
+from vqcodec.receivers import bit_llrs, receiver_context, spatial_posterior  # noqa: E402
 from vqcodec.simulate import encode_image  # noqa: E402
 from vqcodec.zoo import load_codec  # noqa: E402
 

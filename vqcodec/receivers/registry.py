@@ -1,0 +1,212 @@
+"""The receivers' registry and channel evidence: ``ReceiverContext`` (the receivers' view of a
+codec), ``Decision``, ``register`` / ``get_receiver`` and the side-information checks, the
+staging of a residual model (``stage_contexts``), per-bit LLRs (``bit_llrs``) and the naive
+receiver. The receiver contract is in the package's docstring (``vqcodec.receivers``)."""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from channels import Received
+from vqcodec.bits import bits_per_label, bits_to_labels, inverse_assignment, stage_assignment
+from vqcodec.precision import on_cpu
+
+
+@dataclass(frozen=True)
+class ReceiverContext:
+    K: int
+    assignment: np.ndarray  # index -> label, (K,); (S, K) per stage, or (K,) for all, for a residual model
+    codebook: np.ndarray  # (K, d) float32
+    channel: Any = None
+    prior: Any = None  # an IndexPrior; a residual model's: a tuple of one per stage
+    context: Any = None  # the learned context receiver (vqcodec.context.ContextNet; one per stage), when shipped
+    codebooks: np.ndarray | None = None  # (S, K, d) every residual stage's codebook (None: codebook[None])
+    precision: str = "fp32"  # the learned context receiver's arithmetic (fp32 or bf16; it runs on the CPU)
+
+    @property
+    def b(self) -> int:
+        return bits_per_label(self.K)
+
+    @property
+    def inverse(self) -> np.ndarray:
+        return inverse_assignment(self.assignment, self.K)
+
+
+def receiver_context(codec, channel=None) -> ReceiverContext:
+    """The receivers' view of a ``zoo.Codec`` for one channel."""
+    return ReceiverContext(K=codec.K, assignment=codec.assignment,
+                           codebook=codec.model.codebook.detach().cpu().numpy(), channel=channel,
+                           prior=codec.prior, context=getattr(codec, "context", None),
+                           codebooks=codec.model.codebooks.detach().cpu().numpy(),
+                           precision=on_cpu(getattr(codec, "precision", "fp32")))
+
+
+@dataclass(frozen=True)
+class Decision:
+    indices: np.ndarray
+    embeddings: np.ndarray | None = None
+
+
+REGISTRY: dict[str, Callable[..., Decision]] = {}
+
+
+def register(name: str, needs: str | None = None, staged: bool = False):
+    """Register a receiver; ``needs`` names the side information it uses ('prior' or 'context',
+    attributes of ``ReceiverContext`` and ``zoo.Codec``). ``staged``: the function decodes one
+    stage, and a residual model's stages are decoded one by one (``stage_contexts``)."""
+    def deco(fn):
+        run = _per_stage(fn) if staged else fn
+        REGISTRY[name] = run
+        run.receiver_name = name
+        run.needs = needs
+        return run
+    return deco
+
+
+def stage_contexts(ctx: ReceiverContext) -> list[ReceiverContext]:
+    """One single-stage context per stage of a residual model (its assignment row, codebook, prior
+    and context receiver); ``[ctx]`` for a single-stage model."""
+    if ctx.codebooks is None or len(ctx.codebooks) == 1:
+        return [ctx]
+    S = len(ctx.codebooks)
+
+    def per_stage(x, what):
+        xs = x if isinstance(x, (tuple, list)) else (x,) * S
+        if len(xs) != S:
+            raise ValueError(f"{len(xs)} {what} for a model of {S} stages")
+        return xs
+
+    priors, nets = per_stage(ctx.prior, "index priors"), per_stage(ctx.context, "context receivers")
+    return [replace(ctx, assignment=stage_assignment(ctx.assignment, s), codebook=ctx.codebooks[s], codebooks=None,
+                    prior=priors[s], context=nets[s]) for s in range(S)]
+
+
+def _per_stage(fn):
+    @functools.wraps(fn)
+    def run(received, grid, ctx: ReceiverContext) -> Decision:
+        stages = stage_contexts(ctx)
+        if len(stages) == 1:
+            return fn(received, tuple(grid[-2:]), stages[0])
+        h, w = grid[-2:]
+        n = h * w * ctx.b
+        if len(received) != n * len(stages):
+            raise ValueError(f"{len(received)} received bits; {len(stages)} stages of {h}x{w} labels need "
+                             f"{n * len(stages)}")
+        parts = [fn(Received(received.hard[s * n:(s + 1) * n],
+                             None if received.llr is None else received.llr[s * n:(s + 1) * n]), (h, w), c)
+                 for s, c in enumerate(stages)]
+        soft = parts[0].embeddings is not None  # one receiver: soft at every stage, or at none
+        return Decision(indices=np.stack([p.indices for p in parts]),
+                        embeddings=sum(p.embeddings for p in parts) if soft else None)
+    return run
+
+
+NEEDS_HELP = {"prior": "an index prior (build one with `vqcodec prepare`)",
+              "context": "a learned context receiver (train one with `vqcodec train-receiver`)"}
+
+
+def default_receivers(codec) -> list[str]:
+    """naive, plus the best soft receiver the codec's side information allows (mmse for a
+    residual model without a prior)."""
+    if getattr(codec, "context", None) is not None:
+        return ["naive", "learned-mmse"]
+    if getattr(codec, "prior", None) is not None:
+        return ["naive", "spatial-mmse"]
+    if getattr(getattr(codec, "model", None), "stages", 1) > 1:  # a residual model before `vqcodec prepare`
+        return ["naive", "mmse"]
+    return ["naive"]
+
+
+def missing_side_info(name: str, codec) -> str | None:
+    """Why receiver ``name`` cannot run with ``codec`` (None when it can)."""
+    needs = get_receiver(name).needs
+    if needs is not None and getattr(codec, needs, None) is None:
+        return f"receiver {name} needs {NEEDS_HELP[needs]}, and {codec.name} has none"
+    return None
+
+
+def check_receivers(names, codec) -> list[str]:
+    """The receivers a run uses with ``codec``: ``names`` (a list, or comma-separated text; None:
+    ``default_receivers``), each known and given the side information it needs (else a one-line
+    ``ValueError``)."""
+    if names is None:
+        return default_receivers(codec)
+    if isinstance(names, str):
+        names = [r.strip() for r in names.split(",") if r.strip()]
+    names = list(names)
+    unknown = [r for r in names if r not in REGISTRY]
+    if unknown or not names:
+        raise ValueError(f"unknown receiver {unknown[0] if unknown else ''!r} (known: {', '.join(sorted(REGISTRY))})")
+    twice = sorted({r for r in names if names.count(r) > 1})
+    if twice:
+        raise ValueError(f"receiver {twice[0]} is named twice (each receiver is one curve)")
+    for r in names:
+        why = missing_side_info(r, codec)
+        if why:
+            raise ValueError(why)
+    return names
+
+
+def get_receiver(name: str) -> Callable[..., Decision]:
+    if name not in REGISTRY:
+        raise ValueError(f"unknown receiver {name!r} (known: {', '.join(sorted(REGISTRY))})")
+    return REGISTRY[name]
+
+
+_TABLES: dict[tuple[int, bytes], np.ndarray] = {}
+
+
+def nearest_valid_table(assignment: np.ndarray, K: int) -> np.ndarray:
+    """label -> index for all 2^b labels: a used label maps to its index; an unused one
+    (only when K is not a power of two) to the index whose label is nearest in Hamming
+    distance, ties to the smaller label."""
+    key = (K, np.asarray(assignment, dtype=np.int64).tobytes())
+    if key not in _TABLES:
+        inv = inverse_assignment(assignment, K)
+        table = inv.copy()
+        used = np.flatnonzero(inv >= 0)
+        for lab in np.flatnonzero(inv < 0):
+            dist = np.array([bin(int(lab) ^ int(u)).count("1") for u in used])
+            table[lab] = inv[used[np.argmin(dist)]]
+        _TABLES[key] = table
+    return _TABLES[key]
+
+
+@register("naive", staged=True)
+def naive(received, grid, ctx: ReceiverContext) -> Decision:
+    """Use the received label as it is (erased bits read as 0).
+
+    A label that no index uses (K not a power of two) is replaced by the index
+    of the nearest used label in Hamming distance, ties to the smaller label."""
+    hard = received.hard
+    bits = np.where(hard < 0, 0, hard).astype(np.uint8)
+    labels = bits_to_labels(bits, ctx.b)
+    idx = nearest_valid_table(ctx.assignment, ctx.K)[labels]
+    return Decision(indices=idx.reshape(grid))
+
+
+# --------------------------------------------------------------------------- channel evidence
+
+LLR_MAX = 30.0
+
+
+def bit_llrs(received, channel, b: int) -> np.ndarray:
+    """Per-bit LLRs float64 (n, b), llr = log P(0|y)/P(1|y): the channel's own soft output when it
+    has one, else the hard decisions weighted by the channel's crossover probability
+    (erased bits: 0)."""
+    if received.llr is not None:
+        llr = np.clip(received.llr.astype(np.float64), -LLR_MAX, LLR_MAX)
+    else:
+        q = None
+        if channel is not None and hasattr(channel, "crossover_probability"):
+            q = float(channel.crossover_probability)
+        elif channel is not None and getattr(channel, "param", None) == "p" and channel.name in ("bsc", "burst"):
+            q = float(channel.param_value)
+        mag = LLR_MAX if not q or q <= 0 else min(LLR_MAX, float(np.log((1 - q) / q)))
+        hard = received.hard
+        llr = np.where(hard < 0, 0.0, np.where(hard == 0, mag, -mag))
+    return llr.reshape(-1, b)
