@@ -23,8 +23,8 @@ LAYERS: dict[str, int] = {
     "vqcodec.results": 0, "vqcodec.fec": 0, "vqcodec.ldpc": 0, "vqcodec.links": 0, "vqcodec.files": 0, "vqcodec.memory": 0,
     "vqcodec.precision": 0,
     # 1 models and their side information
-    "vqcodec.model": 1, "vqcodec.prior": 1, "vqcodec.assignment": 1, "vqcodec.context": 1, "vqcodec.jscc": 1,
-    "vqcodec.entropy": 1, "vqcodec.search": 1,
+    "vqcodec.model": 1, "vqcodec.checkpoint": 1, "vqcodec.prior": 1, "vqcodec.assignment": 1, "vqcodec.context": 1,
+    "vqcodec.jscc": 1, "vqcodec.entropy": 1, "vqcodec.search": 1,
     # 2 the codec bundle (registry, loading)
     "vqcodec.zoo": 2,
     # 3 receivers

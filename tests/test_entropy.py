@@ -244,7 +244,7 @@ def test_staged_model_storage_round_trip(tmp_path):
     entropy.save_entropy_model(path, parts)
     back = entropy.load_entropy_model(path, 8, stages=2)
     assert isinstance(back, entropy.StagedContextModel) and [m.offsets for m in back.stages] == [m.offsets for m in cm.stages]
-    from vqcodec.model import CheckpointError
+    from vqcodec.checkpoint import CheckpointError
 
     for stages in (1, 3):
         with pytest.raises(CheckpointError):

@@ -4,7 +4,8 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from vqcodec.model import VQVAE, CheckpointError, ModelConfig, load_model, save_model
+from vqcodec.checkpoint import CheckpointError
+from vqcodec.model import VQVAE, ModelConfig, load_model, save_model
 
 
 @pytest.mark.parametrize("f", [4, 8, 16])
@@ -147,7 +148,7 @@ def test_decoding_does_not_depend_on_memory_layout(tiny_model):
 
 
 def test_checkpoint_names_with_dots(tmp_path, tiny_model):
-    from vqcodec.model import checkpoint_paths
+    from vqcodec.checkpoint import checkpoint_paths
 
     w, c = checkpoint_paths(tmp_path / "f4-k256-bsc0.02")
     assert w.name == "f4-k256-bsc0.02.safetensors" and c.name == "f4-k256-bsc0.02.json"
@@ -167,8 +168,8 @@ def test_every_shipped_model_loads_and_codes_an_image(name):
     import numpy as np
     from skimage import data
 
-    from vqcodec.correct import Decision
     from vqcodec.metrics import psnr
+    from vqcodec.receivers import Decision
     from vqcodec.simulate import decode_image, encode_array
     from vqcodec.zoo import load_codec
 

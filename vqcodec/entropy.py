@@ -36,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vqcodec.model import CheckpointError, checkpoint_paths, replace_atomically, stage_prefixes
+from vqcodec.checkpoint import CheckpointError, checkpoint_paths, stage_prefixes
+from vqcodec.files import replace_atomically
 from vqcodec.prior import IndexPrior
 
 CODING = "ans-causal"  # the file header's "coding" for streams of this module

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqcodec.model import CheckpointError, checkpoint_paths, replace_atomically
+from vqcodec.checkpoint import CheckpointError, checkpoint_paths
+from vqcodec.files import replace_atomically
 from vqcodec.precision import autocast, fp32_region
 
 FORMAT = "vqcodec.deepjscc/1"

@@ -37,15 +37,15 @@ every prefix of the stages decodes. With S = 1 the model is the single-stage one
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqcodec.files import InputError, check_input, replace_atomically
+# CheckpointError and checkpoint_paths only for cli.py, until its rewrite imports them from vqcodec.checkpoint
+# (issue 29); then they and the noqa go
+from vqcodec.checkpoint import CheckpointError, checkpoint_paths, load_checkpoint, save_checkpoint  # noqa: F401
 from vqcodec.images import pad_tensor
 from vqcodec.precision import fp32_region
 
@@ -521,121 +521,14 @@ class VQVAE(nn.Module):
         return {"x_hat": self.decoder(q["z_q"]), **{k: v for k, v in q.items() if k != "z_q"}}
 
 
-# --------------------------------------------------------------------------- checkpoints
-
-CHECKPOINT_FORMAT = "vqcodec.checkpoint/1"
-
-
-class CheckpointError(ValueError):
-    """A weights file that is missing, corrupt, or does not match its config (one-line message)."""
-
-
-def stage_prefixes(stages: int) -> list[str]:
-    """Key prefixes of a side-information file (prior, context receiver, context model) holding one
-    part per stage: none for one stage, ``stage{s}.`` for each of several."""
-    return [""] if stages == 1 else [f"stage{s}." for s in range(stages)]
-
-
-def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
-    """(weights.safetensors, config.json) for a stem, either file, or a directory holding one pair."""
-    p = Path(path)
-    if p.suffix in (".safetensors", ".json"):
-        p = p.with_suffix("")
-    # names may hold dots (f4-k256-bsc0.02): append, never replace, the suffix
-    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
-
+# --------------------------------------------------------------------------- checkpoints (vqcodec.checkpoint)
 
 def save_model(model: VQVAE, path, meta: dict | None = None) -> tuple:
     """Write ``<stem>.safetensors`` (tensors) and ``<stem>.json`` (config + meta), atomically."""
-    import json
-    import os
-
-    from safetensors.torch import save_file
-
-    wpath, cpath = checkpoint_paths(path)
-    wpath.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp_w = wpath.with_name(wpath.name + ".tmp")
-    doc = {"format": CHECKPOINT_FORMAT, "config": model.cfg.to_dict(), **(meta or {})}
-    tmp_c = cpath.with_name(cpath.name + ".tmp")
-    try:
-        save_file(state, str(tmp_w))
-        tmp_c.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
-        os.replace(tmp_w, wpath)
-        os.replace(tmp_c, cpath)
-    except BaseException:  # a full disk, an interrupt: no temporary file stays behind
-        tmp_w.unlink(missing_ok=True)
-        tmp_c.unlink(missing_ok=True)
-        raise
-    return wpath, cpath
-
-
-def write_checkpoint_meta(path, doc: dict) -> None:
-    """Replace a checkpoint's JSON (config and records) atomically."""
-    import json
-
-    _, cpath = checkpoint_paths(path)
-    replace_atomically(cpath, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
-
-
-def read_checkpoint_meta(path) -> dict:
-    import json
-
-    _, cpath = checkpoint_paths(path)
-    if not cpath.exists():
-        raise CheckpointError(f"{cpath}: checkpoint config not found")
-    from vqcodec.files import InputError, read_input_bytes
-
-    try:
-        doc = json.loads(read_input_bytes(cpath, 1 << 26).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{cpath}: corrupt checkpoint config ({exc.__class__.__name__})") from None
-    except RecursionError:
-        raise CheckpointError(f"{cpath}: corrupt checkpoint config (JSON nested too deeply)") from None
-    except InputError as exc:
-        raise CheckpointError(str(exc)) from None
-    except OSError as exc:
-        raise CheckpointError(f"{cpath}: cannot read ({exc.strerror or exc.__class__.__name__})") from None
-    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{cpath}: not a vqcodec checkpoint config (format must be {CHECKPOINT_FORMAT!r})")
-    return doc
+    return save_checkpoint(model, model.cfg.to_dict(), path, meta)
 
 
 def load_model(path, device: str = "cpu") -> tuple[VQVAE, dict]:
     """Load ``(model in eval mode, meta)`` from a checkpoint stem. Never unpickles."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    wpath, cpath = checkpoint_paths(path)
-    doc = read_checkpoint_meta(path)
-    try:
-        cfg = ModelConfig.from_dict(doc.get("config") or {})
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{cpath}: invalid model config ({exc})") from None
-    if not wpath.exists():
-        raise CheckpointError(f"{wpath}: weights file not found")
-    try:
-        check_input(wpath)
-        state = load_file(str(wpath))
-    except InputError as exc:
-        raise CheckpointError(str(exc)) from None
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{wpath}: corrupt weights file ({str(exc).splitlines()[0][:120]})") from None
-    model = VQVAE(cfg)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    extra = sorted(set(state) - set(expected))
-    if missing or extra:
-        raise CheckpointError(f"{wpath}: weights do not match config "
-                              f"({len(missing)} missing, {len(extra)} unexpected tensors, e.g. {(missing + extra)[0]})")
-    for k, v in expected.items():
-        if tuple(state[k].shape) != tuple(v.shape):
-            raise CheckpointError(f"{wpath}: weights do not match config ({k}: shape {tuple(state[k].shape)}, "
-                                  f"config needs {tuple(v.shape)})")
-    bad = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
-    if bad is not None:
-        raise CheckpointError(f"{wpath}: weights hold NaN or Inf values (e.g. {bad}); the training diverged "
-                              "or the file is damaged")
-    model.load_state_dict(state)
-    model.eval()
+    model, doc = load_checkpoint(path, ModelConfig.from_dict, VQVAE)
     return model.to(device=device, memory_format=torch.channels_last), doc

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vqcodec.model import CheckpointError, checkpoint_paths, replace_atomically, stage_prefixes
+from vqcodec.checkpoint import CheckpointError, checkpoint_paths, stage_prefixes
+from vqcodec.files import replace_atomically
 
 
 def count_pairs(indices: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
