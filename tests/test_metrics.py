@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vqcodec.metrics import mean_ci95, ms_ssim, ms_ssim_reduced, psnr
+from vqcodec.metrics import bd_psnr, bd_rate, mean_ci95, ms_ssim, ms_ssim_reduced, psnr
 
 
 def test_psnr_closed_form():
@@ -53,3 +53,13 @@ def test_ci_matches_t_interval():
     assert r["mean"] == pytest.approx(2.5)
     assert r["ci95"] == pytest.approx((hi - lo) / 2)
     assert mean_ci95([3.0])["ci95"] == math.inf
+
+
+def test_bd_rate_known_answer():
+    r = np.array([0.1, 0.2, 0.4, 0.8])
+    p = np.array([25.0, 28.0, 31.0, 34.0])
+    # same PSNR at 20% fewer bits everywhere: BD-rate is exactly -20%
+    assert bd_rate(r, p, 0.8 * r, p) == pytest.approx(-20.0, abs=1e-9)
+    # +1 dB everywhere at the same rates: BD-PSNR is exactly 1
+    assert bd_psnr(r, p, r, p + 1.0) == pytest.approx(1.0, abs=1e-9)
+    assert np.isnan(bd_rate(r, p, r, p + 100))  # no overlap

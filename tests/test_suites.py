@@ -38,16 +38,6 @@ def test_bad_suites(patch, needle):
         S.validate(base)
 
 
-def test_bd_rate_known_answer():
-    r = np.array([0.1, 0.2, 0.4, 0.8])
-    p = np.array([25.0, 28.0, 31.0, 34.0])
-    # same PSNR at 20% fewer bits everywhere: BD-rate is exactly -20%
-    assert S.bd_rate(r, p, 0.8 * r, p) == pytest.approx(-20.0, abs=1e-9)
-    # +1 dB everywhere at the same rates: BD-PSNR is exactly 1
-    assert S.bd_psnr(r, p, r, p + 1.0) == pytest.approx(1.0, abs=1e-9)
-    assert np.isnan(S.bd_rate(r, p, r, p + 100))  # no overlap
-
-
 @pytest.fixture
 def tiny_zoo(monkeypatch, tmp_path, tiny_model, image_dir):
     from vqcodec.model import save_model

@@ -1,4 +1,4 @@
-"""PSNR, MS-SSIM, bits per pixel, confidence intervals.
+"""PSNR, MS-SSIM, bits per pixel, confidence intervals, Bjøntegaard deltas (BD-rate, BD-PSNR).
 
 PSNR is computed on 8-bit RGB (peak 255) over all three channels, the way
 CompressAI's ``psnr-rgb`` is. MS-SSIM follows Wang, Simoncelli & Bovik,
@@ -130,3 +130,45 @@ def mean_ci95(values) -> dict:
         return {"mean": float(v[0]), "ci95": float("inf")}
     half = float(stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n))
     return {"mean": float(v.mean()), "ci95": half}
+
+
+# --------------------------------------------------------------------------- Bjøntegaard deltas
+
+def _pchip_mean(x, y, lo, hi):
+    """Mean of the PCHIP interpolant of y(x) over [lo, hi] (x strictly increasing)."""
+    from scipy.interpolate import PchipInterpolator
+
+    return PchipInterpolator(x, y).integrate(lo, hi) / (hi - lo)
+
+
+def _sorted_unique(x, y):
+    """(x, y) sorted by x, keeping the first of equal x values."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    keep = np.concatenate([[True], np.diff(x) > 0])
+    return x[keep], y[keep]
+
+
+def _bd(xa, ya, xb, yb) -> float:
+    """Mean difference of curve b over curve a (y as a function of x) on the overlap of x."""
+    xa, ya = _sorted_unique(xa, ya)
+    xb, yb = _sorted_unique(xb, yb)
+    lo, hi = max(xa.min(), xb.min()), min(xa.max(), xb.max())
+    if len(xa) < 2 or len(xb) < 2 or hi <= lo:
+        return float("nan")
+    return float(_pchip_mean(xb, yb, lo, hi) - _pchip_mean(xa, ya, lo, hi))
+
+
+def bd_rate(rate_a, psnr_a, rate_b, psnr_b) -> float:
+    """Bjøntegaard delta rate (%) of curve b against anchor a: the average rate difference
+    at equal PSNR over the overlapping PSNR range, log-rate interpolated with monotone
+    piecewise-cubic (PCHIP, scipy) as in the current Bjøntegaard practice (VCEG-AL22 / JVET).
+    Negative: b needs fewer bits. NaN when the PSNR ranges do not overlap."""
+    d = _bd(psnr_a, np.log(rate_a), psnr_b, np.log(rate_b))
+    return float((np.exp(d) - 1) * 100) if np.isfinite(d) else d
+
+
+def bd_psnr(rate_a, psnr_a, rate_b, psnr_b) -> float:
+    """Bjøntegaard delta PSNR (dB) of curve b against anchor a over the overlapping log-rate range."""
+    return _bd(np.log(rate_a), psnr_a, np.log(rate_b), psnr_b)

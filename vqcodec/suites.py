@@ -46,11 +46,12 @@ from vqcodec.baselines import (
     clean_rd,
     rd_qualities,
 )
-from vqcodec.correct import REGISTRY as RECEIVERS
-from vqcodec.correct import missing_side_info
 from vqcodec.images import image_name, list_images, load_image
+from vqcodec.metrics import bd_psnr, bd_rate
 from vqcodec.plot import curve_label, plot_curves, plot_rd, plot_speed
 from vqcodec.precision import PRECISIONS
+from vqcodec.receivers import REGISTRY as RECEIVERS
+from vqcodec.receivers import missing_side_info
 from vqcodec.results import ResultsError, atomic_write_text, envelope_points, new_results, read_results, write_results
 from vqcodec.simulate import StopRule, clean_point, encode_image, sweep
 from vqcodec.zoo import REGISTRY as MODELS
@@ -234,48 +235,6 @@ def validate(data: dict, where: str = "suite") -> Suite:
         raise SuiteError(f"{where}: batch and repeat must be >= 1")
     kw = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     return Suite(**kw)
-
-
-# --------------------------------------------------------------------------- BD metrics
-
-def _pchip_mean(x, y, lo, hi):
-    """Mean of the PCHIP interpolant of y(x) over [lo, hi] (x strictly increasing)."""
-    from scipy.interpolate import PchipInterpolator
-
-    return PchipInterpolator(x, y).integrate(lo, hi) / (hi - lo)
-
-
-def _sorted_unique(x, y):
-    """(x, y) sorted by x, keeping the first of equal x values."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    order = np.argsort(x, kind="stable")
-    x, y = x[order], y[order]
-    keep = np.concatenate([[True], np.diff(x) > 0])
-    return x[keep], y[keep]
-
-
-def _bd(xa, ya, xb, yb) -> float:
-    """Mean difference of curve b over curve a (y as a function of x) on the overlap of x."""
-    xa, ya = _sorted_unique(xa, ya)
-    xb, yb = _sorted_unique(xb, yb)
-    lo, hi = max(xa.min(), xb.min()), min(xa.max(), xb.max())
-    if len(xa) < 2 or len(xb) < 2 or hi <= lo:
-        return float("nan")
-    return float(_pchip_mean(xb, yb, lo, hi) - _pchip_mean(xa, ya, lo, hi))
-
-
-def bd_rate(rate_a, psnr_a, rate_b, psnr_b) -> float:
-    """Bjøntegaard delta rate (%) of curve b against anchor a: the average rate difference
-    at equal PSNR over the overlapping PSNR range, log-rate interpolated with monotone
-    piecewise-cubic (PCHIP, scipy) as in the current Bjøntegaard practice (VCEG-AL22 / JVET).
-    Negative: b needs fewer bits. NaN when the PSNR ranges do not overlap."""
-    d = _bd(psnr_a, np.log(rate_a), psnr_b, np.log(rate_b))
-    return float((np.exp(d) - 1) * 100) if np.isfinite(d) else d
-
-
-def bd_psnr(rate_a, psnr_a, rate_b, psnr_b) -> float:
-    """Bjøntegaard delta PSNR (dB) of curve b against anchor a over the overlapping log-rate range."""
-    return _bd(np.log(rate_a), psnr_a, np.log(rate_b), psnr_b)
 
 
 # --------------------------------------------------------------------------- running
