@@ -210,18 +210,55 @@ def test_hard_channel_llrs_are_weighted_by_the_crossover_probability():
     for its crossover probability q, erasures as 0, and a soft output passes through clipped."""
     from channels import Received
     from channels.base import LLR_CLIP
-    from vqcodec.links import _channel_llr
+    from vqcodec.links import received_llr
 
     ch = channels.get_channel("awgn", snr_db=0.0, soft=False)
     q = ch.crossover_probability
     mag = np.log((1 - q) / q)
     assert 0.07 < q < 0.09 and mag == pytest.approx(2.46, abs=0.02)
     rx = Received(hard=np.array([0, 1, -1, 0], np.int8), llr=None)
-    llr = _channel_llr(rx, ch)
+    llr = received_llr(rx, ch, np.float32)
     assert llr.dtype == np.float32
     np.testing.assert_allclose(llr, [mag, -mag, 0.0, mag], rtol=1e-6)
     soft = Received(hard=np.array([0, 1], np.int8), llr=np.array([50.0, -3.0], np.float32))
-    np.testing.assert_array_equal(_channel_llr(soft, ch), [LLR_CLIP, -3.0])
+    np.testing.assert_array_equal(received_llr(soft, ch, np.float32), [LLR_CLIP, -3.0])
+
+
+@pytest.mark.parametrize("q", [0.0, 1e-20, 1e-6, 0.01, 0.079, 0.3, 0.5])
+def test_hard_bits_llr_is_the_crossover_llr_clipped(q):
+    """The one hard-bits-to-LLR rule (links and receivers): a hard bit from a channel of crossover q
+    gets +-log((1 - q) / q), clipped to LLR_CLIP (q = 0: certain), an erasure 0; float64."""
+    from channels.base import LLR_CLIP
+    from vqcodec.links import hard_bits_llr
+
+    llr = hard_bits_llr(np.array([0, 1, -1, 1, 0], np.int8), q)
+    mag = LLR_CLIP if q == 0 else min(LLR_CLIP, np.log((1 - q) / q))
+    assert llr.dtype == np.float64
+    np.testing.assert_array_equal(llr, [mag, -mag, 0.0, -mag, mag])
+    assert (q == 0.5) == (mag == 0.0) and (q < 1e-13) == (mag == LLR_CLIP)
+    np.testing.assert_array_equal(hard_bits_llr(np.array([0, 1, -1], np.int8), None), [LLR_CLIP, -LLR_CLIP, 0.0])
+
+
+def test_links_and_receivers_read_hard_bits_by_the_same_rule():
+    """A BSC's hard bits without its soft output: links' LLRs (float32) and the receivers' bit_llrs
+    (float64, one row per label) are hard_bits_llr of the BSC's p; a hard awgn link's use its
+    crossover probability; a channel without one reads as certain."""
+    from channels import Received
+    from channels.base import LLR_CLIP
+    from vqcodec.links import hard_bits_llr, hard_crossover, received_llr
+    from vqcodec.receivers import bit_llrs
+
+    hard = np.array([0, 1, -1, 1, 0, 0, 1, 1], np.int8)
+    rx = Received(hard=hard, llr=None)
+    bsc = channels.get_channel("bsc", p=0.03)
+    awgn = channels.get_channel("awgn", snr_db=2.0, soft=False)
+    assert hard_crossover(bsc) == 0.03 and hard_crossover(awgn) == awgn.crossover_probability
+    assert hard_crossover(None) is None and hard_crossover(channels.get_channel("erasure", p=0.1)) is None
+    for ch in (bsc, awgn):
+        want = hard_bits_llr(hard, hard_crossover(ch))
+        np.testing.assert_array_equal(bit_llrs(rx, ch, 4), want.reshape(2, 4))
+        np.testing.assert_array_equal(received_llr(rx, ch, np.float32), want.astype(np.float32))
+    np.testing.assert_array_equal(received_llr(rx, None), np.where(hard < 0, 0, LLR_CLIP * (1 - 2 * hard)))
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -37,11 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from channels import LLR_CLIP
 from vqcodec.bits import bits_per_label
 from vqcodec.model import CheckpointError, checkpoint_paths, replace_atomically, stage_prefixes
 from vqcodec.precision import autocast, fp32_region
-
-CERTAIN_LLR = 30.0  # = correct.LLR_MAX, the clip: a bit this sure is wrong with probability < 1e-13
 
 
 @dataclass(frozen=True)
@@ -62,11 +61,11 @@ def label_signs(assignment: np.ndarray, K: int) -> np.ndarray:
 
 def channel_loglik(llr: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
     """log P(y_s | x_s = k) up to a constant per site, (..., K), from per-bit LLRs (..., b) and
-    ``label_signs`` (K, b); an index whose label contradicts a bit with |llr| >= ``CERTAIN_LLR``
-    gets -inf (such a bit is never flipped, as in the spatial receiver, so a clean channel gives
-    exactly the sent indices)."""
+    ``label_signs`` (K, b); an index whose label contradicts a bit with |llr| >= ``LLR_CLIP`` (the
+    clip: a bit this sure is wrong with probability < 1e-13) gets -inf (such a bit is never flipped,
+    as in the spatial receiver, so a clean channel gives exactly the sent indices)."""
     ll = 0.5 * llr @ signs.t()
-    certain = (llr.abs() >= CERTAIN_LLR).to(llr.dtype)
+    certain = (llr.abs() >= LLR_CLIP).to(llr.dtype)
     if bool(certain.any()):
         agree = (certain * torch.sign(llr)) @ signs.t()  # = number of certain bits if all agree
         bad = agree < certain.sum(-1, keepdim=True) - 0.5

@@ -17,9 +17,9 @@ Rates are ``ldpc-A/B`` with A/B in [0.1, 0.95], e.g. ldpc-1/3, ldpc-1/2, ldpc-2/
 (``coded_length``, ``encode``, ``decode``), so a JPEG file and the index payload cross the
 same link.
 
-A hard-decision channel (bsc, bec, burst) gives the decoder LLRs of magnitude
-log((1 - q) / q) for its crossover probability q; where the code cannot know q (the baselines'
-interface) it uses q = 0.02, magnitude 3.9.
+A hard-decision channel gives the decoder LLRs of magnitude log((1 - q) / q) for its crossover
+probability q (``hard_bits_llr``, the one hard-bits-to-LLR rule, which the receivers use too);
+where the code cannot know q (the baselines' interface) it uses q = 0.02, magnitude 3.9.
 """
 from __future__ import annotations
 
@@ -132,18 +132,34 @@ def _block(payload_bits: int, coded_bits: int, bits_per_symbol: int) -> LDPC5GTr
     return LDPC5GTransportBlock(payload_bits, coded_bits, bits_per_symbol)
 
 
-def _channel_llr(rx: Received, channel) -> np.ndarray:
-    """float32 LLRs of what the channel delivered: its own soft output (every channel but a hard
-    awgn / fading link gives one), else the hard decisions weighted by log((1 - q) / q) for its
-    crossover probability q (erasures: 0)."""
+def hard_crossover(channel) -> float | None:
+    """The crossover probability of ``channel``'s hard decisions: its ``crossover_probability``
+    (hard awgn / fading), the ``p`` of a bsc or burst channel, else None (unknown)."""
+    if channel is not None and hasattr(channel, "crossover_probability"):
+        return float(channel.crossover_probability)
+    if channel is not None and getattr(channel, "param", None) == "p" and channel.name in ("bsc", "burst"):
+        return float(channel.param_value)
+    return None
+
+
+def hard_bits_llr(hard: np.ndarray, q: float | None) -> np.ndarray:
+    """The one hard-bits-to-LLR rule: float64 LLRs of hard decisions ``hard`` (0, 1, or -1 for an
+    erasure) from a channel of crossover probability ``q``: +-log((1 - q) / q) clipped to
+    ``LLR_CLIP`` (q None or 0: +-LLR_CLIP), erasures 0."""
+    mag = LLR_CLIP if not q or q <= 0 else min(LLR_CLIP, float(np.log((1 - q) / q)))
+    return np.where(hard < 0, 0.0, np.where(hard == 0, mag, -mag))
+
+
+def received_llr(rx: Received, channel, dtype=np.float64) -> np.ndarray:
+    """LLRs (``dtype``) of what ``channel`` delivered: its own soft output clipped to +-LLR_CLIP
+    (every channel but a hard awgn / fading link gives one), else ``hard_bits_llr`` of the hard
+    decisions for the channel's ``hard_crossover``."""
     if rx.llr is not None:
-        return np.clip(rx.llr, -LLR_CLIP, LLR_CLIP)
-    q = getattr(channel, "crossover_probability", None)  # every hard channel here has one
-    mag = LLR_CLIP if not q or q <= 0 else min(LLR_CLIP, math.log((1 - q) / q))
-    return np.where(rx.hard < 0, 0.0, np.where(rx.hard == 0, mag, -mag)).astype(np.float32)
+        return np.clip(rx.llr.astype(dtype), -LLR_CLIP, LLR_CLIP)
+    return hard_bits_llr(rx.hard, hard_crossover(channel)).astype(dtype, copy=False)
 
 
-HARD_LLR = math.log(0.98 / 0.02)
+HARD_Q = 0.02  # the crossover probability LdpcCode assumes for hard bits (it cannot know the channel's)
 
 
 @dataclass(frozen=True)
@@ -187,7 +203,7 @@ class LdpcCode:
         if np.issubdtype(r.dtype, np.floating):
             llr = np.clip(r, -LLR_CLIP, LLR_CLIP).astype(np.float32)
         else:
-            llr = np.where(r < 0, 0.0, np.where(r == 0, HARD_LLR, -HARD_LLR)).astype(np.float32)
+            llr = hard_bits_llr(r, HARD_Q).astype(np.float32)
         res = self._block(n).decode(llr, self.iterations)
         return np.asarray(res.bits, np.uint8)
 
@@ -281,11 +297,11 @@ class CodedLink:
             sent = np.zeros(coded_bits, np.uint8)
             sent[: coded.size] = coded
             rx = self.channel(sent, rng)
-            return conv.decode_llr(_channel_llr(rx, self.channel)[: coded.size].astype(np.float32))
+            return conv.decode_llr(received_llr(rx, self.channel, np.float32)[: coded.size])
         if code == "none":  # an unprotected part: the channel's own LLRs, zero fill to whole symbols
             sent = np.zeros(coded_bits, np.uint8)
             sent[:n] = bits
-            return _channel_llr(self.channel(sent, rng), self.channel)[:n]
+            return received_llr(self.channel(sent, rng), self.channel, np.float32)[:n]
         tb = _block(n, coded_bits, self.bits_per_use)
         rx = self.channel(tb.encode(bits), rng)
-        return tb.decode(_channel_llr(rx, self.channel).astype(np.float32), self.iterations).llr
+        return tb.decode(received_llr(rx, self.channel, np.float32), self.iterations).llr

@@ -13,6 +13,7 @@ import numpy as np
 
 from channels import Received
 from vqcodec.bits import bits_per_label, bits_to_labels, inverse_assignment, stage_assignment
+from vqcodec.links import received_llr
 from vqcodec.precision import on_cpu
 
 
@@ -191,22 +192,8 @@ def naive(received, grid, ctx: ReceiverContext) -> Decision:
 
 # --------------------------------------------------------------------------- channel evidence
 
-LLR_MAX = 30.0
-
-
 def bit_llrs(received, channel, b: int) -> np.ndarray:
     """Per-bit LLRs float64 (n, b), llr = log P(0|y)/P(1|y): the channel's own soft output when it
     has one, else the hard decisions weighted by the channel's crossover probability
-    (erased bits: 0)."""
-    if received.llr is not None:
-        llr = np.clip(received.llr.astype(np.float64), -LLR_MAX, LLR_MAX)
-    else:
-        q = None
-        if channel is not None and hasattr(channel, "crossover_probability"):
-            q = float(channel.crossover_probability)
-        elif channel is not None and getattr(channel, "param", None) == "p" and channel.name in ("bsc", "burst"):
-            q = float(channel.param_value)
-        mag = LLR_MAX if not q or q <= 0 else min(LLR_MAX, float(np.log((1 - q) / q)))
-        hard = received.hard
-        llr = np.where(hard < 0, 0.0, np.where(hard == 0, mag, -mag))
-    return llr.reshape(-1, b)
+    (erased bits: 0); ``vqcodec.links.received_llr``, clipped to ``LLR_CLIP``."""
+    return received_llr(received, channel).reshape(-1, b)
