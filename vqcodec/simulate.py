@@ -117,7 +117,7 @@ def context_model(codec: Codec, kind: str | None = None) -> ContextModel | Stage
         return codec.entropy_model
     if kind != "prior":
         raise ValueError(f"unknown context model {kind!r}")
-    S = getattr(codec.model, "stages", 1)
+    S = codec.model.stages
     if S != 1:  # the prior's pair experts model one index grid, not S stages
         raise ValueError(f"model {codec.name} has {S} stages; entropy coding of a residual model needs its trained "
                          "context model (run `vqcodec train-entropy`)")
@@ -150,9 +150,9 @@ def decode_index_file(codec: Codec, indices: np.ndarray | bytes, header: dict) -
     if header.get("fingerprint") is not None and header["fingerprint"] != codec.fingerprint:
         raise ValueError(f"made by a transmitter (codebook + index assignment) other than {codec.name}'s: "
                          f"fingerprint {header['fingerprint']}, {codec.name} has {codec.fingerprint}")
-    if header.get("stages", 1) != getattr(codec.model, "stages", 1):
+    if header.get("stages", 1) != codec.model.stages:
         raise ValueError(f"made with {header.get('stages', 1)} stages, model {codec.name} has "
-                         f"{getattr(codec.model, 'stages', 1)}")
+                         f"{codec.model.stages}")
     h, w = header["grid"]
     if (h, w) != (math.ceil(header["height"] / codec.f), math.ceil(header["width"] / codec.f)):
         raise ValueError(f"grid {w}x{h} does not match a {header['width']}x{header['height']} image at f={codec.f}")
@@ -579,7 +579,7 @@ def clean_point(codec: Codec, images: Sequence[EncodedImage], entropy: bool = Fa
     counts = np.bincount(np.concatenate([e.indices.ravel() for e in images]), minlength=codec.K)
     probs = counts / counts.sum()
     nz = probs[probs > 0]
-    S = getattr(codec.model, "stages", 1)
+    S = codec.model.stages
     usage = [float(np.count_nonzero(np.bincount(np.concatenate([e.indices.reshape(S, -1)[s] for e in images]),
                                                 minlength=codec.K)) / codec.K) for s in range(S)]
     return {"param": 0.0, "trials": 1, "stop": "clean", "coding": CODING if entropy else "fixed",
@@ -599,7 +599,7 @@ def progressive_points(codec: Codec, images: Sequence[EncodedImage]) -> list[dic
     """A residual model's progressive stream: per number of stages received s = 1 .. S, the
     images decoded from the first s stages alone ({stages, bpp, psnr}; bpp of the fixed-length
     stream of those stages)."""
-    S = getattr(codec.model, "stages", 1)
+    S = codec.model.stages
     if S == 1:
         raise ValueError(f"model {codec.name} has one stage; a progressive table needs a residual model (--stages)")
     pixels = sum(e.image.shape[0] * e.image.shape[1] for e in images)

@@ -215,7 +215,7 @@ def load_codec(name: str | None = None, checkpoint: str | None = None, device: s
     label = name or DEFAULT_MODEL
     if checkpoint is not None:
         label = meta_.get("name") or Path(checkpoint).stem
-    S = getattr(model, "stages", 1)
+    S = model.stages
     assignment = identity_assignment(model.K)
     if meta_.get("assignment") is not None:
         try:
@@ -238,6 +238,6 @@ def load_codec(name: str | None = None, checkpoint: str | None = None, device: s
         epath = entropy_model_path(stem)
         if not epath.exists():
             raise CheckpointError(f"{label}: its config names a trained context model but {epath} is missing")
-        entropy_model = load_entropy_model(epath, model.K, getattr(model, "stages", 1))
+        entropy_model = load_entropy_model(epath, model.K, model.stages)
     return Codec(name=label, model=model, meta=meta_, assignment=assignment, prior=prior, precision=precision,
                  context=context, entropy_model=entropy_model, stem=stem, search=search)

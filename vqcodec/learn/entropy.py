@@ -108,7 +108,7 @@ def train_entropy_model(stem, images_folder, *, steps: int = 1500, rank: int = 6
     if threads is not None:
         torch.set_num_threads(threads)
     model, doc = load_model(stem)
-    S = getattr(model, "stages", 1)
+    S = model.stages
     K = model.K
     paths = list_images(images_folder)
     if len(paths) < 2:

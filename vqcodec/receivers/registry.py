@@ -117,7 +117,7 @@ def default_receivers(codec) -> list[str]:
         return ["naive", "learned-mmse"]
     if getattr(codec, "prior", None) is not None:
         return ["naive", "spatial-mmse"]
-    if getattr(getattr(codec, "model", None), "stages", 1) > 1:  # a residual model before `vqcodec prepare`
+    if codec.model.stages > 1:  # a residual model before `vqcodec prepare`
         return ["naive", "mmse"]
     return ["naive"]
 
