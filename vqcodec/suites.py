@@ -1,4 +1,4 @@
-"""Named benchmark suites: ``benchmarks/suites/NAME.toml`` run by ``vqcodec bench NAME``.
+"""Named benchmark suites: ``NAME.toml`` in the suites folder, run by ``vqcodec bench NAME``.
 
 A suite file names its images, models, channel, grid, receivers, baselines,
 seed and trial budget (see ``SCHEMA``; unknown keys and bad values are
@@ -14,11 +14,16 @@ errors). Two kinds:
   end-to-end simulation), each with the baseline it is judged by
   (``vqcodec.speed``); writes ``speed.json`` instead of ``results.json``.
 
-Output: ``results/<suite>/<timestamp>/`` with ``results.json`` (a list of
+Output: ``<root>/<suite>/<timestamp>/`` (``new_run_dir``) with ``results.json`` (a list of
 results objects, rewritten atomically after every finished curve point),
 ``figure.png`` / ``figure.pdf`` and ``summary.md``. ``resume=DIR`` re-uses
 the finished points of an interrupted run in DIR: with the per-point seeds
 of ``vqcodec.simulate`` the result is identical to an uninterrupted run.
+
+Folders: the suite files, their expected values, the published anchors and the named image
+sets lie outside the package; the caller names them with ``use_folders`` (``vqcodec bench``:
+its checkout's benchmarks/suites, benchmarks/expected and ../shared). The run folder's root
+is the caller's too (``new_run_dir``).
 """
 from __future__ import annotations
 
@@ -57,11 +62,29 @@ from vqcodec.simulate import StopRule, clean_point, encode_image, sweep
 from vqcodec.zoo import REGISTRY as MODELS
 from vqcodec.zoo import load_codec, resolve_device
 
-ROOT = Path(__file__).resolve().parent.parent
-SUITES = ROOT / "benchmarks" / "suites"
-EXPECTED = ROOT / "benchmarks" / "expected"
-ANCHORS = ROOT.parent / "shared" / "anchors" / "compressai-kodak"
-JSCC_ANCHORS = ROOT.parent / "shared" / "anchors" / "jscc-kodak"
+#: The folders outside the package that suites read, named by the caller (``use_folders``):
+SUITES: Path  # NAME.toml of every suite (``load_suite(NAME)``, ``available()``)
+EXPECTED: Path  # the stored expected values a suite's ``expected`` names
+ANCHORS: Path  # CompressAI's published Kodak RD points, NAME.json per codec (rd suites' ``anchors``)
+JSCC_ANCHORS: Path  # published Deep JSCC points, NAME.json (sweep suites' ``jscc_anchors``)
+DATASETS: Path  # image sets by name: ``images = "kodak"`` is DATASETS / "kodak"
+
+
+def use_folders(*, suites, expected, anchors, jscc_anchors, datasets) -> None:
+    """Name the folders outside the package that suites read (see the module variables); every
+    later call reads these."""
+    global SUITES, EXPECTED, ANCHORS, JSCC_ANCHORS, DATASETS
+    SUITES, EXPECTED, ANCHORS, JSCC_ANCHORS, DATASETS = (
+        Path(p) for p in (suites, expected, anchors, jscc_anchors, datasets))
+
+
+# Until cli.py names its checkout's folders itself (it is being rewritten, issue 29), a source
+# checkout's are the default; they go when cli.py and tests/conftest.py call use_folders.
+_CHECKOUT = Path(__file__).resolve().parent.parent
+use_folders(suites=_CHECKOUT / "benchmarks" / "suites", expected=_CHECKOUT / "benchmarks" / "expected",
+            anchors=_CHECKOUT.parent / "shared" / "anchors" / "compressai-kodak",
+            jscc_anchors=_CHECKOUT.parent / "shared" / "anchors" / "jscc-kodak",
+            datasets=_CHECKOUT.parent / "shared" / "datasets")
 
 SCHEMA = {  # key: (type, required)
     "name": (str, True), "description": (str, True), "kind": (str, True), "images": (str, True),
@@ -108,7 +131,7 @@ class Suite:
     cbr: str | None = None  # sweep on awgn/fading: the baselines' budget as a bandwidth ratio ("1/12")
     modulations: tuple = ()  # with cbr: the baselines' modulations (default: the channel's own)
     best_models: tuple = ()  # with cbr: vqcodec best over these models (api.best_sweep)
-    jscc_anchors: tuple = ()  # ../shared/anchors/jscc-kodak files drawn as published points at cbr
+    jscc_anchors: tuple = ()  # JSCC_ANCHORS files drawn as published points at cbr
     picture: str | None = None  # with cbr: one image of the suite's folder drawn as each scheme receives it
     picture_crop: tuple = ()  # (top, left, height, width) of the picture
     picture_snrs: tuple = ()  # the grid's Es/N0 columns [default: the first, middle and last grid value]
@@ -118,11 +141,11 @@ class Suite:
     precision: str = "fp32"
 
     def images_folder(self):
-        """None for the bundled samples, else a folder (``kodak`` = ../shared/datasets/kodak)."""
+        """None for the bundled samples, else a folder (``kodak`` = DATASETS / kodak)."""
         if self.images == "samples":
             return None
         if self.images == "kodak":
-            return ROOT.parent / "shared" / "datasets" / "kodak"
+            return DATASETS / "kodak"
         return Path(self.images)
 
 
@@ -239,9 +262,10 @@ def validate(data: dict, where: str = "suite") -> Suite:
 
 # --------------------------------------------------------------------------- running
 
-def new_run_dir(suite: Suite, root: Path | None = None) -> Path:
+def new_run_dir(suite: Suite, root: Path) -> Path:
+    """A new run folder ``root/<suite>/<timestamp>`` (the CLI's root: --out, default results)."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    d = (root or Path("results")) / suite.name / stamp
+    d = Path(root) / suite.name / stamp
     d.mkdir(parents=True, exist_ok=False)
     return d
 
@@ -433,7 +457,7 @@ def jscc_anchor_points(suite: Suite) -> list[dict]:
     out = []
     for a in suite.jscc_anchors:
         path = JSCC_ANCHORS / f"{a}.json"
-        if not path.exists():  # ../shared/anchors absent: the figure goes without
+        if not path.exists():  # anchors absent: the figure goes without
             continue
         d = json.loads(path.read_text())
         pts = [p for p in d["points"] if abs(float(p["cbr"]) - float(Fraction(suite.cbr))) < 1e-3
