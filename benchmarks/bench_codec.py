@@ -41,13 +41,13 @@ import channels  # noqa: E402
 from benchmarks._common import images_arg, timeit  # noqa: E402
 from vqcodec.bits import indices_to_bits  # noqa: E402
 from vqcodec.context import context_posterior  # noqa: E402
-from vqcodec.correct import Decision, bit_llrs, receiver_context  # noqa: E402
 from vqcodec.images import list_images, load_image, to_tensor  # noqa: E402
 from vqcodec.jscc import SHIPPED as JSCC_SHIPPED  # noqa: E402
 from vqcodec.jscc import load_jscc, transmit
 from vqcodec.metrics import psnr  # noqa: E402
 from vqcodec.model import pad_tensor  # noqa: E402
 from vqcodec.precision import autocast, cpu_has_bf16  # noqa: E402
+from vqcodec.receivers import Decision, bit_llrs, receiver_context  # noqa: E402
 from vqcodec.simulate import decode_image  # noqa: E402
 from vqcodec.zoo import available, load_codec  # noqa: E402
 

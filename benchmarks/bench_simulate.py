@@ -26,8 +26,8 @@ import torch  # noqa: E402
 import channels  # noqa: E402
 from benchmarks._common import images_arg  # noqa: E402
 from vqcodec.bits import indices_to_bits  # noqa: E402
-from vqcodec.correct import get_receiver, receiver_context  # noqa: E402
 from vqcodec.images import list_images, load_image, to_tensor  # noqa: E402
+from vqcodec.receivers import get_receiver, receiver_context  # noqa: E402
 from vqcodec.simulate import StopRule, decode_image, encode_image, run_point, trial_rng  # noqa: E402
 from vqcodec.zoo import load_codec  # noqa: E402
 

@@ -8,10 +8,10 @@ import torch
 import vqcodec.api as vq
 from channels.analog import AnalogAWGN, AnalogRayleighBlock
 from vqcodec.analog import deepjscc_sweep
+from vqcodec.checkpoint import CheckpointError
 from vqcodec.jscc import DeepJSCC, JsccConfig, load_jscc, pad4, save_jscc, to_complex, transmit
 from vqcodec.learn.jscc import train_jscc
 from vqcodec.learn.loop import TrainConfig
-from vqcodec.model import CheckpointError
 from vqcodec.results import validate
 
 

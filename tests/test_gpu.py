@@ -16,9 +16,9 @@ def sample():
 
 
 def test_cuda_encode_and_decode_match_the_cpu(sample):
-    from vqcodec.correct import Decision
     from vqcodec.images import load_image, to_tensor
     from vqcodec.metrics import psnr
+    from vqcodec.receivers import Decision
     from vqcodec.simulate import decode_image
     from vqcodec.zoo import load_codec
 
@@ -87,7 +87,7 @@ def test_cuda_train_decoder_runs_in_bf16(tmp_path):
 
 
 def test_cuda_batched_decoding_matches_one_by_one(sample):
-    from vqcodec.correct import Decision
+    from vqcodec.receivers import Decision
     from vqcodec.simulate import decode_image, decode_images, encode_image
     from vqcodec.zoo import load_codec
 

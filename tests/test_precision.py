@@ -9,11 +9,11 @@ from click.testing import CliRunner
 
 import vqcodec.precision as P
 from cli import main
+from vqcodec.checkpoint import CheckpointError
 from vqcodec.context import context_posterior
-from vqcodec.correct import Decision
 from vqcodec.images import list_images, load_image
 from vqcodec.metrics import psnr
-from vqcodec.model import CheckpointError
+from vqcodec.receivers import Decision
 from vqcodec.simulate import decode_image, encode_array
 from vqcodec.zoo import load_codec
 

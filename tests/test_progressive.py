@@ -105,10 +105,10 @@ def test_train_init_warm_starts_from_the_first_stages(two_stage_checkpoint, imag
 def test_prepare_gives_a_residual_model_a_prior_and_an_assignment_per_stage(two_stage_checkpoint, image_dir):
     from vqcodec.assignment import one_flip_cost
     from vqcodec.bits import identity_assignment, indices_to_bits, labels_to_bits
-    from vqcodec.correct import default_receivers
+    from vqcodec.checkpoint import read_checkpoint_meta
     from vqcodec.learn.prepare import prepare_checkpoint
-    from vqcodec.model import read_checkpoint_meta
     from vqcodec.prior import IndexPrior
+    from vqcodec.receivers import default_receivers
     from vqcodec.simulate import clean_point, encode_images
     from vqcodec.zoo import load_codec
 
@@ -175,8 +175,8 @@ def test_train_receiver_gives_each_stage_of_a_residual_model_its_own_learned_rec
     from cli import main
     from vqcodec.bits import indices_to_bits
     from vqcodec.context import ContextNet, context_posterior
-    from vqcodec.correct import bit_llrs, default_receivers, get_receiver, receiver_context
     from vqcodec.learn.prepare import prepare_checkpoint
+    from vqcodec.receivers import bit_llrs, default_receivers, get_receiver, receiver_context
     from vqcodec.simulate import encode_images
     from vqcodec.zoo import load_codec
 

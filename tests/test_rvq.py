@@ -8,7 +8,8 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from vqcodec.model import VQVAE, CheckpointError, ModelConfig, ResidualQuantizer, load_model, save_model
+from vqcodec.checkpoint import CheckpointError
+from vqcodec.model import VQVAE, ModelConfig, ResidualQuantizer, load_model, save_model
 
 
 def rvq_config(S=3, dropout=False, **kw):
@@ -243,7 +244,7 @@ def test_mmse_receiver_sums_each_stage_expected_codeword():
     give the stage's mean codeword."""
     from channels import Received
     from vqcodec.bits import labels_to_bits
-    from vqcodec.correct import ReceiverContext, get_receiver
+    from vqcodec.receivers import ReceiverContext, get_receiver
 
     rng = np.random.default_rng(5)
     S, K, d, grid = 2, 4, 3, (2, 1, 3)

@@ -108,7 +108,7 @@ def test_paired_noise_across_receivers(codec, encoded, monkeypatch, precision):
     """Every receiver gets the same channel realisation of every image in every trial, at each precision."""
     import dataclasses
 
-    import vqcodec.correct as C
+    import vqcodec.receivers as C
 
     codec = dataclasses.replace(codec, precision=precision)
 
@@ -149,8 +149,8 @@ def test_prepare_checkpoint_stores_prior_and_assignment(tiny_checkpoint, image_d
 
 def test_prepare_can_keep_the_checkpoint_assignment(tiny_checkpoint, image_dir):
     """A codebook trained for its assignment (train-codebook) keeps it; a broken one is refused."""
+    from vqcodec.checkpoint import CheckpointError, write_checkpoint_meta
     from vqcodec.learn.prepare import prepare_checkpoint
-    from vqcodec.model import CheckpointError, write_checkpoint_meta
     from vqcodec.zoo import load_codec
 
     meta = json.loads(tiny_checkpoint.with_suffix(".json").read_text())

@@ -202,8 +202,8 @@ def _noisy_mse(model, assignment, image_dir, p: float, draws: int = 12) -> float
     import channels
     from vqcodec.bits import indices_to_bits
     from vqcodec.context import channel_loglik, label_signs
-    from vqcodec.correct import bit_llrs
     from vqcodec.images import load_image, to_tensor
+    from vqcodec.receivers import bit_llrs
 
     rng = np.random.default_rng(0)
     ch = channels.get_channel("bsc", p=p)

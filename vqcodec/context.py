@@ -39,7 +39,8 @@ from torch import nn
 
 from channels import LLR_CLIP
 from vqcodec.bits import bits_per_label
-from vqcodec.model import CheckpointError, checkpoint_paths, replace_atomically, stage_prefixes
+from vqcodec.checkpoint import CheckpointError, checkpoint_paths, stage_prefixes
+from vqcodec.files import replace_atomically
 from vqcodec.precision import autocast, fp32_region
 
 

@@ -29,9 +29,9 @@ from channels.burst import ge_kernel, ge_reference
 from vqcodec.baselines import decode_file, encode_file
 from vqcodec.bits import indices_to_bits
 from vqcodec.context import context_posterior
-from vqcodec.correct import bit_llrs, receiver_context, spatial_posterior, stage_contexts
 from vqcodec.images import crop, to_tensor, to_uint8
 from vqcodec.metrics import psnr
+from vqcodec.receivers import bit_llrs, receiver_context, spatial_posterior, stage_contexts
 from vqcodec.simulate import StopRule, run_point
 
 MIXED_PRECISION_TOLERANCE_DB = 0.01

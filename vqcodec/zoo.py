@@ -11,9 +11,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from vqcodec.bits import check_assignment, identity_assignment
+from vqcodec.checkpoint import CheckpointError, checkpoint_paths, read_checkpoint_meta
 from vqcodec.context import context_path, load_context
 from vqcodec.entropy import entropy_model_path, load_entropy_model
-from vqcodec.model import VQVAE, CheckpointError, checkpoint_paths, load_model, read_checkpoint_meta
+from vqcodec.model import VQVAE, load_model
 from vqcodec.precision import PRECISIONS, resolve_precision
 from vqcodec.prior import load_prior, prior_path
 from vqcodec.search import SearchConfig, search_indices

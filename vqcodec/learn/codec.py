@@ -24,10 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vqcodec.checkpoint import CheckpointError
 from vqcodec.context import context_path, save_context
 from vqcodec.images import default_training_folder, list_images, load_image
 from vqcodec.learn.loop import Loop, Task, TrainConfig, read_state
-from vqcodec.model import VQVAE, CheckpointError, ModelConfig, load_model, save_model
+from vqcodec.model import VQVAE, ModelConfig, load_model, save_model
 from vqcodec.prior import prior_path, save_prior
 from vqcodec.zoo import check_not_shipped
 

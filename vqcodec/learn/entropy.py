@@ -19,6 +19,7 @@ import time
 import numpy as np
 import torch
 
+from vqcodec.checkpoint import write_checkpoint_meta
 from vqcodec.entropy import (
     CROSS_OFFSETS,
     LEARNED_OFFSETS,
@@ -31,7 +32,7 @@ from vqcodec.entropy import (
 from vqcodec.images import list_images
 from vqcodec.learn.loop import Loop, Task, TrainConfig
 from vqcodec.learn.prepare import index_maps
-from vqcodec.model import load_model, write_checkpoint_meta
+from vqcodec.model import load_model
 from vqcodec.zoo import check_not_shipped, clear_cache
 
 

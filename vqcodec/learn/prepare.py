@@ -11,12 +11,13 @@ import torch
 import channels
 from vqcodec.assignment import one_flip_cost, optimise_assignment
 from vqcodec.bits import check_assignment, identity_assignment, indices_to_bits, stage_assignment
-from vqcodec.correct import get_receiver, receiver_context
+from vqcodec.checkpoint import CheckpointError, write_checkpoint_meta
 from vqcodec.images import list_images, load_image, to_tensor
 from vqcodec.memory import large_buffers_mmapped
 from vqcodec.metrics import psnr
-from vqcodec.model import CheckpointError, load_model, write_checkpoint_meta
+from vqcodec.model import load_model
 from vqcodec.prior import IndexPrior, learn_stage_priors, prior_path, save_prior
+from vqcodec.receivers import get_receiver, receiver_context
 from vqcodec.simulate import clean_point, decode_image, encode_image, trial_rng
 from vqcodec.zoo import Codec, check_not_shipped, clear_cache
 

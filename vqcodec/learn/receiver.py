@@ -22,17 +22,18 @@ import torch.nn.functional as F
 
 import channels
 from vqcodec.bits import bits_per_label, check_assignment, identity_assignment, indices_to_bits, stage_assignment
+from vqcodec.checkpoint import checkpoint_paths, write_checkpoint_meta
 from vqcodec.context import ContextConfig, ContextNet, config_dict, context_path, save_context
-from vqcodec.correct import bit_llrs
 from vqcodec.entropy import entropy_model_path
 from vqcodec.files import check_output
 from vqcodec.images import list_images, load_image, to_tensor
 from vqcodec.learn.codec import CropSampler
 from vqcodec.learn.loop import CALIBRATION_STEPS, Loop, Task, settings_of
 from vqcodec.memory import large_buffers_mmapped
-from vqcodec.model import checkpoint_paths, load_model, write_checkpoint_meta
+from vqcodec.model import load_model
 from vqcodec.precision import fp32_region
 from vqcodec.prior import prior_path
+from vqcodec.receivers import bit_llrs
 from vqcodec.zoo import check_not_shipped, clear_cache
 
 

@@ -16,15 +16,16 @@ import torch.nn.functional as F
 
 import channels
 from vqcodec.bits import indices_to_bits
+from vqcodec.checkpoint import checkpoint_paths
 from vqcodec.context import channel_loglik, context_path, label_signs
-from vqcodec.correct import bit_llrs, get_receiver, receiver_context
 from vqcodec.entropy import entropy_model_path
 from vqcodec.files import check_output
 from vqcodec.learn.codec import CropSampler, copy_side_info, load_training_images
 from vqcodec.learn.loop import Loop, Task, settings_of
 from vqcodec.learn.receiver import TRAINING_MIX, training_channel
-from vqcodec.model import VQVAE, checkpoint_paths, nearest_codeword, save_model
+from vqcodec.model import VQVAE, nearest_codeword, save_model
 from vqcodec.prior import prior_path
+from vqcodec.receivers import bit_llrs, get_receiver, receiver_context
 from vqcodec.zoo import check_not_shipped
 
 
