@@ -39,7 +39,7 @@ def _fail(msg: str) -> None:
 
 
 def _stage_bars():
-    """A context manager giving ``progress(stage, done, total)``: one progress bar per stage, all
+    """A context manager giving ``progress(stage, done, total[, postfix])``: one progress bar per stage, all
     closed on the way out (an error included)."""
     import contextlib
 
@@ -49,10 +49,12 @@ def _stage_bars():
     def bars():
         open_bars = {}
 
-        def progress(stage, done, total):
+        def progress(stage, done, total, postfix=None):
             if stage not in open_bars:
                 open_bars[stage] = tqdm(total=total, desc=stage, leave=False, dynamic_ncols=True)
             open_bars[stage].n = done
+            if postfix:
+                open_bars[stage].set_postfix(postfix, refresh=False)
             open_bars[stage].refresh()
 
         try:
@@ -64,114 +66,84 @@ def _stage_bars():
     return bars()
 
 
-def _run_with_progress(desc: str, steps: int, run, postfix, errors: tuple = ()):
-    """``run(progress, command)`` under a progress bar of ``steps`` steps; ``progress(step, metrics)``
-    shows ``postfix(metrics)`` (a ``steps`` entry in the metrics resets the total). ``command`` is
-    the command line, for the training record. ImageError, ValueError and ``errors`` become
-    one-line errors, and so do OSError and SafetensorError (a full disk: the checkpoint writers leave
-    no temporary file)."""
+def _run_with_progress(desc: str, steps: int | None, run, postfix):
+    """``run(progress, command)`` under a progress bar; ``progress(step, metrics)`` shows
+    ``postfix(metrics)`` (a ``steps`` entry in the metrics sets the total). ``command`` is the
+    command line, for the training record. An OSError or SafetensorError (a full disk: the
+    checkpoint writers leave no temporary file) becomes one line."""
     from safetensors import SafetensorError
     from tqdm import tqdm
 
-    from vqcodec.images import ImageError
-
-    bar = tqdm(total=steps, desc=desc, unit="step", dynamic_ncols=True)
+    bars = []  # made at the first report: an argument refused before any work shows no bar
 
     def progress(step, m):
+        if not bars:
+            bars.append(tqdm(total=steps, desc=desc, unit="step", dynamic_ncols=True))
+        bar = bars[0]
         bar.total = m.get("steps", bar.total)
         bar.n = step
         bar.set_postfix(**postfix(m), refresh=False)
         bar.refresh()
 
-    command = "vqcodec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     try:
-        return run(progress, command)
-    except (ImageError, ValueError, *errors) as exc:
-        _fail(str(exc))
+        return run(progress, _command_line())
     except (OSError, SafetensorError) as exc:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         _fail(f"{desc} stopped: {where}{getattr(exc, 'strerror', None) or exc} (no partial file is left)")
     finally:
-        bar.close()
-
-
-def _check_output(path: str | None, overwrite: bool) -> None:
-    """Refuse, before any work, an output path that exists (without --overwrite) or cannot be written."""
-    from vqcodec.files import OutputError, check_output
-
-    try:
-        check_output(path, overwrite)
-    except OutputError as exc:
-        _fail(str(exc))
-
-
-def _write_results(path, results) -> None:
-    """Atomic write; a failed write (full disk, permissions) is a one-line error and leaves the
-    previous file intact."""
-    from vqcodec.results import write_results
-
-    try:
-        write_results(path, results)
-    except OSError as exc:
-        _fail(f"{path}: cannot write the results ({exc.strerror or exc.__class__.__name__}); "
-              "the previous file, if any, is unchanged")
-
-
-def _load_codec(model, checkpoint, device="cpu", precision="fp32", search=None):
-    from vqcodec.model import CheckpointError
-    from vqcodec.zoo import load_codec
-
-    try:
-        return load_codec(model, checkpoint, device, precision, search)
-    except CheckpointError as exc:
-        _fail(str(exc))
-
-
-def _load_images(codec, images, with_ms_ssim=True, desc="encode"):
-    from tqdm import tqdm
-
-    from vqcodec.images import ImageError
-    from vqcodec.simulate import encode_images
-
-    bar = None
-
-    def progress(done, total):
-        nonlocal bar
-        if bar is None and total >= 3:
-            bar = tqdm(total=total, desc=desc, unit="img", leave=False)
-        if bar is not None:
-            bar.n = done
-            bar.refresh()
-
-    try:
-        return encode_images(codec, images, with_ms_ssim, progress)
-    except (ImageError, ValueError) as exc:
-        _fail(str(exc))
-    finally:
-        if bar is not None:
+        for bar in bars:
             bar.close()
 
 
+def _count_bar(desc: str):
+    """A context manager giving ``progress(done, total)``: a progress bar from 3 items on, closed on
+    the way out."""
+    import contextlib
+
+    from tqdm import tqdm
+
+    @contextlib.contextmanager
+    def bar():
+        shown = []
+
+        def progress(done, total):
+            if not shown and total >= 3:
+                shown.append(tqdm(total=total, desc=desc, unit="img", leave=False))
+            if shown:
+                shown[0].n = done
+                shown[0].refresh()
+
+        try:
+            yield progress
+        finally:
+            for b in shown:
+                b.close()
+
+    return bar()
+
+
 _TRAIN_PRECISION = click.option(
-    "--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
+    "--precision", type=click.Choice(["auto", "bf16", "fp32"]), default=None,
     help="Training arithmetic: bf16 autocast (fp32 weights, quantiser and loss), or fp32; auto: bf16 on CUDA "
-         "and on CPUs with AVX512-BF16 or AMX, else fp32.")
+         "and on CPUs with AVX512-BF16 or AMX, else fp32 [default: auto].")
 
 
 def _training_options(fn):
-    """Options shared by train and train-decoder."""
+    """The training loop's settings (train, train-jscc, train-decoder): an option not given takes the
+    library's default for a new run, and the saved setting on --resume."""
     opts = [
-        click.option("--steps", type=click.IntRange(1), default=20000, show_default=True,
-                     help="Training steps (optimiser updates)."),
-        click.option("--batch", type=click.IntRange(1), default=16, show_default=True, help="Crops per step."),
-        click.option("--crop", type=click.IntRange(8), default=64, show_default=True,
-                     help="Crop size in pixels (square training crops)."),
-        click.option("--lr", type=float, default=1.5e-3, show_default=True,
-                     help="Peak learning rate (Adam; warm-up, then cosine decay)."),
-        click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
-                     help="Seed of the initialisation and the crops."),
-        click.option("--checkpoint-every", type=click.IntRange(1), default=1000, show_default=True,
-                     help="Write the checkpoint and the training state (for --resume) every N steps."),
+        click.option("--steps", type=click.IntRange(1), default=None,
+                     help="Training steps (optimiser updates) [default: 20000]."),
+        click.option("--batch", type=click.IntRange(1), default=None, help="Crops per step [default: 16]."),
+        click.option("--crop", type=click.IntRange(8), default=None,
+                     help="Crop size in pixels (square training crops) [default: 64]."),
+        click.option("--lr", type=float, default=None,
+                     help="Peak learning rate (Adam; warm-up, then cosine decay) [default: 1.5e-3]."),
+        click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
+                     help="Seed of the initialisation and the crops [default: 0]."),
+        click.option("--checkpoint-every", type=click.IntRange(1), default=None,
+                     help="Write the checkpoint and the training state (for --resume) every N steps "
+                          "[default: 1000]."),
         click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads."),
         click.option("--device", default="auto", show_default=True, help="cpu, cuda, or auto."),
         _TRAIN_PRECISION,
@@ -181,55 +153,37 @@ def _training_options(fn):
     return fn
 
 
-def _train_settings(ctx, out, resume: bool, make, **values):
-    """A run's TrainConfig: ``make(**values)`` for a new run; on --resume, OUT's saved settings,
-    with the options given on this command line checked against them."""
-    from vqcodec.learn.loop import TrainConfig, resume_config
-    from vqcodec.model import CheckpointError
-
-    try:
-        if not resume:
-            return make(**values)
-        if values.get("minutes") is not None or ctx.params.get("minutes") is not None:
-            _fail("--minutes starts a timed run; a resumed run keeps its recorded step count (give --steps to "
-                  "stretch it)")
-        given = {k: v for k, v in values.items() if k in TrainConfig.__dataclass_fields__
-                 and ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
-        return resume_config(out, given)
-    except CheckpointError as exc:
-        _fail(str(exc))
-    except ValueError as exc:
-        _fail(str(exc).replace(" = ", " ").replace("(drop ", "(drop --").replace("_", "-")
-              if "saved settings" in str(exc) else str(exc))
+def _given(**options) -> dict:
+    """The options given on the command line (an option not given is None: the library's default)."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
-def _side_info_stem(model, checkpoint, overwrite: bool, out=None):
-    """The checkpoint whose side information a command writes (prepare, train-receiver,
-    train-entropy): refused in the shipped weights folder unless the model is named and
-    --overwrite given (``zoo.check_not_shipped``; ``out``: the stem written instead)."""
-    from vqcodec.zoo import check_not_shipped, checkpoint_stem
-
-    if overwrite and model is None and checkpoint is None and out is None:
-        _fail("--overwrite rewrites a model's files: name it with --model or --checkpoint")
-    try:
-        stem = checkpoint_stem(model, checkpoint)
-        check_not_shipped(stem if out is None else out, overwrite)
-    except ValueError as exc:
-        _fail(str(exc))
-    return stem
+def _command_line() -> str:
+    """The command as typed, for the training record."""
+    return "vqcodec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
-def _train_device(device: str) -> str:
-    from vqcodec.model import CheckpointError
-    from vqcodec.zoo import resolve_device
+class _Main(click.Group):
+    """The command group: every error the library raises for bad input (a ``ValueError`` of its
+    own kind, or a cluster that cannot start) ends as one line and exit status 1."""
 
-    try:
-        return resolve_device(device)
-    except CheckpointError as exc:
-        _fail(str(exc))
+    def invoke(self, ctx):
+        from vqcodec.api import ParameterError, UserError
+
+        try:
+            return super().invoke(ctx)
+        except ParameterError as exc:  # named as the command line spells it
+            _fail(exc.spelled(_flag))
+        except UserError as exc:
+            _fail(str(exc))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _flag(name: str) -> str:
+    """The command line's spelling of a parameter of the library."""
+    return {"scramble": "--no-scramble", "kind": "--channel"}.get(name, "--" + name.replace("_", "-"))
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(None, "--version", package_name="vqcodec", prog_name="vqcodec", message="%(prog)s %(version)s")
 def main() -> None:
     """Send images over noisy digital links with a learned vector-quantised codec."""
@@ -250,20 +204,21 @@ def main() -> None:
 @click.option("--images", type=click.Path(), default=None,
               help="Folder of training images [default: ../shared/datasets/bsds500 when present (relative to the vqcodec project folder, not the current directory)].")
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output stem: writes OUT.safetensors + OUT.json.")
-@click.option("--f", "f", type=click.Choice(["4", "8", "16"]), default="4", show_default=True, help="Downsampling factor.")
-@click.option("--K", "K", type=click.IntRange(2, 65536), default=256, show_default=True, help="Codebook size.")
-@click.option("--d", "d", type=click.IntRange(1, 1024), default=32, show_default=True, help="Code vector dimension.")
+@click.option("--f", "f", type=click.Choice(["4", "8", "16"]), default=None, help="Downsampling factor [default: 4].")
+@click.option("--K", "K", type=click.IntRange(2, 65536), default=None, help="Codebook size [default: 256].")
+@click.option("--d", "d", type=click.IntRange(1, 1024), default=None, help="Code vector dimension [default: 32].")
 @click.option("--channels", default=None, help="Channels per downsampling stage, comma-separated [default by f].")
-@click.option("--res-blocks", type=click.IntRange(0, 16), default=1, show_default=True,
-              help="Residual blocks at the end of the encoder (at the latent resolution).")
+@click.option("--res-blocks", type=click.IntRange(0, 16), default=None,
+              help="Residual blocks at the end of the encoder (at the latent resolution) [default: 1].")
 @click.option("--decoder-res-blocks", type=click.IntRange(0, 16), default=None,
               help="Residual blocks at the start of the decoder [default: 2 for f=4, 3 otherwise].")
 @click.option("--decoder-channels", type=click.IntRange(1, 1024), default=None,
               help="Decoder width at the latent resolution [default: the last of --channels].")
-@click.option("--decoder-head", type=click.Choice(["stages", "subpixel"]), default="stages", show_default=True,
-              help="Upsampling: 2x stages, or one sub-pixel convolution.")
-@click.option("--stages", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Residual VQ stages, each a codebook of K entries (bits per site = stages x log2 K).")
+@click.option("--decoder-head", type=click.Choice(["stages", "subpixel"]), default=None,
+              help="Upsampling: 2x stages, or one sub-pixel convolution [default: stages].")
+@click.option("--stages", type=click.IntRange(1, 64), default=None,
+              help="Residual VQ stages, each a codebook of K entries (bits per site = stages x log2 K) "
+                   "[default: 1; with --init: all of its stages].")
 @click.option("--stage-dropout", is_flag=True,
               help="Train each batch with a random number of stages 1..S, so that every prefix decodes.")
 @_training_options
@@ -275,61 +230,24 @@ def main() -> None:
                    "--stages keeps its first S stages [default: all of them].")
 @click.option("--resume", is_flag=True, help="Continue from OUT's training state (its config, not these options).")
 @click.option("--overwrite", is_flag=True, help="Start a new training over an existing OUT (its state is lost).")
-@click.pass_context
-def train(ctx, images, out, f, K, d, channels, res_blocks, decoder_res_blocks, decoder_channels, decoder_head, stages,
+def train(images, out, f, K, d, channels, res_blocks, decoder_res_blocks, decoder_channels, decoder_head, stages,
           stage_dropout, steps, batch, crop, lr, seed, checkpoint_every, threads, device, precision, minutes, init,
           resume, overwrite):
     """Train a VQ-VAE on an image folder (with --stages S > 1: residual VQ)."""
-    import torch
+    from vqcodec import api
 
-    from vqcodec.learn.codec import train as run_train
-    from vqcodec.learn.codec import training_folder, warm_start_config
-    from vqcodec.learn.loop import TrainConfig
-    from vqcodec.model import CheckpointError, ModelConfig, checkpoint_paths
-
-    if threads:
-        torch.set_num_threads(threads)
-    if init is not None and resume:
-        _fail("--init starts a new training and --resume continues OUT's: choose one")
-    init_model = None
-    try:
-        images = training_folder(images)
-        if init is None:
-            cfg = ModelConfig.for_stride(int(f), K=K, d=d, channels=channels, res_blocks=res_blocks,
-                                         decoder_res_blocks=decoder_res_blocks, decoder_channels=decoder_channels,
-                                         decoder_head=decoder_head, stages=stages, stage_dropout=stage_dropout)
-        else:
-            given = [name for name in ("f", "K", "d", "channels", "res_blocks", "decoder_res_blocks",
-                                       "decoder_channels", "decoder_head")
-                     if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
-            if given:
-                _fail(f"--init takes the architecture of {init}; drop "
-                      + ", ".join("--" + g.replace("_", "-") for g in given))
-            init_model = _load_codec(None, init).model
-            explicit = ctx.get_parameter_source("stages") == click.core.ParameterSource.COMMANDLINE
-            cfg = warm_start_config(init_model.cfg, stages if explicit else init_model.cfg.stages, stage_dropout)
-        tc = _train_settings(ctx, out, resume, TrainConfig, steps=steps, batch=batch, crop=crop, lr=lr, seed=seed,
-                             checkpoint_every=checkpoint_every, precision=precision)
-    except ValueError as exc:
-        _fail(str(exc))
-    if resume and overwrite:
-        _fail("--resume continues OUT and --overwrite replaces it: choose one")
-    if not resume:
-        _check_output(str(checkpoint_paths(out)[1]), overwrite)
-        if init is not None and Path(checkpoint_paths(out)[1]).resolve() == Path(checkpoint_paths(init)[1]).resolve():
-            _fail(f"--out {out} would overwrite the --init checkpoint")
-    dev = _train_device(device)
     final = _run_with_progress(
-        "train", tc.steps,
-        lambda progress, command: run_train(cfg, tc, images, out, resume=resume, device=dev, command=command,
-                                            progress=progress, init=init_model, init_name=init, minutes=minutes,
-                                            overwrite=overwrite),
+        "train", steps,
+        lambda progress, command: api.train(
+            out, images=images, f=f, K=K, d=d, channels=channels, res_blocks=res_blocks,
+            decoder_res_blocks=decoder_res_blocks, decoder_channels=decoder_channels, decoder_head=decoder_head,
+            stages=stages, stage_dropout=stage_dropout, init=init, minutes=minutes, resume=resume,
+            overwrite=overwrite, device=device, threads=threads, progress=progress, command=command, steps=steps,
+            batch=batch, crop=crop, lr=lr, seed=seed, checkpoint_every=checkpoint_every, precision=precision),
         lambda m: dict(loss=f"{m['loss']:.4f}", psnr=f"{m['psnr']:.2f}", ppl=f"{m['perplexity']:.0f}",
-                       lr=f"{m['lr']:.1e}"),
-        errors=(CheckpointError, FileNotFoundError))
+                       lr=f"{m['lr']:.1e}"))
     click.echo(f"wrote {out}.safetensors / {out}.json  train PSNR {final.get('train_psnr', float('nan')):.2f} dB, "
                f"perplexity {final.get('train_perplexity', float('nan')):.0f}")
-
 
 
 @main.command("train-jscc")
@@ -347,45 +265,22 @@ def train(ctx, images, out, f, K, d, channels, res_blocks, decoder_res_blocks, d
 @click.option("--minutes", type=float, default=None,
               help="Train for this long instead of --steps (the step count that fills it is fixed after a "
                    "short timing and recorded; not with --resume).")
-@click.pass_context
-def train_jscc_cmd(ctx, images, out, cbr, width, snr_range, resume, overwrite, steps, batch, crop, lr, seed,
+def train_jscc_cmd(images, out, cbr, width, snr_range, resume, overwrite, steps, batch, crop, lr, seed,
                    checkpoint_every, threads, device, precision, minutes):
     """Train the Deep JSCC analog reference (Bourtsoulatze et al. 2019) over AWGN."""
-    from fractions import Fraction
+    from vqcodec import api
 
-    import torch
-
-    from vqcodec.jscc import JsccConfig
-    from vqcodec.learn.codec import training_folder
-    from vqcodec.learn.jscc import train_jscc
-    from vqcodec.learn.loop import TrainConfig
-    from vqcodec.model import CheckpointError, checkpoint_paths
-
-    if threads:
-        torch.set_num_threads(threads)
     try:
-        images = training_folder(images)
-        c = Fraction(cbr) * 96
-        if c.denominator != 1:
-            raise ValueError(f"--cbr {cbr} needs c = 96 cbr = {float(c):g} symbol channels, not a whole number")
         lo, hi = (float(v) for v in snr_range.split(":"))
-        cfg = JsccConfig(c=int(c), width=width)
-        tc = _train_settings(ctx, out, resume, TrainConfig, steps=steps, batch=batch, crop=crop, lr=lr, seed=seed,
-                             checkpoint_every=checkpoint_every, precision=precision)
-    except (ValueError, ZeroDivisionError) as exc:
-        _fail(f"{exc}" if str(exc) else f"bad --cbr or --snr-db: {cbr!r}, {snr_range!r}")
-    if resume and overwrite:
-        _fail("--resume continues OUT and --overwrite replaces it: choose one")
-    if not resume:
-        _check_output(str(checkpoint_paths(out)[1]), overwrite)
-    dev = _train_device(device)
+    except ValueError:
+        _fail(f"bad --snr-db {snr_range!r}: expected LOW:HIGH in dB")
     final = _run_with_progress(
-        "train-jscc", tc.steps,
-        lambda progress, command: train_jscc(cfg, tc, images, out, snr_range=(lo, hi), resume=resume,
-                                             command=command, progress=progress, device=dev, minutes=minutes,
-                                             overwrite=overwrite),
-        lambda m: dict(psnr=f"{m['psnr']:.2f}", lr=f"{m['lr']:.1e}"),
-        errors=(CheckpointError, FileNotFoundError))
+        "train-jscc", steps,
+        lambda progress, command: api.train_jscc(
+            out, images=images, cbr=cbr, width=width, snr_db=(lo, hi), minutes=minutes, resume=resume,
+            overwrite=overwrite, device=device, threads=threads, progress=progress, command=command, steps=steps,
+            batch=batch, crop=crop, lr=lr, seed=seed, checkpoint_every=checkpoint_every, precision=precision),
+        lambda m: dict(psnr=f"{m['psnr']:.2f}", lr=f"{m['lr']:.1e}"))
     click.echo(f"wrote {out}.safetensors / {out}.json  train PSNR {final.get('train_psnr', float('nan')):.2f} dB "
                f"(at Es/N0 {lo:g}..{hi:g} dB)")
 
@@ -410,45 +305,24 @@ def train_jscc_cmd(ctx, images, out, cbr, width, snr_range, resume, overwrite, s
 @click.option("--resume", is_flag=True, help="Continue OUT's run (its saved settings; a larger --steps stretches "
                                              "the schedule's tail).")
 @click.option("--overwrite", is_flag=True, help="Start a new training over an existing OUT (its state is lost).")
-@click.pass_context
-def train_decoder_cmd(ctx, model, checkpoint, images, out, decoder_channels, decoder_res_blocks, decoder_head, steps,
+def train_decoder_cmd(model, checkpoint, images, out, decoder_channels, decoder_res_blocks, decoder_head, steps,
                       minutes, batch, crop, lr, seed, checkpoint_every, threads, device, precision, grow, resume,
                       overwrite):
     """Train a new decoder for a model whose encoder and codebook stay frozen.
 
     The transmitted indices do not change, so the base model's index assignment, prior and
     receiver tuning carry over; use it to make a faster or better decoder."""
-    import torch
+    from vqcodec import api
 
-    from vqcodec.learn.codec import decoder_config, decoder_train_config, train_decoder, training_folder
-    from vqcodec.model import CheckpointError
-
-    if threads:
-        torch.set_num_threads(threads)
-    if resume and overwrite:
-        _fail("--resume continues OUT and --overwrite replaces it: choose one")
-    dev = _train_device(device)
-    codec = _load_codec(model, checkpoint, "cpu")
-    try:
-        images = training_folder(images)
-    except ValueError as exc:
-        _fail(str(exc))
-    if not resume:
-        _check_output(str(out) + ".json", overwrite)
-    try:
-        cfg = decoder_config(codec.model.cfg, decoder_channels, decoder_res_blocks, decoder_head)
-        tc = _train_settings(ctx, out, resume, lambda minutes, **kw: decoder_train_config(minutes=minutes, **kw),
-                             steps=steps, batch=batch, crop=crop, lr=lr, seed=seed,
-                             checkpoint_every=checkpoint_every, precision=precision, minutes=minutes)
-    except ValueError as exc:
-        _fail(str(exc))
     final = _run_with_progress(
-        "train-decoder", tc.steps,
-        lambda progress, command: train_decoder(codec, cfg, tc, images, out, device=dev, minutes=minutes,
-                                                resume=resume, grow=grow, command=command, progress=progress,
-                                                overwrite=overwrite),
-        lambda m: dict(loss=f"{m['loss']:.5f}", psnr=f"{m['psnr']:.2f}", lr=f"{m['lr']:.1e}"),
-        errors=(CheckpointError,))
+        "train-decoder", steps,
+        lambda progress, command: api.train_decoder(
+            out, model=model, checkpoint=checkpoint, images=images, decoder_channels=decoder_channels,
+            decoder_res_blocks=decoder_res_blocks, decoder_head=decoder_head, grow=grow, minutes=minutes,
+            resume=resume, overwrite=overwrite, device=device, threads=threads, progress=progress, command=command,
+            steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
+            precision=precision),
+        lambda m: dict(loss=f"{m['loss']:.5f}", psnr=f"{m['psnr']:.2f}", lr=f"{m['lr']:.1e}"))
     click.echo(f"wrote {out}.safetensors / {out}.json  ({final.get('step', 0)} steps, "
                f"train PSNR {final.get('psnr', float('nan')):.2f} dB)")
 
@@ -497,15 +371,6 @@ def _cluster_options(fn):
     return fn
 
 
-def _executor(workers, scheduler):
-    from vqcodec.cluster import ClusterError, executor_for
-
-    try:
-        return executor_for(workers, scheduler)
-    except ClusterError as exc:
-        _fail(str(exc))
-
-
 def _channel_options(fn):
     opts = [
         click.option("--channel", "-c", "kind", required=True, help="Channel model (see `vqcodec channels`)."),
@@ -547,43 +412,21 @@ def _stop_options(fn):
     return fn
 
 
-def _channel(kind, codec, p=None, snr_db=None, **options):
-    """A channel from the command line's options (one-line errors); the value is ``p``/``snr_db``."""
-    from channels.options import channel_spec, param_value
-
-    try:
-        spec = channel_spec(kind, index_bits=codec.bits_per_index,
-                            **{k: v for k, v in options.items() if k != "code"})
-        return spec, spec.make(param_value(spec, p, snr_db))
-    except ValueError as exc:
-        _fail(str(exc))
-
-
 @main.command()
 def models():
     """List the shipped models."""
-    from vqcodec.model import CheckpointError
-    from vqcodec.zoo import DEFAULT_MODEL, REGISTRY, meta
+    from vqcodec import api
 
     click.echo(f"{'name':<16} {'f':>3} {'K':>6} {'bpp':>7} {'Kodak PSNR':>11} {'receivers':<9} {'entropy':<7}  "
                "description")
-    for name in sorted(REGISTRY):
-        try:
-            m = meta(name)
-        except CheckpointError:
-            click.echo(f"{name:<16} {'':>3} {'':>6} {'':>7} {'':>11} {'':<9} {'':<7}  (weights not installed)")
+    for m in api.models():
+        if not m["installed"]:
+            click.echo(f"{m['name']:<16} {'':>3} {'':>6} {'':>7} {'':>11} {'':<9} {'':<7}  (weights not installed)")
             continue
-        cfg = m["config"]
-        stages = int(cfg.get("stages", 1))
-        bpp = stages * math.ceil(math.log2(cfg["K"])) / cfg["f"] ** 2
-        K = f"{stages}x{cfg['K']}" if stages > 1 else cfg["K"]
-        kodak = m.get("kodak", {}).get("psnr")
-        star = " (default)" if name == DEFAULT_MODEL else ""
-        recv = "+".join(k for k, key in (("S", "prior"), ("L", "context")) if m.get(key)) or "-"
-        ent = "trained" if m.get("entropy_model") else ("prior" if m.get("prior") else "-")
-        click.echo(f"{name:<16} {cfg['f']:>3} {K:>6} {bpp:>7.4f} "
-                   f"{(f'{kodak:.2f} dB' if kodak else 'n/a'):>11} {recv:<9} {ent:<7}  "
-                   f"{REGISTRY[name].description}{star}")
+        K = f"{m['stages']}x{m['K']}" if m["stages"] > 1 else m["K"]
+        kodak = f"{m['kodak_psnr']:.2f} dB" if m["kodak_psnr"] else "n/a"
+        click.echo(f"{m['name']:<16} {m['f']:>3} {K:>6} {m['bpp']:>7.4f} {kodak:>11} {m['receivers']:<9} "
+                   f"{m['entropy']:<7}  {m['description']}{' (default)' if m['default'] else ''}")
     click.echo("K: codebook size (SxK: S residual stages of K); receivers: S = spatial (index prior), "
                "L = learned (context receiver); naive and map always work")
     click.echo("entropy (encode/eval --entropy): the context model of its entropy-coded files, trained "
@@ -595,19 +438,14 @@ def channels_cmd():
     """List the channel models, their parameter and their options (as `simulate` and `sweep` take them)."""
     import re
 
-    import channels
-    from channels.options import KIND_OPTIONS
+    from vqcodec import api
 
-    def flag(name):  # the command line's spelling of an option (scrambling is on unless turned off)
-        return "--no-scramble" if name == "scramble" else "--" + name.replace("_", "-")
-
-    for name in sorted(channels.REGISTRY):
-        cls = channels.REGISTRY[name]
-        doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
-        known = (*KIND_OPTIONS.get(name, ()), cls.param)
-        doc = re.sub(r"``(\w+)``", lambda m, known=known: flag(m.group(1)) if m.group(1) in known else m.group(1), doc)
-        opts = ", ".join(flag(o) for o in KIND_OPTIONS.get(name, ()))
-        click.echo(f"{name:<15} {flag(cls.param):<9} {doc}" + (f" Options: {opts}." if opts else ""))
+    for c in api.channel_kinds():
+        known = (*c["options"], c["param"])
+        doc = re.sub(r"``(\w+)``", lambda m, known=known: _flag(m.group(1)) if m.group(1) in known else m.group(1),
+                     c["doc"])
+        opts = ", ".join(_flag(o) for o in c["options"])
+        click.echo(f"{c['name']:<15} {_flag(c['param']):<9} {doc}" + (f" Options: {opts}." if opts else ""))
 
 
 @main.command()
@@ -622,36 +460,18 @@ def channels_cmd():
 @click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
 def encode(image, output, model, checkpoint, device, precision, search, entropy, overwrite):
     """Encode IMAGE into a .vqc index file."""
-    from vqcodec.files import replace_atomically
-    from vqcodec.images import ImageError, list_images
-    from vqcodec.simulate import index_file
+    from vqcodec import api
 
-    _check_output(output, overwrite)
-    try:
-        paths = list_images(image)
-    except ImageError as exc:
-        _fail(str(exc))
-    if len(paths) != 1:
-        _fail(f"{image}: holds {len(paths)} images; encode takes one image file")
-    codec = _load_codec(model, checkpoint, device, precision, search)
-    encs, _ = _load_images(codec, image, with_ms_ssim=False)
-    enc = encs[0]
+    f = api.encode_file(image, output, model=model, checkpoint=checkpoint, device=device,
+                        precision=precision, search=search, entropy=entropy, overwrite=overwrite)
+    enc = f.image
     H, W = enc.image.shape[:2]
-    try:
-        data = index_file(codec, enc, entropy=entropy)
-    except ValueError as exc:
-        _fail(str(exc))
-    try:
-        replace_atomically(output, lambda tmp: tmp.write_bytes(data))
-    except OSError as exc:
-        _fail(f"{output}: cannot write ({exc.strerror or exc.__class__.__name__})")
-    n = enc.indices.size * codec.bits_per_index
-    size = (f"{len(data)} bytes entropy-coded ({8 * len(data) / (H * W):.4f} bpp; fixed-length {n / (H * W):.4f})"
-            if entropy else f"{n} bits ({n / (H * W):.4f} bpp)")
+    size = (f"{f.size} bytes entropy-coded ({8 * f.size / (H * W):.4f} bpp; fixed-length {f.fixed_bits / (H * W):.4f})"
+            if entropy else f"{f.fixed_bits} bits ({f.fixed_bits / (H * W):.4f} bpp)")
     grid = f"{enc.indices.shape[-1]}x{enc.indices.shape[-2]}" + (f"x{enc.indices.shape[0]} stages"
                                                                   if enc.indices.ndim == 3 else "")
     click.echo(f"{image}: {W}x{H} -> {grid} indices, {size}, "
-               f"clean PSNR {enc.psnr_clean:.2f} dB (decoded in {codec.precision}) -> {output}")
+               f"clean PSNR {enc.psnr_clean:.2f} dB (decoded in {f.precision}) -> {output}")
 
 
 @main.command()
@@ -663,25 +483,10 @@ def encode(image, output, model, checkpoint, device, precision, search, entropy,
 @click.option("--overwrite", is_flag=True, help="Replace an existing --output image.")
 def decode(index_file, output, checkpoint, device, precision, overwrite):
     """Decode a .vqc index file into an image."""
-    from vqcodec.bits import IndexFileError, read_index_file
-    from vqcodec.images import ImageError, check_image_output, save_image
-    from vqcodec.simulate import decode_index_file
+    from vqcodec import api
 
-    _check_output(output, overwrite)
-    try:
-        check_image_output(output)
-        idx, header = read_index_file(index_file)
-    except (IndexFileError, ImageError) as exc:
-        _fail(str(exc))
-    codec = _load_codec(None if checkpoint else header["model"], checkpoint, device, precision)
-    try:
-        img = decode_index_file(codec, idx, header)
-    except ValueError as exc:
-        _fail(f"{index_file}: {exc}")
-    try:
-        save_image(output, img)
-    except ImageError as exc:
-        _fail(str(exc))
+    header, codec = api.decode_file(index_file, output, checkpoint=checkpoint, device=device, precision=precision,
+                                    overwrite=overwrite)
     click.echo(f"{index_file} -> {output} ({header['width']}x{header['height']}, decoded in {codec.precision})")
 
 
@@ -699,39 +504,30 @@ def decode(index_file, output, checkpoint, device, precision, overwrite):
 @click.option("--overwrite", is_flag=True, help="Replace an existing --json results file.")
 def eval_cmd(model, checkpoint, device, precision, search, images, entropy, progressive, json_out, overwrite):
     """Clean-channel evaluation: PSNR, MS-SSIM and bpp per image."""
-    from vqcodec.results import new_results
-    from vqcodec.simulate import clean_point, progressive_points
+    from vqcodec import api
 
-    _check_output(json_out, overwrite)
-    codec = _load_codec(model, checkpoint, device, precision, search)
+    api.check_output(json_out, overwrite)
+    codec = api.load(model, checkpoint=checkpoint, device=device, precision=precision, search=search)
     _echo_precision(codec, precision)
-    if progressive and getattr(codec.model, "stages", 1) == 1:
-        _fail(f"model {codec.name} has one stage; --progressive needs a residual model (trained with --stages)")
-    encs, img_desc = _load_images(codec, images)
-    try:
-        point = clean_point(codec, encs, entropy=entropy)
-        prog = progressive_points(codec, encs) if progressive else None
-    except ValueError as exc:
-        _fail(str(exc))
+    with _count_bar("encode") as progress:
+        ev = api.evaluate(codec, images, entropy=entropy, progressive=progressive, progress=progress)
+    (point,) = ev.results["points"]
     click.echo(f"{'image':<24} {'size':>10} {'bpp':>7} {'PSNR dB':>8} {'MS-SSIM':>8}")
-    for e, pi in zip(encs, point["per_image"]):
+    for e, pi in zip(ev.images, point["per_image"]):
         click.echo(f"{e.name:<24} {e.image.shape[1]:>5}x{e.image.shape[0]:<4} {pi['bpp']:>7.4f} "
                    f"{pi['psnr']:>8.2f} {pi['ms_ssim']:>8.4f}")
     click.echo(f"{'mean':<24} {'':>10} {point['bpp']:>7.4f} {point['psnr']['mean']:>8.2f} "
-               f"{point['ms_ssim']['mean']:>8.4f}   ({codec.name}, {len(encs)} images)")
+               f"{point['ms_ssim']['mean']:>8.4f}   ({codec.name}, {len(ev.images)} images)")
     usage = point.get("codebook_usage_stages", [point["codebook_usage"]])
     click.echo("codebook entries used: " + ", ".join(f"{100 * u:.1f}%" for u in usage)
                + (" (per stage)" if len(usage) > 1 else ""))
-    if prog:
+    if ev.progressive:
         click.echo("progressive: decoded from the first s stages alone")
         click.echo(f"{'stages':>8} {'bpp':>8} {'PSNR dB':>8}")
-        for row in prog:
+        for row in ev.progressive:
             click.echo(f"{row['stages']:>8} {row['bpp']:>8.4f} {row['psnr']:>8.2f}")
     if json_out:
-        res = new_results(name=f"eval-{codec.name}", description=f"clean-channel evaluation of {codec.name}",
-                          seed=0, model=codec.describe(), images=img_desc, channel={"kind": "none", "param": "p"},
-                          receiver="none", points=[point], extra={"progressive": prog} if prog else None)
-        _write_results(json_out, res)
+        api.save_results(json_out, ev.results)
         click.echo(f"wrote {json_out}")
 
 
@@ -806,100 +602,54 @@ def _run_sweep(command, kind, options, p, snr_db, model, checkpoint, images,
                receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
                baselines=None, rates=None, budget_bpp=None, cbr=None, device="cpu", resume=False,
                precision="auto", workers=None, scheduler=None, search=None):
-    from vqcodec.files import OutputError, exclusive
-
-    try:
-        with exclusive(json_out):
-            _run_sweep_locked(command, kind, options, p, snr_db, model, checkpoint, images, receivers, trials,
-                              min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite, baselines,
-                              rates, budget_bpp, cbr, device, resume, precision, workers, scheduler, search)
-    except OutputError as exc:
-        _fail(str(exc))
-
-
-def _run_sweep_locked(command, kind, options, p, snr_db, model, checkpoint, images, receivers, trials, min_trials,
-                      ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite, baselines, rates, budget_bpp,
-                      cbr, device, resume, precision, workers, scheduler, search=None):
     from tqdm import tqdm
 
-    from channels.options import channel_spec, param_value, parse_grid
-    from vqcodec.api import experiment
-    from vqcodec.cluster import ClusterError
-    from vqcodec.results import ResultsError, read_results
+    from vqcodec import api
 
     t_start = time.perf_counter()
-    previous = []
-    if resume and json_out and Path(json_out).exists():
-        try:
-            previous = read_results(json_out)
-        except ResultsError as exc:
-            _fail(f"cannot resume: {exc}")
-    _check_output(json_out, overwrite or resume)
-    codec = _load_codec(model, checkpoint, device, precision, search)
-    try:
-        spec = channel_spec(kind, index_bits=codec.bits_per_index,
-                            **{k: v for k, v in options.items() if k != "code"})
-        value = param_value(spec, p, snr_db)
-        values = [value]
-        if command == "sweep":
-            try:
-                values = parse_grid(value, spec.param)
-            except ValueError as exc:
-                raise click.BadParameter(str(exc)) from None
-        exp = experiment(codec, kind, values, receivers=receivers, trials=trials, min_trials=min_trials,
-                         ci=ci_target, seed=seed, with_ms_ssim=not no_ms_ssim, name=command, baselines=baselines,
-                         rates=rates, budget_bpp=budget_bpp, cbr=cbr, save_dir=save_dir,
-                         images_folder=images, workers=workers,
-                         scheduler=scheduler, **options)
-    except (ValueError, ClusterError) as exc:
-        _fail(str(exc))
-    encs, img_desc = _load_images(codec, images, with_ms_ssim=not no_ms_ssim)
-    executor = _executor(workers, scheduler)
-    grid, param = exp.grid, exp.param
-    bar = tqdm(total=len(grid) * trials, desc=command, unit="trial", leave=False, dynamic_ncols=True)
+    plan, bars = [], {}
+
+    def bar(name, total, unit):
+        if name not in bars:
+            bars[name] = tqdm(total=total, desc=name, unit=unit, leave=False, dynamic_ncols=True)
+        return bars[name]
 
     def on_trial(i, t):
-        bar.update(1)
-        bar.set_postfix_str(f"{param}={grid[i]:g}")
+        exp = plan[0]
+        bar(command, len(exp.grid) * trials, "trial").update(1)
+        bars[command].set_postfix_str(f"{exp.param}={exp.grid[i]:g}")
 
+    def on_baseline(done, total, message):
+        b = bar("baselines", total, "point")
+        b.total, b.n = total, done
+        b.set_postfix_str(message[:40])
+        b.refresh()
+
+    run = api.sweep if command == "sweep" else api.simulate
     try:
-        results = exp.run(encs, img_desc, previous=previous, executor=executor, on_trial=on_trial,
-                          on_point=(lambda res: _write_results(json_out, res)) if (json_out and command == "sweep")
-                          else None)
-    except (ValueError, KeyboardInterrupt) as exc:  # a --resume of another run, or Ctrl-C
-        bar.close()
-        if hasattr(executor, "close"):
-            executor.close()
-        if isinstance(exc, ValueError):
-            _fail(str(exc))
+        with _count_bar("encode") as on_encode:
+            results = run(kind, p=p, snr_db=snr_db, model=model, checkpoint=checkpoint, device=device,
+                          precision=precision, search=search, images=images, receivers=receivers, trials=trials,
+                          min_trials=min_trials, ci=ci_target, seed=seed, with_ms_ssim=not no_ms_ssim,
+                          baselines=baselines, rates=rates, budget_bpp=budget_bpp, cbr=cbr, workers=workers,
+                          scheduler=scheduler, save_dir=save_dir, json_out=json_out, overwrite=overwrite,
+                          resume=resume, on_plan=plan.append, on_encode=on_encode, on_trial=on_trial,
+                          on_baseline=on_baseline, **options)
+    except KeyboardInterrupt:
         _fail("interrupted" + (f"; the trials so far are in {json_out} (continue with --resume)"
                                if json_out and command == "sweep" and Path(json_out).exists() else ""))
-    bar.close()
-    _print_table(results, param)
-    if exp.baselines:
-        bbar = tqdm(total=len(grid) * len(exp.baselines), desc="baselines", unit="point", leave=False)
-
-        def bprog(done, total, message):
-            bbar.total = total
-            bbar.n = done
-            bbar.set_postfix_str(message[:40])
-            bbar.refresh()
-
-        try:
-            base = exp.run_baselines(encs, img_desc, progress=bprog, executor=executor)
-        finally:
-            bbar.close()
-            if hasattr(executor, "close"):
-                executor.close()
-        _print_baselines(base, param, exp.budget)
-        results += base
-    elif hasattr(executor, "close"):
-        executor.close()
-    _echo_precision(codec, precision)  # after the work: a run that fails says one line, its error
+    finally:
+        for b in bars.values():
+            b.close()
+    exp = plan[0]
+    vq = results[:len(exp.receivers)]  # one per receiver, then the baselines' curves
+    _print_table(vq, exp.param)
+    if len(results) > len(vq):
+        _print_baselines(results[len(vq):], exp.param, exp.budget)
+    _echo_precision(exp.codec, precision)  # after the work: a run that fails says one line, its error
     click.echo("side information (image size, model, index assignment) is assumed to arrive error-free; "
                "only the index payload crosses the channel")
     if json_out:
-        _write_results(json_out, results[0] if len(results) == 1 else results)
         click.echo(f"wrote {json_out}")
     click.echo(f"time {time.perf_counter() - t_start:.1f} s")
 
@@ -946,33 +696,26 @@ def best(kind, snr_db, cbr, models, min_rate, block_bits, images, precision, tri
     --cbr, swept over --snr-db with the model's best soft receiver, and their envelope."""
     from tqdm import tqdm
 
-    from vqcodec.api import best_sweep
-    from vqcodec.images import ImageError
-    from vqcodec.model import CheckpointError
+    from vqcodec import api
 
     t_start = time.perf_counter()
-    _check_output(json_out, overwrite)
-    names = "all" if models.strip() == "all" else [m.strip() for m in models.split(",") if m.strip()]
-    bar = None
+    bars = []
 
     def progress(i, n, label):
-        nonlocal bar
-        bar = bar or tqdm(total=n, desc="configurations", unit="config", leave=False, dynamic_ncols=True)
-        bar.n = i
-        bar.set_postfix_str(label[:40])
-        bar.refresh()
+        if not bars:
+            bars.append(tqdm(total=n, desc="configurations", unit="config", leave=False, dynamic_ncols=True))
+        bars[0].n = i
+        bars[0].set_postfix_str(label[:40])
+        bars[0].refresh()
 
-    options = {} if block_bits is None else {"block_bits": block_bits}
     try:
-        results = best_sweep(kind, snr_db, models=names, cbr=cbr, images=images, trials=trials,
-                             min_trials=min_trials, ci=ci_target, seed=seed, with_ms_ssim=not no_ms_ssim,
-                             min_rate=min_rate, workers=workers, precision=precision, on_configuration=progress,
-                             **options)
-    except (ValueError, ImageError, CheckpointError) as exc:
-        _fail(str(exc))
+        results = api.best_sweep(kind, snr_db, models=models, cbr=cbr, images=images, trials=trials,
+                                 min_trials=min_trials, ci=ci_target, seed=seed, with_ms_ssim=not no_ms_ssim,
+                                 min_rate=min_rate, workers=workers, precision=precision, on_configuration=progress,
+                                 json_out=json_out, overwrite=overwrite, **_given(block_bits=block_bits))
     finally:
-        if bar is not None:
-            bar.close()
+        for b in bars:
+            b.close()
     grid = [pt["param"] for pt in results[0]["points"]]
     click.echo(f"precision {results[0]['model']['precision']} ({'auto' if precision == 'auto' else '--precision'})")
     click.echo(f"mean PSNR (dB) over {results[0]['images']['count']} images, {kind}, cbr {cbr}, "
@@ -984,7 +727,6 @@ def best(kind, snr_db, cbr, models, min_rate, block_bits, images, precision, tri
     click.echo("chosen by the oracle (model, modulation, code, receiver):")
     for g, pt in zip(grid, results[-1]["points"]):
         click.echo(f"  {g:>7g} dB  {pt['configuration']}")
-    _write_results(json_out, results)
     click.echo(f"wrote {json_out}")
     click.echo(f"time {time.perf_counter() - t_start:.1f} s")
 
@@ -1002,55 +744,26 @@ def best(kind, snr_db, cbr, models, min_rate, block_bits, images, precision, tri
               help="Training images [default: ../shared/datasets/bsds500 (relative to the vqcodec project folder, not the current directory)].")
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output checkpoint stem (a new model).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output checkpoint.")
-@click.option("--steps", type=click.IntRange(1), default=3000, show_default=True, help="Training steps.")
-@click.option("--lr", type=float, default=2e-4, show_default=True, help="Decoder learning rate.")
-@click.option("--batch", type=click.IntRange(1), default=16, show_default=True, help="Crops per step.")
-@click.option("--crop", type=click.IntRange(8), default=64, show_default=True, help="Crop size in pixels.")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
-              help="Seed of the initialisation, the crops and the channel noise.")
+@click.option("--steps", type=click.IntRange(1), default=None, help="Training steps [default: 3000].")
+@click.option("--lr", type=float, default=None, help="Decoder learning rate [default: 2e-4].")
+@click.option("--batch", type=click.IntRange(1), default=None, help="Crops per step [default: 16].")
+@click.option("--crop", type=click.IntRange(8), default=None, help="Crop size in pixels [default: 64].")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
+              help="Seed of the initialisation, the crops and the channel noise [default: 0].")
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
 @_TRAIN_PRECISION
 def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, overwrite, steps, lr, batch, crop,
              seed, threads, precision):
     """Fine-tune a model's decoder (codebook frozen) on what a receiver hands it after a channel."""
-    import torch
+    from vqcodec import api
 
-    from vqcodec.correct import REGISTRY as RECEIVERS
-    from vqcodec.correct import check_receivers
-    from vqcodec.learn.codec import training_folder
-    from vqcodec.learn.through_channel import FinetuneConfig, finetune_decoder
-
-    if threads:
-        torch.set_num_threads(threads)
-    if receiver not in RECEIVERS:
-        _fail(f"unknown receiver {receiver!r} (known: {', '.join(sorted(RECEIVERS))})")
-    codec = _load_codec(model, checkpoint, device)
-    try:
-        check_receivers([receiver], codec)
-    except ValueError as exc:
-        _fail(str(exc))
-    if kind == "mix":
-        if p is not None or snr_db is not None:
-            _fail("--channel mix draws its own parameters; drop --p / --snr-db")
-        ch = "mix"
-    else:
-        spec, ch = _channel(kind, codec, p=p, snr_db=snr_db)
-        param = spec.param
-    try:
-        images = training_folder(images)
-    except ValueError as exc:
-        _fail(str(exc))
-    _check_output(str(out) + ".json", overwrite)
-    try:
-        fc = FinetuneConfig(steps=steps, lr=lr, seed=seed, batch=batch, crop=crop, precision=precision)
-    except ValueError as exc:
-        _fail(str(exc))
-    final = _run_with_progress(
+    final, what = _run_with_progress(
         "finetune", steps,
-        lambda progress, command: finetune_decoder(codec, ch, receiver, images, fc, out, command=command,
-                                                   progress=progress, overwrite=overwrite),
+        lambda progress, command: api.finetune(
+            out, kind, receiver=receiver, model=model, checkpoint=checkpoint, images=images, p=p, snr_db=snr_db,
+            overwrite=overwrite, device=device, threads=threads, progress=progress, command=command, steps=steps,
+            lr=lr, batch=batch, crop=crop, seed=seed, precision=precision),
         lambda m: dict(loss=f"{m['loss']:.4f}", psnr=f"{m['psnr']:.2f}"))
-    what = "the channel mix" if kind == "mix" else f"{kind} {param}={ch.param_value:g}"
     click.echo(f"wrote {out}.safetensors / {out}.json (decoder fine-tuned for {what} through {receiver}; "
                f"train PSNR {final.get('psnr', float('nan')):.2f} dB)")
 
@@ -1061,19 +774,19 @@ def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, 
               help="Folder of training images [default: ../shared/datasets/bsds500 when present (relative to the vqcodec project folder, not the current directory)].")
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output checkpoint stem (a new model).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output checkpoint.")
-@click.option("--steps", type=click.IntRange(1), default=4000, show_default=True, help="Training steps.")
-@click.option("--batch", type=click.IntRange(1), default=16, show_default=True, help="Crops per step.")
-@click.option("--crop", type=click.IntRange(8), default=96, show_default=True,
-              help="Crop size in pixels (a multiple of the model's stride).")
-@click.option("--lr", type=float, default=3e-4, show_default=True, help="Decoder learning rate.")
-@click.option("--codebook-lr", type=float, default=1e-3, show_default=True, help="Codebook learning rate.")
-@click.option("--p-min", type=float, default=0.003, show_default=True,
-              help="BSC crossover probability per crop: log-uniform in [p-min, p-max].")
-@click.option("--p-max", type=float, default=0.1, show_default=True, help="Upper end of that range.")
-@click.option("--clean-fraction", type=float, default=0.25, show_default=True,
-              help="Share of crops decoded from clean indices.")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
-              help="Seed of the initialisation, the crops and the channel noise.")
+@click.option("--steps", type=click.IntRange(1), default=None, help="Training steps [default: 4000].")
+@click.option("--batch", type=click.IntRange(1), default=None, help="Crops per step [default: 16].")
+@click.option("--crop", type=click.IntRange(8), default=None,
+              help="Crop size in pixels (a multiple of the model's stride) [default: 96].")
+@click.option("--lr", type=float, default=None, help="Decoder learning rate [default: 3e-4].")
+@click.option("--codebook-lr", type=float, default=None, help="Codebook learning rate [default: 1e-3].")
+@click.option("--p-min", type=float, default=None,
+              help="BSC crossover probability per crop: log-uniform in [p-min, p-max] [default: 0.003].")
+@click.option("--p-max", type=float, default=None, help="Upper end of that range [default: 0.1].")
+@click.option("--clean-fraction", type=float, default=None,
+              help="Share of crops decoded from clean indices [default: 0.25].")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
+              help="Seed of the initialisation, the crops and the channel noise [default: 0].")
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
 @_TRAIN_PRECISION
 def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps, batch, crop, lr, codebook_lr, p_min,
@@ -1087,30 +800,19 @@ def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps,
     `vqcodec prepare --checkpoint OUT --keep-assignment` and, for the learned receivers,
     `vqcodec train-receiver --checkpoint OUT`.
     """
-    import torch
+    from vqcodec import api
 
-    from vqcodec.learn.codec import training_folder
-    from vqcodec.learn.through_channel import CodebookConfig, check_codebook_output, train_codebook
-    from vqcodec.zoo import checkpoint_stem
-
-    if threads:
-        torch.set_num_threads(threads)
-    codec = _load_codec(model, checkpoint, device)
-    try:
-        images = training_folder(images)
-        cc = CodebookConfig(steps=steps, batch=batch, crop=crop, lr=lr, codebook_lr=codebook_lr, p_min=p_min,
-                            p_max=p_max, clean_fraction=clean_fraction, seed=seed, precision=precision)
-        check_codebook_output(checkpoint_stem(model, checkpoint), out, overwrite)
-    except ValueError as exc:
-        _fail(str(exc))
-    final = _run_with_progress(
+    final, cc = _run_with_progress(
         "train-codebook", steps,
-        lambda progress, command: train_codebook(codec, images, cc, out, command=command, progress=progress,
-                                                 overwrite=overwrite),
+        lambda progress, command: api.train_codebook(
+            out, model=model, checkpoint=checkpoint, images=images, overwrite=overwrite, device=device,
+            threads=threads, progress=progress, command=command, steps=steps, batch=batch, crop=crop, lr=lr,
+            codebook_lr=codebook_lr, p_min=p_min, p_max=p_max, clean_fraction=clean_fraction, seed=seed,
+            precision=precision),
         lambda m: dict(psnr=f"{m['psnr']:.2f}", codebook=f"{m['codebook']:.4f}"))
     click.echo(f"wrote {out}.safetensors / {out}.json (codebook and decoder trained through BSC "
-               f"p in [{p_min:g}, {p_max:g}]; train PSNR {final.get('psnr', float('nan')):.2f} dB, noisy and clean "
-               f"crops together)")
+               f"p in [{cc.p_min:g}, {cc.p_max:g}]; train PSNR {final.get('psnr', float('nan')):.2f} dB, noisy and "
+               "clean crops together)")
     click.echo(f"next: vqcodec prepare --checkpoint {out} --keep-assignment; "
                f"vqcodec train-receiver --checkpoint {out}")
 
@@ -1125,20 +827,20 @@ def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps,
               help="Replace an existing --out, or rewrite a shipped model's receiver in place (name it with --model).")
 @click.option("--images", type=click.Path(), default=None,
               help="Folder of training images [default: ../shared/datasets/bsds500 when present (relative to the vqcodec project folder, not the current directory)].")
-@click.option("--steps", type=click.IntRange(1), default=4000, show_default=True, help="First stage: training steps.")
+@click.option("--steps", type=click.IntRange(1), default=None, help="First stage: training steps [default: 4000].")
 @click.option("--minutes", type=float, default=None, help="Bound each stage to this long (its schedule ends with it).")
-@click.option("--batch", type=click.IntRange(1), default=16, show_default=True, help="Crops per step (both stages).")
-@click.option("--crop", type=click.IntRange(4), default=32, show_default=True, help="Crop size in index sites.")
-@click.option("--lr", type=float, default=2e-3, show_default=True, help="First stage: peak learning rate.")
-@click.option("--channels", "width", type=click.IntRange(1, 1024), default=64, show_default=True,
-              help="Network width.")
-@click.option("--blocks", type=click.IntRange(1, 32), default=4, show_default=True, help="Residual blocks.")
-@click.option("--decoder-steps", type=click.IntRange(0), default=1000, show_default=True,
-              help="Second stage: steps through the frozen decoder (pixel MSE); 0 skips it.")
-@click.option("--decoder-crop", type=click.IntRange(8), default=128, show_default=True,
-              help="Second stage: crop size in pixels.")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
-              help="Seed of the initialisation, the crops and the channel noise.")
+@click.option("--batch", type=click.IntRange(1), default=None, help="Crops per step (both stages) [default: 16].")
+@click.option("--crop", type=click.IntRange(4), default=None, help="Crop size in index sites [default: 32].")
+@click.option("--lr", type=float, default=None, help="First stage: peak learning rate [default: 2e-3].")
+@click.option("--channels", "width", type=click.IntRange(1, 1024), default=None,
+              help="Network width [default: 64].")
+@click.option("--blocks", type=click.IntRange(1, 32), default=None, help="Residual blocks [default: 4].")
+@click.option("--decoder-steps", type=click.IntRange(0), default=None,
+              help="Second stage: steps through the frozen decoder (pixel MSE); 0 skips it [default: 1000].")
+@click.option("--decoder-crop", type=click.IntRange(8), default=None,
+              help="Second stage: crop size in pixels [default: 128].")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
+              help="Seed of the initialisation, the crops and the channel noise [default: 0].")
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
 @_TRAIN_PRECISION
 def train_receiver(model, checkpoint, out, overwrite, images, steps, minutes, batch, crop, lr, width, blocks,
@@ -1149,57 +851,22 @@ def train_receiver(model, checkpoint, out, overwrite, images, steps, minutes, ba
     neighbourhood, on the model's index maps of the training images sent through a random mix
     of channels (BSC, AWGN, packet and bit erasures). Stored beside the model; the transmitter
     does not change."""
-    import torch
-    from tqdm import tqdm
+    from vqcodec import api
 
-    from vqcodec.context import ContextConfig
-    from vqcodec.images import ImageError
-    from vqcodec.learn.codec import training_folder
-    from vqcodec.learn.receiver import ContextTrainConfig, PixelTrainConfig, train_checkpoint
-    from vqcodec.model import CheckpointError, checkpoint_paths
+    settings = _given(steps=steps, batch=batch, crop=crop, lr=lr, width=width, blocks=blocks,
+                      decoder_steps=decoder_steps, decoder_crop=decoder_crop, seed=seed, precision=precision)
+    with _stage_bars() as bars:
+        def progress(stage, done, total, m):
+            post = {}
+            if "bits" in m:
+                post = {"bits": f"{m['bits']:.3f}", **({"psnr": f"{m['psnr']:.2f}"} if "psnr" in m
+                                                        else {"lr": f"{m['lr']:.1e}"})}
+            bars(stage, done, total, post)
 
-    if threads:
-        torch.set_num_threads(threads)
-    if minutes is not None and not (minutes > 0 and math.isfinite(minutes)):
-        _fail(f"--minutes must be a positive number, got {minutes}")
-    if not (lr > 0 and math.isfinite(lr)):
-        _fail(f"--lr must be a positive number, got {lr}")
-    stem = _side_info_stem(model, checkpoint, overwrite, out)
-    if out is not None:
-        _check_output(str(checkpoint_paths(out)[1]), overwrite)
-    try:
-        images = training_folder(images)
-    except ValueError as exc:
-        _fail(str(exc))
-    bars = {}
-
-    def progress(stage, done, total, m):
-        if stage not in bars:
-            bars[stage] = tqdm(total=total, desc=stage, unit="step" if stage == "train" else "it",
-                               leave=False, dynamic_ncols=True)
-        bars[stage].n = done
-        if "bits" in m:
-            post = {"bits": f"{m['bits']:.3f}"}
-            post.update({"psnr": f"{m['psnr']:.2f}"} if "psnr" in m else {"lr": f"{m['lr']:.1e}"})
-            bars[stage].set_postfix(post, refresh=False)
-        bars[stage].refresh()
-
-    command = "vqcodec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    cfg = ContextConfig(channels=width, blocks=blocks)
-    tc = ContextTrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, warmup=min(200, max(1, steps // 10)),
-                            precision=precision)
-    pc = PixelTrainConfig(steps=decoder_steps, batch=batch, crop=decoder_crop, seed=seed + 1,
-                          precision=precision) if decoder_steps else None
-    try:
-        record = train_checkpoint(stem, images, cfg, tc, pc, minutes=minutes, command=command, progress=progress,
-                                  out=out, overwrite=overwrite)
-    except (CheckpointError, ImageError, ValueError) as exc:
-        for b in bars.values():
-            b.close()
-        _fail(str(exc))
-    for b in bars.values():
-        b.close()
-    click.echo(f"{out or stem}: context receiver trained ({record['training']['steps_run']} steps); "
+        record, stem = api.train_receiver(model=model, checkpoint=checkpoint, out=out, overwrite=overwrite,
+                                          images=images, minutes=minutes, threads=threads, progress=progress,
+                                          command=_command_line(), **settings)
+    click.echo(f"{stem}: context receiver trained ({record['training']['steps_run']} steps); "
                "held-out training images:")
     for key, v in record["validation"].items():
         click.echo(f"  {key:<22} {v['bits']:.3f} bits/index, MAP index error rate {v['index_error_rate']:.4f}")
@@ -1218,23 +885,11 @@ def train_receiver(model, checkpoint, out, overwrite, images, steps, minutes, ba
               help="Rewrite a shipped model's prior, assignment and tuning in place (name it with --model).")
 def prepare(model, checkpoint, device, images, kodak, keep_assignment, overwrite):
     """Learn the index prior and the pseudo-Gray index assignment of a model and store them with it."""
-    from vqcodec.images import ImageError, default_kodak_folder
-    from vqcodec.learn.codec import training_folder
-    from vqcodec.learn.prepare import prepare_checkpoint
-    from vqcodec.model import CheckpointError
+    from vqcodec import api
 
-    stem = _side_info_stem(model, checkpoint, overwrite)
-    try:
-        images = training_folder(images)
-    except ValueError as exc:
-        _fail(str(exc))
-    kodak = kodak if kodak is not None else default_kodak_folder()
     with _stage_bars() as progress:
-        try:
-            summary = prepare_checkpoint(stem, images, kodak_folder=kodak, keep_assignment=keep_assignment,
-                                         progress=progress, overwrite=overwrite)
-        except (CheckpointError, ImageError, ValueError) as exc:
-            _fail(str(exc))
+        summary, stem = api.prepare(model=model, checkpoint=checkpoint, images=images, kodak=kodak,
+                                    keep_assignment=keep_assignment, overwrite=overwrite, progress=progress)
     ents, asgs = summary["entropy_bits"], summary["assignment"]
     staged = isinstance(ents, list)
     for s, (ent, a) in enumerate(zip(ents, asgs) if staged else [(ents, asgs)]):
@@ -1261,34 +916,24 @@ def prepare(model, checkpoint, device, images, kodak, keep_assignment, overwrite
 @_model_options
 @click.option("--images", type=click.Path(), default=None,
               help="Training images [default: ../shared/datasets/bsds500 (relative to the vqcodec project folder, not the current directory)]; every tenth is held out.")
-@click.option("--steps", type=click.IntRange(1, 10 ** 7), default=1500, show_default=True,
-              help="Training steps (per stage of a residual model).")
-@click.option("--rank", type=click.IntRange(1, 1024), default=64, show_default=True,
-              help="Rank of each neighbour's K x K table.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initialisation and the batches.")
+@click.option("--steps", type=click.IntRange(1, 10 ** 7), default=None,
+              help="Training steps (per stage of a residual model) [default: 1500].")
+@click.option("--rank", type=click.IntRange(1, 1024), default=None,
+              help="Rank of each neighbour's K x K table [default: 64].")
+@click.option("--seed", type=int, default=None, help="Seed of the initialisation and the batches [default: 0].")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="torch threads [default: torch's].")
 @click.option("--overwrite", is_flag=True,
               help="Rewrite a shipped model's entropy model in place (name it with --model).")
 def train_entropy(model, checkpoint, device, images, steps, rank, seed, threads, overwrite):
     """Train the entropy coder's context model of a model's indices (used by `encode --entropy`
     and `eval --entropy`; stored as <stem>.entropy.safetensors)."""
-    from vqcodec.images import ImageError
-    from vqcodec.learn.codec import training_folder
-    from vqcodec.learn.entropy import train_entropy_model
-    from vqcodec.model import CheckpointError
+    from vqcodec import api
 
-    stem = _side_info_stem(model, checkpoint, overwrite)
-    try:
-        images = training_folder(images)
-    except ValueError as exc:
-        _fail(str(exc))
     with _stage_bars() as progress:
-        try:
-            rec = train_entropy_model(stem, images, steps=steps, rank=rank, seed=seed, threads=threads,
-                                      progress=progress, overwrite=overwrite)
-        except (CheckpointError, ImageError, ValueError) as exc:
-            _fail(str(exc))
-    click.echo(f"{stem}: context model trained ({steps} steps, rank {rank}, {rec['seconds']} s); held-out "
+        rec, stem = api.train_entropy(model=model, checkpoint=checkpoint, images=images, threads=threads,
+                                      overwrite=overwrite, progress=progress,
+                                      **_given(steps=steps, rank=rank, seed=seed))
+    click.echo(f"{stem}: context model trained ({rec['steps']} steps, rank {rec['rank']}, {rec['seconds']} s); held-out "
                f"training images: {rec['held_out_bits_per_index']:.3f} bits per index "
                f"(fixed-length {rec['fixed_bits_per_index']:.0f})")
 
@@ -1335,6 +980,7 @@ def bench(suite, list_, resume, out, regenerate_expected, device, checkpoints, b
 
     from tqdm import tqdm
 
+    from vqcodec import api
     from vqcodec import suites as S
     from vqcodec.images import ImageError
     from vqcodec.model import CheckpointError
@@ -1391,7 +1037,7 @@ def bench(suite, list_, resume, out, regenerate_expected, device, checkpoints, b
 
     t0 = time.perf_counter()
     try:
-        executor = _executor(workers, scheduler) if st.kind == "sweep" else None
+        executor = api.executor_for(workers, scheduler) if st.kind == "sweep" else None
         try:
             results, figs = S.run(st, run_dir, progress, device=device, checkpoints=checkpoints, executor=executor)
         finally:
@@ -1431,31 +1077,19 @@ def bench(suite, list_, resume, out, regenerate_expected, device, checkpoints, b
 @click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
 def export(results_files, fmt, output, name, overwrite):
     """Export clean-channel results (vqcodec eval / kodak-rd) for other tools."""
-    import json
+    from vqcodec import api
 
-    from vqcodec.results import ResultsError, atomic_write_text, read_results, to_compressai
-
-    _check_output(output, overwrite)
-    try:
-        results = [r for f in results_files for r in read_results(f)]
-        doc = to_compressai(results, name=name)
-        atomic_write_text(output, json.dumps(doc, indent=2, allow_nan=False) + "\n")
-    except ResultsError as exc:
-        _fail(str(exc))
-    except OSError as exc:
-        _fail(f"{output}: cannot write ({exc.strerror or exc.__class__.__name__}); the previous file, if any, "
-              "is unchanged")
+    doc = api.export_compressai(results_files, output, name=name, overwrite=overwrite)
     click.echo(f"wrote {output} ({len(doc['results']['bpp'])} rate points)")
 
 
 @main.command()
 def receivers():
     """List the receivers (index decoders)."""
-    from vqcodec.correct import REGISTRY
+    from vqcodec import api
 
-    for name in sorted(REGISTRY):
-        doc = (REGISTRY[name].__doc__ or "").strip().splitlines()
-        click.echo(f"{name:<16} {doc[0] if doc else ''}")
+    for name, doc in api.receivers().items():
+        click.echo(f"{name:<16} {doc}")
 
 
 @main.command()
@@ -1472,46 +1106,10 @@ def receivers():
 @click.option("--overwrite", is_flag=True, help="Replace an existing --output figure.")
 def plot(results_files, output, metric, title, select, rd, overwrite):
     """Draw curves from results files."""
-    try:
-        _plot(results_files, output, metric, title, select, rd, overwrite)
-    except ValueError as exc:  # matplotlib: a label with broken mathtext ($\frac{1}{$), a bad style
-        _fail(f"cannot draw the figure: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r} "
-              "(a label from the results files?); nothing was written")
+    from vqcodec import api
 
-
-def _plot(results_files, output, metric, title, select, rd, overwrite):
-    from vqcodec.plot import curve_label, plot_curves, plot_rd, select_curves
-    from vqcodec.results import ResultsError, clean_results, merge_curves, read_compressai, read_results
-
-    suffix = Path(output).suffix.lower()
-    for out in ([output] if suffix in (".png", ".pdf", ".svg") else [output + ".png", output + ".pdf"]):
-        _check_output(out, overwrite)
-    if rd:
-        try:
-            ours, anchors = [], []
-            for f in results_files:
-                ca = read_compressai(f)
-                if ca is not None:
-                    anchors.append(ca)
-                else:
-                    ours += read_results(f)
-            written = plot_rd(clean_results(ours) if ours or not anchors else [], output, anchors=anchors,
-                              metric=metric, title=title)
-        except ResultsError as exc:
-            _fail(str(exc))
-        click.echo("wrote " + ", ".join(str(w) for w in written))
-        return
-    try:
-        results = merge_curves([r for f in results_files for r in read_results(f)])
-        if select:
-            chosen = select_curves(results, select)
-            if not chosen:
-                _fail(f"no curve matches --select {' '.join(select)} (the curves: "
-                      f"{', '.join(curve_label(r) for r in results)})")
-            results = chosen
-        written = plot_curves(results, output, metric=metric, title=title)
-    except ResultsError as exc:
-        _fail(str(exc))
+    written = api.plot_files(results_files, output, metric=metric, title=title, select=select, rd=rd,
+                             overwrite=overwrite)
     click.echo("wrote " + ", ".join(str(w) for w in written))
 
 

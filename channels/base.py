@@ -25,6 +25,7 @@ import numpy as np
 
 __all__ = [
     "LLR_CLIP",
+    "ParameterError",
     "REGISTRY",
     "Channel",
     "Received",
@@ -38,6 +39,24 @@ __all__ = [
 #: Magnitude used for "certain" LLRs (p = 0 flips, unerased bits of an
 #: erasure channel): large but finite so sums stay well defined.
 LLR_CLIP = 30.0
+
+
+class ParameterError(ValueError):
+    """A bad value, or combination, of named parameters. ``str()`` names them as the Python API
+    does (``snr_db``); :meth:`spelled` as a front end does, e.g. ``--snr-db``.
+
+    >>> e = ParameterError("{0} applies to the awgn and fading channels only", "block_bits")
+    >>> str(e), e.spelled(lambda name: "--" + name.replace("_", "-"))
+    ('block_bits applies to the awgn and fading channels only', '--block-bits applies to the awgn and fading channels only')
+    """
+
+    def __init__(self, template: str, *names: str):
+        self.template, self.names = template, names
+        super().__init__(template.format(*names))
+
+    def spelled(self, spell: Callable[[str], str]) -> str:
+        """The message with each parameter name replaced by ``spell(name)``."""
+        return self.template.format(*(spell(n) for n in self.names))
 
 
 @dataclass(frozen=True, eq=False)

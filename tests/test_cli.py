@@ -58,7 +58,7 @@ def test_eval_writes_results(tiny_checkpoint, image_dir, tmp_path):
 
 
 def test_encode_decode_bit_exact(tiny_checkpoint, image_dir, tmp_path):
-    from vqcodec.correct import Decision
+    from vqcodec.receivers import Decision
     from vqcodec.simulate import decode_image, encode_image
     from vqcodec.zoo import load_codec
 
@@ -163,7 +163,8 @@ def test_plot_select_keeps_the_matching_curves(tmp_path, monkeypatch):
     res, fig = tmp_path / "s.json", tmp_path / "f.png"
     write_results(res, [curve("naive", (20.0, 10.0)), curve("spatial-mmse", (25.0, 15.0))])
     drawn, draw = [], P.plot_curves
-    monkeypatch.setattr(P, "plot_curves", lambda rs, *a, **kw: drawn.append([P.curve_label(r) for r in rs])
+    import vqcodec.api as api  # the API draws what the command asks for
+    monkeypatch.setattr(api, "plot_curves", lambda rs, *a, **kw: drawn.append([P.curve_label(r) for r in rs])
                         or draw(rs, *a, **kw))
     r = run("plot", res, "-o", fig, "--select", "*mmse")
     assert r.exit_code == 0, r.output

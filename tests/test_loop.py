@@ -157,7 +157,7 @@ def test_train_decoder_resumes_and_grows(tmp_path, image_dir, tiny_model):
         assert torch.equal(v, v2), k
     other = Codec(name="other", model=VQVAE(tiny_model.cfg).eval(), meta={"name": "o"},
                   assignment=identity_assignment(16))
-    from vqcodec.model import CheckpointError
+    from vqcodec.checkpoint import CheckpointError
     with pytest.raises(CheckpointError, match="transmitter"):
         train_decoder(other, cfg, resume_config(tmp_path / "part", {"steps": 8}), image_dir, tmp_path / "part",
                       resume=True)

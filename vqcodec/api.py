@@ -23,24 +23,43 @@ from pathlib import Path
 from typing import Any
 
 from channels import Channel
+from channels.base import ParameterError
 from channels.options import ChannelSpec, channel_spec, param_value, parse_grid
 from vqcodec.analog import deepjscc_sweep
 from vqcodec.baselines import ANALOG_BASELINES, RATES, baseline_sweep, check_options
-from vqcodec.cluster import check_address, executor_for
-from vqcodec.correct import check_receivers, default_receivers
+from vqcodec.cluster import ClusterError, check_address, executor_for
 from vqcodec.images import save_image
 from vqcodec.links import CodedLink, budget_configurations, code_rate, stream_cbr
 from vqcodec.plot import plot_curves
 from vqcodec.precision import on_cpu
+from vqcodec.receivers import check_receivers, default_receivers
 from vqcodec.results import envelope_points, new_results
 from vqcodec.simulate import EncodedImage, StopRule, encode_images
 from vqcodec.simulate import sweep as run_sweep
+from vqcodec.training import (
+    finetune,
+    prepare,
+    train,
+    train_codebook,
+    train_decoder,
+    train_entropy,
+    train_jscc,
+    train_receiver,
+)
 from vqcodec.zoo import Codec, load_codec
 
 __all__ = ["load", "channel", "encode", "experiment", "Experiment", "simulate", "sweep", "best_sweep", "plot",
-           "param_value", "parse_grid", "executor_for"]
+           "param_value", "parse_grid", "executor_for", "evaluate", "Evaluation", "encode_file", "decode_file",
+           "read_index_file", "IndexFile", "models", "channel_kinds", "receivers", "UserError", "ParameterError",
+           "train", "train_jscc", "train_decoder", "finetune", "train_codebook", "train_receiver", "prepare",
+           "train_entropy", "plot_files", "export_compressai", "save_results",
+           "check_output"]
 
 ImagesArg = Any  # None | path | list of paths | {name: array}
+
+#: what the library raises for bad input (files, images, checkpoints, options) and for a Dask
+#: cluster that cannot start: a front end shows it as one line
+UserError = (ValueError, ClusterError)
 
 
 def load(model: str | None = None, *, checkpoint=None, device: str = "cpu", precision: str = "auto",
@@ -223,31 +242,95 @@ def experiment(codec: Codec, channel: str, values, *, receivers=None, trials: in
                       budget_bpp=budget_bpp, save_dir=save_dir)
 
 
-def sweep(channel: str, values, *, model: str | None = None, codec: Codec | None = None,
-          images: ImagesArg = None, receivers=None, trials: int = 10, min_trials: int = 3, ci: float = 0.05,
-          seed: int = 0, with_ms_ssim: bool = True, baselines=None, rates=RATES, budget_bpp: float | None = None,
-          cbr: float | None = None, workers: int | None = None, name: str = "sweep", **channel_options) -> list[dict]:
-    """Send ``images`` through ``channel`` at every value of ``values`` and return the results
-    objects: one per receiver, then the baselines' curves. ``codec`` (from :func:`load`) or
-    ``model`` (a shipped name); ``workers``: run on a local Dask cluster of that many processes."""
-    codec = codec if codec is not None else load(model)
-    exp = experiment(codec, channel, values, receivers=receivers, trials=trials, min_trials=min_trials, ci=ci,
-                     seed=seed, with_ms_ssim=with_ms_ssim, name=name, baselines=baselines, rates=rates,
-                     budget_bpp=budget_bpp, cbr=cbr, workers=workers, **channel_options)
-    encoded, desc = exp.encode(images)
-    executor = executor_for(workers, None)
+def check_output(path, overwrite: bool = False) -> None:
+    """Refuse, before any work, an output path that exists (unless ``overwrite``), is not a
+    regular file, or cannot be written (``vqcodec.files.OutputError``, one line)."""
+    from vqcodec.files import check_output as check
+
+    check(path, overwrite)
+
+
+def save_results(path, results) -> Path:
+    """Write results objects to ``path`` atomically; a failed write (full disk, permissions) is a
+    one-line ``ValueError`` and leaves the previous file intact."""
+    from vqcodec.results import write_results
+
     try:
-        return exp.run(encoded, desc, executor=executor) + exp.run_baselines(encoded, desc, executor=executor)
-    finally:
-        if hasattr(executor, "close"):
-            executor.close()
+        return write_results(path, results)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot write the results ({exc.strerror or exc.__class__.__name__}); "
+                         "the previous file, if any, is unchanged") from None
+
+
+def sweep(channel: str, values=None, *, p=None, snr_db=None, model: str | None = None, codec: Codec | None = None,
+          checkpoint=None, device: str = "cpu", precision: str = "auto", search=None, images: ImagesArg = None,
+          receivers=None, trials: int = 10, min_trials: int = 3, ci: float = 0.05, seed: int = 0,
+          with_ms_ssim: bool = True, baselines=None, rates=RATES, budget_bpp: float | None = None,
+          cbr: float | None = None, workers: int | None = None, scheduler: str | None = None, name: str = "sweep",
+          save_dir=None, json_out=None, overwrite: bool = False, resume: bool = False, keep_partial: bool = True,
+          on_plan: Callable[[Experiment], None] | None = None, on_encode: Callable[[int, int], None] | None = None,
+          on_trial: Callable[[int, int], None] | None = None,
+          on_baseline: Callable[[int, int, str], None] | None = None, **channel_options) -> list[dict]:
+    """Send ``images`` through ``channel`` at every value of ``values`` (a list, or grid text:
+    ``'1e-3,1e-2'``, ``START:STOP:N``; or the one of ``p`` / ``snr_db`` the channel takes) and
+    return the results objects: one per receiver, then the baselines' curves.
+
+    ``codec`` (from :func:`load`), else the model :func:`load` gives for ``model``,
+    ``checkpoint``, ``device``, ``precision``, ``search``. ``workers``: a local Dask cluster of
+    that many processes; ``scheduler``: a running one. ``json_out``: the results file, written
+    after every trial when ``keep_partial`` (finished points, and the trials of unfinished ones:
+    ``resume=True`` continues from them) and at the end; refused when it exists unless
+    ``overwrite`` or ``resume``. ``on_plan(experiment)`` sees the checked plan before any work;
+    ``on_encode(done, total)``, ``on_trial(point, trials)`` and ``on_baseline(done, total,
+    label)`` report progress."""
+    from contextlib import nullcontext
+
+    from vqcodec.files import check_output, exclusive
+    from vqcodec.results import ResultsError, read_results
+
+    with exclusive(json_out) if json_out else nullcontext():
+        previous = []
+        if resume and json_out and Path(json_out).exists():
+            try:
+                previous = read_results(json_out)
+            except ResultsError as exc:
+                raise ValueError(f"cannot resume: {exc}") from None
+        check_output(json_out, overwrite or resume)
+        if codec is None:
+            codec = load(model, checkpoint=checkpoint, device=device, precision=precision, search=search)
+        if values is None:
+            spec = channel_spec(channel, index_bits=codec.bits_per_index,
+                                **{k: v for k, v in channel_options.items() if k != "code"})
+            values = param_value(spec, p, snr_db)
+        elif p is not None or snr_db is not None:
+            raise ValueError("give the grid as values or as p / snr_db, not both")
+        exp = experiment(codec, channel, values, receivers=receivers, trials=trials, min_trials=min_trials, ci=ci,
+                         seed=seed, with_ms_ssim=with_ms_ssim, name=name, baselines=baselines, rates=rates,
+                         budget_bpp=budget_bpp, cbr=cbr, save_dir=save_dir,
+                         images_folder=images if isinstance(images, (str, os.PathLike)) else None,
+                         workers=workers, scheduler=scheduler, **channel_options)
+        if on_plan:
+            on_plan(exp)
+        encoded, desc = exp.encode(images, progress=on_encode)
+        executor = executor_for(workers, scheduler)
+        try:
+            results = exp.run(encoded, desc, previous=previous, executor=executor, on_trial=on_trial,
+                              on_point=(lambda res: save_results(json_out, res)) if json_out and keep_partial
+                              else None)
+            results += exp.run_baselines(encoded, desc, progress=on_baseline, executor=executor)
+        finally:
+            if hasattr(executor, "close"):
+                executor.close()
+        if json_out:
+            save_results(json_out, results[0] if len(results) == 1 else results)
+    return results
 
 
 def best_sweep(channel: str, values, *, models: Sequence[str] | str = ("f4-k256",), cbr="1/12", images: ImagesArg = None,
                trials: int = 10, min_trials: int = 3, ci: float = 0.05, seed: int = 0, with_ms_ssim: bool = True,
                min_rate: float = 0.1, modulations=None, workers: int | None = None, executor=None, name: str = "best",
                precision: str = "auto", on_configuration: Callable[[int, int, str], None] | None = None,
-               **channel_options) -> list[dict]:
+               json_out=None, overwrite: bool = False, **channel_options) -> list[dict]:
     """The best digital configuration at equal channel uses.
 
     Every (model, modulation, LDPC rate) whose channel uses fill the bandwidth ratio ``cbr``
@@ -258,10 +341,14 @@ def best_sweep(channel: str, values, *, models: Sequence[str] | str = ("f4-k256"
     "vqcodec best": per point the configuration with the highest mean PSNR (an oracle that
     knows the SNR, as the baselines' best digital curve). ``on_configuration(i, n, label)``
     reports progress before each configuration. ``precision``: the models' (see :func:`load`).
-    ``models``: shipped names, or ``"all"``: every shipped model (``vqcodec models``)."""
+    ``models``: shipped names, or ``"all"``: every shipped model (``vqcodec models``).
+    ``json_out``: the results file to write (refused when it exists, unless ``overwrite``)."""
     from fractions import Fraction
 
+    from vqcodec.files import check_output
     from vqcodec.zoo import available
+
+    check_output(json_out, overwrite)
 
     if isinstance(models, str):
         models = available() if models.strip() == "all" else [m.strip() for m in models.split(",") if m.strip()]
@@ -315,12 +402,17 @@ def best_sweep(channel: str, values, *, models: Sequence[str] | str = ("f4-k256"
         receiver="best soft", points=envelope_points(curves, labels),
         extra={"label": f"vqcodec best (oracle over {len(curves)} configurations)", "cbr": str(ratio),
                "style": {"ls": "-", "marker": "s"}})
+    if json_out:
+        save_results(json_out, curves + [best])
     return curves + [best]
 
 
-def simulate(channel: str, value: float, **kwargs) -> list[dict]:
-    """One channel point (``sweep`` with a single value); one results object per receiver."""
-    return sweep(channel, [value], name=kwargs.pop("name", "simulate"), **kwargs)
+def simulate(channel: str, value: float | None = None, **kwargs) -> list[dict]:
+    """One channel point (``sweep`` with a single value, or ``p=`` / ``snr_db=``); one results
+    object per receiver. A results file is written at the end only."""
+    kwargs.setdefault("name", "simulate")
+    kwargs.setdefault("keep_partial", False)
+    return sweep(channel, None if value is None else [value], **kwargs)
 
 
 def plot(results: dict | Sequence[dict], output, *, metric: str = "psnr", title: str | None = None) -> list[Path]:
@@ -328,3 +420,215 @@ def plot(results: dict | Sequence[dict], output, *, metric: str = "psnr", title:
     ``output`` (.png, .pdf; no suffix: both). Returns the files written."""
     return plot_curves([results] if isinstance(results, dict) else list(results), output, metric=metric,
                        title=title)
+
+
+def _figure_files(output) -> list[str]:
+    output = str(output)
+    return [output] if Path(output).suffix.lower() in (".png", ".pdf", ".svg") else [output + ".png", output + ".pdf"]
+
+
+def plot_files(files: Sequence, output, *, metric: str = "psnr", title: str | None = None,
+               select: Sequence[str] = (), rd: bool = False, overwrite: bool = False) -> list[Path]:
+    """Draw the curves of results files to ``output``: against the channel parameter, or with
+    ``rd`` a rate-distortion figure of clean-channel results (CompressAI-style files among
+    ``files`` are drawn as labelled anchors). ``select``: glob patterns of the curves' labels.
+    Refuses existing figures without ``overwrite``; writes nothing when a figure cannot be drawn."""
+    from vqcodec.files import check_output
+    from vqcodec.plot import curve_label, plot_rd, select_curves
+    from vqcodec.results import ResultsError, clean_results, merge_curves, read_compressai, read_results
+
+    for out in _figure_files(output):
+        check_output(out, overwrite)
+    try:
+        if rd:
+            ours, anchors = [], []
+            for f in files:
+                ca = read_compressai(f)
+                if ca is not None:
+                    anchors.append(ca)
+                else:
+                    ours += read_results(f)
+            return plot_rd(clean_results(ours) if ours or not anchors else [], output, anchors=anchors,
+                           metric=metric, title=title)
+        results = merge_curves([r for f in files for r in read_results(f)])
+        if select:
+            chosen = select_curves(results, select)
+            if not chosen:
+                raise ParameterError(f"no curve matches {{0}} {' '.join(select)} (the curves: "
+                                     f"{', '.join(curve_label(r) for r in results)})", "select")
+            results = chosen
+        return plot_curves(results, output, metric=metric, title=title)
+    except (ResultsError, ParameterError):
+        raise
+    except ValueError as exc:  # matplotlib: a label with broken mathtext ($\frac{1}{$), a bad style
+        raise ValueError(f"cannot draw the figure: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r} "
+                         "(a label from the results files?); nothing was written") from None
+
+
+def export_compressai(files: Sequence, output, *, name: str = "vqcodec", overwrite: bool = False) -> dict:
+    """Write the clean-channel results of ``files`` (``vqcodec eval`` / kodak-rd) as a
+    CompressAI-style rate-distortion file; returns the document written."""
+    import json
+
+    from vqcodec.files import check_output
+    from vqcodec.results import atomic_write_text, read_results, to_compressai
+
+    check_output(output, overwrite)
+    doc = to_compressai([r for f in files for r in read_results(f)], name=name)
+    try:
+        atomic_write_text(output, json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    except OSError as exc:
+        raise ValueError(f"{output}: cannot write ({exc.strerror or exc.__class__.__name__}); the previous file, "
+                         "if any, is unchanged") from None
+    return doc
+
+
+# --------------------------------------------------------------------------- clean evaluation and index files
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A clean-channel evaluation: the results object (one point, ``channel.kind == "none"``),
+    the encoded images (in the point's per-image order) and, for a residual model evaluated
+    progressively, the PSNR of decoding from the first s stages alone."""
+
+    results: dict
+    images: list
+    progressive: list | None = None
+
+
+def evaluate(codec: Codec, images: ImagesArg = None, *, entropy: bool = False, progressive: bool = False,
+             with_ms_ssim: bool = True, progress: Callable[[int, int], None] | None = None) -> Evaluation:
+    """PSNR, MS-SSIM and rate of every image through the clean channel. ``entropy``: the rates
+    of the entropy-coded index files (real sizes) instead of the fixed-length stream;
+    ``progressive``: also decode a residual model from its first s stages alone."""
+    from vqcodec.simulate import clean_point, progressive_points
+
+    if progressive and codec.model.stages == 1:
+        raise ValueError(f"model {codec.name} has one stage; progressive evaluation needs a residual model "
+                         "(trained with stages > 1)")
+    encoded, desc = encode_images(codec, images, with_ms_ssim, progress)
+    point = clean_point(codec, encoded, entropy=entropy)
+    prog = progressive_points(codec, encoded) if progressive else None
+    res = new_results(name=f"eval-{codec.name}", description=f"clean-channel evaluation of {codec.name}",
+                      seed=0, model=codec.describe(), images=desc, channel={"kind": "none", "param": "p"},
+                      receiver="none", points=[point], extra={"progressive": prog} if prog else None)
+    return Evaluation(res, encoded, prog)
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    """What :func:`encode_file` wrote: the encoded image and the file's size in bytes."""
+
+    image: EncodedImage
+    path: Path
+    size: int
+    entropy: bool
+    bits_per_index: int
+    precision: str  # the decoder's, for the clean PSNR
+
+    @property
+    def fixed_bits(self) -> int:
+        """Bits of the fixed-length index stream."""
+        return self.image.indices.size * self.bits_per_index
+
+
+def encode_file(image, output, *, codec: Codec | None = None, model: str | None = None, checkpoint=None,
+                device: str = "cpu", precision: str = "auto", search=None, entropy: bool = False,
+                overwrite: bool = False) -> IndexFile:
+    """Encode one image file into a ``.vqc`` index file (fixed-length, or entropy-coded with the
+    model's context model) with ``codec``, else the model :func:`load` gives for the other
+    arguments (loaded after the paths are checked); refuses an existing ``output`` without
+    ``overwrite`` and leaves no partial file."""
+    from vqcodec.files import check_output, replace_atomically
+    from vqcodec.images import list_images
+    from vqcodec.simulate import index_file
+
+    check_output(output, overwrite)
+    paths = list_images(image)
+    if len(paths) != 1:
+        raise ValueError(f"{image}: holds {len(paths)} images; encode takes one image file")
+    if codec is None:
+        codec = load(model, checkpoint=checkpoint, device=device, precision=precision, search=search)
+    enc = encode_images(codec, paths, with_ms_ssim=False)[0][0]
+    data = index_file(codec, enc, entropy=entropy)
+    try:
+        replace_atomically(output, lambda tmp: tmp.write_bytes(data))
+    except OSError as exc:
+        raise ValueError(f"{output}: cannot write ({exc.strerror or exc.__class__.__name__})") from None
+    return IndexFile(enc, Path(output), len(data), entropy, codec.bits_per_index, codec.precision)
+
+
+def read_index_file(path) -> tuple:
+    """(indices, header) of a ``.vqc`` file; ``header["model"]`` names the model that made it."""
+    from vqcodec.bits import read_index_file as read
+
+    return read(path)
+
+
+def decode_file(index_path, output, *, codec: Codec | None = None, checkpoint=None, device: str = "cpu",
+                precision: str = "auto", overwrite: bool = False) -> tuple[dict, Codec]:
+    """Decode a ``.vqc`` index file into an image file with ``codec``, else ``checkpoint``, else
+    the shipped model its header names. Returns (header, codec)."""
+    from vqcodec.files import check_output
+    from vqcodec.images import check_image_output
+    from vqcodec.simulate import decode_index_file
+
+    check_output(output, overwrite)
+    check_image_output(output)
+    idx, header = read_index_file(index_path)
+    if codec is None:
+        codec = load(None if checkpoint else header["model"], checkpoint=checkpoint, device=device,
+                     precision=precision)
+    try:
+        img = decode_index_file(codec, idx, header)
+    except ValueError as exc:
+        raise ValueError(f"{index_path}: {exc}") from None
+    save_image(output, img)
+    return header, codec
+
+
+# --------------------------------------------------------------------------- what is there
+
+def models() -> list[dict]:
+    """Every shipped model: ``name``, ``default``, ``description`` and, when its weights are
+    installed, ``f``, ``K``, ``stages``, ``bpp``, ``kodak_psnr``, ``receivers`` (``S``: spatial,
+    ``L``: learned) and ``entropy`` (``trained``, ``prior`` or ``-``); else ``installed`` False."""
+    import math
+
+    from vqcodec.checkpoint import CheckpointError
+    from vqcodec.zoo import DEFAULT_MODEL, REGISTRY, meta
+
+    out = []
+    for name in sorted(REGISTRY):
+        row = {"name": name, "default": name == DEFAULT_MODEL, "description": REGISTRY[name].description}
+        try:
+            m = meta(name)
+        except CheckpointError:
+            out.append({**row, "installed": False})
+            continue
+        cfg = m["config"]
+        stages = int(cfg.get("stages", 1))
+        out.append({**row, "installed": True, "f": cfg["f"], "K": cfg["K"], "stages": stages,
+                    "bpp": stages * math.ceil(math.log2(cfg["K"])) / cfg["f"] ** 2,
+                    "kodak_psnr": m.get("kodak", {}).get("psnr"),
+                    "receivers": "+".join(k for k, key in (("S", "prior"), ("L", "context")) if m.get(key)) or "-",
+                    "entropy": "trained" if m.get("entropy_model") else ("prior" if m.get("prior") else "-")})
+    return out
+
+
+def channel_kinds() -> list[dict]:
+    """Every channel model: ``name``, its swept ``param``, its ``options`` (``channel_spec``'s
+    keywords) and the first paragraph of its documentation (``doc``)."""
+    import channels
+    from channels.options import KIND_OPTIONS
+
+    return [{"name": name, "param": cls.param, "options": list(KIND_OPTIONS.get(name, ())),
+             "doc": " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())}
+            for name, cls in sorted(channels.REGISTRY.items())]
+
+
+def receivers() -> dict[str, str]:
+    """Every receiver by name, with the first line of its documentation."""
+    from vqcodec.receivers import REGISTRY
+
+    return {name: (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "" for name, fn in sorted(REGISTRY.items())}

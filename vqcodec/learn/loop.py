@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from channels.base import ParameterError
 from vqcodec.files import replace_atomically
 from vqcodec.precision import autocast, cpu_has_bf16
 
@@ -154,7 +155,7 @@ def state_paths(out) -> tuple[Path, Path]:
 
 def read_state(out) -> dict:
     """The saved run (``step``, ``train_config``, ``history``, ...) of ``out``; one-line errors."""
-    from vqcodec.model import CheckpointError
+    from vqcodec.checkpoint import CheckpointError
 
     wpath, jpath = state_paths(out)
     if not (wpath.exists() and jpath.exists()):
@@ -184,8 +185,8 @@ def resume_config(out, overrides: dict | None = None) -> TrainConfig:
             changes[key] = value
             continue
         if value != old:
-            raise ValueError(f"{out}: the run was started with {key} = {old}; a resumed run keeps its saved "
-                             f"settings (drop {key}, or start a new run)")
+            raise ParameterError(f"{out}: the run was started with {{0}} {old}; a resumed run keeps its saved "
+                                 "settings (drop {0}, or start a new run)", key)
     return dataclasses.replace(saved, **changes)
 
 
@@ -230,7 +231,7 @@ def _load_state(out, opt: torch.optim.Optimizer, rng: np.random.Generator, gen: 
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from vqcodec.model import CheckpointError
+    from vqcodec.checkpoint import CheckpointError
 
     doc = read_state(out)
     wpath = state_paths(out)[0]
@@ -363,7 +364,7 @@ class Loop:
         """Train ``task`` to the end of the schedule (or the budget); returns the ``Run``.
         ``weights_step``: on resume, the step of the weights the trainer loaded (a pair of weights
         and state from different steps, left by an interrupted checkpoint write, is refused)."""
-        from vqcodec.model import CheckpointError
+        from vqcodec.checkpoint import CheckpointError
 
         run, tc = self.run_state, self.tc
         groups = [g if isinstance(g, dict) else {"params": g} for g in task.groups]
@@ -414,8 +415,8 @@ class Loop:
                 run.metrics = self._metrics(recent, run.step, run)
                 run.history.append({"step": run.step, **{k: [round(x, 4) for x in v] if isinstance(v, list)
                                                          else round(v, 6) for k, v in run.metrics.items()}})
-                if self.progress:
-                    self.progress(run.step, run.metrics)
+                if self.progress:  # with the step count, so that a bar knows its total from the first call
+                    self.progress(run.step, {**run.metrics, "steps": run.tc.steps})
             if run.step % run.tc.checkpoint_every == 0 or run.step == run.tc.steps:
                 checkpoint()
                 saved_at = run.step
