@@ -6,6 +6,7 @@ usage errors: 2); no traceback, no half-written output.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import shlex
 import sys
@@ -38,88 +39,44 @@ def _fail(msg: str) -> None:
     raise click.ClickException(str(msg).splitlines()[0] if msg else "failed")
 
 
-def _stage_bars():
-    """A context manager giving ``progress(stage, done, total[, postfix])``: one progress bar per stage, all
-    closed on the way out (an error included)."""
-    import contextlib
-
+@contextlib.contextmanager
+def _bars():
+    """Progress bars, made at their first report and all closed on the way out (an error
+    included): yields ``show(name, done, total=None, postfix=None, unit="it")``."""
     from tqdm import tqdm
 
-    @contextlib.contextmanager
-    def bars():
-        open_bars = {}
+    made = {}
 
-        def progress(stage, done, total, postfix=None):
-            if stage not in open_bars:
-                open_bars[stage] = tqdm(total=total, desc=stage, leave=False, dynamic_ncols=True)
-            open_bars[stage].n = done
-            if postfix:
-                open_bars[stage].set_postfix(postfix, refresh=False)
-            open_bars[stage].refresh()
+    def show(name, done, total=None, postfix=None, unit="it"):
+        if name not in made:
+            made[name] = tqdm(total=total, desc=name, unit=unit, leave=False, dynamic_ncols=True)
+        bar = made[name]
+        bar.total = total if total is not None else bar.total
+        bar.n = done
+        if postfix:
+            bar.set_postfix_str(postfix[:40]) if isinstance(postfix, str) else bar.set_postfix(postfix, refresh=False)
+        bar.refresh()
 
-        try:
-            yield progress
-        finally:
-            for b in open_bars.values():
-                b.close()
-
-    return bars()
+    try:
+        yield show
+    finally:
+        for bar in made.values():
+            bar.close()
 
 
 def _run_with_progress(desc: str, steps: int | None, run, postfix):
     """``run(progress, command)`` under a progress bar; ``progress(step, metrics)`` shows
-    ``postfix(metrics)`` (a ``steps`` entry in the metrics sets the total). ``command`` is the
-    command line, for the training record. An OSError or SafetensorError (a full disk: the
-    checkpoint writers leave no temporary file) becomes one line."""
+    ``postfix(metrics)`` (the metrics' ``steps`` is the total). ``command`` is the command line,
+    for the training record. An OSError or SafetensorError (a full disk: the checkpoint writers
+    leave no temporary file) becomes one line."""
     from safetensors import SafetensorError
-    from tqdm import tqdm
-
-    bars = []  # made at the first report: an argument refused before any work shows no bar
-
-    def progress(step, m):
-        if not bars:
-            bars.append(tqdm(total=steps, desc=desc, unit="step", dynamic_ncols=True))
-        bar = bars[0]
-        bar.total = m.get("steps", bar.total)
-        bar.n = step
-        bar.set_postfix(**postfix(m), refresh=False)
-        bar.refresh()
 
     try:
-        return run(progress, _command_line())
+        with _bars() as show:
+            return run(lambda step, m: show(desc, step, m.get("steps", steps), postfix(m), "step"), _command_line())
     except (OSError, SafetensorError) as exc:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         _fail(f"{desc} stopped: {where}{getattr(exc, 'strerror', None) or exc} (no partial file is left)")
-    finally:
-        for bar in bars:
-            bar.close()
-
-
-def _count_bar(desc: str):
-    """A context manager giving ``progress(done, total)``: a progress bar from 3 items on, closed on
-    the way out."""
-    import contextlib
-
-    from tqdm import tqdm
-
-    @contextlib.contextmanager
-    def bar():
-        shown = []
-
-        def progress(done, total):
-            if not shown and total >= 3:
-                shown.append(tqdm(total=total, desc=desc, unit="img", leave=False))
-            if shown:
-                shown[0].n = done
-                shown[0].refresh()
-
-        try:
-            yield progress
-        finally:
-            for b in shown:
-                b.close()
-
-    return bar()
 
 
 _TRAIN_PRECISION = click.option(
@@ -509,8 +466,9 @@ def eval_cmd(model, checkpoint, device, precision, search, images, entropy, prog
     api.check_output(json_out, overwrite)
     codec = api.load(model, checkpoint=checkpoint, device=device, precision=precision, search=search)
     _echo_precision(codec, precision)
-    with _count_bar("encode") as progress:
-        ev = api.evaluate(codec, images, entropy=entropy, progressive=progressive, progress=progress)
+    with _bars() as show:
+        ev = api.evaluate(codec, images, entropy=entropy, progressive=progressive,
+                          progress=lambda done, total: total >= 3 and show("encode", done, total, unit="img"))
     (point,) = ev.results["points"]
     click.echo(f"{'image':<24} {'size':>10} {'bpp':>7} {'PSNR dB':>8} {'MS-SSIM':>8}")
     for e, pi in zip(ev.images, point["per_image"]):
@@ -602,45 +560,33 @@ def _run_sweep(command, kind, options, p, snr_db, model, checkpoint, images,
                receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
                baselines=None, rates=None, budget_bpp=None, cbr=None, device="cpu", resume=False,
                precision="auto", workers=None, scheduler=None, search=None):
-    from tqdm import tqdm
 
     from vqcodec import api
 
     t_start = time.perf_counter()
-    plan, bars = [], {}
-
-    def bar(name, total, unit):
-        if name not in bars:
-            bars[name] = tqdm(total=total, desc=name, unit=unit, leave=False, dynamic_ncols=True)
-        return bars[name]
+    plan, trials_done = [], [0]
 
     def on_trial(i, t):
         exp = plan[0]
-        bar(command, len(exp.grid) * trials, "trial").update(1)
-        bars[command].set_postfix_str(f"{exp.param}={exp.grid[i]:g}")
-
-    def on_baseline(done, total, message):
-        b = bar("baselines", total, "point")
-        b.total, b.n = total, done
-        b.set_postfix_str(message[:40])
-        b.refresh()
+        trials_done[0] += 1
+        show(command, trials_done[0], len(exp.grid) * trials, f"{exp.param}={exp.grid[i]:g}", "trial")
 
     run = api.sweep if command == "sweep" else api.simulate
     try:
-        with _count_bar("encode") as on_encode:
+        with _bars() as show:
             results = run(kind, p=p, snr_db=snr_db, model=model, checkpoint=checkpoint, device=device,
                           precision=precision, search=search, images=images, receivers=receivers, trials=trials,
                           min_trials=min_trials, ci=ci_target, seed=seed, with_ms_ssim=not no_ms_ssim,
                           baselines=baselines, rates=rates, budget_bpp=budget_bpp, cbr=cbr, workers=workers,
                           scheduler=scheduler, save_dir=save_dir, json_out=json_out, overwrite=overwrite,
-                          resume=resume, on_plan=plan.append, on_encode=on_encode, on_trial=on_trial,
-                          on_baseline=on_baseline, **options)
+                          resume=resume, on_plan=plan.append,
+                          on_encode=lambda done, total: total >= 3 and show("encode", done, total, unit="img"),
+                          on_trial=on_trial,
+                          on_baseline=lambda done, total, label: show("baselines", done, total, label, "point"),
+                          **options)
     except KeyboardInterrupt:
         _fail("interrupted" + (f"; the trials so far are in {json_out} (continue with --resume)"
                                if json_out and command == "sweep" and Path(json_out).exists() else ""))
-    finally:
-        for b in bars.values():
-            b.close()
     exp = plan[0]
     vq = results[:len(exp.receivers)]  # one per receiver, then the baselines' curves
     _print_table(vq, exp.param)
@@ -694,28 +640,15 @@ def best(kind, snr_db, cbr, models, min_rate, block_bits, images, precision, tri
          workers, json_out, no_ms_ssim, overwrite):
     """Best configuration at equal channel uses: every (model, modulation, 5G LDPC rate) that fills
     --cbr, swept over --snr-db with the model's best soft receiver, and their envelope."""
-    from tqdm import tqdm
-
     from vqcodec import api
 
     t_start = time.perf_counter()
-    bars = []
-
-    def progress(i, n, label):
-        if not bars:
-            bars.append(tqdm(total=n, desc="configurations", unit="config", leave=False, dynamic_ncols=True))
-        bars[0].n = i
-        bars[0].set_postfix_str(label[:40])
-        bars[0].refresh()
-
-    try:
+    with _bars() as show:
         results = api.best_sweep(kind, snr_db, models=models, cbr=cbr, images=images, trials=trials,
                                  min_trials=min_trials, ci=ci_target, seed=seed, with_ms_ssim=not no_ms_ssim,
-                                 min_rate=min_rate, workers=workers, precision=precision, on_configuration=progress,
+                                 min_rate=min_rate, workers=workers, precision=precision,
+                                 on_configuration=lambda i, n, label: show("configurations", i, n, label, "config"),
                                  json_out=json_out, overwrite=overwrite, **_given(block_bits=block_bits))
-    finally:
-        for b in bars:
-            b.close()
     grid = [pt["param"] for pt in results[0]["points"]]
     click.echo(f"precision {results[0]['model']['precision']} ({'auto' if precision == 'auto' else '--precision'})")
     click.echo(f"mean PSNR (dB) over {results[0]['images']['count']} images, {kind}, cbr {cbr}, "
@@ -855,13 +788,11 @@ def train_receiver(model, checkpoint, out, overwrite, images, steps, minutes, ba
 
     settings = _given(steps=steps, batch=batch, crop=crop, lr=lr, width=width, blocks=blocks,
                       decoder_steps=decoder_steps, decoder_crop=decoder_crop, seed=seed, precision=precision)
-    with _stage_bars() as bars:
+    with _bars() as show:
         def progress(stage, done, total, m):
-            post = {}
-            if "bits" in m:
-                post = {"bits": f"{m['bits']:.3f}", **({"psnr": f"{m['psnr']:.2f}"} if "psnr" in m
-                                                        else {"lr": f"{m['lr']:.1e}"})}
-            bars(stage, done, total, post)
+            post = {"bits": f"{m['bits']:.3f}", **({"psnr": f"{m['psnr']:.2f}"} if "psnr" in m
+                                                    else {"lr": f"{m['lr']:.1e}"})} if "bits" in m else None
+            show(stage, done, total, post, "step" if stage == "train" else "it")
 
         record, stem = api.train_receiver(model=model, checkpoint=checkpoint, out=out, overwrite=overwrite,
                                           images=images, minutes=minutes, threads=threads, progress=progress,
@@ -887,7 +818,7 @@ def prepare(model, checkpoint, device, images, kodak, keep_assignment, overwrite
     """Learn the index prior and the pseudo-Gray index assignment of a model and store them with it."""
     from vqcodec import api
 
-    with _stage_bars() as progress:
+    with _bars() as progress:
         summary, stem = api.prepare(model=model, checkpoint=checkpoint, images=images, kodak=kodak,
                                     keep_assignment=keep_assignment, overwrite=overwrite, progress=progress)
     ents, asgs = summary["entropy_bits"], summary["assignment"]
@@ -929,7 +860,7 @@ def train_entropy(model, checkpoint, device, images, steps, rank, seed, threads,
     and `eval --entropy`; stored as <stem>.entropy.safetensors)."""
     from vqcodec import api
 
-    with _stage_bars() as progress:
+    with _bars() as progress:
         rec, stem = api.train_entropy(model=model, checkpoint=checkpoint, images=images, threads=threads,
                                       overwrite=overwrite, progress=progress,
                                       **_given(steps=steps, rank=rank, seed=seed))
