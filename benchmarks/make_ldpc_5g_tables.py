@@ -18,7 +18,7 @@ Output arrays, for ``g`` in ``bg1``, ``bg2``:
 * ``{g}_shifts``: int16 (8, E) the shift values V_ij per i_LS (not yet
   reduced modulo Z).
 
-``tests/test_ldpc.py`` checks these arrays against Sionna's own loader.
+``vqcodec.ldpc.graphs`` reads them; ``tests/test_ldpc.py`` checks them against Sionna's own loader.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from vqcodec import ldpc
+from vqcodec.ldpc.decoders import _fixed_point, _syndrome_ok
+from vqcodec.ldpc.graphs import _graph
 
 # (k, n) pairs covering both base graphs, all BG2 K_b cases, fillers and
 # partial last blocks; plus a few random ones per test where noted.
@@ -89,7 +91,7 @@ def test_encoder_satisfies_every_check_all_lifting_sizes(bg):
     rows = 46 if bg == 1 else 42
     for i_ls, sizes in enumerate(ldpc.LIFTING_SETS):
         for z in sizes:
-            g = ldpc._graph(bg, i_ls, z, rows)
+            g = _graph(bg, i_ls, z, rows)
             s = rng.integers(0, 2, (2, g.K), dtype=np.uint8)
             cw = g.encode(s)
             np.testing.assert_array_equal(cw[:, : g.K], s)
@@ -362,13 +364,13 @@ def test_fixed_point_scaling():
     messages inside int16."""
     assert ldpc.FIXED_SCALE == 16 and ldpc.FIXED_CHANNEL_LIMIT == 2047
     full = np.array([[0.0, 0.5, -1.25, 0.03, -0.04, 127.9, 200.0, -1e6]], np.float32)
-    q, consts = ldpc._fixed_point(full, 0.75, 0.5, 30)
+    q, consts = _fixed_point(full, 0.75, 0.5, 30)
     assert q.dtype == np.int16
     np.testing.assert_array_equal(q, [[0, 8, -20, 0, -1, 2046, 2047, -2047]])
     rlim = (32767 - 2047) // 30
     np.testing.assert_array_equal(consts, [12, 8, rlim])
     assert 2047 + 30 * rlim <= 32767
-    assert ldpc._fixed_point(full, 1.0, 0.0, 1)[1].tolist() == [16, 0, 2047]  # limit: the channel's
+    assert _fixed_point(full, 1.0, 0.0, 1)[1].tolist() == [16, 0, 2047]  # limit: the channel's
 
 
 @pytest.mark.parametrize("k,n,bg", [(100, 200, None), (300, 420, 1)])
@@ -404,7 +406,7 @@ def test_syndrome_kernel_equals_numpy():
     for w in words:
         L = np.where(w == 1, -1.0, 1.0).astype(np.float32)
         want = not g.syndrome(w[None])[0].any()
-        assert ldpc._syndrome_ok(L, g.row_ptr, g.cols, g.shifts, g.z, g.z, par) == want
+        assert _syndrome_ok(L, g.row_ptr, g.cols, g.shifts, g.z, g.z, par) == want
     assert [not g.syndrome(w[None]).any() for w in words][:3] == [True] * 3
 
 
