@@ -43,9 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# CheckpointError and checkpoint_paths only for cli.py, until its rewrite imports them from vqcodec.checkpoint
-# (issue 29); then they and the noqa go
-from vqcodec.checkpoint import CheckpointError, checkpoint_paths, load_checkpoint, save_checkpoint  # noqa: F401
+from vqcodec.checkpoint import load_checkpoint, save_checkpoint
 from vqcodec.images import pad_tensor
 from vqcodec.precision import fp32_region
 
