@@ -9,6 +9,8 @@ import pytest
 import channels
 from vqcodec import baselines as bl
 from vqcodec import fec
+from vqcodec.baselines import separation
+from vqcodec.baselines.file_codecs import _DecodeWorker
 from vqcodec.metrics import psnr
 from vqcodec.results import validate
 
@@ -186,7 +188,7 @@ def test_corrupted_files_decode_to_fallback(images, codec):
     data = img.file(codec, 30)
     grey = bl.fallback_image(H, W)
     n_fallback = 0
-    worker = None if bl.CODECS[codec].inprocess_corrupt else bl._DecodeWorker(timeout=60.0)
+    worker = None if bl.CODECS[codec].inprocess_corrupt else _DecodeWorker(timeout=60.0)
 
     def decode(bad, codec, h, w):
         if worker is None:
@@ -232,8 +234,8 @@ def test_the_new_codecs_are_what_they_claim(images):
     for codec in ("heic", "avif", "jpeg2000", "jpegxl"):
         sizes = [img.file_bytes(codec, q) for q in range(0, 101, 10)]
         assert sizes == sorted(sizes), (codec, sizes)
-        assert bl.psnr(img.image, bl.decode_file(img.file(codec, 90), codec, H, W)) > \
-            bl.psnr(img.image, bl.decode_file(img.file(codec, 20), codec, H, W))
+        assert psnr(img.image, bl.decode_file(img.file(codec, 90), codec, H, W)) > \
+            psnr(img.image, bl.decode_file(img.file(codec, 20), codec, H, W))
     assert bl.jpeg2000_ratio(100) == 1.0 and bl.jpeg2000_ratio(92) == 2.0
 
 
@@ -242,7 +244,7 @@ def test_no_crc_decodes_corrupted_files_of_the_new_codecs_in_a_worker(images, mo
     this process, and what the worker decoded is what the point scores (OpenJPEG decodes every
     corrupted file of these two trials); JPEG decodes in-process."""
     made, sent, inproc, plans = [], [], [], []
-    real_worker, real_decode, real_plan = bl._DecodeWorker, bl.decode_file, bl._plan
+    real_worker, real_decode, real_plan = _DecodeWorker, bl.decode_file, separation._plan
 
     class Recording(real_worker):
         def __init__(self, timeout, *a, **k):
@@ -262,9 +264,9 @@ def test_no_crc_decodes_corrupted_files_of_the_new_codecs_in_a_worker(images, mo
         plans.append(real_plan(*a, **k))
         return plans[-1]
 
-    monkeypatch.setattr(bl, "_DecodeWorker", Recording)
-    monkeypatch.setattr(bl, "decode_file", decode_here)
-    monkeypatch.setattr(bl, "_plan", plan)
+    monkeypatch.setattr(separation, "_DecodeWorker", Recording)
+    monkeypatch.setattr(separation, "decode_file", decode_here)
+    monkeypatch.setattr(separation, "_plan", plan)
     img = images[0]
     pt = bl.run_baseline_point([img], "jpeg2000", "uncoded", bsc(1e-3), budget_bpp=BUDGET, seed=0, trials=2,
                                crc=False)
@@ -274,7 +276,7 @@ def test_no_crc_decodes_corrupted_files_of_the_new_codecs_in_a_worker(images, mo
     assert not any(c == "jpeg2000" and d != clean for d, c in inproc)  # none decoded in this process
     # each trial scores the worker's image: the mean PSNR is theirs (bit errors in every trial)
     assert pt["failure_rate"] == 0 and len(sent) == 2
-    assert pt["psnr"]["mean"] == pytest.approx(np.mean([bl.psnr(img.image, out) for _, _, out in sent]))
+    assert pt["psnr"]["mean"] == pytest.approx(np.mean([psnr(img.image, out) for _, _, out in sent]))
     inproc.clear()
     bl.run_baseline_point([img], "jpeg", "uncoded", bsc(1e-3), budget_bpp=BUDGET, seed=0, trials=1, crc=False)
     assert made == [bl.WORKER_DECODE_TIMEOUT] and len(sent) == 2  # JPEG decodes in-process
@@ -283,7 +285,7 @@ def test_no_crc_decodes_corrupted_files_of_the_new_codecs_in_a_worker(images, mo
 
 def test_decode_worker_time_limit(images):
     data = images[0].file("jpeg", 50)
-    worker = bl._DecodeWorker(timeout=60.0)
+    worker = _DecodeWorker(timeout=60.0)
     try:
         assert worker.decode(data, "jpeg", H, W).shape == (H, W, 3)
         with pytest.raises(ValueError):
@@ -430,7 +432,7 @@ def test_received_image_is_the_point_s_first_trial(images):
 
 def test_budget_cbr_is_channel_uses_per_three_pixels():
     """A budget of B bits per pixel on m bits per complex use is B / m uses per pixel: cbr B / (3 m)."""
-    from vqcodec.baselines import _budget_cbr
+    from vqcodec.baselines.separation import _budget_cbr
 
     assert _budget_cbr(channels.get_channel("awgn", snr_db=1.0, modulation="qpsk"), 0.5) == {"cbr": 0.5 / 6}
     assert _budget_cbr(channels.get_channel("fading", snr_db=1.0, modulation="qam16"), 2.0) == {"cbr": 2.0 / 12}
