@@ -146,7 +146,7 @@ def main() -> None:
     """Send images over noisy digital links with a learned vector-quantised codec."""
     import warnings
 
-    from vqcodec.images import ImageNote
+    from vqcodec.api import ImageNote
 
     def show(message, category, *args, **kwargs):
         if issubclass(category, ImageNote):  # the library says; the CLI prints one line
@@ -907,96 +907,37 @@ def _print_baselines(results, param, budget):
 @_cluster_options
 def bench(suite, list_, resume, out, regenerate_expected, device, checkpoints, batch, precision, workers, scheduler):
     """Run a named benchmark suite from benchmarks/suites."""
-    import json as _json
-
-    from tqdm import tqdm
-
     from vqcodec import api
-    from vqcodec import suites as S
-    from vqcodec.images import ImageError
-    from vqcodec.model import CheckpointError
 
     if list_ or not suite:
-        for name in S.available():
-            try:
-                click.echo(f"{name:<16} {S.load_suite(name).description}")
-            except S.SuiteError as exc:
-                click.echo(f"{name:<16} (invalid: {exc})")
+        for name, description in api.bench_suites().items():
+            click.echo(f"{name:<16} {description}")
         return
+    t0, steps, folder = time.perf_counter(), [0], []
     try:
-        st = S.load_suite(suite)
-    except S.SuiteError as exc:
-        _fail(str(exc))
-    if (checkpoints or batch) and st.kind != "speed":
-        _fail("--checkpoint and --batch apply to speed suites only")
-    if batch or precision:
-        import dataclasses
+        with _bars() as show:
+            def progress(message):
+                steps[0] += 1
+                show(suite, steps[0], None, message)
 
-        st = dataclasses.replace(st, **({"batch": batch} if batch else {}),
-                                 **({"precision": precision} if precision else {}))
-    from vqcodec.precision import resolve_precision
-
-    try:  # a speed suite resolves auto on its own --device; the others run on the CPU
-        shown = st.precision if st.kind == "speed" else resolve_precision(st.precision, "cpu")
-    except ValueError as exc:
-        _fail(str(exc))
-    click.echo(f"precision {shown} ({'--precision' if precision else 'the suite'}"
-               + (", auto" if st.precision == "auto" and shown != "auto" else "") + ")")
-    folder = st.images_folder()
-    if folder is not None and not Path(folder).exists():
-        _fail(f"suite {st.name} needs images at {folder}, which does not exist")
-    if resume:
-        run_dir = Path(resume)
-        try:
-            S.check_resume_dir(st, run_dir)
-        except S.SuiteError as exc:
-            _fail(str(exc))
-    else:
-        try:
-            run_dir = S.new_run_dir(st, Path(out))
-        except OSError as exc:  # a read-only current folder, a file named like --out
-            _fail(f"{exc.filename or out}: cannot create the run folder ({exc.strerror or exc.__class__.__name__}); "
-                  "name a writable one with --out")
-    if st.expected and not regenerate_expected and not (S.EXPECTED / st.expected).is_file():
-        _fail(f"suite {st.name}: its expected file {S.EXPECTED / st.expected} does not exist "
-              "(run with --regenerate-expected to make it)")
-    bar = tqdm(desc=st.name, unit="step" if st.kind == "speed" else "point", leave=False)
-
-    def progress(msg):
-        bar.update(1)
-        bar.set_postfix_str(msg[:40])
-
-    t0 = time.perf_counter()
-    try:
-        executor = api.executor_for(workers, scheduler) if st.kind == "sweep" else None
-        try:
-            results, figs = S.run(st, run_dir, progress, device=device, checkpoints=checkpoints, executor=executor)
-        finally:
-            if hasattr(executor, "close"):
-                executor.close()
-    except (ImageError, CheckpointError, ValueError) as exc:
-        bar.close()
-        _fail(str(exc))
-    except OSError as exc:
-        bar.close()
-        _fail(f"{exc.filename or run_dir}: cannot write ({exc.strerror or exc.__class__.__name__}); the finished "
-              f"points are in {run_dir}")
+            run = api.bench(suite, out=out, resume=resume, regenerate_expected=regenerate_expected, device=device,
+                            checkpoints=checkpoints, batch=batch, precision=precision, workers=workers,
+                            scheduler=scheduler, progress=progress, on_run_dir=folder.append)
     except KeyboardInterrupt:
-        bar.close()
-        _fail(f"interrupted; the trials so far are in {run_dir} (continue with --resume {run_dir})")
-    bar.close()
-    click.echo((run_dir / "summary.md").read_text())
-    data = run_dir / ("speed.json" if st.kind == "speed" else "results.json")
-    click.echo(f"wrote {data}, " + ", ".join(str(f) for f in figs) + f"  ({time.perf_counter() - t0:.1f} s)")
-    if st.expected:
-        if regenerate_expected:
-            (S.EXPECTED / st.expected).write_text(_json.dumps(S.expected_values(results), indent=1) + "\n")
-            click.echo(f"regenerated {S.EXPECTED / st.expected}")
-        else:
-            problems = S.check_expected(st, results)
-            if problems:
-                _fail(f"{st.name}: {len(problems)} values differ from {st.expected}, e.g. {problems[0]}")
-            click.echo(f"{st.name}: all {len(S.expected_values(results))} values match {st.expected}")
+        where = folder[0] if folder else resume or out
+        _fail(f"interrupted; the trials so far are in {where} (continue with --resume {where})")
+    st = run.suite
+    click.echo(f"precision {run.precision} ({'--precision' if precision else 'the suite'}"
+               + (", auto" if st.precision == "auto" and run.precision != "auto" else "") + ")")
+    click.echo((run.run_dir / "summary.md").read_text())
+    data = run.run_dir / ("speed.json" if st.kind == "speed" else "results.json")
+    click.echo(f"wrote {data}, " + ", ".join(str(f) for f in run.figures) + f"  ({time.perf_counter() - t0:.1f} s)")
+    if run.regenerated:
+        click.echo(f"regenerated {run.regenerated}")
+    elif run.mismatches:
+        _fail(f"{st.name}: {len(run.mismatches)} values differ from {st.expected}, e.g. {run.mismatches[0]}")
+    elif run.mismatches is not None:
+        click.echo(f"{st.name}: all {run.checked} values match {st.expected}")
 
 
 @main.command()

@@ -34,7 +34,7 @@ LAYERS: dict[str, int] = {
     # 5 learning
     "vqcodec.learn": 5,
     # 6 suites, speed, the Python API
-    "vqcodec.suites": 6, "vqcodec.speed": 6, "vqcodec.api": 6, "vqcodec.training": 6, "vqcodec.pictures": 6,
+    "vqcodec.suites": 6, "vqcodec.speed": 6, "vqcodec.api": 6, "vqcodec.pictures": 6,
     # 7 the command line
     "cli": 7,
 }

@@ -163,8 +163,8 @@ def test_plot_select_keeps_the_matching_curves(tmp_path, monkeypatch):
     res, fig = tmp_path / "s.json", tmp_path / "f.png"
     write_results(res, [curve("naive", (20.0, 10.0)), curve("spatial-mmse", (25.0, 15.0))])
     drawn, draw = [], P.plot_curves
-    import vqcodec.api as api  # the API draws what the command asks for
-    monkeypatch.setattr(api, "plot_curves", lambda rs, *a, **kw: drawn.append([P.curve_label(r) for r in rs])
+    import vqcodec.api.files as api_files  # the API draws what the command asks for
+    monkeypatch.setattr(api_files, "plot_curves", lambda rs, *a, **kw: drawn.append([P.curve_label(r) for r in rs])
                         or draw(rs, *a, **kw))
     r = run("plot", res, "-o", fig, "--select", "*mmse")
     assert r.exit_code == 0, r.output

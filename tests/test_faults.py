@@ -28,8 +28,8 @@ def _strip(path):
 
 # the CLI, pausing after each write that holds a finished point: the parent's kill -9 lands in the
 # middle of the sweep, every time
-_PAUSING = ("import time, cli, vqcodec.api as api; real = api.save_results; "
-            "api.save_results = lambda path, res: (real(path, res), time.sleep(10 if res[0]['points'] else 0)); "
+_PAUSING = ("import time, cli, vqcodec.api.runs as runs; real = runs.save_results; "
+            "runs.save_results = lambda path, res: (real(path, res), time.sleep(10 if res[0]['points'] else 0)); "
             "cli.main()")
 
 

@@ -367,7 +367,7 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
     if suite.best_models:
         if progress:
             progress("vqcodec best")
-        from vqcodec.api import best_sweep
+        from vqcodec.api.runs import best_sweep
 
         all_results += best_sweep(suite.channel, grid, models=list(suite.best_models), cbr=suite.cbr,
                                   images=dict(images), trials=suite.trials, min_trials=suite.min_trials,
