@@ -34,6 +34,13 @@ class _Ratio(click.ParamType):
 
 _RATIO = _Ratio()
 
+#: the folders of this checkout that the benchmark suites read (``api.use_bench_folders``)
+ROOT = Path(__file__).resolve().parent
+BENCH_FOLDERS = {"suites": ROOT / "benchmarks" / "suites", "expected": ROOT / "benchmarks" / "expected",
+                 "anchors": ROOT.parent / "shared" / "anchors" / "compressai-kodak",
+                 "jscc_anchors": ROOT.parent / "shared" / "anchors" / "jscc-kodak",
+                 "datasets": ROOT.parent / "shared" / "datasets"}
+
 
 def _fail(msg: str) -> None:
     raise click.ClickException(str(msg).splitlines()[0] if msg else "failed")
@@ -79,6 +86,21 @@ def _run_with_progress(desc: str, steps: int | None, run, postfix):
         _fail(f"{desc} stopped: {where}{getattr(exc, 'strerror', None) or exc} (no partial file is left)")
 
 
+_TRAIN_IMAGES = click.option(
+    "--images", type=click.Path(), default=None,
+    help="Folder of training images [default: ../shared/datasets/bsds500 when present (relative to the vqcodec "
+         "project folder, not the current directory)].")
+_OUT_STEM = click.option("--out", "-o", required=True, type=click.Path(),
+                         help="Output stem: writes OUT.safetensors + OUT.json.")
+_THREADS = click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
+_NOISE_SEED = click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
+                           help="Seed of the initialisation, the crops and the channel noise [default: 0].")
+
+
+def _overwrite(what: str):
+    return click.option("--overwrite", is_flag=True, help=f"Replace an existing {what}.")
+
+
 _TRAIN_PRECISION = click.option(
     "--precision", type=click.Choice(["auto", "bf16", "fp32"]), default=None,
     help="Training arithmetic: bf16 autocast (fp32 weights, quantiser and loss), or fp32; auto: bf16 on CUDA "
@@ -101,7 +123,7 @@ def _training_options(fn):
         click.option("--checkpoint-every", type=click.IntRange(1), default=None,
                      help="Write the checkpoint and the training state (for --resume) every N steps "
                           "[default: 1000]."),
-        click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads."),
+        _THREADS,
         click.option("--device", default="auto", show_default=True, help="cpu, cuda, or auto."),
         _TRAIN_PRECISION,
     ]
@@ -158,9 +180,8 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--images", type=click.Path(), default=None,
-              help="Folder of training images [default: ../shared/datasets/bsds500 when present (relative to the vqcodec project folder, not the current directory)].")
-@click.option("--out", "-o", required=True, type=click.Path(), help="Output stem: writes OUT.safetensors + OUT.json.")
+@_TRAIN_IMAGES
+@_OUT_STEM
 @click.option("--f", "f", type=click.Choice(["4", "8", "16"]), default=None, help="Downsampling factor [default: 4].")
 @click.option("--K", "K", type=click.IntRange(2, 65536), default=None, help="Codebook size [default: 256].")
 @click.option("--d", "d", type=click.IntRange(1, 1024), default=None, help="Code vector dimension [default: 32].")
@@ -210,7 +231,7 @@ def train(images, out, f, K, d, channels, res_blocks, decoder_res_blocks, decode
 @main.command("train-jscc")
 @click.option("--images", type=click.Path(), default=None,
               help="Training image folder [default: ../shared/datasets/bsds500 (relative to the vqcodec project folder, not the current directory)].")
-@click.option("--out", "-o", required=True, type=click.Path(), help="Output stem: writes OUT.safetensors + OUT.json.")
+@_OUT_STEM
 @click.option("--cbr", default="1/12", show_default=True,
               help="Bandwidth ratio, complex channel uses / (3 x pixels): c = 96 cbr symbol channels (an even number).")
 @click.option("--width", type=click.IntRange(4, 512), default=32, show_default=True, help="Inner channels.")
@@ -245,9 +266,8 @@ def train_jscc_cmd(images, out, cbr, width, snr_range, resume, overwrite, steps,
 @main.command("train-decoder")
 @click.option("--model", "-m", default=None, help="Base model whose encoder and codebook stay frozen [default: f4-k256].")
 @click.option("--checkpoint", type=click.Path(), default=None, help="A base checkpoint instead of --model.")
-@click.option("--images", type=click.Path(), default=None,
-              help="Folder of training images [default: ../shared/datasets/bsds500 when present (relative to the vqcodec project folder, not the current directory)].")
-@click.option("--out", "-o", required=True, type=click.Path(), help="Output stem: writes OUT.safetensors + OUT.json.")
+@_TRAIN_IMAGES
+@_OUT_STEM
 @click.option("--decoder-channels", type=click.IntRange(1, 1024), default=None,
               help="Decoder width at the latent resolution [default: the base model's].")
 @click.option("--decoder-res-blocks", type=click.IntRange(0, 16), default=None,
@@ -414,7 +434,7 @@ def channels_cmd():
 @click.option("--entropy", is_flag=True,
               help="Entropy-code the indices (ANS with the model's causal context model): a smaller file, "
                    "for storage or a clean link; without it every index keeps its fixed-length bits.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
+@_overwrite("--output file")
 def encode(image, output, model, checkpoint, device, precision, search, entropy, overwrite):
     """Encode IMAGE into a .vqc index file."""
     from vqcodec import api
@@ -437,7 +457,7 @@ def encode(image, output, model, checkpoint, device, precision, search, entropy,
 @click.option("--checkpoint", type=click.Path(), default=None, help="Checkpoint to decode with (if not a shipped model).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda or auto (cuda when available).")
 @_precision_option
-@click.option("--overwrite", is_flag=True, help="Replace an existing --output image.")
+@_overwrite("--output image")
 def decode(index_file, output, checkpoint, device, precision, overwrite):
     """Decode a .vqc index file into an image."""
     from vqcodec import api
@@ -458,7 +478,7 @@ def decode(index_file, output, checkpoint, device, precision, overwrite):
 @click.option("--progressive", is_flag=True,
               help="A residual model (--stages): also the PSNR of decoding from the first s stages alone.")
 @click.option("--json", "json_out", type=click.Path(), default=None, help="Write a results file.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --json results file.")
+@_overwrite("--json results file")
 def eval_cmd(model, checkpoint, device, precision, search, images, entropy, progressive, json_out, overwrite):
     """Clean-channel evaluation: PSNR, MS-SSIM and bpp per image."""
     from vqcodec import api
@@ -506,7 +526,7 @@ def eval_cmd(model, checkpoint, device, precision, search, images, entropy, prog
 @click.option("--save-dir", type=click.Path(file_okay=False), default=None,
               help="Write the originals and the first trial's reconstructions here.")
 @click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --json results file.")
+@_overwrite("--json results file")
 def simulate(kind, packet_bits, burst_length, block_bits, hard, modulation, demapping, no_scramble, code, p, snr_db, model, checkpoint, device, precision, search, images,
              receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite, workers,
              scheduler):
@@ -542,7 +562,7 @@ def simulate(kind, packet_bits, burst_length, block_bits, hard, modulation, dema
 @click.option("--cbr", type=_RATIO, default=None,
               help="awgn/fading: the baselines' budget as a bandwidth ratio, complex channel uses / (3 x pixels).")
 @click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --json results file.")
+@_overwrite("--json results file")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted sweep: keep the points already in --json, run the rest.")
 def sweep(kind, packet_bits, burst_length, block_bits, hard, modulation, demapping, no_scramble, code, p, snr_db, model, checkpoint, device, precision, search, images,
@@ -635,7 +655,7 @@ def _print_table(results, param):
               help="Run the trials on a local Dask cluster of this many processes [default: serial].")
 @click.option("--json", "json_out", type=click.Path(), required=True, help="Results file to write.")
 @click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --json results file.")
+@_overwrite("--json results file")
 def best(kind, snr_db, cbr, models, min_rate, block_bits, images, precision, trials, min_trials, ci_target, seed,
          workers, json_out, no_ms_ssim, overwrite):
     """Best configuration at equal channel uses: every (model, modulation, 5G LDPC rate) that fills
@@ -676,14 +696,13 @@ def best(kind, snr_db, cbr, models, min_rate, block_bits, images, precision, tri
 @click.option("--images", type=click.Path(), default=None,
               help="Training images [default: ../shared/datasets/bsds500 (relative to the vqcodec project folder, not the current directory)].")
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output checkpoint stem (a new model).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output checkpoint.")
+@_overwrite("output checkpoint")
 @click.option("--steps", type=click.IntRange(1), default=None, help="Training steps [default: 3000].")
 @click.option("--lr", type=float, default=None, help="Decoder learning rate [default: 2e-4].")
 @click.option("--batch", type=click.IntRange(1), default=None, help="Crops per step [default: 16].")
 @click.option("--crop", type=click.IntRange(8), default=None, help="Crop size in pixels [default: 64].")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
-              help="Seed of the initialisation, the crops and the channel noise [default: 0].")
-@click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
+@_NOISE_SEED
+@_THREADS
 @_TRAIN_PRECISION
 def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, overwrite, steps, lr, batch, crop,
              seed, threads, precision):
@@ -703,10 +722,9 @@ def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, 
 
 @main.command("train-codebook")
 @_model_options
-@click.option("--images", type=click.Path(), default=None,
-              help="Folder of training images [default: ../shared/datasets/bsds500 when present (relative to the vqcodec project folder, not the current directory)].")
+@_TRAIN_IMAGES
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output checkpoint stem (a new model).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output checkpoint.")
+@_overwrite("output checkpoint")
 @click.option("--steps", type=click.IntRange(1), default=None, help="Training steps [default: 4000].")
 @click.option("--batch", type=click.IntRange(1), default=None, help="Crops per step [default: 16].")
 @click.option("--crop", type=click.IntRange(8), default=None,
@@ -718,9 +736,8 @@ def finetune(model, checkpoint, device, kind, p, snr_db, receiver, images, out, 
 @click.option("--p-max", type=float, default=None, help="Upper end of that range [default: 0.1].")
 @click.option("--clean-fraction", type=float, default=None,
               help="Share of crops decoded from clean indices [default: 0.25].")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
-              help="Seed of the initialisation, the crops and the channel noise [default: 0].")
-@click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
+@_NOISE_SEED
+@_THREADS
 @_TRAIN_PRECISION
 def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps, batch, crop, lr, codebook_lr, p_min,
                        p_max, clean_fraction, seed, threads, precision):
@@ -758,8 +775,7 @@ def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps,
                    "model) [default: store the receiver beside the model itself].")
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing --out, or rewrite a shipped model's receiver in place (name it with --model).")
-@click.option("--images", type=click.Path(), default=None,
-              help="Folder of training images [default: ../shared/datasets/bsds500 when present (relative to the vqcodec project folder, not the current directory)].")
+@_TRAIN_IMAGES
 @click.option("--steps", type=click.IntRange(1), default=None, help="First stage: training steps [default: 4000].")
 @click.option("--minutes", type=float, default=None, help="Bound each stage to this long (its schedule ends with it).")
 @click.option("--batch", type=click.IntRange(1), default=None, help="Crops per step (both stages) [default: 16].")
@@ -772,9 +788,8 @@ def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps,
               help="Second stage: steps through the frozen decoder (pixel MSE); 0 skips it [default: 1000].")
 @click.option("--decoder-crop", type=click.IntRange(8), default=None,
               help="Second stage: crop size in pixels [default: 128].")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
-              help="Seed of the initialisation, the crops and the channel noise [default: 0].")
-@click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
+@_NOISE_SEED
+@_THREADS
 @_TRAIN_PRECISION
 def train_receiver(model, checkpoint, out, overwrite, images, steps, minutes, batch, crop, lr, width, blocks,
                    decoder_steps, decoder_crop, seed, threads, precision):
@@ -909,6 +924,7 @@ def bench(suite, list_, resume, out, regenerate_expected, device, checkpoints, b
     """Run a named benchmark suite from benchmarks/suites."""
     from vqcodec import api
 
+    api.use_bench_folders(**BENCH_FOLDERS)
     if list_ or not suite:
         for name, description in api.bench_suites().items():
             click.echo(f"{name:<16} {description}")
@@ -946,7 +962,7 @@ def bench(suite, list_, resume, out, regenerate_expected, device, checkpoints, b
               help="Write CompressAI's {name, description, results: {psnr-rgb, ms-ssim-rgb, bpp}} form.")
 @click.option("--output", "-o", required=True, type=click.Path(), help="File to write.")
 @click.option("--name", default="vqcodec", show_default=True, help="The name the exported file gives the method.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
+@_overwrite("--output file")
 def export(results_files, fmt, output, name, overwrite):
     """Export clean-channel results (vqcodec eval / kodak-rd) for other tools."""
     from vqcodec import api
@@ -975,7 +991,7 @@ def receivers():
               help="Only curves whose legend label matches this glob (repeatable), e.g. --select '*best*'.")
 @click.option("--rd", is_flag=True, help="Rate-distortion plot of clean-channel results (PSNR or MS-SSIM vs bpp); "
                                          "CompressAI result files are drawn as labelled anchors.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --output figure.")
+@_overwrite("--output figure")
 def plot(results_files, output, metric, title, select, rd, overwrite):
     """Draw curves from results files."""
     from vqcodec import api

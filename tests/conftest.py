@@ -10,6 +10,12 @@ torch.set_num_threads(2)
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# the suites read this checkout's folders, as the command line names them
+from cli import BENCH_FOLDERS  # noqa: E402
+from vqcodec.api import use_bench_folders  # noqa: E402
+
+use_bench_folders(**BENCH_FOLDERS)
+
 
 def examples(n: int) -> int:
     """Hypothesis examples of a kernel-versus-reference test: n, or VQCODEC_EXAMPLES for a long run

@@ -63,11 +63,11 @@ from vqcodec.zoo import REGISTRY as MODELS
 from vqcodec.zoo import load_codec, resolve_device
 
 #: The folders outside the package that suites read, named by the caller (``use_folders``):
-SUITES: Path  # NAME.toml of every suite (``load_suite(NAME)``, ``available()``)
-EXPECTED: Path  # the stored expected values a suite's ``expected`` names
-ANCHORS: Path  # CompressAI's published Kodak RD points, NAME.json per codec (rd suites' ``anchors``)
-JSCC_ANCHORS: Path  # published Deep JSCC points, NAME.json (sweep suites' ``jscc_anchors``)
-DATASETS: Path  # image sets by name: ``images = "kodak"`` is DATASETS / "kodak"
+SUITES: Path | None = None  # NAME.toml of every suite (``load_suite(NAME)``, ``available()``)
+EXPECTED: Path | None = None  # the stored expected values a suite's ``expected`` names
+ANCHORS: Path | None = None  # CompressAI's published Kodak RD points, NAME.json per codec (rd suites' ``anchors``)
+JSCC_ANCHORS: Path | None = None  # published Deep JSCC points, NAME.json (sweep suites' ``jscc_anchors``)
+DATASETS: Path | None = None  # image sets by name: ``images = "kodak"`` is DATASETS / "kodak"
 
 
 def use_folders(*, suites, expected, anchors, jscc_anchors, datasets) -> None:
@@ -77,14 +77,6 @@ def use_folders(*, suites, expected, anchors, jscc_anchors, datasets) -> None:
     SUITES, EXPECTED, ANCHORS, JSCC_ANCHORS, DATASETS = (
         Path(p) for p in (suites, expected, anchors, jscc_anchors, datasets))
 
-
-# Until cli.py names its checkout's folders itself (it is being rewritten, issue 29), a source
-# checkout's are the default; they go when cli.py and tests/conftest.py call use_folders.
-_CHECKOUT = Path(__file__).resolve().parent.parent
-use_folders(suites=_CHECKOUT / "benchmarks" / "suites", expected=_CHECKOUT / "benchmarks" / "expected",
-            anchors=_CHECKOUT.parent / "shared" / "anchors" / "compressai-kodak",
-            jscc_anchors=_CHECKOUT.parent / "shared" / "anchors" / "jscc-kodak",
-            datasets=_CHECKOUT.parent / "shared" / "datasets")
 
 SCHEMA = {  # key: (type, required)
     "name": (str, True), "description": (str, True), "kind": (str, True), "images": (str, True),
@@ -149,8 +141,14 @@ class Suite:
         return Path(self.images)
 
 
+def _suites_folder() -> Path:
+    if SUITES is None:
+        raise SuiteError("the suites' folders are not named (vqcodec.api.use_bench_folders)")
+    return SUITES
+
+
 def available() -> list[str]:
-    return sorted(p.stem for p in SUITES.glob("*.toml"))
+    return sorted(p.stem for p in _suites_folder().glob("*.toml"))
 
 
 #: Largest suite file read (bytes); a suite is a page of TOML.
@@ -162,7 +160,7 @@ def load_suite(name_or_path: str) -> Suite:
 
     path = Path(name_or_path)
     if path.suffix != ".toml":
-        path = SUITES / f"{name_or_path}.toml"
+        path = _suites_folder() / f"{name_or_path}.toml"
     if not path.exists():
         raise SuiteError(f"unknown suite {name_or_path!r} (known: {', '.join(available()) or 'none'})")
     from vqcodec.files import InputError, read_input_bytes

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from channels.base import ParameterError
 from channels.options import param_value, parse_grid
-from vqcodec.api.bench import BenchRun, bench, bench_suites
+from vqcodec.api.bench import BenchRun, bench, bench_suites, use_bench_folders
 from vqcodec.api.files import (
     Evaluation,
     IndexFile,
@@ -64,4 +64,4 @@ __all__ = ["load", "channel", "encode", "experiment", "Experiment", "simulate", 
            "read_index_file", "IndexFile", "models", "channel_kinds", "receivers", "UserError", "ParameterError",
            "train", "train_jscc", "train_decoder", "finetune", "train_codebook", "train_receiver", "prepare",
            "train_entropy", "plot_files", "export_compressai", "save_results",
-           "check_output", "bench", "bench_suites", "BenchRun", "ImageNote"]
+           "check_output", "bench", "bench_suites", "BenchRun", "ImageNote", "use_bench_folders"]

@@ -34,6 +34,16 @@ class BenchRun:
         return len(expected_values(self.results))
 
 
+def use_bench_folders(*, suites, expected, anchors, jscc_anchors, datasets) -> None:
+    """Name the folders the suites read (none of them lies inside the package): the suite files,
+    their stored expected values, CompressAI's and the JSCC papers' published anchor points, and
+    the named image sets (``images = "kodak"`` is ``datasets/kodak``). Call it before
+    :func:`bench` and :func:`bench_suites`."""
+    from vqcodec.suites import use_folders
+
+    use_folders(suites=suites, expected=expected, anchors=anchors, jscc_anchors=jscc_anchors, datasets=datasets)
+
+
 def bench_suites() -> dict[str, str]:
     """Every named suite with its description (or why its file is invalid)."""
     from vqcodec import suites as S
