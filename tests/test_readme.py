@@ -3,6 +3,8 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -14,7 +16,8 @@ def python_example() -> str:
 
 def test_the_python_example_runs(tmp_path, capsys):
     code = python_example()
-    assert "vq.sweep(" in code and "vq.plot(" in code
+    for call in ("vq.evaluate(", "vq.simulate(", "vq.sweep(", "vq.best_sweep(", "vq.encode_file(", "vq.decode_file("):
+        assert call in code, call
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
@@ -22,11 +25,15 @@ def test_the_python_example_runs(tmp_path, capsys):
     finally:
         os.chdir(cwd)
     assert (tmp_path / "bsc.png").stat().st_size > 0
+    from PIL import Image
+
+    decoded = np.asarray(Image.open(tmp_path / "decoded.png"))
+    assert decoded.shape == (64, 96, 3) and (tmp_path / "noise.vqc").stat().st_size > 0
     from vqcodec.results import read_results
 
     curves = read_results(tmp_path / "bsc.json")
     assert [c["receiver"] for c in curves] == ["naive", "learned-mmse"]
     naive, learned = ([p["psnr"]["mean"] for p in c["points"]] for c in curves)
     assert all(b > a for a, b in zip(naive, learned))  # the learned receiver pays on the same noise
-    out = capsys.readouterr().out
-    assert out.startswith("naive [(0.01, ")
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("naive [(0.01, ") and out[4].startswith("f4-k256 ") and out[5].endswith("96 x 64")
