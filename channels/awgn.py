@@ -15,6 +15,8 @@ from .capacity import (
     binary_entropy,
     bit_error_probabilities,
     bpsk_hard_crossover,
+    rayleigh_biawgn_capacity,
+    rayleigh_bicm_capacity,
 )
 from .modulation import Modulation, check_demapping, check_modulation, get_modulation
 from .scrambling import descramble_hard, descramble_llr, scramble
@@ -118,6 +120,36 @@ class Modulated:
         """Complex noise variance ``N0 = Es / 10^(snr_db/10)``, ``Es = 1``."""
         return 10.0 ** (-self.snr_db / 10.0)  # type: ignore[attr-defined]
 
+    #: the channel's fading for the closed forms: "awgn" or "rayleigh" (receiver CSI)
+    fading: ClassVar[str] = "awgn"
+
+    @property
+    def sigma(self) -> float:
+        """Noise standard deviation per real dimension (``Es = 1``)."""
+        return noise_sigma(self.snr_db)  # type: ignore[attr-defined]
+
+    def capacity(self) -> float:
+        """Bits per transmitted (coded) bit, so ``bits x capacity()`` is a payload budget. BPSK
+        soft: the BI-AWGN capacity by numerical integration (0.7215 bit at Es/N0 = 0 dB; 0.486 bit
+        at Es/N0 = -3.01 dB, i.e. Es/sigma^2 = 1), over fading its ergodic average (receiver CSI);
+        hard view: ``1 - h(crossover)`` (over fading the memoryless bound a receiver that ignores
+        the block structure gets, a lower bound). QAM: the (ergodic) BICM capacity divided by m
+        (soft), or the mean over label bits of ``1 - h(p_j)`` (hard)."""
+        if self.modulation != "bpsk":
+            return self.capacity_per_use() / self.bits_per_use
+        if self.soft:  # type: ignore[attr-defined]
+            return (biawgn_capacity if self.fading == "awgn" else rayleigh_biawgn_capacity)(self.snr_db)
+        return 1.0 - binary_entropy(self.crossover_probability)  # type: ignore[attr-defined]
+
+    def capacity_per_use(self) -> float:
+        """Bits per complex channel use: ``m x capacity()`` (BICM for QAM)."""
+        if self.modulation == "bpsk":
+            return self.capacity()
+        if self.soft:  # type: ignore[attr-defined]
+            return (bicm_capacity if self.fading == "awgn" else rayleigh_bicm_capacity)(self.modulation, self.snr_db)
+        p = bit_error_probabilities(self.modulation, self.snr_db, self.fading)  # type: ignore[attr-defined]
+        return float(sum(1.0 - binary_entropy(q) for q in p))
+
     def _on_air(self, bits: np.ndarray) -> np.ndarray:
         """The bits the modulator sees: scrambled unless ``scramble`` is off."""
         return scramble(bits) if self.scramble else bits  # type: ignore[attr-defined]
@@ -187,11 +219,6 @@ class AWGN(Modulated, Channel):
         _set(self, "scramble", check_flag(self.scramble, "scramble", "awgn"))
 
     @property
-    def sigma(self) -> float:
-        """Noise standard deviation per real dimension (``Es = 1``)."""
-        return noise_sigma(self.snr_db)
-
-    @property
     def crossover_probability(self) -> float:
         """Error rate of the hard decisions: ``Q(sqrt(2 Es/N0))`` for BPSK,
         the mean over label bits of the exact Gray-QAM bit error rates
@@ -216,25 +243,3 @@ class AWGN(Modulated, Channel):
             return self._received(hard, None)
         y *= np.float32(2.0 / sigma**2)  # llr = 2 y sqrt(Es) / sigma^2
         return self._received(hard, y)
-
-    def capacity(self) -> float:
-        """Bits per transmitted (coded) bit, so ``bits x capacity()`` is a
-        payload budget. BPSK soft: BI-AWGN capacity by numerical integration
-        (0.7215 bit at Es/N0 = 0 dB; 0.486 bit at Es/N0 = -3.01 dB, i.e.
-        Es/sigma^2 = 1); hard view: ``1 - h(Q(sqrt(2 Es/N0)))``. QAM: the BICM
-        capacity divided by m (soft) or the mean over label bits of
-        ``1 - h(p_j)`` (hard)."""
-        if self.modulation != "bpsk":
-            return self.capacity_per_use() / self.bits_per_use
-        if self.soft:
-            return biawgn_capacity(self.snr_db)
-        return 1.0 - binary_entropy(self.crossover_probability)
-
-    def capacity_per_use(self) -> float:
-        """Bits per complex channel use: ``m x capacity()`` (BICM for QAM)."""
-        if self.modulation == "bpsk":
-            return self.capacity()
-        if self.soft:
-            return bicm_capacity(self.modulation, self.snr_db)
-        p = bit_error_probabilities(self.modulation, self.snr_db)
-        return float(sum(1.0 - binary_entropy(q) for q in p))

@@ -7,13 +7,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from .awgn import Modulated, bpsk, check_flag, check_snr_db, check_soft, complex_noise, noise_sigma
+from .awgn import Modulated, bpsk, check_flag, check_snr_db, check_soft, complex_noise
 from .base import Channel, Received, _set, check_int, register
 from .capacity import (
-    binary_entropy,
     bit_error_probabilities,
-    rayleigh_biawgn_capacity,
-    rayleigh_bicm_capacity,
     rayleigh_bpsk_hard_crossover,
 )
 from .modulation import check_demapping, check_modulation, get_modulation
@@ -54,6 +51,7 @@ class RayleighBlockFading(Modulated, Channel):
     """
 
     param: ClassVar[str] = "snr_db"
+    fading: ClassVar[str] = "rayleigh"
 
     snr_db: float = 0.0
     block_bits: int = 64
@@ -75,11 +73,6 @@ class RayleighBlockFading(Modulated, Channel):
                 f"block_bits must be a multiple of the {m} bits per symbol of {self.modulation} "
                 f"for fading, got {self.block_bits}"
             )
-
-    @property
-    def sigma(self) -> float:
-        """Noise standard deviation per real dimension (``Es = 1``)."""
-        return noise_sigma(self.snr_db)
 
     @property
     def block_symbols(self) -> int:
@@ -125,25 +118,3 @@ class RayleighBlockFading(Modulated, Channel):
         a *= np.float32(2.0 / sigma**2)
         a *= y  # llr = 2 a y sqrt(Es) / sigma^2
         return self._received(hard, a)
-
-    def capacity(self) -> float:
-        """Bits per transmitted (coded) bit. BPSK soft: ergodic average over
-        the fade of the BI-AWGN capacity (numerical integration; receiver CSI).
-        Hard view: ``1 - h(average crossover)``, the memoryless bound a
-        receiver that ignores the block structure gets (a lower bound). QAM:
-        the ergodic BICM capacity divided by m (soft), or the mean over label
-        bits of ``1 - h(p_j)`` with Rayleigh-averaged ``p_j`` (hard)."""
-        if self.modulation != "bpsk":
-            return self.capacity_per_use() / self.bits_per_use
-        if self.soft:
-            return rayleigh_biawgn_capacity(self.snr_db)
-        return 1.0 - binary_entropy(self.crossover_probability)
-
-    def capacity_per_use(self) -> float:
-        """Bits per complex channel use: ``m x capacity()``."""
-        if self.modulation == "bpsk":
-            return self.capacity()
-        if self.soft:
-            return rayleigh_bicm_capacity(self.modulation, self.snr_db)
-        p = bit_error_probabilities(self.modulation, self.snr_db, "rayleigh")
-        return float(sum(1.0 - binary_entropy(q) for q in p))
