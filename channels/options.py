@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import REGISTRY, Channel, get_channel
+from .base import REGISTRY, Channel, ParameterError, get_channel
 from .modulation import get_modulation
 
 __all__ = ["ChannelSpec", "channel_spec", "param_value", "parse_grid", "DEFAULT_BURST_LENGTH",
@@ -77,21 +77,21 @@ def channel_spec(kind: str, *, packet_bits: int | None = None, burst_length: flo
         if extra["packet_bits"] is None:
             raise ValueError("the packet-erasure channel needs packet_bits (or the model's bits per index)")
     elif packet_bits is not None:
-        raise ValueError("--packet-bits applies to the packet-erasure channel only")
+        raise ParameterError("{0} applies to the packet-erasure channel only", "packet_bits")
     if kind == "burst":
         extra["burst_length"] = burst_length if burst_length is not None else DEFAULT_BURST_LENGTH
     elif burst_length is not None:
-        raise ValueError("--burst-length applies to the burst channel only")
+        raise ParameterError("{0} applies to the burst channel only", "burst_length")
     if kind == "fading":
         if block_bits is None:  # the multiple of the bits per symbol nearest 64 (qam64: 66, 11 symbols)
             m = get_modulation(modulation or "bpsk").bits_per_symbol
             block_bits = m * max(1, round(DEFAULT_BLOCK_BITS / m))
         extra["block_bits"] = block_bits
     elif block_bits is not None:
-        raise ValueError("--block-bits applies to the fading channel only")
+        raise ParameterError("{0} applies to the fading channel only", "block_bits")
     if hard:
         if kind not in MODULATED:
-            raise ValueError("--hard applies to the awgn and fading channels only")
+            raise ParameterError("{0} applies to the awgn and fading channels only", "hard")
         extra["soft"] = False
     if kind in MODULATED:
         extra["modulation"] = modulation if modulation is not None else "bpsk"
@@ -101,22 +101,22 @@ def channel_spec(kind: str, *, packet_bits: int | None = None, burst_length: flo
             extra["scramble"] = False
         get_channel(kind, snr_db=0.0, **extra)  # checks the modulation against the other options now
     elif modulation is not None or demapping is not None:
-        raise ValueError(f"--{'modulation' if modulation is not None else 'demapping'} applies to the awgn "
-                         "and fading channels only")
+        raise ParameterError("{0} applies to the awgn and fading channels only",
+                             "modulation" if modulation is not None else "demapping")
     elif not scramble:
-        raise ValueError("--no-scramble applies to the awgn and fading channels only")
+        raise ParameterError("{0} applies to the awgn and fading channels only", "scramble")
     return ChannelSpec(kind, extra)
 
 
 def param_value(spec: ChannelSpec, p: Any = None, snr_db: Any = None) -> Any:
     """The one of ``p`` / ``snr_db`` that ``spec``'s kind takes; naming the other, or neither,
     is an error. Returns the value as given (a number, or a grid's text)."""
-    name, other_name = ("p", "snr-db") if spec.param == "p" else ("snr-db", "p")
+    name, other_name = ("p", "snr_db") if spec.param == "p" else ("snr_db", "p")
     value, other = (p, snr_db) if spec.param == "p" else (snr_db, p)
     if value is None:
-        raise ValueError(f"the {spec.kind} channel needs --{name}")
+        raise ParameterError(f"the {spec.kind} channel needs {{0}}", name)
     if other is not None:
-        raise ValueError(f"the {spec.kind} channel takes --{name}, not --{other_name}")
+        raise ParameterError(f"the {spec.kind} channel takes {{0}}, not {{1}}", name, other_name)
     return value
 
 
@@ -125,8 +125,8 @@ def param_value(spec: ChannelSpec, p: Any = None, snr_db: Any = None) -> Any:
 MAX_GRID_POINTS = 1000
 
 
-class GridTooLarge(ValueError):
-    """A grid of more than ``MAX_GRID_POINTS`` points."""
+class GridTooLarge(ParameterError):
+    """A grid of more than ``MAX_GRID_POINTS`` points (the message names ``min_trials``)."""
 
 
 def parse_grid(text: str, param: str = "p") -> list[float]:
@@ -138,8 +138,9 @@ def parse_grid(text: str, param: str = "p") -> list[float]:
             a, b, n = text.split(":")
             a, b, n = float(a), float(b), int(n)
             if n > MAX_GRID_POINTS:
-                raise GridTooLarge(f"{text!r}: {n} points is more than the limit of {MAX_GRID_POINTS} "
-                                   "(each point simulates every image at least --min-trials times)")
+                where = repr(text).replace("{", "{{").replace("}", "}}")
+                raise GridTooLarge(f"{where}: {n} points is more than the limit of {MAX_GRID_POINTS} "
+                                   "(each point simulates every image at least {0} times)", "min_trials")
             if param == "snr_db":
                 vals = [float(v) for v in np.linspace(a, b, n)] if n >= 1 else []
             elif a <= 0 or b <= 0 or n < 1:

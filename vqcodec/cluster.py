@@ -23,6 +23,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 
+from channels.base import ParameterError
 from vqcodec.memory import DEFAULT_MMAP, DEFAULT_TRIM, set_malloc_thresholds
 from vqcodec.simulate import SerialExecutor
 
@@ -50,7 +51,7 @@ class DaskExecutor:
             self.client = _connect(Client, scheduler, timeout)
         else:
             if workers < 1:
-                raise ClusterError(f"--workers must be >= 1, got {workers}")
+                raise ParameterError(f"{{0}} must be >= 1, got {workers}", "workers")
             env = {"OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
             self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                          dashboard_address=None, silence_logs=40,
@@ -185,6 +186,6 @@ def executor_for(workers: int | None, scheduler: str | None):
     if workers is None and scheduler is None:
         return SerialExecutor()
     if workers is not None and scheduler is not None:
-        raise ClusterError("--workers and --scheduler exclude each other")
+        raise ParameterError("{0} and {1} exclude each other", "workers", "scheduler")
     return DaskExecutor(workers=workers, scheduler=scheduler)
 

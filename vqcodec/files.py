@@ -9,9 +9,21 @@ import os
 import stat
 from pathlib import Path
 
+from channels.base import ParameterError
+
 
 class OutputError(ValueError):
     """An output path that cannot or may not be written (one-line message naming it)."""
+
+
+class OutputRefused(OutputError, ParameterError):
+    """An output refused until a parameter (``overwrite``) allows it: a ``ParameterError`` naming
+    it, ``OutputRefused(template, *names)``."""
+
+
+def template_text(text) -> str:
+    """``text`` (a path, a name) as it is inside a ``ParameterError`` template: braces doubled."""
+    return str(text).replace("{", "{{").replace("}", "}}")
 
 
 class InputError(ValueError):
@@ -70,7 +82,7 @@ def check_output(path, overwrite: bool = False) -> None:
         raise OutputError(f"{p}: is a directory")
     _refuse_special(p)
     if p.exists() and not overwrite:
-        raise OutputError(f"{p}: exists (use --overwrite to replace it)")
+        raise OutputRefused(f"{template_text(p)}: exists (use {{0}} to replace it)", "overwrite")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"{parent}: output directory does not exist")

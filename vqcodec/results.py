@@ -16,7 +16,9 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from channels.base import ParameterError
 from vqcodec import __version__
+from vqcodec.files import template_text
 
 SCHEMA = "vqcodec.results/1"
 REQUIRED = ("schema", "name", "model", "channel", "receiver", "points")
@@ -68,11 +70,15 @@ def dumps(results) -> str:
     return json.dumps(_clean(results), indent=1, sort_keys=False) + "\n"
 
 
+class ResultsExist(ParameterError, FileExistsError):
+    """A results file that exists, refused without ``overwrite``."""
+
+
 def write_results(path, results, *, overwrite: bool = True) -> Path:
     """Atomically write one results object or a list of them."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: exists (use --overwrite to replace it)")
+        raise ResultsExist(f"{template_text(path)}: exists (use {{0}} to replace it)", "overwrite")
     return atomic_write_text(path, dumps(results))
 
 

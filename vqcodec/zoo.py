@@ -69,14 +69,15 @@ def check_not_shipped(stem, overwrite: bool = False) -> None:
     or one of its files) into the shipped weights folder ``WEIGHTS`` unless ``overwrite`` says so
     (the CLI's ``--overwrite``, given with the file named). Every command that writes a checkpoint
     or side information calls it; its ``wip/`` subfolder holds no shipped model and is not checked.
-    Raises ``OutputError`` (a ValueError)."""
-    from vqcodec.files import OutputError
+    Raises ``OutputRefused`` (an ``OutputError``, a ValueError)."""
+    from vqcodec.files import OutputRefused, template_text
 
     if overwrite or stem is None:
         return
     if Path(stem).resolve().parent == Path(WEIGHTS).resolve():
-        raise OutputError(f"{stem}: is in the shipped weights folder ({WEIGHTS}); write to a folder of your own "
-                          "(name the shipped file and add --overwrite only to replace it on purpose)")
+        raise OutputRefused(f"{template_text(stem)}: is in the shipped weights folder ({template_text(WEIGHTS)}); "
+                            "write to a folder of your own (name the shipped file and add {0} only to replace it "
+                            "on purpose)", "overwrite")
 
 
 def checkpoint_stem(name: str | None = None, checkpoint=None) -> Path:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from channels.base import ParameterError
 from vqcodec.checkpoint import CheckpointError
 from vqcodec.context import context_path, save_context
 from vqcodec.images import default_training_folder, list_images, load_image
@@ -37,7 +38,7 @@ def training_folder(images=None) -> Path:
     """The training images: ``images``, else ../shared/datasets/bsds500 when present."""
     folder = images or default_training_folder()
     if folder is None:
-        raise ValueError("--images is required (../shared/datasets/bsds500 not found)")
+        raise ParameterError("{0} is required (../shared/datasets/bsds500 not found)", "images")
     return Path(folder)
 
 
@@ -77,8 +78,8 @@ def warm_start_config(init_cfg: ModelConfig, stages: int, stage_dropout: bool) -
     """The config of a model warm-started from one of ``init_cfg``: its architecture with its first
     ``stages`` residual stages (at most as many as it has)."""
     if not 1 <= stages <= init_cfg.stages:
-        raise ValueError(f"--stages {stages}: the initial checkpoint has {init_cfg.stages} stage(s); "
-                         f"a warm start keeps 1..{init_cfg.stages} of them")
+        raise ParameterError(f"{{0}} {stages}: the initial checkpoint has {init_cfg.stages} stage(s); "
+                             f"a warm start keeps 1..{init_cfg.stages} of them", "stages")
     return dataclasses.replace(init_cfg, stages=stages, stage_dropout=stage_dropout and stages > 1)
 
 
@@ -217,7 +218,7 @@ def decoder_train_config(steps: int, batch: int, crop: int, lr: float, seed: int
     """``train_decoder``'s schedule: 500 warm-up steps for a long run (or a timed one), a tenth of
     the steps for a short one."""
     if minutes is not None and not (minutes > 0 and np.isfinite(minutes)):
-        raise ValueError(f"--minutes must be a positive number, got {minutes}")
+        raise ParameterError(f"{{0}} must be a positive number, got {minutes}", "minutes")
     return TrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
                        precision=precision, warmup=500 if (steps >= 1000 or minutes is not None) else max(1, steps // 10))
 

@@ -19,6 +19,7 @@ import time
 import numpy as np
 import torch
 
+from channels.base import ParameterError
 from vqcodec.checkpoint import write_checkpoint_meta
 from vqcodec.entropy import (
     CROSS_OFFSETS,
@@ -97,12 +98,12 @@ def train_entropy_model(stem, images_folder, *, steps: int = 1500, rank: int = 6
     returns the record. ``overwrite``: allow a stem in the shipped weights folder
     (``zoo.check_not_shipped``), and replacing an existing context model (every entropy-coded file
     made with it becomes undecodable), which is refused without it."""
-    from vqcodec.files import check_output
+    from vqcodec.files import check_output, template_text
 
     check_not_shipped(stem, overwrite)
     if entropy_model_path(stem).exists() and not overwrite:
-        raise ValueError(f"{entropy_model_path(stem)}: exists; replacing it makes every entropy-coded .vqc file "
-                         "made with it undecodable (use --overwrite to replace it)")
+        raise ParameterError(f"{template_text(entropy_model_path(stem))}: exists; replacing it makes every "
+                             "entropy-coded .vqc file made with it undecodable (use {0} to replace it)", "overwrite")
     check_output(entropy_model_path(stem), overwrite=True)
     if steps < 1 or rank < 1 or batch < 1 or not lr > 0:
         raise ValueError("steps, rank and batch must be >= 1 and lr > 0")

@@ -21,11 +21,12 @@ import torch
 import torch.nn.functional as F
 
 import channels
+from channels.base import ParameterError
 from vqcodec.bits import bits_per_label, check_assignment, identity_assignment, indices_to_bits, stage_assignment
 from vqcodec.checkpoint import checkpoint_paths, write_checkpoint_meta
 from vqcodec.context import ContextConfig, ContextNet, config_dict, context_path, save_context
 from vqcodec.entropy import entropy_model_path
-from vqcodec.files import check_output
+from vqcodec.files import check_output, template_text
 from vqcodec.images import list_images, load_image, to_tensor
 from vqcodec.learn.codec import CropSampler
 from vqcodec.learn.loop import CALIBRATION_STEPS, Loop, Task, settings_of
@@ -220,15 +221,16 @@ def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainCo
     (``zoo.check_not_shipped``), or ``out`` to exist."""
     if out is not None:
         if checkpoint_paths(out)[1].resolve() == checkpoint_paths(stem)[1].resolve():
-            raise ValueError(f"{out}: is the model itself; leave out --out to train in place")
+            raise ParameterError(f"{template_text(out)}: is the model itself; leave out {{0}} to train in place",
+                                 "out")
         check_output(checkpoint_paths(out)[1], overwrite)
     check_not_shipped(stem if out is None else out, overwrite)
 
     model, doc = load_model(stem)
     S = model.cfg.stages
     if S > 1 and pc is not None:
-        raise ValueError(f"{stem}: a residual model ({S} stages): the second stage through the decoder is built for "
-                         "one-stage models only; train with --decoder-steps 0")
+        raise ParameterError(f"{template_text(stem)}: a residual model ({S} stages): the second stage through the "
+                             "decoder is built for one-stage models only; train with {0} 0", "decoder_steps")
     K = model.K
     assignment = (check_assignment(np.asarray(doc["assignment"]), K, S) if doc.get("assignment") is not None
                   else identity_assignment(K))

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import channels
+from channels.base import ParameterError
 from vqcodec.bits import indices_to_bits
 from vqcodec.checkpoint import checkpoint_paths
 from vqcodec.context import channel_loglik, context_path, label_signs
@@ -56,7 +57,7 @@ def finetune_decoder(codec, channel, receiver: str, images_folder, fc: FinetuneC
     ``overwrite``: allow ``out`` in the shipped weights folder (``zoo.check_not_shipped``)."""
     check_not_shipped(out, overwrite)
     if fc.crop % codec.model.f:
-        raise ValueError(f"--crop ({fc.crop}) must be a multiple of the model's stride {codec.model.f}")
+        raise ParameterError(f"{{0}} ({fc.crop}) must be a multiple of the model's stride {codec.model.f}", "crop")
     if codec.stem is not None and checkpoint_paths(out)[1].resolve() == checkpoint_paths(codec.stem)[1].resolve():
         raise ValueError(f"{out}: is the checkpoint being fine-tuned; write to another stem")
     images, paths = load_training_images(images_folder)
