@@ -168,10 +168,10 @@ def main() -> None:
     """Send images over noisy digital links with a learned vector-quantised codec."""
     import warnings
 
-    from vqcodec.api import ImageNote
+    from vqcodec.api import DeprecatedSpelling, ImageNote
 
     def show(message, category, *args, **kwargs):
-        if issubclass(category, ImageNote):  # the library says; the CLI prints one line
+        if issubclass(category, (ImageNote, DeprecatedSpelling)):  # the library says; the CLI prints one line
             click.echo(f"Note: {message}", err=True)
         else:
             warnings._showwarning_orig(message, category, *args, **kwargs)
@@ -554,9 +554,9 @@ def simulate(kind, packet_bits, burst_length, block_bits, hard, modulation, dema
 @click.option("--baselines", default=None,
               help="Also send classical codecs + CRC + channel code: any of jpeg, webp, heic, avif, jpeg2000, jpegxl "
                    "(comma-separated).")
-@click.option("--rates", default="uncoded,3/4,2/3,1/2,1/3,1/4", show_default=True,
-              help="Code rates the baselines may use: uncoded, convolutional 3/4 2/3 1/2 1/3 1/4, "
-                   "5G LDPC ldpc-A/B (e.g. ldpc-1/2).")
+@click.option("--rates", default="none,cc-3/4,cc-2/3,cc-1/2,cc-1/3,cc-1/4", show_default=True,
+              help="Channel codes the baselines may use, named as --code names them: none, the convolutional "
+                   "codes cc-3/4 cc-2/3 cc-1/2 cc-1/3 cc-1/4, 5G LDPC ldpc-A/B (e.g. ldpc-1/2).")
 @click.option("--budget-bpp", type=float, default=None,
               help="Channel bits per pixel of the baselines [default: the VQ model's bpp].")
 @click.option("--cbr", type=_RATIO, default=None,

@@ -1,4 +1,6 @@
 """The Python API (vqcodec.api) and the channel options it shares with the command line."""
+import re
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,11 @@ def test_channel_by_name_parameter_and_options():
     assert vq.channel("fading", 3.0).block_bits == 64
 
 
+def flags(exc) -> str:
+    """A library error as the command line spells it (parameters as flags)."""
+    return exc.spelled(lambda name: "--" + name.replace("_", "-")) if isinstance(exc, vq.ParameterError) else str(exc)
+
+
 @pytest.mark.parametrize("kind, options, message", [
     ("nope", {}, "unknown channel 'nope'"),
     ("bsc", {"packet_bits": 8}, "--packet-bits applies to the packet-erasure channel only"),
@@ -23,17 +30,20 @@ def test_channel_by_name_parameter_and_options():
     ("erasure", {"hard": True}, "--hard applies to the awgn and fading channels only"),
 ])
 def test_channel_options_that_do_not_fit_are_refused(kind, options, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError) as err:
         channel_spec(kind, index_bits=8, **options)
+    assert message in flags(err.value) and "--" not in str(err.value)  # the library names parameters
 
 
 def test_parameter_names_and_grids():
     spec = channel_spec("awgn")
     assert param_value(spec, snr_db="1,2") == "1,2"
-    with pytest.raises(ValueError, match="takes --snr-db, not --p"):
+    with pytest.raises(ValueError, match="takes snr_db, not p") as err:
         param_value(spec, p=0.1, snr_db=1.0)
-    with pytest.raises(ValueError, match="needs --p"):
+    assert flags(err.value) == "the awgn channel takes --snr-db, not --p"
+    with pytest.raises(ValueError, match="needs p") as err:
         param_value(channel_spec("bsc"))
+    assert flags(err.value) == "the bsc channel needs --p"
     assert parse_grid("1e-3:1e-1:3") == pytest.approx([1e-3, 1e-2, 1e-1])
     assert parse_grid("0:8:5", "snr_db") == [0.0, 2.0, 4.0, 6.0, 8.0]  # linear for SNRs
     for bad in ("", "a,b", "0:1:3", "1:2"):
@@ -52,9 +62,10 @@ def test_experiment_checks_everything_before_any_work():
                             ({"baselines": "gif"}, "unknown baseline 'gif'"),
                             ({"baselines": "jpeg", "rates": "5/6"}, "unknown code rate '5/6'"),
                             ({"baselines": "jpeg", "budget_bpp": 0.0}, "--budget-bpp must be in"),
-                            ({"workers": 2, "scheduler": "tcp://h:1"}, "exclude each other")]:
-        with pytest.raises(ValueError, match=message):
+                            ({"workers": 2, "scheduler": "tcp://h:1"}, "--workers and --scheduler exclude each other")]:
+        with pytest.raises(ValueError) as err:
             vq.experiment(codec, "bsc", [0.01], **kwargs)
+        assert message in flags(err.value) and "--" not in str(err.value)
     with pytest.raises(ValueError, match="p must be"):
         vq.experiment(codec, "bsc", [0.01, 0.7])
 
@@ -95,12 +106,14 @@ def test_modulation_options_and_the_baseline_budget_as_cbr():
     assert exp.spec.describe() == {"kind": "awgn", "param": "snr_db", "modulation": "qpsk"}
     assert [c.modulation for c in exp.channels] == ["qpsk", "qpsk"] and exp.budget == pytest.approx(0.5)
     for kwargs, message in [({"modulation": "qam32"}, "modulation must be one of"),
-                            ({"cbr": 0.1, "budget_bpp": 0.5}, "not both"),
+                            ({"cbr": 0.1, "budget_bpp": 0.5}, "as --budget-bpp or as --cbr, not both"),
                             ({"cbr": 2.0}, "--cbr must be in")]:
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(ValueError) as err:
             vq.experiment(codec, "awgn", [1.0], **kwargs)
-    with pytest.raises(ValueError, match="--modulation applies to the awgn and fading channels only"):
+        assert message in flags(err.value) and "--" not in str(err.value)
+    with pytest.raises(ValueError) as err:
         vq.experiment(codec, "bsc", [0.1], modulation="qpsk")
+    assert flags(err.value) == "--modulation applies to the awgn and fading channels only"
     with pytest.raises(ValueError, match="has none"):
         vq.experiment(codec, "bsc", [0.1], cbr=0.1)
 
@@ -145,8 +158,9 @@ def test_a_resume_must_match_what_defines_a_point():
 
 def test_a_stream_larger_than_the_cbr_budget_is_refused():
     codec = vq.load()  # f4-k256, 0.5 bpp: uncoded BPSK is cbr 1/6, QPSK 1/12
-    with pytest.raises(ValueError, match=r"needs cbr 0\.1667, more than --cbr 0\.08333.*qpsk none, qam16 ldpc-1/2"):
+    with pytest.raises(ValueError) as err:
         vq.experiment(codec, "awgn", [1.0], modulation="bpsk", baselines="jpeg", cbr=1 / 12)
+    assert re.search(r"needs cbr 0\.1667, more than --cbr 0\.08333.*qpsk none, qam16 ldpc-1/2", flags(err.value))
     with pytest.raises(ValueError, match="needs cbr 0.1667"):
         vq.experiment(codec, "awgn", [1.0], modulation="qam16", code="ldpc-1/4", cbr=1 / 12)
     vq.experiment(codec, "awgn", [1.0], modulation="qam16", code="ldpc-1/2", cbr=1 / 12)  # fills it exactly
@@ -192,3 +206,22 @@ def test_best_sweep_fills_the_budget_with_every_stage_of_a_residual_model():
     from vqcodec.zoo import available
 
     assert "f8-s2-k256" in available()
+
+
+def test_old_code_spellings_give_the_same_plan_and_warn_once():
+    import warnings
+
+    codec = vq.load()
+    kw = dict(modulation="qpsk", baselines="jpeg", receivers=["naive"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        new = vq.experiment(codec, "awgn", [1.0], code="cc-1/2", rates="none,cc-1/2,ldpc-1/2", **kw)
+        assert caught == []
+        old = vq.experiment(codec, "awgn", [1.0], code="1/2", rates="uncoded,1/2,ldpc-1/2", **kw)
+    assert [w.category for w in caught] == [vq.DeprecatedSpelling] * 3  # one per old name
+    assert old.rates == new.rates == ["none", "cc-1/2", "ldpc-1/2"]
+    assert old.spec == new.spec and old.spec.extra["code"] == "cc-1/2"
+    assert [c.code for c in old.channels] == [c.code for c in new.channels] == ["cc-1/2"]
+    with pytest.raises(ValueError, match="unknown code rate 'cc1/2'") as err:
+        vq.experiment(codec, "awgn", [1.0], code="cc1/2", **kw)
+    assert "\n" not in str(err.value)

@@ -2,6 +2,7 @@
 separation bound."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from vqcodec import baselines as bl
 from vqcodec import fec
 from vqcodec.baselines import separation
 from vqcodec.baselines.file_codecs import _DecodeWorker
+from vqcodec.links import DeprecatedSpelling
 from vqcodec.metrics import psnr
 from vqcodec.results import validate
 
@@ -56,14 +58,20 @@ def test_max_payload_is_exact(rate, crc):
 
 
 def test_rate_codes():
-    assert bl.get_rate_code("1").name == "uncoded" and bl.get_rate_code("uncoded").rate == 1.0
-    assert bl.get_rate_code("1/2") is fec.get_code("1/2")
+    assert bl.get_rate_code("none").name == "uncoded" and bl.get_rate_code("none").rate == 1.0
+    assert bl.get_rate_code("cc-1/2") is fec.get_code("1/2")
+    with pytest.warns(DeprecatedSpelling):  # the old spellings still work
+        assert bl.get_rate_code("1").name == "uncoded" and bl.get_rate_code("uncoded").rate == 1.0
+    with pytest.warns(DeprecatedSpelling):
+        assert bl.get_rate_code("1/2") is fec.get_code("1/2")
     bits = np.random.default_rng(0).integers(0, 2, 100).astype(np.uint8)
-    u = bl.get_rate_code("uncoded")
+    u = bl.get_rate_code("none")
     assert np.array_equal(u.decode(u.encode(bits).astype(np.int8)), bits)
     assert np.array_equal(u.decode(np.where(bits == 1, -3.0, 3.0).astype(np.float32)), bits)
-    with pytest.raises(ValueError):
-        bl.get_rate_code("5/6")
+    for bad in ("5/6", "cc-5/6", "turbo", "ldpc-1/2+none"):
+        with pytest.raises(ValueError) as err:
+            bl.get_rate_code(bad)
+        assert "\n" not in str(err.value) and bad in str(err.value)
     with pytest.raises(ValueError):
         bl.encode_file(synth(8, 8, 0), "jpeg", 96)
 
@@ -83,7 +91,7 @@ def test_choose_quality_is_highest_that_fits(images):
     img = images[0]
     for codec in CODECS:
         spec = bl.CODECS[codec]
-        max_bytes = bl.max_file_bytes(img, "1/2", 3.0)
+        max_bytes = bl.max_file_bytes(img, "cc-1/2", 3.0)
         q = bl.choose_quality(img, codec, max_bytes)
         assert q is not None and img.file_bytes(codec, q) <= max_bytes
         if q < spec.q_max:
@@ -110,7 +118,7 @@ def test_clean_channel_every_rate_decodes(images):
 
 def test_half_flip_probability_always_falls_back(images):
     for codec in CODECS:
-        for rate in ("uncoded", "1/2"):
+        for rate in ("none", "cc-1/2"):
             pt = bl.run_baseline_point(images, codec, rate, bsc(0.5), budget_bpp=BUDGET, seed=2, trials=2)
             assert pt["failure_rate"] == 1.0
             grey = np.mean([psnr(i.image, bl.fallback_image(H, W)) for i in images])
@@ -120,8 +128,8 @@ def test_half_flip_probability_always_falls_back(images):
 
 def test_point_is_reproducible_and_counts(images):
     ch = bsc(0.02)
-    a = bl.run_baseline_point(images, "jpeg", "2/3", ch, budget_bpp=BUDGET, seed=5, trials=3)
-    b = bl.run_baseline_point(images, "jpeg", "2/3", ch, budget_bpp=BUDGET, seed=5, trials=3)
+    a = bl.run_baseline_point(images, "jpeg", "cc-2/3", ch, budget_bpp=BUDGET, seed=5, trials=3)
+    b = bl.run_baseline_point(images, "jpeg", "cc-2/3", ch, budget_bpp=BUDGET, seed=5, trials=3)
     assert a["psnr"] == b["psnr"] and a["bit_errors"] == b["bit_errors"]
     assert a["bits"] == 3 * sum(r["coded_bits"] for r in a["per_image"])
     assert a["trials"] == 3 and a["stop"] == "fixed-trials"
@@ -132,7 +140,7 @@ def test_point_is_reproducible_and_counts(images):
 
 def test_no_fit_gets_the_fallback():
     img = bl.as_baseline_images([("tiny", synth(16, 16, 3))])
-    pt = bl.run_baseline_point(img, "jpeg", "1/4", bsc(0.0), budget_bpp=0.5, seed=0, trials=2)
+    pt = bl.run_baseline_point(img, "jpeg", "cc-1/4", bsc(0.0), budget_bpp=0.5, seed=0, trials=2)
     # issue 31: never sent, so not a channel failure; counted apart
     assert pt["no_fit"] == 1 and pt["no_fit_rate"] == 1.0 and pt["failure_rate"] == 0.0 and pt["bits"] == 0
     assert pt["per_image"][0]["failures"] == 0
@@ -141,14 +149,14 @@ def test_no_fit_gets_the_fallback():
 
 
 def test_without_crc(images):
-    clean = bl.run_baseline_point(images, "jpeg", "uncoded", bsc(0.0), budget_bpp=BUDGET, seed=0, trials=1,
+    clean = bl.run_baseline_point(images, "jpeg", "none", bsc(0.0), budget_bpp=BUDGET, seed=0, trials=1,
                                   crc=False)
     assert clean["failure_rate"] == 0.0
     assert clean["psnr"]["mean"] == pytest.approx(clean["psnr_clean"])
     # no CRC: its 32 bits go to the source
     for rec in clean["per_image"]:
         assert rec["coded_bits"] == 8 * rec["file_bytes"] <= rec["budget_bits"]
-    noisy = bl.run_baseline_point(images, "jpeg", "uncoded", bsc(1e-3), budget_bpp=BUDGET, seed=0, trials=4,
+    noisy = bl.run_baseline_point(images, "jpeg", "none", bsc(1e-3), budget_bpp=BUDGET, seed=0, trials=4,
                                   crc=False)
     assert math.isfinite(noisy["psnr"]["mean"])
     assert noisy["failure_rate"] < 1.0  # some corrupted JPEGs still decode
@@ -268,7 +276,7 @@ def test_no_crc_decodes_corrupted_files_of_the_new_codecs_in_a_worker(images, mo
     monkeypatch.setattr(separation, "decode_file", decode_here)
     monkeypatch.setattr(separation, "_plan", plan)
     img = images[0]
-    pt = bl.run_baseline_point([img], "jpeg2000", "uncoded", bsc(1e-3), budget_bpp=BUDGET, seed=0, trials=2,
+    pt = bl.run_baseline_point([img], "jpeg2000", "none", bsc(1e-3), budget_bpp=BUDGET, seed=0, trials=2,
                                crc=False)
     assert made == [bl.WORKER_DECODE_TIMEOUT] and math.isfinite(pt["psnr"]["mean"])
     clean = bytes(plans[0]["data"])
@@ -278,7 +286,7 @@ def test_no_crc_decodes_corrupted_files_of_the_new_codecs_in_a_worker(images, mo
     assert pt["failure_rate"] == 0 and len(sent) == 2
     assert pt["psnr"]["mean"] == pytest.approx(np.mean([psnr(img.image, out) for _, _, out in sent]))
     inproc.clear()
-    bl.run_baseline_point([img], "jpeg", "uncoded", bsc(1e-3), budget_bpp=BUDGET, seed=0, trials=1, crc=False)
+    bl.run_baseline_point([img], "jpeg", "none", bsc(1e-3), budget_bpp=BUDGET, seed=0, trials=1, crc=False)
     assert made == [bl.WORKER_DECODE_TIMEOUT] and len(sent) == 2  # JPEG decodes in-process
     assert any(c == "jpeg" and d != bytes(plans[-1]["data"]) for d, c in inproc)
 
@@ -300,9 +308,9 @@ def test_decode_worker_time_limit(images):
         assert worker._proc is None
     finally:
         worker.close()
-    pt = bl.run_baseline_point(images[:1], "jpeg", "uncoded", bsc(2e-3), budget_bpp=BUDGET, seed=0, trials=2,
+    pt = bl.run_baseline_point(images[:1], "jpeg", "none", bsc(2e-3), budget_bpp=BUDGET, seed=0, trials=2,
                                crc=False, decode_timeout=60.0)
-    ref = bl.run_baseline_point(images[:1], "jpeg", "uncoded", bsc(2e-3), budget_bpp=BUDGET, seed=0, trials=2,
+    ref = bl.run_baseline_point(images[:1], "jpeg", "none", bsc(2e-3), budget_bpp=BUDGET, seed=0, trials=2,
                                 crc=False)
     assert pt["psnr"] == ref["psnr"]
 
@@ -336,8 +344,7 @@ def test_oracle_never_overruns_the_budget(sweep, images):
         if not res["model"]["name"].endswith("best digital"):
             continue
         for pt in res["points"]:
-            code = bl.get_rate_code(pt["rate"])
-            assert pt["rate"] in bl.RATES
+            code = {bl.results_rate(r): bl.get_rate_code(r) for r in bl.RATES}[pt["rate"]]  # one of the sweep's
             for rec in pt["per_image"]:
                 if rec["quality"] is None:
                     continue
@@ -373,11 +380,11 @@ def test_oracle_ties_and_errors():
     def pt(m, param=0.1):
         return {"param": param, "psnr": {"mean": m, "ci95": 0.0}}
 
-    best = bl.oracle_best({"1/4": pt(20.0), "1/2": pt(20.0), "1/3": pt(19.0)})
+    best = bl.oracle_best({"cc-1/4": pt(20.0), "cc-1/2": pt(20.0), "cc-1/3": pt(19.0)})
     assert best["rate"] == "1/2"
-    assert bl.oracle_best({"uncoded": pt(10.0), "3/4": pt(11.0)})["rate"] == "3/4"
+    assert bl.oracle_best({"none": pt(10.0), "cc-3/4": pt(11.0)})["rate"] == "3/4"
     with pytest.raises(ValueError):
-        bl.oracle_best({"1/2": pt(1.0, 0.1), "1/4": pt(1.0, 0.2)})
+        bl.oracle_best({"cc-1/2": pt(1.0, 0.1), "cc-1/4": pt(1.0, 0.2)})
     with pytest.raises(ValueError):
         bl.oracle_best({})
 
@@ -409,24 +416,47 @@ def test_sweep_skips_bound_without_capacity(images, monkeypatch):
 
     monkeypatch.setattr(channels.BinarySymmetric, "capacity", no_capacity)
     calls = []
-    res = bl.baseline_sweep(images[:1], codecs=("jpeg",), rates=("1/2",), grid=(0.01,), budget_bpp=2.0,
+    res = bl.baseline_sweep(images[:1], codecs=("jpeg",), rates=("cc-1/2",), grid=(0.01,), budget_bpp=2.0,
                             trials=1, progress=lambda d, t, m: calls.append((d, t)))
     assert [r["model"]["name"] for r in res] == ["jpeg+r1/2", "jpeg best digital"]
     assert calls == [(1, 1)]
 
 
+def test_old_rate_spellings_give_the_same_curves_and_warn_once(images):
+    """``uncoded`` and a bare ``1/2`` still work: the same sweep as ``none`` and ``cc-1/2`` (results
+    files name them as before), one DeprecatedSpelling per old name, and none for the new names."""
+    kw = dict(codecs=("jpeg",), grid=(0.01,), budget_bpp=2.0, trials=1, bound=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        new = bl.baseline_sweep(images[:1], rates=("none", "cc-1/2"), **kw)
+        assert caught == []
+        old = bl.baseline_sweep(images[:1], rates=("uncoded", "1/2"), **kw)
+    assert [str(w.message) for w in caught] == ["code 'uncoded' is an old spelling: write none",
+                                                "code '1/2' is an old spelling: write cc-1/2"]
+    assert all(w.category is DeprecatedSpelling for w in caught)
+
+    def strip(results):
+        return [{k: v for k, v in r.items() if k not in ("created", "versions")} for r in results]
+
+    assert strip(old) == strip(new)
+    assert [r["model"]["name"] for r in new] == ["jpeg+uncoded", "jpeg+r1/2", "jpeg best digital"]
+    assert bl.check_options("jpeg", "none,cc-1/2")[1] == ["none", "cc-1/2"]
+    with pytest.warns(DeprecatedSpelling):
+        assert bl.check_options("jpeg", "uncoded,1/2")[1] == ["none", "cc-1/2"]
+
+
 def test_received_image_is_the_point_s_first_trial(images):
     img = images[0]
-    clean = bl.decode_file(img.file("jpeg", bl.choose_quality(img, "jpeg", bl.max_file_bytes(img, "1/2", BUDGET))),
+    clean = bl.decode_file(img.file("jpeg", bl.choose_quality(img, "jpeg", bl.max_file_bytes(img, "cc-1/2", BUDGET))),
                            "jpeg", H, W)
-    out, p = bl.received_image(img, "jpeg", "1/2", bsc(0.0), budget_bpp=BUDGET, param=0.0)
+    out, p = bl.received_image(img, "jpeg", "cc-1/2", bsc(0.0), budget_bpp=BUDGET, param=0.0)
     assert np.array_equal(out, clean) and p == pytest.approx(psnr(img.image, clean))
-    out, p = bl.received_image(img, "jpeg", "1/2", bsc(0.4), budget_bpp=BUDGET, param=0.4)
+    out, p = bl.received_image(img, "jpeg", "cc-1/2", bsc(0.4), budget_bpp=BUDGET, param=0.4)
     assert np.array_equal(out, bl.fallback_image(H, W))  # the CRC fails: grey
     # the same realisation as trial 0 of run_baseline_point
-    pt = bl.run_baseline_point([img], "jpeg", "uncoded", bsc(3e-4), budget_bpp=BUDGET, seed=5, param=3e-4, trials=1,
+    pt = bl.run_baseline_point([img], "jpeg", "none", bsc(3e-4), budget_bpp=BUDGET, seed=5, param=3e-4, trials=1,
                                crc=False)
-    _, p = bl.received_image(img, "jpeg", "uncoded", bsc(3e-4), budget_bpp=BUDGET, seed=5, param=3e-4, crc=False)
+    _, p = bl.received_image(img, "jpeg", "none", bsc(3e-4), budget_bpp=BUDGET, seed=5, param=3e-4, crc=False)
     assert p == pytest.approx(pt["psnr"]["mean"])
 
 

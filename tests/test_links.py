@@ -21,6 +21,36 @@ def test_code_names():
             code_rate(bad)
 
 
+def test_one_code_name_syntax():
+    """none, cc-R and ldpc-A/B everywhere; the old spellings (uncoded, a bare 1/2) read as the same
+    code with one DeprecatedSpelling each; anything else is a one-line error."""
+    import warnings
+
+    from vqcodec.links import DeprecatedSpelling, parse_code
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert [parse_code(c) for c in (None, "none", "cc-1/2", "LDPC-2/3", "ldpc-1/3+none")] == [
+            "none", "none", "cc-1/2", "ldpc-2/3", "ldpc-1/3+none"]
+    assert caught == []
+    for old, new in (("uncoded", "none"), ("1", "none"), ("1/2", "cc-1/2"), ("3/4", "cc-3/4"),
+                     ("uncoded+ldpc-1/2", "none+ldpc-1/2")):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert parse_code(old) == new
+        assert [w.category for w in caught] == [DeprecatedSpelling] and "old spelling" in str(caught[0].message)
+    for bad, needle in (("5/6", "unknown code rate '5/6'"), ("turbo", "unknown code rate"),
+                        ("cc-5/6", "unknown convolutional code 'cc-5/6'"), ("ldpc-1/40", "outside")):
+        with pytest.raises(ValueError, match=needle) as err:
+            parse_code(bad)
+        assert "\n" not in str(err.value)
+    ch = channels.get_channel("awgn", snr_db=3.0, modulation="qpsk")
+    with pytest.warns(DeprecatedSpelling):
+        link = CodedLink(ch, "1/2")
+    assert link.code == "cc-1/2" and link.coded_bits(999) == CodedLink(ch, "cc-1/2").coded_bits(999)
+    assert code_rate("cc-1/2") == Fraction(1, 2)
+
+
 @pytest.mark.parametrize("modulation,m", [("bpsk", 1), ("qpsk", 2), ("qam16", 4), ("qam64", 6)])
 def test_coded_bits_fill_whole_symbols(modulation, m):
     link = CodedLink(channels.get_channel("awgn", snr_db=5.0, modulation=modulation), "ldpc-1/3")
@@ -86,13 +116,13 @@ def test_baselines_take_ldpc_rates():
 
     from vqcodec.baselines import check_options, rate_label, run_baseline_point
 
-    assert check_options("jpeg", "1/2,ldpc-1/2") == (["jpeg"], ["1/2", "ldpc-1/2"])
+    assert check_options("jpeg", "cc-1/2,ldpc-1/2") == (["jpeg"], ["cc-1/2", "ldpc-1/2"])
     with pytest.raises(ValueError, match="outside"):
         check_options("jpeg", "ldpc-1/50")
     assert rate_label("ldpc-1/2") == "LDPC r=1/2"
     img = data.astronaut()[:96, :128]
     ch = channels.get_channel("awgn", snr_db=1.0, modulation="qpsk")
-    cc = run_baseline_point([img], "jpeg", "1/2", ch, budget_bpp=2.0, trials=2)
+    cc = run_baseline_point([img], "jpeg", "cc-1/2", ch, budget_bpp=2.0, trials=2)
     ldpc = run_baseline_point([img], "jpeg", "ldpc-1/2", ch, budget_bpp=2.0, trials=2)
     assert ldpc["rate"] == "ldpc-1/2" and ldpc["channel_bpp"] <= 2.0
     # at Es/N0 1 dB a rate-1/2 LDPC code works where the K=7 convolutional code fails
@@ -126,9 +156,18 @@ def test_cli_code_option(tiny_checkpoint, image_dir, tmp_path):
     assert pt["channel_bpp"] == pytest.approx(2 * pt["source_bpp"], rel=0.05)
     r = CliRunner().invoke(main, base + ["--code", "cc-1/2", "--json", str(out), "--overwrite"])
     assert r.exit_code == 0, r.output
-    pt = json.loads(out.read_text())["points"][0]
+    new = json.loads(out.read_text())
+    pt = new["points"][0]
     assert pt["channel_bpp"] == pytest.approx(2 * pt["source_bpp"], rel=0.1)  # rate 1/2 plus a 6-step tail
-    for bad, needle in (("turbo", "unknown code"), ("ldpc-1/40", "outside"), ("cc-5/6", "unknown convolutional")):
+    # the old spelling of the same code: the same run, and one note
+    r = CliRunner().invoke(main, base + ["--code", "1/2", "--json", str(out), "--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert [line for line in r.output.splitlines() if line.startswith("Note: ")] == [
+        "Note: code '1/2' is an old spelling: write cc-1/2"]
+    old = json.loads(out.read_text())
+    assert old["channel"]["code"] == "cc-1/2" and old["points"] == new["points"]
+    for bad, needle in (("turbo", "unknown code"), ("ldpc-1/40", "outside"), ("cc-5/6", "unknown convolutional"),
+                        ("5/6", "unknown code rate '5/6'")):
         r = CliRunner().invoke(main, base + ["--code", bad])
         assert r.exit_code != 0 and "Traceback" not in r.output
         assert needle in r.output.strip().splitlines()[-1]

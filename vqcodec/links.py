@@ -24,6 +24,7 @@ where the code cannot know q (the baselines' interface) it uses q = 0.02, magnit
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -31,28 +32,85 @@ from functools import lru_cache
 import numpy as np
 
 from channels import Channel, Received
-from channels.base import LLR_CLIP
+from channels.base import LLR_CLIP, ParameterError
 from channels.modulation import MODULATIONS, get_modulation
 from vqcodec.fec import CODES as CONV_CODES
+from vqcodec.files import template_text
 from vqcodec.ldpc import LDPC5GTransportBlock
 
 CODES = ("none", "ldpc-1/3", "ldpc-1/2", "ldpc-2/3", "ldpc-3/4", "ldpc-5/6", "ldpc-8/9")
 RATE_RANGE = (0.1, 0.95)
 
 
+class DeprecatedSpelling(UserWarning):
+    """An old spelling of a code name, still read as its one name: ``uncoded`` (also ``1``,
+    ``1/1``) is ``none``, a bare convolutional rate ``1/2`` is ``cc-1/2``. The CLI prints it as
+    one "Note:" line."""
+
+
+_OLD_NONE = ("uncoded", "1", "1/1")
+
+
+def parse_code(code: str | None) -> str:
+    """The one name of a code, the one parser of code names (the index payload's ``code`` and
+    the baselines' ``rates``): ``none`` (also None), ``cc-R`` (a convolutional code,
+    ``vqcodec.fec.CODES``: cc-1/2, cc-2/3, cc-3/4, cc-1/3, cc-1/4) or ``ldpc-A/B`` (5G LDPC, A/B
+    in ``RATE_RANGE``), any case; ``A+B+...`` is unequal protection (each part a code, see
+    :func:`code_rate`). An old spelling (``uncoded``, a bare ``1/2``) gives its one name and a
+    :class:`DeprecatedSpelling` warning; anything else is a one-line ValueError.
+
+    >>> parse_code("LDPC-1/2"), parse_code(None), parse_code("ldpc-2/5+none")
+    ('ldpc-1/2', 'none', 'ldpc-2/5+none')
+    """
+    text = "none" if code is None else str(code).strip()
+    if "+" not in text:
+        return _parse_one(text)
+    parts = [p.strip() for p in text.split("+")]
+    if not all(parts):
+        raise ValueError(f"bad code {code!r}: an empty part (use e.g. ldpc-2/5+ldpc-2/3)")
+    parts = [_parse_one(p) for p in parts]
+    if all(p == "none" for p in parts):
+        raise ValueError(f"code {code!r} protects nothing: use none")
+    return "+".join(parts)
+
+
+def _parse_one(text: str) -> str:
+    name = text.lower()
+    new = "none" if name in _OLD_NONE else f"cc-{name}" if name in CONV_CODES else None
+    if new is not None:
+        warnings.warn(f"code {text!r} is an old spelling: write {new}", DeprecatedSpelling, stacklevel=3)
+        name = new
+    if name == "none":
+        return name
+    if name.startswith("cc-"):
+        if name[3:] not in CONV_CODES:
+            raise ValueError(f"unknown convolutional code {text!r} (use {', '.join('cc-' + r for r in CONV_CODES)})")
+        return name
+    try:
+        r = Fraction(name[5:]) if name.startswith("ldpc-") else None
+    except (ValueError, ZeroDivisionError):
+        r = None
+    if r is None:
+        raise ValueError(f"unknown code rate {text!r} (use none, cc-R with R one of {', '.join(CONV_CODES)}, "
+                         f"or ldpc-A/B, e.g. {', '.join(CODES[1:])})")
+    if not RATE_RANGE[0] <= r <= RATE_RANGE[1]:
+        raise ValueError(f"code rate {r} of {text!r} is outside [{RATE_RANGE[0]}, {RATE_RANGE[1]}]")
+    return name
+
+
+def single_code(code: str | None) -> str:
+    """:func:`parse_code` of one code (no unequal protection, which is the index stream's only)."""
+    name = parse_code(code)
+    if "+" in name:
+        raise ParameterError(f"{template_text(code)}: unequal protection (A+B) is for the index stream ({{0}}) only",
+                             "code")
+    return name
+
+
 def code_segments(code: str | None) -> list[str]:
     """The codes of an unequal-protection name ``A+B+...`` (one per equal part of the payload,
-    in payload order), or ``[code]``; each checked by :func:`code_rate`."""
-    parts = ["none" if code is None else str(code)]
-    if "+" in parts[0]:
-        parts = [p.strip() for p in parts[0].split("+")]
-        if not all(parts):
-            raise ValueError(f"bad code {code!r}: an empty part (use e.g. ldpc-2/5+ldpc-2/3)")
-        if all(p == "none" for p in parts):
-            raise ValueError(f"code {code!r} protects nothing: use none")
-        for p in parts:
-            _single_rate(p)
-    return parts
+    in payload order), or ``[code]``; by their one names (:func:`parse_code`)."""
+    return parse_code(code).split("+")
 
 
 def code_rate(code: str | None) -> Fraction | None:
@@ -67,24 +125,9 @@ def code_rate(code: str | None) -> Fraction | None:
     return len(parts) / sum(1 / (_single_rate(p) or Fraction(1)) for p in parts)
 
 
-def _single_rate(code: str) -> Fraction | None:
-    if code in (None, "none"):
-        return None
-    text = str(code)
-    if text.startswith("cc-"):
-        if text[3:] not in CONV_CODES:
-            raise ValueError(f"unknown convolutional code {code!r} (use {', '.join('cc-' + r for r in CONV_CODES)})")
-        return Fraction(text[3:])
-    if not text.startswith("ldpc-"):
-        raise ValueError(f"unknown code {code!r} (use none, ldpc-A/B, e.g. {', '.join(CODES[1:])}, or cc-A/B, "
-                         f"e.g. cc-1/2)")
-    try:
-        r = Fraction(text[5:])
-    except (ValueError, ZeroDivisionError):
-        raise ValueError(f"unknown code {code!r} (use none or ldpc-A/B, e.g. ldpc-1/2)") from None
-    if not RATE_RANGE[0] <= r <= RATE_RANGE[1]:
-        raise ValueError(f"code rate {r} of {code!r} is outside [{RATE_RANGE[0]}, {RATE_RANGE[1]}]")
-    return r
+def _single_rate(name: str) -> Fraction | None:
+    """The rate of one code's one name (None for ``none``)."""
+    return None if name == "none" else Fraction(name.split("-", 1)[1])
 
 
 def code_name(rate: Fraction) -> str:
@@ -172,10 +215,10 @@ class LdpcCode:
     iterations: int = 20
 
     def __post_init__(self) -> None:
-        if "+" in str(self.name):
-            raise ValueError(f"{self.name}: unequal protection (A+B) is for the index stream (--code) only")
-        if code_rate(self.name) is None:
+        name = single_code(self.name)
+        if not name.startswith("ldpc-"):
             raise ValueError("LdpcCode needs a rate (ldpc-A/B)")
+        object.__setattr__(self, "name", name)
 
     @property
     def rate(self) -> float:
@@ -231,8 +274,10 @@ class CodedLink:
     iterations: int = 20
 
     def __post_init__(self) -> None:
-        if code_rate(self.code) is None:
+        code = parse_code(self.code)
+        if code == "none":
             raise ValueError("CodedLink needs a code (ldpc-A/B or cc-A/B)")
+        object.__setattr__(self, "code", code)
 
     @property
     def _parts(self) -> list[str]:

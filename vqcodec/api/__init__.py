@@ -58,10 +58,12 @@ from vqcodec.api.training import (
 )
 from vqcodec.cluster import executor_for
 from vqcodec.images import ImageNote
+from vqcodec.links import DeprecatedSpelling
 
 __all__ = ["load", "channel", "encode", "experiment", "Experiment", "simulate", "sweep", "best_sweep", "plot",
            "param_value", "parse_grid", "executor_for", "evaluate", "Evaluation", "encode_file", "decode_file",
            "read_index_file", "IndexFile", "models", "channel_kinds", "receivers", "UserError", "ParameterError",
            "train", "train_jscc", "train_decoder", "finetune", "train_codebook", "train_receiver", "prepare",
            "train_entropy", "plot_files", "export_compressai", "save_results",
-           "check_output", "bench", "bench_suites", "BenchRun", "ImageNote", "use_bench_folders"]
+           "check_output", "bench", "bench_suites", "BenchRun", "ImageNote", "DeprecatedSpelling",
+           "use_bench_folders"]

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from channels import Channel
+from channels.base import ParameterError
 from channels.options import ChannelSpec, channel_spec, param_value, parse_grid
 from vqcodec.analog import deepjscc_sweep
 from vqcodec.baselines import ANALOG_BASELINES, RATES, baseline_sweep, check_options
 from vqcodec.cluster import ClusterError, check_address, executor_for
+from vqcodec.files import template_text
 from vqcodec.images import save_image
-from vqcodec.links import CodedLink, budget_configurations, code_rate, stream_cbr
+from vqcodec.links import CodedLink, budget_configurations, parse_code, stream_cbr
 from vqcodec.plot import plot_curves
 from vqcodec.precision import on_cpu
 from vqcodec.receivers import check_receivers, default_receivers
@@ -139,8 +141,9 @@ def experiment(codec: Codec, channel: str, values, *, receivers=None, trials: in
 
     ``values``: one parameter value, a list, or grid text (``'1e-3,1e-2'``, ``START:STOP:N``).
     ``receivers``: names (None: the model's default). ``channel_options``: ``packet_bits``,
-    ``burst_length``, ``block_bits``, ``hard``, ``modulation``, ``demapping``. ``code``: ``none``
-    or ``ldpc-A/B``, a 5G LDPC code protecting the index payload (``vqcodec.links``).
+    ``burst_length``, ``block_bits``, ``hard``, ``modulation``, ``demapping``. ``code``: ``none``,
+    ``ldpc-A/B`` (5G LDPC) or ``cc-R`` (convolutional) protecting the index payload, or ``A+B+...``
+    (``vqcodec.links.parse_code``; ``rates`` are the baselines' code names in the same syntax).
     ``workers``/``scheduler`` are only checked here
     against ``save_dir`` and the device (make the executor with ``executor_for``); ``save_dir``
     may not lie inside ``images_folder``. The baselines'
@@ -161,16 +164,18 @@ def experiment(codec: Codec, channel: str, values, *, receivers=None, trials: in
     recv = check_receivers(receivers, codec)
     stop = StopRule(min_trials=min(min_trials, trials), max_trials=trials, ci_target=ci)
     chans = [spec.make(v) for v in grid]  # validates every value before any work
-    if code_rate(code) is not None:
+    code = parse_code(code)  # its one name (an old spelling warns here, once)
+    if code != "none":
         spec = ChannelSpec(spec.kind, {**spec.extra, "code": code})
         chans = [CodedLink(c, code) for c in chans]
     if cbr is not None:
         if budget_bpp is not None:
-            raise ValueError("give the baselines' budget as --budget-bpp or as --cbr, not both")
+            raise ParameterError("give the baselines' budget as {0} or as {1}, not both", "budget_bpp", "cbr")
         if not hasattr(chans[0], "bits_per_use"):
-            raise ValueError(f"--cbr counts complex channel uses; the {channel} channel has none (use --budget-bpp)")
+            raise ParameterError(f"{{0}} counts complex channel uses; the {channel} channel has none (use {{1}})",
+                                 "cbr", "budget_bpp")
         if not (0 < cbr <= 1):
-            raise ValueError(f"--cbr must be in (0, 1], got {cbr}")
+            raise ParameterError(f"{{0}} must be in (0, 1], got {cbr}", "cbr")
         budget_bpp = cbr * 3 * chans[0].bits_per_use
         need = stream_cbr(codec.bpp, code, chans[0].bits_per_use)
         if need > cbr * (1 + 1e-9):
@@ -179,34 +184,36 @@ def experiment(codec: Codec, channel: str, values, *, receivers=None, trials: in
             fits = budget_configurations(Fraction(codec.bpp).limit_denominator(1 << 16),
                                          Fraction(cbr).limit_denominator(1 << 16))
             hint = ", ".join(f"{m} {c}" for m, c in fits) or "none at this model's rate"
-            raise ValueError(f"the index stream ({codec.bpp:g} bpp, {spec.extra.get('modulation', 'bpsk')}, "
-                             f"code {code or 'none'}) needs cbr {need:.4g}, more than --cbr {cbr:.4g}; "
-                             f"configurations that fill it: {hint}")
+            raise ParameterError(f"the index stream ({codec.bpp:g} bpp, {spec.extra.get('modulation', 'bpsk')}, "
+                                 f"code {code}) needs cbr {need:.4g}, more than {{0}} {cbr:.4g}; "
+                                 f"configurations that fill it: {hint}", "cbr")
     names, rate_list = check_options(baselines, rates, budget_bpp)
     if "deepjscc" in names:
         if spec.kind not in ("awgn", "fading"):
             raise ValueError(f"the deepjscc baseline sends analog symbols: use awgn or fading, not {channel}")
-        if code_rate(code) is not None or spec.extra.get("hard"):
-            raise ValueError("the deepjscc baseline is analog: it takes no --code and no --hard")
+        if code != "none" or spec.extra.get("hard"):
+            raise ParameterError("the deepjscc baseline is analog: it takes no {0} and no {1}", "code", "hard")
     if save_dir is not None:
         save_dir = Path(save_dir)
         if images_folder is not None and Path(images_folder).exists():
             src = Path(images_folder).resolve()
             src = src if src.is_dir() else src.parent
             if save_dir.resolve() == src or src in save_dir.resolve().parents:
-                raise ValueError(f"--save-dir {save_dir} is inside the input images' folder {src}: the "
-                                 "reconstructions could replace the inputs; choose another folder")
+                raise ParameterError(f"{{0}} {template_text(save_dir)} is inside the input images' folder "
+                                     f"{template_text(src)}: the reconstructions could replace the inputs; choose "
+                                     "another folder", "save_dir")
         if workers or scheduler:
-            raise ValueError("--save-dir works with the serial run only (drop --workers/--scheduler)")
+            raise ParameterError("{0} works with the serial run only (drop {1}/{2})", "save_dir", "workers",
+                                 "scheduler")
         save_dir.mkdir(parents=True, exist_ok=True)
         if not os.access(save_dir, os.W_OK):
             raise ValueError(f"{save_dir}: not writable")
     if workers and scheduler:
-        raise ValueError("--workers and --scheduler exclude each other")
+        raise ParameterError("{0} and {1} exclude each other", "workers", "scheduler")
     if scheduler:
         check_address(scheduler)
     if (workers or scheduler) and codec.model.codebook.device.type != "cpu":
-        raise ValueError("--workers/--scheduler run on the workers' CPUs; use --device cpu")
+        raise ParameterError("{0}/{1} run on the workers' CPUs; use {2} cpu", "workers", "scheduler", "device")
     return Experiment(codec=codec, spec=spec, grid=grid, channels=chans, receivers=recv, stop=stop, seed=seed,
                       with_ms_ssim=with_ms_ssim, name=name, baselines=names, rates=rate_list,
                       budget_bpp=budget_bpp, save_dir=save_dir)

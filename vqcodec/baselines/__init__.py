@@ -38,6 +38,7 @@ from vqcodec.baselines.separation import (
     oracle_best,
     rate_label,
     received_image,
+    results_rate,
     run_baseline_point,
     separation_bound_point,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "as_baseline_images",
     "get_rate_code",
     "rate_label",
+    "results_rate",
     "max_payload_bits",
     "max_file_bytes",
     "encode_file",

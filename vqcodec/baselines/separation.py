@@ -13,9 +13,10 @@ of ``B`` channel bits per pixel an ``H x W`` image may use
 
 Budget accounting (exact)
 -------------------------
-For a code of rate ``r`` (``"uncoded"``, one of ``"3/4" "2/3" "1/2" "1/3"
-"1/4"``, every convolutional code terminated with 6 tail bits, or a 5G LDPC
-code ``"ldpc-A/B"`` of ``ceil(n / R)`` bits, :class:`vqcodec.links.LdpcCode`), the
+For a code of rate ``r`` (``"none"``, one of ``"cc-3/4" "cc-2/3" "cc-1/2"
+"cc-1/3" "cc-1/4"``, every convolutional code terminated with 6 tail bits, or a 5G
+LDPC code ``"ldpc-A/B"`` of ``ceil(n / R)`` bits, :class:`vqcodec.links.LdpcCode`;
+names as :func:`vqcodec.links.parse_code` reads them), the
 source may use the largest ``n`` info bits with
 ``code.coded_length(n + 32) <= budget`` (``n + 0`` without the CRC), i.e.
 the tail and the CRC are charged exactly. The codec file (whole bytes) must
@@ -77,6 +78,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import channels
+from channels.base import ParameterError
 from vqcodec import fec
 from vqcodec.baselines.file_codecs import (
     CODECS,
@@ -91,13 +93,13 @@ from vqcodec.baselines.file_codecs import (
     decode_file,
     fallback_image,
 )
-from vqcodec.links import LdpcCode
+from vqcodec.links import LdpcCode, single_code
 from vqcodec.metrics import mean_ci95, ms_ssim, psnr
 from vqcodec.results import new_results
 from vqcodec.simulate import SerialExecutor, trial_rng
 
-#: code rates of a sweep, highest first
-RATES = ("uncoded", "3/4", "2/3", "1/2", "1/3", "1/4")
+#: code rates of a sweep, highest first (code names as ``vqcodec.links.parse_code`` reads them)
+RATES = ("none", "cc-3/4", "cc-2/3", "cc-1/2", "cc-1/3", "cc-1/4")
 
 #: baselines that are not digital codecs: Deep JSCC (``vqcodec.analog``), awgn and fading only
 ANALOG_BASELINES = ("deepjscc",)
@@ -136,23 +138,26 @@ _UNCODED = Uncoded()
 
 
 def get_rate_code(rate_name):
-    """The channel code of a rate name: "uncoded" (also "1", "1/1"), a :mod:`vqcodec.fec`
-    convolutional code ("1/2", ...) or a 5G LDPC code ("ldpc-1/2", :class:`vqcodec.links.LdpcCode`)."""
-    text = str(rate_name).strip()
-    if text.lower() in ("uncoded", "1", "1/1", "none"):
+    """The channel code of a code name (``vqcodec.links.parse_code``): ``none``, a
+    :mod:`vqcodec.fec` convolutional code (``cc-1/2``, ...) or a 5G LDPC code (``ldpc-1/2``,
+    :class:`vqcodec.links.LdpcCode`). Old spellings (``uncoded``, a bare ``1/2``) warn."""
+    name = single_code(rate_name)
+    if name == "none":
         return _UNCODED
-    if text.lower().startswith("ldpc-"):
-        return LdpcCode(text.lower())
-    return fec.get_code(text)
+    if name.startswith("cc-"):
+        return fec.get_code(name[3:])
+    return LdpcCode(name)
 
 
-def _rate_name(rate_name) -> str:
+def results_rate(rate_name) -> str:
+    """How a results file names a code (``rate``, curve names, legends), unchanged by the one
+    code-name syntax: its code object's name, ``uncoded``, ``1/2`` or ``ldpc-1/2``."""
     return get_rate_code(rate_name).name
 
 
 def rate_label(rate_name) -> str:
     """Legend text of a rate: "uncoded" or "CC r=1/2"."""
-    name = _rate_name(rate_name)
+    name = results_rate(rate_name)
     if name.startswith("ldpc-"):
         return f"LDPC r={name[5:]}"
     return "uncoded" if name == "uncoded" else f"CC r={name}"
@@ -181,9 +186,10 @@ def _budget_bits(image: BaselineImage, budget_bpp: float) -> int:
 
 
 def max_file_bytes(image, rate_name, budget_bpp: float, crc: bool = True) -> int:
-    """Largest codec file (bytes) that fits the channel budget of ``image`` at ``rate_name``; -1 if none."""
+    """Largest codec file (bytes) that fits the channel budget of ``image`` at ``rate_name`` (a
+    code name, or the code of :func:`get_rate_code`); -1 if none."""
     img = image if isinstance(image, BaselineImage) else as_baseline_images([image])[0]
-    n = max_payload_bits(get_rate_code(rate_name), _budget_bits(img, budget_bpp), crc)
+    n = max_payload_bits(rate_name, _budget_bits(img, budget_bpp), crc)
     return -1 if n < 0 else n // 8
 
 
@@ -332,7 +338,7 @@ def _plan(img: BaselineImage, spec: CodecSpec, code, budget_bpp: float, crc: boo
     """What one image sends at a budget: the highest quality that fits (None: no-fit), its file,
     payload (+ CRC), coded bits and clean metrics (the grey fallback's for no-fit)."""
     budget = _budget_bits(img, budget_bpp)
-    q = choose_quality(img, spec, max_file_bytes(img, code.name, budget_bpp, crc))
+    q = choose_quality(img, spec, max_file_bytes(img, code, budget_bpp, crc))
     plan = {"img": img, "quality": q, "budget": budget}
     if q is None:
         plan["clean"] = img.fallback_metrics(with_ms_ssim)
@@ -414,15 +420,16 @@ def oracle_best(points_by_rate: Mapping[str, dict]) -> dict:
     params = {float(p["param"]) for p in points_by_rate.values()}
     if len(params) != 1:
         raise ValueError(f"points of different channel parameters: {sorted(params)}")
-    items = sorted(points_by_rate.items(), key=lambda kv: -get_rate_code(kv[0]).rate)
+    codes = {r: get_rate_code(r) for r in points_by_rate}
+    items = sorted(points_by_rate.items(), key=lambda kv: -codes[kv[0]].rate)
     best_rate, best = items[0]
     for rate, pt in items[1:]:
         if float(pt["psnr"]["mean"]) > float(best["psnr"]["mean"]):
             best_rate, best = rate, pt
     out = dict(best)
-    out["rate"] = _rate_name(best_rate)
-    out["rates_considered"] = [_rate_name(r) for r, _ in items]
-    out["psnr_by_rate"] = {_rate_name(r): float(p["psnr"]["mean"]) for r, p in items}
+    out["rate"] = codes[best_rate].name
+    out["rates_considered"] = [codes[r].name for r, _ in items]
+    out["psnr_by_rate"] = {codes[r].name: float(p["psnr"]["mean"]) for r, p in items}
     return out
 
 
@@ -499,8 +506,8 @@ def separation_bound_point(images, codec, channel, *, budget_bpp: float, param: 
 def check_options(codecs, rates, budget_bpp: float | None = None) -> tuple[list[str], list[str]]:
     """The baseline codecs and code rates of a sweep, checked before any work: lists, or
     comma-separated text; ``budget_bpp`` (channel bits per pixel) in (0, 24] when given.
-    Returns (codecs, rates); a one-line ``ValueError`` names the first problem."""
-    import math
+    Returns (codecs, rates), the rates by their one names (``vqcodec.links.parse_code``; an old
+    spelling warns here, once); a one-line ``ValueError`` names the first problem."""
 
     def as_list(v):
         return [c.strip() for c in v.split(",") if c.strip()] if isinstance(v, str) else list(v or [])
@@ -512,14 +519,11 @@ def check_options(codecs, rates, budget_bpp: float | None = None) -> tuple[list[
     if len(set(names)) != len(names):
         raise ValueError(f"a baseline is named twice: {', '.join(names)}")
     if any(c in CODECS for c in names):
-        badr = [r for r in rate_list if r not in RATES and not str(r).lower().startswith("ldpc-")]
-        if badr or not rate_list:
-            raise ValueError(f"unknown code rate {badr[0] if badr else ''!r} (known: {', '.join(RATES)}, "
-                             "ldpc-A/B)")
-        for r in rate_list:
-            get_rate_code(r)  # an ldpc rate out of range names itself
+        if not rate_list:
+            raise ValueError(f"no code rates for the baselines (e.g. {','.join(RATES)})")
+        rate_list = [single_code(r) for r in rate_list]
         if budget_bpp is not None and not (0 < budget_bpp <= 24 and math.isfinite(budget_bpp)):
-            raise ValueError(f"--budget-bpp must be in (0, 24], got {budget_bpp}")
+            raise ParameterError(f"{{0}} must be in (0, 24], got {budget_bpp}", "budget_bpp")
     return names, rate_list
 
 
@@ -544,7 +548,7 @@ def baseline_sweep(images, codecs: Sequence[str] = ("jpeg", "webp"), rates: Sequ
 
     imgs = as_baseline_images(images)
     specs = [_codec(c) for c in codecs]
-    rate_names = [_rate_name(r) for r in rates]
+    rate_names = [single_code(r) for r in rates]
     if not rate_names:
         raise ValueError("no code rates")
     extra = dict(channel_extra or {})
@@ -589,12 +593,13 @@ def baseline_sweep(images, codecs: Sequence[str] = ("jpeg", "webp"), rates: Sequ
     for spec in specs:
         curves = {r: [by_key[(spec.name, r, i)] for i in range(len(chans))] for r in rate_names}
         for r in rate_names:
+            rate = results_rate(r)  # the results file's text, as before the one code-name syntax
             results.append(new_results(
                 name=f"baseline-{spec.name}-{channel_kind}",
                 description=f"{spec.label} + {rate_label(r)} over {channel_kind} at {budget_bpp:g} channel "
                             f"bits/pixel, receiver {receiver}",
-                seed=seed, model={"name": f"{spec.name}+r{r}" if r != "uncoded" else f"{spec.name}+uncoded",
-                                  "codec": spec.name, "rate": r, "bpp": float(budget_bpp)},
+                seed=seed, model={"name": f"{spec.name}+r{rate}" if rate != "uncoded" else f"{spec.name}+uncoded",
+                                  "codec": spec.name, "rate": rate, "bpp": float(budget_bpp)},
                 images=img_desc, channel=ch_desc, receiver=receiver, points=curves[r],
                 extra={**common, "label": f"{spec.label} + {rate_label(r)}", "style": {"ls": ":", "marker": "."}}))
         best = [oracle_best({r: curves[r][i] for r in rate_names}) for i in range(len(chans))]
@@ -603,7 +608,7 @@ def baseline_sweep(images, codecs: Sequence[str] = ("jpeg", "webp"), rates: Sequ
             description=f"{spec.label} best digital: per channel point the code rate with the highest mean PSNR "
                         f"(oracle), quality the highest that fits {budget_bpp:g} channel bits/pixel",
             seed=seed, model={"name": f"{spec.name} best digital", "codec": spec.name, "bpp": float(budget_bpp),
-                              "rates": rate_names},
+                              "rates": [results_rate(r) for r in rate_names]},
             images=img_desc, channel=ch_desc, receiver=receiver, points=best,
             extra={**common, "label": f"{spec.label} best digital (oracle)", "style": {"ls": "-", "marker": "s"}}))
         if bound:
