@@ -113,6 +113,7 @@ def bench_receiver(codec, paths, repeat, p=0.01):
     torch.set_num_threads(1)
     ch = channels.get_channel("bsc", p=p)
     ctx = receiver_context(codec, ch)
+    net = codec.context[0]  # a single-stage model's one context receiver
     t32, t16, dq = [], [], 0.0
     mac = 0.0
     shape = None
@@ -123,11 +124,11 @@ def bench_receiver(codec, paths, repeat, p=0.01):
             llr = bit_llrs(rx, ch, ctx.b)
             shape = idx.shape
             if i == 0:
-                mac = macs(lambda: context_posterior(codec.context, llr, idx.shape))
-            t32.append(timeit(lambda: context_posterior(codec.context, llr, idx.shape, "fp32"), repeat=repeat))
-            t16.append(timeit(lambda: context_posterior(codec.context, llr, idx.shape, "bf16"), repeat=repeat))
-            dq = max(dq, float(np.abs(context_posterior(codec.context, llr, idx.shape, "bf16")
-                                      - context_posterior(codec.context, llr, idx.shape, "fp32")).max()))
+                mac = macs(lambda: context_posterior(net, llr, idx.shape))
+            t32.append(timeit(lambda: context_posterior(net, llr, idx.shape, "fp32"), repeat=repeat))
+            t16.append(timeit(lambda: context_posterior(net, llr, idx.shape, "bf16"), repeat=repeat))
+            dq = max(dq, float(np.abs(context_posterior(net, llr, idx.shape, "bf16")
+                                      - context_posterior(net, llr, idx.shape, "fp32")).max()))
     row(f"{codec.name} rx", "learned (1 thr)", statistics.median(t32), statistics.median(t16), mac,
         f"{shape[1]}x{shape[0]} grid, BSC {p}; max |dq| {dq:.3f}")
 

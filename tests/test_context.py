@@ -97,7 +97,7 @@ def test_posterior_sums_to_one_and_clean_channel_is_exact(K):
     net = _net(K, channels=8, blocks=2, embed=4)
     ch = channels.get_channel("bsc", p=0.0)
     ctx = ReceiverContext(K=K, assignment=identity_assignment(K), codebook=rng.normal(size=(K, 3)).astype(np.float32),
-                          channel=ch, context=net)
+                          channel=ch, context=(net,))
     rx = ch(indices_to_bits(grid, K), rng)
     for name in ("learned", "learned-mmse"):
         dec = get_receiver(name)(rx, grid.shape, ctx)
@@ -131,9 +131,9 @@ def test_save_load_round_trip_and_corrupt_file(tmp_path):
     K = 16
     net = _net(K, channels=8, blocks=2, embed=4, dilations=(1, 2))
     path = context_path(tmp_path / "m")
-    save_context(net, path)
+    save_context((net,), path)
     cfg = {"channels": 8, "blocks": 2, "embed": 4, "dilations": [1, 2]}
-    back = load_context(path, K, identity_assignment(K), cfg)
+    (back,) = load_context(path, K, identity_assignment(K), cfg)
     llr = torch.randn(1, 6, 5, 4) * 3
     with torch.no_grad():
         assert torch.equal(net(llr), back(llr))
@@ -216,7 +216,7 @@ def test_cli_train_receiver_then_simulate_and_finetune_carry_it(tmp_path, tiny_c
     assert ft.meta["finetune"]["channel"]["kind"] == "mix"
     llr = torch.randn(1, 4, 4, 4) * 2
     with torch.no_grad():
-        assert torch.equal(ft.context(llr), load_codec(checkpoint=str(tiny_checkpoint)).context(llr))
+        assert torch.equal(ft.context[0](llr), load_codec(checkpoint=str(tiny_checkpoint)).context[0](llr))
     context_path(tiny_checkpoint).unlink()
     r = run("simulate", "--checkpoint", tiny_checkpoint, "--images", image_dir, "--channel", "bsc", "--p", "0.05")
     assert r.exit_code == 1 and "is missing" in r.output.strip().splitlines()[-1]
@@ -295,7 +295,7 @@ def test_learned_receiver_uses_the_memory_of_a_burst_channel():
         H, W = enc.image.shape[:2]
         for t in range(2):
             rx = ch(indices_to_bits(enc.indices, codec.K, codec.assignment), np.random.default_rng(10 * i + t))
-            one = context_posterior(codec.context, bit_llrs(rx, ch, ctx.b), enc.indices.shape)
+            one = context_posterior(codec.context[0], bit_llrs(rx, ch, ctx.b), enc.indices.shape)
             two = _context_posterior(rx, enc.indices.shape, ctx)
             p1, p2 = (psnr(enc.image, decode_image(codec, Decision(q.argmax(-1), (q @ cb).astype(np.float32)), H, W))
                       for q in (one, two))

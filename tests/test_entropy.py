@@ -263,7 +263,7 @@ def prepared_checkpoint(tiny_checkpoint, image_dir):
 
     codec = load_codec(None, tiny_checkpoint)
     encs = encode_images(codec, image_dir, with_ms_ssim=False)[0]
-    save_prior(learn_prior([e.indices for e in encs] * 3, codec.K), prior_path(tiny_checkpoint))
+    save_prior((learn_prior([e.indices for e in encs] * 3, codec.K),), prior_path(tiny_checkpoint))
     return tiny_checkpoint
 
 
@@ -316,7 +316,7 @@ def test_entropy_file_of_a_changed_prior_is_refused_by_name(prepared_checkpoint,
     payload, header = read_index_file(tmp_path / "e.vqc")
     assert header["coding"] == entropy.CODING and isinstance(payload, bytes)
     assert np.array_equal(decode_index_file(codec, payload, header), enc.clean)
-    save_prior(learn_prior([np.random.default_rng(0).integers(0, codec.K, (30, 30))], codec.K),
+    save_prior((learn_prior([np.random.default_rng(0).integers(0, codec.K, (30, 30))], codec.K),),
                prior_path(prepared_checkpoint))
     clear_cache()
     changed = load_codec(None, prepared_checkpoint)
@@ -366,8 +366,8 @@ def test_train_entropy_learns_a_model_that_compresses_and_codes_files(prepared_c
     assert rec["train_loss_bits_last100"] < rec["fixed_bits_per_index"]
     clear_cache()
     codec = load_codec(None, prepared_checkpoint)
-    assert codec.entropy_model is not None and codec.entropy_model.kind == "learned"
-    assert codec.entropy_model.fingerprint == rec["fingerprint"]
+    assert codec.entropy_model is not None and codec.entropy_model[0].kind == "learned"
+    assert codec.entropy_model[0].fingerprint == rec["fingerprint"]
     assert run(main, ["encode", str(image_dir / "b.png"), "-o", str(tmp_path / "e.vqc"), "--entropy", *ck]).exit_code == 0
     assert b'"context": "learned"' in (tmp_path / "e.vqc").read_bytes()
     assert run(main, ["encode", str(image_dir / "b.png"), "-o", str(tmp_path / "f.vqc"), *ck]).exit_code == 0

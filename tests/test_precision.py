@@ -52,8 +52,8 @@ def test_bf16_learned_posterior_stays_close_and_fp32():
     idx = rng.integers(0, 256, (24, 32))
     bits = ((codec.assignment[idx][..., None] >> np.arange(7, -1, -1)) & 1).reshape(-1, 8)
     llr = ((1 - 2 * bits) * 4.6 * np.where(rng.random(bits.shape) < 0.03, -1, 1)).astype(np.float32)
-    a = context_posterior(codec.context, llr, idx.shape, "fp32")
-    b = context_posterior(codec.context, llr, idx.shape, "bf16")
+    a = context_posterior(codec.context[0], llr, idx.shape, "fp32")
+    b = context_posterior(codec.context[0], llr, idx.shape, "bf16")
     assert b.dtype == np.float32 and np.allclose(b.sum(-1), 1, atol=1e-5)
     assert 0 < np.abs(a - b).max() < 0.1
     assert np.mean(a.argmax(-1) != b.argmax(-1)) < 0.01
@@ -63,9 +63,9 @@ def test_channel_loglik_stays_fp32_inside_an_enclosing_autocast():
     codec = load_codec("f4-k256", precision="fp32")
     llr = torch.linspace(-8, 8, 4 * 5 * 8).reshape(1, 4, 5, 8)
     with torch.inference_mode():
-        ref = codec.context.channel_loglik(llr)
+        ref = codec.context[0].channel_loglik(llr)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = codec.context(llr)
+            out = codec.context[0](llr)
     assert out.dtype == torch.float32
     # ll + g: the channel part is the fp32 one (g is zero-mean-ish but bounded)
     assert torch.isfinite(out).all() and (out - ref).abs().max() < 50

@@ -15,7 +15,7 @@ def codec(tiny_model, image_dir):
     c = Codec(name="tiny", model=tiny_model, meta={}, assignment=identity_assignment(16))
     grids = [encode_image(c, p, False).indices for p in sorted(image_dir.iterdir())]
     return Codec(name="tiny", model=tiny_model, meta={}, assignment=identity_assignment(16),
-                 prior=learn_prior(grids, 16))
+                 prior=(learn_prior(grids, 16),))
 
 
 @pytest.fixture
@@ -143,7 +143,7 @@ def test_prepare_checkpoint_stores_prior_and_assignment(tiny_checkpoint, image_d
     assert summary["assignment"]["final_cost"] <= summary["assignment"]["identity_cost"]
     assert 0 < meta["kodak"]["codebook_usage"] <= 1
     codec = load_codec(checkpoint=str(tiny_checkpoint))
-    assert codec.prior is not None and codec.prior.lam == summary["lam"] and codec.prior.beta == summary["beta"]
+    assert codec.prior is not None and codec.prior[0].lam == summary["lam"] and codec.prior[0].beta == summary["beta"]
     assert np.array_equal(codec.assignment, meta["assignment"])
 
 

@@ -139,20 +139,20 @@ def context_path(model_path) -> Path:
     return w.with_suffix(".context.safetensors")
 
 
-def save_context(net, path) -> None:
-    """Store a ``ContextNet``, or a residual model's tuple of one per stage (keys ``stage{s}.``)."""
+def save_context(nets: tuple[ContextNet, ...], path) -> None:
+    """Store a model's context receivers, one ``ContextNet`` per stage (a tuple of one for a
+    single-stage model; keys ``stage{s}.`` for several, none for one)."""
     from safetensors.torch import save_file
 
-    nets = net if isinstance(net, (tuple, list)) else (net,)
     state = {}
     for pre, n in zip(stage_prefixes(len(nets)), nets):
         state.update({pre + k: v.detach().cpu().contiguous() for k, v in n.state_dict().items() if k != "signs"})
     replace_atomically(path, lambda tmp: save_file(state, str(tmp)))
 
 
-def load_context(path, K: int, assignment: np.ndarray, cfg: dict, stages: int = 1):
-    """The ``ContextNet`` stored at ``path``; for ``stages`` > 1 a tuple of one per stage, each with
-    its stage's row of ``assignment``."""
+def load_context(path, K: int, assignment: np.ndarray, cfg: dict, stages: int = 1) -> tuple[ContextNet, ...]:
+    """The context receivers stored at ``path``: a tuple of one ``ContextNet`` per stage (of one for
+    ``stages`` 1), each with its stage's row of ``assignment``."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -172,7 +172,7 @@ def load_context(path, K: int, assignment: np.ndarray, cfg: dict, stages: int = 
             nets.append(net.eval())
     except (SafetensorError, OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: corrupt context receiver ({exc.__class__.__name__})") from None
-    return tuple(nets) if stages > 1 else nets[0]
+    return tuple(nets)
 
 
 # --------------------------------------------------------------------------- inference

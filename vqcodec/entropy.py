@@ -365,20 +365,37 @@ def _load_part(t: dict, pre: str, K: int, path) -> ContextModel:
     return ContextModel.from_factors(bias, emb, out, [tuple(o) for o in offsets.tolist()])
 
 
-def load_entropy_model(path, K: int, stages: int = 1) -> ContextModel | StagedContextModel:
-    """A model's trained context model: a ``ContextModel``, or for ``stages`` > 1 a
-    ``StagedContextModel`` of that many stages."""
+def coder_model(stages) -> ContextModel | StagedContextModel:
+    """The entropy coder's model of per-stage context models: the one ``ContextModel`` of a
+    single-stage model (it codes (h, w) grids), a ``StagedContextModel`` of a residual model's S
+    ((S, h, w) grids). The two have different fingerprints, recorded in the files they code."""
+    stages = tuple(stages)
+    return stages[0] if len(stages) == 1 else StagedContextModel(stages)
+
+
+def _load(path, K: int, stages: int) -> tuple[tuple[ContextModel, ...], ContextModel | StagedContextModel]:
+    """(the per-stage context models stored at ``path``, their ``coder_model``)."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     try:
         t = load_file(str(path))
-        if stages == 1:
-            return _load_part(t, "", K, path)
-        if f"stage{stages}.bias" in t or "bias" in t:
+        if stages > 1 and (f"stage{stages}.bias" in t or "bias" in t):
             raise CheckpointError(f"{path}: context model is not one of {stages} stages")
-        return StagedContextModel([_load_part(t, pre, K, path) for pre in stage_prefixes(stages)])
+        parts = tuple(_load_part(t, pre, K, path) for pre in stage_prefixes(stages))
+        return parts, coder_model(parts)
     except (SafetensorError, OSError, KeyError) as exc:
         raise CheckpointError(f"{path}: corrupt context model ({exc.__class__.__name__})") from None
     except ValueError as exc:
         raise CheckpointError(f"{path}: invalid context model ({exc})") from None
+
+
+def load_entropy_stages(path, K: int, stages: int = 1) -> tuple[ContextModel, ...]:
+    """A model's trained context models: a tuple of one per stage (of one for ``stages`` 1)."""
+    return _load(path, K, stages)[0]
+
+
+def load_entropy_model(path, K: int, stages: int = 1) -> ContextModel | StagedContextModel:
+    """A model's trained context model as the entropy coder uses it (``coder_model``): a
+    ``ContextModel``, or for ``stages`` > 1 a ``StagedContextModel`` of that many stages."""
+    return _load(path, K, stages)[1]

@@ -110,20 +110,20 @@ def prior_path(model_path) -> Path:
     return w.with_suffix(".prior.safetensors")
 
 
-def save_prior(prior, path) -> None:
-    """Store an ``IndexPrior``, or a residual model's tuple of one per stage (keys ``stage{s}.``)."""
+def save_prior(priors: tuple[IndexPrior, ...], path) -> None:
+    """Store a model's index priors, one per stage (a tuple of one for a single-stage model; keys
+    ``stage{s}.`` for several, none for one)."""
     from safetensors.numpy import save_file
 
-    parts = prior if isinstance(prior, (tuple, list)) else (prior,)
     tensors = {}
-    for pre, p in zip(stage_prefixes(len(parts)), parts):
+    for pre, p in zip(stage_prefixes(len(priors)), priors):
         tensors.update({pre + "unigram": p.unigram.astype(np.float32), pre + "horizontal": p.horizontal.astype(np.float32),
                         pre + "vertical": p.vertical.astype(np.float32)})
     replace_atomically(path, lambda tmp: save_file(tensors, str(tmp)))
 
 
-def load_prior(path, K: int, stages: int = 1, **smoothing):
-    """The ``IndexPrior`` stored at ``path``; for ``stages`` > 1 a tuple of one per stage."""
+def load_prior(path, K: int, stages: int = 1, **smoothing) -> tuple[IndexPrior, ...]:
+    """The index priors stored at ``path``: a tuple of one per stage (of one for ``stages`` 1)."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
@@ -136,7 +136,7 @@ def load_prior(path, K: int, stages: int = 1, **smoothing):
     for prior in priors:
         if prior.unigram.shape != (K,) or prior.horizontal.shape != (K, K) or prior.vertical.shape != (K, K):
             raise CheckpointError(f"{path}: index prior does not match K={K}")
-    return priors if stages > 1 else priors[0]
+    return priors
 
 
 def learn_prior(grids, K: int) -> IndexPrior:

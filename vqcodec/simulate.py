@@ -40,6 +40,7 @@ from vqcodec.entropy import (
     DEFAULT_BETA,
     ContextModel,
     StagedContextModel,
+    coder_model,
     decode_indices,
     encode_indices,
     indices_crc,
@@ -114,7 +115,7 @@ def context_model(codec: Codec, kind: str | None = None) -> ContextModel | Stage
     if kind == "learned":
         if codec.entropy_model is None:
             raise ValueError(f"model {codec.name} has no trained context model (run `vqcodec train-entropy`)")
-        return codec.entropy_model
+        return coder_model(codec.entropy_model)
     if kind != "prior":
         raise ValueError(f"unknown context model {kind!r}")
     S = codec.model.stages
@@ -124,7 +125,7 @@ def context_model(codec: Codec, kind: str | None = None) -> ContextModel | Stage
     if codec.prior is None:
         raise ValueError(f"model {codec.name} has no index prior (run `vqcodec prepare`) and no trained context "
                          "model (`vqcodec train-entropy`), which the entropy coder needs")
-    return ContextModel.from_prior(codec.prior, DEFAULT_BETA)
+    return ContextModel.from_prior(codec.prior[0], DEFAULT_BETA)
 
 
 def index_file(codec: Codec, enc: EncodedImage, entropy: bool = False) -> bytes:

@@ -31,7 +31,7 @@ from vqcodec.bits import indices_to_bits
 from vqcodec.context import context_posterior
 from vqcodec.images import crop, to_tensor, to_uint8
 from vqcodec.metrics import psnr
-from vqcodec.receivers import bit_llrs, receiver_context, spatial_posterior, stage_contexts
+from vqcodec.receivers import bit_llrs, only_stage, receiver_context, spatial_posterior, stage_contexts
 from vqcodec.simulate import StopRule, run_point
 
 MIXED_PRECISION_TOLERANCE_DB = 0.01
@@ -166,7 +166,7 @@ def receiver_rows(codec, indices: np.ndarray, repeat: int, p: float = 0.01, crop
             Row("receiver", f"spatial posterior, {w}x{h} crop, numba", h * w / t_nb, "indices/s",
                 "numpy reference", t_ref / t_nb)]
     if ctx.context is not None:  # the learned receiver runs on the CPU, as in a simulation
-        t_ctx = median_time(lambda: context_posterior(ctx.context, llr, indices.shape), repeat, False)
+        t_ctx = median_time(lambda: context_posterior(only_stage(ctx.context), llr, indices.shape), repeat, False)
         rows.append(Row("receiver", f"learned context posterior, {codec.name}, {gw}x{gh} grid, BSC p={p}",
                         indices.size / t_ctx, "indices/s", "spatial posterior", t_full / t_ctx))
     return rows

@@ -13,7 +13,7 @@ from pathlib import Path
 from vqcodec.bits import check_assignment, identity_assignment
 from vqcodec.checkpoint import CheckpointError, checkpoint_paths, read_checkpoint_meta
 from vqcodec.context import context_path, load_context
-from vqcodec.entropy import entropy_model_path, load_entropy_model
+from vqcodec.entropy import entropy_model_path, load_entropy_stages
 from vqcodec.model import VQVAE, load_model
 from vqcodec.precision import PRECISIONS, resolve_precision
 from vqcodec.prior import load_prior, prior_path
@@ -113,21 +113,30 @@ class Codec:
     """A model plus the side information a transmission needs.
 
     ``assignment`` maps index -> transmitted label (identity unless the
-    checkpoint ships an optimised one; a residual model's may hold one row per stage);
-    ``prior`` is the index prior used by the spatial receivers (a tuple of one per
-    stage for a residual model; None when the checkpoint has none).
+    checkpoint ships an optimised one; a residual model's may hold one row per stage).
+
+    The per-stage side information is, for a model of S stages (S = 1: single-stage), always a
+    tuple of S, stage 0 first, or None when the checkpoint has none (never a tuple of Nones: a
+    checkpoint has a part for every stage or none): ``prior``, the index priors of the spatial
+    receivers (``vqcodec.prior.IndexPrior``); ``context``, the learned context receivers
+    (``vqcodec.context.ContextNet``); ``entropy_model``, the entropy coder's trained context
+    models (``vqcodec.entropy.ContextModel``; the coder's own model is
+    ``vqcodec.entropy.coder_model`` of them). Anything else is refused on construction.
     """
 
     name: str
     model: VQVAE
     meta: dict
     assignment: object
-    prior: object = None
+    prior: tuple | None = None  # one IndexPrior per stage
     precision: str = "fp32"  # the networks' arithmetic (resolved: fp32, bf16, or fp16 on CUDA); see load_codec
-    context: object = None  # learned context receiver (vqcodec.context.ContextNet), None when not shipped
-    entropy_model: object = None  # trained context model of the entropy coder (vqcodec.entropy), or None
+    context: tuple | None = None  # one learned context receiver (vqcodec.context.ContextNet) per stage
+    entropy_model: tuple | None = None  # one trained context model of the entropy coder per stage
     stem: Path | None = None  # the checkpoint it was loaded from (None: built in memory)
     search: object = None  # encoder-side index search (vqcodec.search.SearchConfig), None: nearest codewords
+
+    def __post_init__(self):
+        check_per_stage(self.model.stages, prior=self.prior, context=self.context, entropy_model=self.entropy_model)
 
     @property
     def K(self) -> int:
@@ -172,6 +181,15 @@ class Codec:
         if self.search is None:
             return self.model.encode(x)
         return search_indices(self.model, x, self.search, precision=self.precision)
+
+
+def check_per_stage(stages: int, **side) -> None:
+    """Refuse per-stage side information (name=value) that is neither None nor a tuple of
+    ``stages`` (``Codec``'s and ``receivers.ReceiverContext``'s form); a ValueError."""
+    for name, value in side.items():
+        if value is not None and not (isinstance(value, tuple) and len(value) == stages):
+            raise ValueError(f"{name} must be None or a tuple of one per stage ({stages}), got "
+                             f"{type(value).__name__}" + (f" of {len(value)}" if isinstance(value, tuple) else ""))
 
 
 def resolve_device(device: str | None) -> str:
@@ -240,6 +258,6 @@ def load_codec(name: str | None = None, checkpoint: str | None = None, device: s
         epath = entropy_model_path(stem)
         if not epath.exists():
             raise CheckpointError(f"{label}: its config names a trained context model but {epath} is missing")
-        entropy_model = load_entropy_model(epath, model.K, model.stages)
+        entropy_model = load_entropy_stages(epath, model.K, S)
     return Codec(name=label, model=model, meta=meta_, assignment=assignment, prior=prior, precision=precision,
                  context=context, entropy_model=entropy_model, stem=stem, search=search)

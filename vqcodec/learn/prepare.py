@@ -89,24 +89,23 @@ def prepare_checkpoint(stem, images_folder, *, kodak_folder=None, keep_assignmen
     if progress:
         progress("receiver tuning", 1, 1)
     priors = tuple(IndexPrior(c.unigram, c.horizontal, c.vertical, lam=lam, beta=beta) for c in counts)
-    prior = priors[0] if S == 1 else priors
     summary = {"images": str(images_folder), "image_count": len(paths),
                "entropy_bits": priors[0].entropies() if S == 1 else [p.entropies() for p in priors],
                "lam": lam, "beta": beta, "tuning": tuning, "assignment": infos[0] if S == 1 else infos}
     doc["assignment"] = np.asarray(assignment).tolist()
     doc["prior"] = summary
     if kodak_folder is not None:
-        summary["kodak"] = doc["kodak"] = _kodak_record(doc, model, np.asarray(assignment), prior, kpaths, progress)
-    save_prior(prior, prior_path(stem))
+        summary["kodak"] = doc["kodak"] = _kodak_record(doc, model, np.asarray(assignment), priors, kpaths, progress)
+    save_prior(priors, prior_path(stem))
     write_checkpoint_meta(stem, doc)
     clear_cache()
     return summary
 
 
-def _kodak_record(doc, model, assignment, prior, kpaths, progress) -> dict:
+def _kodak_record(doc, model, assignment, priors, kpaths, progress) -> dict:
     """The clean-channel Kodak metrics and codebook health of ``doc["kodak"]``."""
     clear_cache()
-    codec = Codec(name=doc.get("name", "model"), model=model, meta=doc, assignment=assignment, prior=prior)
+    codec = Codec(name=doc.get("name", "model"), model=model, meta=doc, assignment=assignment, prior=priors)
     encs = []
     for i, p in enumerate(kpaths):
         encs.append(encode_image(codec, p))
@@ -117,11 +116,9 @@ def _kodak_record(doc, model, assignment, prior, kpaths, progress) -> dict:
            "codebook_usage": pt["codebook_usage"], "perplexity": pt["perplexity"], "images": len(encs)}
     if "codebook_usage_stages" in pt:
         out["codebook_usage_stages"] = pt["codebook_usage_stages"]
-    if isinstance(prior, tuple):
-        out["cross_entropy_bits"] = [p.cross_entropy([e.indices[s] for e in encs], beta=1.0)
-                                     for s, p in enumerate(prior)]
-    elif prior is not None:
-        out["cross_entropy_bits"] = prior.cross_entropy([e.indices for e in encs], beta=1.0)
+    maps = [np.reshape(e.indices, (len(priors), *e.indices.shape[-2:])) for e in encs]  # (S, h, w) each
+    bits = [p.cross_entropy([m[s] for m in maps], beta=1.0) for s, p in enumerate(priors)]
+    out["cross_entropy_bits"] = bits[0] if len(priors) == 1 else bits
     return out
 
 
@@ -135,7 +132,6 @@ def tune_receiver(model, doc, assignment, grids, paths, *, holdout_every: int = 
 
     train = [g for i, g in enumerate(grids) if i % holdout_every]
     held = [p for i, p in enumerate(paths) if i % holdout_every == 0][:n_eval]
-    S = model.cfg.stages
     counts = learn_stage_priors(train, model.K)
     base = Codec(name="tuning", model=model, meta=doc, assignment=np.asarray(assignment), prior=None)
     encs = [encode_image(base, p, with_ms_ssim=False) for p in held]
@@ -147,7 +143,7 @@ def tune_receiver(model, doc, assignment, grids, paths, *, holdout_every: int = 
             losses = []
             for p in ps:
                 ch = channels.get_channel("bsc", p=p)
-                ctx = replace(receiver_context(base, ch), prior=priors[0] if S == 1 else priors)
+                ctx = replace(receiver_context(base, ch), prior=priors)
                 for e in encs:
                     rx = ch(indices_to_bits(e.indices, model.K, assignment), trial_rng(seed, e.name, p, 0))
                     out = decode_image(base, receiver(rx, e.indices.shape, ctx), *e.image.shape[:2])

@@ -290,7 +290,7 @@ def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainCo
                 shutil.copyfile(src, dst)
         doc["name"] = Path(out).name
         stem = out
-    save_context(nets[0] if S == 1 else tuple(nets), context_path(stem))
+    save_context(tuple(nets), context_path(stem))
     doc["context"] = record
     write_checkpoint_meta(stem, doc)
     clear_cache()

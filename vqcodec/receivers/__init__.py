@@ -14,7 +14,8 @@ signature ``receiver(received, grid, ctx) -> Decision``:
 MMSE estimate sum_k q_k e_k; for a residual model summed over the stages).
 
 A residual model's payload is its stages one after the other, each with its own
-assignment row, codebook and index prior (``stage_contexts``): the receivers
+assignment row, codebook and index prior (``stage_contexts``; a context's ``prior`` and
+``context`` hold one per stage, a single-stage one's part is ``only_stage``): the receivers
 registered with ``staged=True`` decode each stage as a single-stage grid of its own
 (channel evidence and the stage's spatial statistics) and add the stages' code vectors.
 
@@ -35,6 +36,7 @@ from vqcodec.receivers.registry import (
     default_receivers,
     get_receiver,
     missing_side_info,
+    only_stage,
     receiver_context,
     register,
     stage_contexts,
@@ -43,4 +45,4 @@ from vqcodec.receivers.spatial import DEFAULT_SPATIAL, Posterior, SpatialParams,
 
 __all__ = ["DEFAULT_SPATIAL", "NEEDS_HELP", "REGISTRY", "Decision", "Posterior", "ReceiverContext", "SpatialParams",
            "bit_llrs", "check_receivers", "default_receivers", "get_receiver", "has_memory", "memory_llrs",
-           "missing_side_info", "receiver_context", "register", "spatial_posterior", "stage_contexts"]
+           "missing_side_info", "only_stage", "receiver_context", "register", "spatial_posterior", "stage_contexts"]

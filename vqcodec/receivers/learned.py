@@ -6,19 +6,20 @@ import numpy as np
 
 from vqcodec.context import context_posterior
 from vqcodec.receivers.burst import MEMORY_FIRST_PASS_SCALE, has_memory, memory_llrs
-from vqcodec.receivers.registry import NEEDS_HELP, Decision, ReceiverContext, bit_llrs, register
+from vqcodec.receivers.registry import NEEDS_HELP, Decision, ReceiverContext, bit_llrs, only_stage, register
 
 
 def _context_posterior(received, grid, ctx: ReceiverContext) -> np.ndarray:
     """The learned posterior (h, w, K). On a channel with memory: a detection pass on tempered
     LLRs (``MEMORY_FIRST_PASS_SCALE``), then the posterior from ``memory_llrs``."""
-    if ctx.context is None:
+    net = only_stage(ctx.context)
+    if net is None:
         raise ValueError(f"the learned receivers need {NEEDS_HELP['context']}, and this model has none")
     llr = bit_llrs(received, ctx.channel, ctx.b)
     if not has_memory(ctx.channel):
-        return context_posterior(ctx.context, llr, grid, ctx.precision)
-    q1 = context_posterior(ctx.context, llr * MEMORY_FIRST_PASS_SCALE, grid, ctx.precision)
-    return context_posterior(ctx.context, memory_llrs(llr, q1.reshape(-1, ctx.K), ctx), grid, ctx.precision)
+        return context_posterior(net, llr, grid, ctx.precision)
+    q1 = context_posterior(net, llr * MEMORY_FIRST_PASS_SCALE, grid, ctx.precision)
+    return context_posterior(net, memory_llrs(llr, q1.reshape(-1, ctx.K), ctx), grid, ctx.precision)
 
 
 @register("learned", needs="context", staged=True)

@@ -1,6 +1,6 @@
 """The receivers' registry and channel evidence: ``ReceiverContext`` (the receivers' view of a
 codec), ``Decision``, ``register`` / ``get_receiver`` and the side-information checks, the
-staging of a residual model (``stage_contexts``), per-bit LLRs (``bit_llrs``) and the naive
+staging of a residual model (``stage_contexts``, ``only_stage``), per-bit LLRs (``bit_llrs``) and the naive
 receiver. The receiver contract is in the package's docstring (``vqcodec.receivers``)."""
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from channels import Received
 from vqcodec.bits import bits_per_label, bits_to_labels, inverse_assignment, stage_assignment
 from vqcodec.links import received_llr
 from vqcodec.precision import on_cpu
+from vqcodec.zoo import check_per_stage
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,18 @@ class ReceiverContext:
     assignment: np.ndarray  # index -> label, (K,); (S, K) per stage, or (K,) for all, for a residual model
     codebook: np.ndarray  # (K, d) float32
     channel: Any = None
-    prior: Any = None  # an IndexPrior; a residual model's: a tuple of one per stage
-    context: Any = None  # the learned context receiver (vqcodec.context.ContextNet; one per stage), when shipped
+    prior: tuple | None = None  # one IndexPrior per stage (as zoo.Codec's), None: no index prior
+    context: tuple | None = None  # one learned context receiver (vqcodec.context.ContextNet) per stage, or None
     codebooks: np.ndarray | None = None  # (S, K, d) every residual stage's codebook (None: codebook[None])
     precision: str = "fp32"  # the learned context receiver's arithmetic (fp32 or bf16; it runs on the CPU)
+
+    def __post_init__(self):
+        check_per_stage(self.stages, prior=self.prior, context=self.context)
+
+    @property
+    def stages(self) -> int:
+        """S: the number of stages (1 without ``codebooks``)."""
+        return 1 if self.codebooks is None else len(self.codebooks)
 
     @property
     def b(self) -> int:
@@ -70,20 +79,27 @@ def register(name: str, needs: str | None = None, staged: bool = False):
 
 def stage_contexts(ctx: ReceiverContext) -> list[ReceiverContext]:
     """One single-stage context per stage of a residual model (its assignment row, codebook, prior
-    and context receiver); ``[ctx]`` for a single-stage model."""
-    if ctx.codebooks is None or len(ctx.codebooks) == 1:
+    and context receiver, the last two tuples of one); ``[ctx]`` for a single-stage model."""
+    if ctx.stages == 1:
         return [ctx]
-    S = len(ctx.codebooks)
-
-    def per_stage(x, what):
-        xs = x if isinstance(x, (tuple, list)) else (x,) * S
-        if len(xs) != S:
-            raise ValueError(f"{len(xs)} {what} for a model of {S} stages")
-        return xs
-
-    priors, nets = per_stage(ctx.prior, "index priors"), per_stage(ctx.context, "context receivers")
     return [replace(ctx, assignment=stage_assignment(ctx.assignment, s), codebook=ctx.codebooks[s], codebooks=None,
-                    prior=priors[s], context=nets[s]) for s in range(S)]
+                    prior=_stage(ctx.prior, s), context=_stage(ctx.context, s)) for s in range(ctx.stages)]
+
+
+def _stage(side: tuple | None, s: int) -> tuple | None:
+    """Stage ``s``'s part of per-stage side information, as a single-stage context holds it."""
+    return None if side is None else side[s:s + 1]
+
+
+def only_stage(side: tuple | None):
+    """The one part of a single-stage context's side information (``prior`` or ``context``; None
+    when absent). A residual model's stages are decoded one by one (``stage_contexts``)."""
+    if side is None:
+        return None
+    if len(side) != 1:
+        raise ValueError(f"side information of {len(side)} stages: a receiver decodes one stage at a time "
+                         "(stage_contexts)")
+    return side[0]
 
 
 def _per_stage(fn):

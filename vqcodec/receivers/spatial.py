@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 from vqcodec.bits import labels_to_bits
-from vqcodec.receivers.registry import Decision, ReceiverContext, bit_llrs, nearest_valid_table, register
+from vqcodec.receivers.registry import Decision, ReceiverContext, bit_llrs, nearest_valid_table, only_stage, register
 
 
 @dataclass(frozen=True)
@@ -432,14 +432,15 @@ def spatial_posterior(llr: np.ndarray, grid: tuple[int, int], ctx: ReceiverConte
                       reference: bool = False) -> Posterior:
     """Posterior over candidates of every index from per-bit LLRs (n, b) and the index prior."""
     h, w = grid
-    if spatial and ctx.prior is None:
+    prior = only_stage(ctx.prior)
+    if spatial and prior is None:
         raise ValueError("the spatial receivers need an index prior, and this model has none "
                          "(build one with `vqcodec prepare`)")
     keep = max(1, min(params.keep, MAX_KEEP))
-    beta = params.beta if params.beta is not None else (ctx.prior.beta if ctx.prior is not None else 1.0)
-    log_uni, pmi_h, pmi_v, psi_h, psi_v, bounds = prior_tables(ctx.prior if spatial else None, ctx.K, beta)
-    if not spatial and ctx.prior is not None:
-        log_uni = ctx.prior.log_unigram()
+    beta = params.beta if params.beta is not None else (prior.beta if prior is not None else 1.0)
+    log_uni, pmi_h, pmi_v, psi_h, psi_v, bounds = prior_tables(prior if spatial else None, ctx.K, beta)
+    if not spatial and prior is not None:
+        log_uni = prior.log_unigram()
     inv = ctx.inverse
     llr = np.ascontiguousarray(llr, dtype=np.float64)
     if llr.shape != (h * w, ctx.b):  # the kernels index without bounds checks
