@@ -124,7 +124,7 @@ def test_bp_map_matches_brute_force_on_a_small_loopy_grid():
 def _ctx(K, prior=None, channel=None, d=3, seed=0):
     rng = np.random.default_rng(seed)
     return ReceiverContext(K=K, assignment=np.arange(K), codebook=rng.normal(size=(K, d)).astype(np.float32),
-                           channel=channel, prior=prior)
+                           channel=channel, prior=None if prior is None else (prior,))
 
 
 @pytest.mark.parametrize("name", ["naive", "map", "spatial", "spatial-mmse"])
@@ -246,7 +246,7 @@ def test_spatial_posterior_rejects_llrs_that_do_not_fit_the_grid():
     rng = np.random.default_rng(0)
     grids = [rng.integers(0, 16, (6, 7)) for _ in range(3)]
     ctx = ReceiverContext(K=16, assignment=identity_assignment(16), codebook=rng.normal(size=(16, 4)),
-                          channel=None, prior=learn_prior(grids, 16))
+                          channel=None, prior=(learn_prior(grids, 16),))
     with pytest.raises(ValueError, match="needs"):
         spatial_posterior(np.zeros((6 * 7, 4)), (8, 8), ctx)
 
@@ -358,3 +358,14 @@ def test_staged_receivers_give_each_stage_its_exact_posterior_and_sum_the_stages
     assert np.array_equal(naive.reshape(S, -1), [inverse_assignment(assignment[s], K)[labels[s]] for s in range(S)])
     with pytest.raises(ValueError, match="stages"):
         get_receiver("naive")(Received(hard=rx.hard[:-2]), (S, h, w), ctx)
+
+
+def test_per_stage_side_information_is_a_tuple_of_one_per_stage_or_none():
+    """issue 29: a context's prior and context receiver are None or a tuple of S, never bare."""
+    prior = learn_prior([np.random.default_rng(0).integers(0, 8, (4, 4))], 8)
+    assert _ctx(8, prior).prior == (prior,)
+    with pytest.raises(ValueError, match="tuple of one per stage"):
+        ReceiverContext(K=8, assignment=np.arange(8), codebook=np.zeros((8, 2), np.float32), prior=prior)
+    with pytest.raises(ValueError, match=r"tuple of one per stage \(2\)"):
+        ReceiverContext(K=8, assignment=np.arange(8), codebook=np.zeros((8, 2), np.float32),
+                        codebooks=np.zeros((2, 8, 2), np.float32), prior=(prior,))
