@@ -59,7 +59,7 @@ def main() -> None:
     if codec.context is not None:
         from vqcodec.context import context_posterior
 
-        t_ctx = timeit(lambda: context_posterior(codec.context, llr, grid.shape), repeat=5)
+        t_ctx = timeit(lambda: context_posterior(codec.context[0], llr, grid.shape), repeat=5)
         print(f"learned context receiver, same {grid.shape[1]}x{grid.shape[0]} grid: {1000 * t_ctx:.1f} ms "
               f"({t_ctx / t_full:.1f}x the spatial decoder's time)")
 

@@ -68,9 +68,9 @@ def burst_rows(codec, encs, cb, p: float, burst_length: float) -> None:
         rx = Received(hard=hard, llr=None)
         llr = bit_llrs(rx, ch, ctx.b)
         res["learned-mmse"].append(mmse_psnr(codec, enc, _context_posterior(rx, g.shape, ctx), cb))
-        res["one-pass"].append(mmse_psnr(codec, enc, context_posterior(codec.context, llr, g.shape), cb))
+        res["one-pass"].append(mmse_psnr(codec, enc, context_posterior(codec.context[0], llr, g.shape), cb))
         told = np.where(states.reshape(-1, ctx.b) == 1, 0.0, np.sign(llr) * LLR_CLIP)
-        res["genie-states"].append(mmse_psnr(codec, enc, context_posterior(codec.context, told, g.shape), cb))
+        res["genie-states"].append(mmse_psnr(codec, enc, context_posterior(codec.context[0], told, g.shape), cb))
     print(f"burst p={p:g}: " + ", ".join(f"{k} {np.mean(v):+.2f}" for k, v in res.items()), flush=True)
 
 
@@ -130,12 +130,12 @@ def main() -> None:
             g = enc.indices
             rx = ch(indices_to_bits(g, codec.K, codec.assignment), np.random.default_rng(1000 + i))
             llr = bit_llrs(rx, ch, ctx.b)
-            res["learned-mmse"].append(mmse_psnr(codec, enc, context_posterior(codec.context, llr, g.shape), cb))
+            res["learned-mmse"].append(mmse_psnr(codec, enc, context_posterior(codec.context[0], llr, g.shape), cb))
             recv = bits_to_indices(rx.hard, codec.K, codec.assignment)
             wrong = recv != g.reshape(-1)
             told = llr.copy()
             told[~wrong] = np.sign(told[~wrong]) * LLR_CLIP  # certain: never flipped by the receiver
-            q = context_posterior(codec.context, told, g.shape).reshape(-1, codec.K)
+            q = context_posterior(codec.context[0], told, g.shape).reshape(-1, codec.K)
             known = wrong & (recv >= 0)  # an unused label (K not a power of two) names no index to exclude
             q[known, recv[known]] = 0.0
             tot = q[wrong].sum(-1, keepdims=True)
@@ -143,7 +143,7 @@ def main() -> None:
             q[known, recv[known]] = 0.0  # also where the uniform fallback filled it
             res["genie"].append(mmse_psnr(codec, enc, q.reshape(g.shape + (codec.K,)), cb))
             told[wrong] = 0.0
-            res["genie-erase"].append(mmse_psnr(codec, enc, context_posterior(codec.context, told, g.shape), cb))
+            res["genie-erase"].append(mmse_psnr(codec, enc, context_posterior(codec.context[0], told, g.shape), cb))
         print(f"p={p:g}: " + ", ".join(f"{k} {np.mean(v):+.2f}" for k, v in res.items()), flush=True)
 
 

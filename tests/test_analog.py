@@ -110,7 +110,7 @@ def test_deepjscc_baseline_options_are_checked():
     codec = vq.load()
     with pytest.raises(ValueError, match="analog symbols: use awgn or fading"):
         vq.experiment(codec, "bsc", [0.01], baselines="deepjscc")
-    with pytest.raises(ValueError, match="takes no --code"):
+    with pytest.raises(ValueError, match="takes no code"):
         vq.experiment(codec, "awgn", [1.0], modulation="qam16", code="ldpc-1/2", baselines="deepjscc")
     with pytest.raises(ValueError, match="named twice"):
         vq.experiment(codec, "awgn", [1.0], baselines="deepjscc,deepjscc")

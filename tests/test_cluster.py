@@ -29,7 +29,7 @@ def setup(tiny_model, image_dir, tmp_path):
     codec = Codec(name="tiny", model=tiny_model, meta={"name": "tiny"}, assignment=identity_assignment(16))
     encs = [encode_image(codec, p, False) for p in sorted(image_dir.iterdir())]
     codec = Codec(name="tiny", model=tiny_model, meta={"name": "tiny"}, assignment=identity_assignment(16),
-                  prior=learn_prior([e.indices for e in encs], 16))
+                  prior=(learn_prior([e.indices for e in encs], 16),))
     grid = [0.01, 0.05, 0.2]
     return codec, encs, grid, [channels.get_channel("bsc", p=v) for v in grid]
 
@@ -230,7 +230,7 @@ def test_baselines_on_dask_equal_the_serial_run():
     y, x = np.mgrid[0:40, 0:56]
     imgs = [(f"i{k}.png", np.clip(np.stack([x * 4, y * 5, (x + y) * 2], 2) + rng.normal(0, 5, (40, 56, 3)), 0, 255)
              .astype(np.uint8)) for k in range(3)]
-    kw = dict(codecs=["jpeg", "webp"], rates=["uncoded", "1/2"], channel_kind="bsc", grid=[1e-3, 2e-2],
+    kw = dict(codecs=["jpeg", "webp"], rates=["none", "cc-1/2"], channel_kind="bsc", grid=[1e-3, 2e-2],
               budget_bpp=3.0, seed=4, trials=2)
     serial = baseline_sweep(imgs, **kw)
     with DaskExecutor(workers=2) as ex:

@@ -27,7 +27,7 @@ def sweep_json(tmp_path_factory):
     out = d / "s.json"
     r = CliRunner().invoke(main, ["sweep", "--channel", "awgn", "--modulation", "qpsk", "--snr-db", "1,7",
                                   "--cbr", "1/12", "--receiver", "naive,spatial-mmse,learned-mmse",
-                                  "--baselines", "jpeg,webp", "--rates", "uncoded,1/2,1/4", "--images", str(imgs),
+                                  "--baselines", "jpeg,webp", "--rates", "none,cc-1/2,cc-1/4", "--images", str(imgs),
                                   "--trials", "1", "--min-trials", "1", "--no-ms-ssim", "--precision", "fp32",
                                   "--json", str(out)])
     assert r.exit_code == 0, r.output

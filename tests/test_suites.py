@@ -50,7 +50,7 @@ def tiny_zoo(monkeypatch, tmp_path, tiny_model, image_dir):
     monkeypatch.setitem(zoo.REGISTRY, "tiny", zoo.ZooEntry("tiny", "test model"))
     codec = zoo.load_codec("tiny")
     grids = [encode_image(codec, p, False).indices for p in sorted(image_dir.iterdir())]
-    save_prior(learn_prior(grids, 16), prior_path(tmp_path / "w" / "tiny"))
+    save_prior((learn_prior(grids, 16),), prior_path(tmp_path / "w" / "tiny"))
     zoo._load.cache_clear()
     yield
     zoo._load.cache_clear()

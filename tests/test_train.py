@@ -64,7 +64,7 @@ def test_finetune_keeps_encoder_and_codebook(tmp_path, image_dir, tiny_model):
     codec = Codec(name="tiny", model=tiny_model, meta={"name": "tiny"}, assignment=identity_assignment(16))
     grids = [encode_image(codec, p, False).indices for p in sorted(image_dir.iterdir())]
     codec = Codec(name="tiny", model=tiny_model, meta={"name": "tiny"}, assignment=identity_assignment(16),
-                  prior=learn_prior(grids, 16))
+                  prior=(learn_prior(grids, 16),))
     ch = channels.get_channel("bsc", p=0.05)
     hist = []
     finetune_decoder(codec, ch, "naive", image_dir, FinetuneConfig(steps=30, batch=4, crop=16, lr=3e-3, warmup=2,
@@ -125,7 +125,7 @@ def _codec_of(model, image_dir):
                   assignment=identity_assignment(16))
     grids = [encode_image(codec, p, False).indices for p in sorted(image_dir.iterdir())]
     return Codec(name="tiny", model=model, meta=codec.meta, assignment=codec.assignment,
-                 prior=learn_prior(grids, 16))
+                 prior=(learn_prior(grids, 16),))
 
 
 def test_train_decoder_new_architecture_keeps_the_transmitter(tmp_path, image_dir, trained_tiny):

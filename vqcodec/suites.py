@@ -108,7 +108,7 @@ class Suite:
     channel_params: dict = field(default_factory=dict)
     receivers: tuple = ("naive",)
     baselines: tuple = ()
-    rates: tuple = ("uncoded", "3/4", "2/3", "1/2", "1/3", "1/4")
+    rates: tuple = RATES
     seed: int = 0
     trials: int = 10
     min_trials: int = 3

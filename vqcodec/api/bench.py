@@ -9,6 +9,7 @@ from typing import Any
 
 from channels.base import ParameterError
 from vqcodec.cluster import executor_for
+from vqcodec.files import template_text
 
 # --------------------------------------------------------------------------- benchmark suites
 
@@ -88,12 +89,12 @@ def bench(name: str, *, out="results", resume=None, regenerate_expected: bool = 
         try:
             run_dir = S.new_run_dir(st, Path(out))
         except OSError as exc:  # a read-only current folder, a file named like out
-            raise ParameterError(f"{exc.filename or out}: cannot create the run folder "
+            raise ParameterError(f"{template_text(exc.filename or out)}: cannot create the run folder "
                                  f"({exc.strerror or exc.__class__.__name__}); name a writable one with {{0}}",
                                  "out") from None
     expected = S.EXPECTED / st.expected if st.expected else None
     if expected and not regenerate_expected and not expected.is_file():
-        raise ParameterError(f"suite {st.name}: its expected file {expected} does not exist (run with {{0}} to "
+        raise ParameterError(f"suite {st.name}: its expected file {template_text(expected)} does not exist (run with {{0}} to "
                              "make it)", "regenerate_expected")
     if on_run_dir:
         on_run_dir(run_dir)

@@ -20,6 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from channels.base import ParameterError
+from vqcodec.files import template_text
 
 __all__ = ["TRAIN_SETTINGS", "train", "train_jscc", "train_decoder", "finetune", "train_codebook",
            "train_receiver", "prepare", "train_entropy"]
@@ -100,7 +101,7 @@ def train(out, *, images=None, f: int | None = None, K: int | None = None, d: in
         cfg = ModelConfig.for_stride(int(arch.pop("f", 4)), stages=stages or 1, stage_dropout=stage_dropout, **arch)
     else:
         if arch:
-            raise ParameterError(f"{{0}} takes the architecture of {init}; drop "
+            raise ParameterError(f"{{0}} takes the architecture of {template_text(init)}; drop "
                                  + ", ".join(f"{{{i + 1}}}" for i in range(len(arch))), "init", *arch)
         init_model = load_codec(None, str(init)).model
         cfg = warm_start_config(init_model.cfg, stages or init_model.cfg.stages, stage_dropout)
@@ -108,7 +109,7 @@ def train(out, *, images=None, f: int | None = None, K: int | None = None, d: in
     _new_output(out, resume, overwrite)
     if init is not None and not resume and \
             Path(checkpoint_paths(out)[1]).resolve() == Path(checkpoint_paths(init)[1]).resolve():
-        raise ParameterError(f"{{0}} {out} would overwrite the {{1}} checkpoint", "out", "init")
+        raise ParameterError(f"{{0}} {template_text(out)} would overwrite the {{1}} checkpoint", "out", "init")
     return run_train(cfg, tc, folder, out, resume=resume, device=_device(device), command=command,
                      progress=progress, init=init_model, init_name=None if init is None else str(init),
                      minutes=minutes, overwrite=overwrite)
@@ -135,7 +136,7 @@ def train_jscc(out, *, images=None, cbr="1/12", width: int = 32, snr_db=(0.0, 15
     try:
         c = Fraction(str(cbr)) * 96
     except (ValueError, ZeroDivisionError):
-        raise ParameterError(f"{{0}} must be a number or a fraction like 1/12, got {cbr!r}", "cbr") from None
+        raise ParameterError(f"{{0}} must be a number or a fraction like 1/12, got {template_text(repr(cbr))}", "cbr") from None
     if c.denominator != 1:
         raise ParameterError(f"{{0}} {cbr} needs c = 96 cbr = {float(c):g} symbol channels, not a whole number",
                              "cbr")

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from channels.base import ParameterError
-from vqcodec.files import replace_atomically
+from vqcodec.files import replace_atomically, template_text
 from vqcodec.precision import autocast, cpu_has_bf16
 
 TRAIN_PRECISIONS = ("auto", "fp32", "bf16")
@@ -185,7 +185,7 @@ def resume_config(out, overrides: dict | None = None) -> TrainConfig:
             changes[key] = value
             continue
         if value != old:
-            raise ParameterError(f"{out}: the run was started with {{0}} {old}; a resumed run keeps its saved "
+            raise ParameterError(f"{template_text(out)}: the run was started with {{0}} {old}; a resumed run keeps its saved "
                                  "settings (drop {0}, or start a new run)", key)
     return dataclasses.replace(saved, **changes)
 
