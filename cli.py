@@ -350,7 +350,7 @@ def _cluster_options(fn):
 
 def _channel_options(fn):
     opts = [
-        click.option("--channel", "-c", "kind", required=True, help="Channel model (see `vqcodec channels`)."),
+        click.option("--channel", "-c", "channel", required=True, help="Channel model (see `vqcodec channels`)."),
         click.option("--packet-bits", type=int, default=None,
                      help="packet-erasure: bits per packet [default: one index]."),
         click.option("--burst-length", type=float, default=None, help="burst: mean burst length in bits [default: 10]."),
@@ -363,9 +363,9 @@ def _channel_options(fn):
                           "complex channel use."),
         click.option("--demapping", type=click.Choice(["app", "maxlog"]), default=None,
                      help="awgn/fading: exact (app) or max-log soft demapping [default: app]."),
-        click.option("--no-scramble", is_flag=True,
-                     help="awgn/fading: modulate the payload's bits as they are, without the 3GPP "
-                          "TS 38.211 Gold-sequence scrambling real links use (on by default)."),
+        click.option("--scramble/--no-scramble", default=True,
+                     help="awgn/fading: --no-scramble modulates the payload's bits as they are, without the 3GPP "
+                          "TS 38.211 Gold-sequence scrambling real links use [default: scrambled]."),
         click.option("--code", default=None, metavar="none|ldpc-A/B|cc-A/B",
                      help="Channel code protecting the index payload: 5G NR LDPC, e.g. ldpc-1/2 (rate A/B in "
                           "[0.1, 0.95]), or the K=7 convolutional codes cc-1/2, cc-2/3, cc-3/4, cc-1/3, cc-1/4 "
@@ -380,7 +380,7 @@ def _channel_options(fn):
 
 def _stop_options(fn):
     fn = click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Base seed of every channel realisation.")(fn)
-    fn = click.option("--ci", "ci_target", type=float, default=0.05, show_default=True,
+    fn = click.option("--ci", "ci", type=float, default=0.05, show_default=True,
                       help="Stop a point when the 95% CI half-width of mean PSNR is at most this (dB).")(fn)
     fn = click.option("--min-trials", type=click.IntRange(1), default=3, show_default=True,
                       help="Trials every point runs before the --ci rule may stop it (at most --trials).")(fn)
@@ -525,16 +525,11 @@ def eval_cmd(model, checkpoint, device, precision, search, images, entropy, prog
 @click.option("--json", "json_out", type=click.Path(), default=None, help="Write a results file.")
 @click.option("--save-dir", type=click.Path(file_okay=False), default=None,
               help="Write the originals and the first trial's reconstructions here.")
-@click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
+@click.option("--ms-ssim/--no-ms-ssim", "with_ms_ssim", default=True, help="Also measure MS-SSIM [default: on; off is faster].")
 @_overwrite("--json results file")
-def simulate(kind, packet_bits, burst_length, block_bits, hard, modulation, demapping, no_scramble, code, p, snr_db, model, checkpoint, device, precision, search, images,
-             receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite, workers,
-             scheduler):
+def simulate(**opts):
     """Send images through one channel point and measure what arrives."""
-    options = dict(packet_bits=packet_bits, burst_length=burst_length, block_bits=block_bits, hard=hard,
-                   modulation=modulation, demapping=demapping, scramble=not no_scramble, code=code)
-    _run_sweep("simulate", kind, options, p, snr_db, model, checkpoint, images, receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
-               device=device, precision=precision, workers=workers, scheduler=scheduler, search=search)
+    _run_sweep("simulate", opts)
 
 
 @main.command()
@@ -561,26 +556,16 @@ def simulate(kind, packet_bits, burst_length, block_bits, hard, modulation, dema
               help="Channel bits per pixel of the baselines [default: the VQ model's bpp].")
 @click.option("--cbr", type=_RATIO, default=None,
               help="awgn/fading: the baselines' budget as a bandwidth ratio, complex channel uses / (3 x pixels).")
-@click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
+@click.option("--ms-ssim/--no-ms-ssim", "with_ms_ssim", default=True, help="Also measure MS-SSIM [default: on; off is faster].")
 @_overwrite("--json results file")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted sweep: keep the points already in --json, run the rest.")
-def sweep(kind, packet_bits, burst_length, block_bits, hard, modulation, demapping, no_scramble, code, p, snr_db, model, checkpoint, device, precision, search, images,
-          receivers, trials, min_trials, ci_target, seed, json_out, baselines, rates, budget_bpp, cbr, no_ms_ssim,
-          overwrite, resume, workers, scheduler):
+def sweep(**opts):
     """Sweep a grid of channel parameters; one curve per receiver (and per baseline)."""
-    options = dict(packet_bits=packet_bits, burst_length=burst_length, block_bits=block_bits, hard=hard,
-                   modulation=modulation, demapping=demapping, scramble=not no_scramble, code=code)
-    _run_sweep("sweep", kind, options, p, snr_db, model, checkpoint, images, receivers, trials, min_trials, ci_target, seed, json_out, None, no_ms_ssim, overwrite,
-               baselines=baselines, rates=rates, budget_bpp=budget_bpp, cbr=cbr, device=device, resume=resume,
-               precision=precision, workers=workers, scheduler=scheduler, search=search)
+    _run_sweep("sweep", opts)
 
 
-def _run_sweep(command, kind, options, p, snr_db, model, checkpoint, images,
-               receivers, trials, min_trials, ci_target, seed, json_out, save_dir, no_ms_ssim, overwrite,
-               baselines=None, rates=None, budget_bpp=None, cbr=None, device="cpu", resume=False,
-               precision="auto", workers=None, scheduler=None, search=None):
-
+def _run_sweep(command, opts):
     from vqcodec import api
 
     t_start = time.perf_counter()
@@ -589,22 +574,17 @@ def _run_sweep(command, kind, options, p, snr_db, model, checkpoint, images,
     def on_trial(i, t):
         exp = plan[0]
         trials_done[0] += 1
-        show(command, trials_done[0], len(exp.grid) * trials, f"{exp.param}={exp.grid[i]:g}", "trial")
+        show(command, trials_done[0], len(exp.grid) * opts["trials"], f"{exp.param}={exp.grid[i]:g}", "trial")
 
     run = api.sweep if command == "sweep" else api.simulate
     try:
         with _bars() as show:
-            results = run(kind, p=p, snr_db=snr_db, model=model, checkpoint=checkpoint, device=device,
-                          precision=precision, search=search, images=images, receivers=receivers, trials=trials,
-                          min_trials=min_trials, ci=ci_target, seed=seed, with_ms_ssim=not no_ms_ssim,
-                          baselines=baselines, rates=rates, budget_bpp=budget_bpp, cbr=cbr, workers=workers,
-                          scheduler=scheduler, save_dir=save_dir, json_out=json_out, overwrite=overwrite,
-                          resume=resume, on_plan=plan.append,
+            results = run(**opts, on_plan=plan.append,
                           on_encode=lambda done, total: total >= 3 and show("encode", done, total, unit="img"),
                           on_trial=on_trial,
-                          on_baseline=lambda done, total, label: show("baselines", done, total, label, "point"),
-                          **options)
+                          on_baseline=lambda done, total, label: show("baselines", done, total, label, "point"))
     except KeyboardInterrupt:
+        json_out = opts["json_out"]
         _fail("interrupted" + (f"; the trials so far are in {json_out} (continue with --resume)"
                                if json_out and command == "sweep" and Path(json_out).exists() else ""))
     exp = plan[0]
@@ -612,11 +592,11 @@ def _run_sweep(command, kind, options, p, snr_db, model, checkpoint, images,
     _print_table(vq, exp.param)
     if len(results) > len(vq):
         _print_baselines(results[len(vq):], exp.param, exp.budget)
-    _echo_precision(exp.codec, precision)  # after the work: a run that fails says one line, its error
+    _echo_precision(exp.codec, opts["precision"])  # after the work: a run that fails says one line, its error
     click.echo("side information (image size, model, index assignment) is assumed to arrive error-free; "
                "only the index payload crosses the channel")
-    if json_out:
-        click.echo(f"wrote {json_out}")
+    if opts["json_out"]:
+        click.echo(f"wrote {opts['json_out']}")
     click.echo(f"time {time.perf_counter() - t_start:.1f} s")
 
 
@@ -654,10 +634,10 @@ def _print_table(results, param):
 @click.option("--workers", type=click.IntRange(1, 1024), default=None,
               help="Run the trials on a local Dask cluster of this many processes [default: serial].")
 @click.option("--json", "json_out", type=click.Path(), required=True, help="Results file to write.")
-@click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (faster).")
+@click.option("--ms-ssim/--no-ms-ssim", "with_ms_ssim", default=True, help="Also measure MS-SSIM [default: on; off is faster].")
 @_overwrite("--json results file")
-def best(kind, snr_db, cbr, models, min_rate, block_bits, images, precision, trials, min_trials, ci_target, seed,
-         workers, json_out, no_ms_ssim, overwrite):
+def best(kind, snr_db, cbr, models, min_rate, block_bits, images, precision, trials, min_trials, ci, seed,
+         workers, json_out, with_ms_ssim, overwrite):
     """Best configuration at equal channel uses: every (model, modulation, 5G LDPC rate) that fills
     --cbr, swept over --snr-db with the model's best soft receiver, and their envelope."""
     from vqcodec import api
@@ -665,7 +645,7 @@ def best(kind, snr_db, cbr, models, min_rate, block_bits, images, precision, tri
     t_start = time.perf_counter()
     with _bars() as show:
         results = api.best_sweep(kind, snr_db, models=models, cbr=cbr, images=images, trials=trials,
-                                 min_trials=min_trials, ci=ci_target, seed=seed, with_ms_ssim=not no_ms_ssim,
+                                 min_trials=min_trials, ci=ci, seed=seed, with_ms_ssim=with_ms_ssim,
                                  min_rate=min_rate, workers=workers, precision=precision,
                                  on_configuration=lambda i, n, label: show("configurations", i, n, label, "config"),
                                  json_out=json_out, overwrite=overwrite, **_given(block_bits=block_bits))
