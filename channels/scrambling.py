@@ -48,6 +48,7 @@ def _lfsr(init: np.ndarray, taps: tuple[int, ...], length: int) -> np.ndarray:
 
 
 _CACHE: dict[int, np.ndarray] = {}
+_SIGNS: dict[int, np.ndarray] = {}  # float32 1 - 2 c, for the LLRs
 
 
 def gold_sequence(length: int, c_init: int = C_INIT) -> np.ndarray:
@@ -68,6 +69,9 @@ def gold_sequence(length: int, c_init: int = C_INIT) -> np.ndarray:
         seq = x1[_NC:] ^ x2[_NC:]
         seq.flags.writeable = False
         _CACHE[int(c_init)] = seq
+        signs = 1.0 - 2.0 * seq.astype(np.float32)
+        signs.flags.writeable = False
+        _SIGNS[int(c_init)] = signs
     return seq[:length]
 
 
@@ -86,6 +90,6 @@ def descramble_hard(hard: np.ndarray, c_init: int = C_INIT) -> np.ndarray:
 def descramble_llr(llr: np.ndarray, c_init: int = C_INIT) -> np.ndarray:
     """LLRs of the scrambled bits to LLRs of the bits, in place: the sign flips where
     ``c = 1`` (``P(b = 0) = P(b XOR c = c)``)."""
-    c = gold_sequence(llr.shape[0], c_init).view(bool)
-    np.negative(llr, out=llr, where=c)
+    gold_sequence(llr.shape[0], c_init)  # makes (or grows) the cached signs
+    np.multiply(llr, _SIGNS[int(c_init)][:llr.shape[0]], out=llr)
     return llr
