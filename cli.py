@@ -56,7 +56,8 @@ def _bars():
 
     def show(name, done, total=None, postfix=None, unit="it"):
         if name not in made:
-            made[name] = tqdm(total=total, desc=name, unit=unit, leave=False, dynamic_ncols=True)
+            # counted from here: a resumed run's rate is its steps per second, not its step number's
+            made[name] = tqdm(total=total, desc=name, unit=unit, leave=False, dynamic_ncols=True, initial=done)
         bar = made[name]
         bar.total = total if total is not None else bar.total
         bar.n = done
