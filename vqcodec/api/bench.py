@@ -2,14 +2,18 @@
 public name."""
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from channels.base import ParameterError
+from vqcodec import suites as S
 from vqcodec.cluster import executor_for
 from vqcodec.files import template_text
+from vqcodec.precision import resolve_precision
 
 # --------------------------------------------------------------------------- benchmark suites
 
@@ -18,7 +22,6 @@ class BenchRun:
     """A finished suite run: its folder, results, figures, the precision it ran at, and how its
     values compare with the suite's stored expected ones (``mismatches``: none is a pass; None
     when the suite stores none or they were just regenerated)."""
-
     suite: Any
     run_dir: Path
     results: list
@@ -30,9 +33,7 @@ class BenchRun:
     @property
     def checked(self) -> int:
         """How many stored values were compared."""
-        from vqcodec.suites import expected_values
-
-        return len(expected_values(self.results))
+        return len(S.expected_values(self.results))
 
 
 def use_bench_folders(*, suites, expected, anchors, jscc_anchors, datasets) -> None:
@@ -40,15 +41,11 @@ def use_bench_folders(*, suites, expected, anchors, jscc_anchors, datasets) -> N
     their stored expected values, CompressAI's and the JSCC papers' published anchor points, and
     the named image sets (``images = "kodak"`` is ``datasets/kodak``). Call it before
     :func:`bench` and :func:`bench_suites`."""
-    from vqcodec.suites import use_folders
-
-    use_folders(suites=suites, expected=expected, anchors=anchors, jscc_anchors=jscc_anchors, datasets=datasets)
+    S.use_folders(suites=suites, expected=expected, anchors=anchors, jscc_anchors=jscc_anchors, datasets=datasets)
 
 
 def bench_suites() -> dict[str, str]:
     """Every named suite with its description (or why its file is invalid)."""
-    from vqcodec import suites as S
-
     out = {}
     for name in S.available():
         try:
@@ -67,11 +64,7 @@ def bench(name: str, *, out="results", resume=None, regenerate_expected: bool = 
     networks' arithmetic (default: the suite's). ``regenerate_expected`` rewrites the suite's
     stored expected values instead of checking them. ``progress(message)`` after each step;
     ``on_run_dir(folder)`` names the run folder before the work (where an interrupted run resumes)."""
-    import dataclasses
-    import json
 
-    from vqcodec import suites as S
-    from vqcodec.precision import resolve_precision
 
     st = S.load_suite(name)
     if (checkpoints or batch) and st.kind != "speed":

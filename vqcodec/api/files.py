@@ -2,17 +2,35 @@
 channels, receivers). Part of :mod:`vqcodec.api`, which re-exports every public name."""
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import channels
 from channels.base import ParameterError
+from channels.options import KIND_OPTIONS
 from vqcodec.api.runs import ImagesArg, load
-from vqcodec.images import save_image
-from vqcodec.plot import plot_curves
-from vqcodec.results import new_results
-from vqcodec.simulate import EncodedImage, encode_images
-from vqcodec.zoo import Codec
+from vqcodec.bits import read_index_file as read_vqc
+from vqcodec.checkpoint import CheckpointError
+from vqcodec.files import check_output, replace_atomically
+from vqcodec.images import check_image_output, list_images, save_image
+from vqcodec.plot import curve_label, plot_curves, plot_rd, select_curves
+from vqcodec.receivers import REGISTRY as RECEIVERS
+from vqcodec.results import (
+    ResultsError,
+    atomic_write_text,
+    clean_results,
+    merge_curves,
+    new_results,
+    read_compressai,
+    read_results,
+    to_compressai,
+)
+from vqcodec.simulate import EncodedImage, clean_point, decode_index_file, encode_images, index_file, progressive_points
+from vqcodec.zoo import DEFAULT_MODEL, Codec, meta
+from vqcodec.zoo import REGISTRY as MODELS
 
 
 def _figure_files(output) -> list[str]:
@@ -26,10 +44,6 @@ def plot_files(files: Sequence, output, *, metric: str = "psnr", title: str | No
     ``rd`` a rate-distortion figure of clean-channel results (CompressAI-style files among
     ``files`` are drawn as labelled anchors). ``select``: glob patterns of the curves' labels.
     Refuses existing figures without ``overwrite``; writes nothing when a figure cannot be drawn."""
-    from vqcodec.files import check_output
-    from vqcodec.plot import curve_label, plot_rd, select_curves
-    from vqcodec.results import ResultsError, clean_results, merge_curves, read_compressai, read_results
-
     for out in _figure_files(output):
         check_output(out, overwrite)
     try:
@@ -61,10 +75,7 @@ def plot_files(files: Sequence, output, *, metric: str = "psnr", title: str | No
 def export_compressai(files: Sequence, output, *, name: str = "vqcodec", overwrite: bool = False) -> dict:
     """Write the clean-channel results of ``files`` (``vqcodec eval`` / kodak-rd) as a
     CompressAI-style rate-distortion file; returns the document written."""
-    import json
 
-    from vqcodec.files import check_output
-    from vqcodec.results import atomic_write_text, read_results, to_compressai
 
     check_output(output, overwrite)
     doc = to_compressai([r for f in files for r in read_results(f)], name=name)
@@ -83,7 +94,6 @@ class Evaluation:
     """A clean-channel evaluation: the results object (one point, ``channel.kind == "none"``),
     the encoded images (in the point's per-image order) and, for a residual model evaluated
     progressively, the PSNR of decoding from the first s stages alone."""
-
     results: dict
     images: list
     progressive: list | None = None
@@ -94,8 +104,6 @@ def evaluate(codec: Codec, images: ImagesArg = None, *, entropy: bool = False, p
     """PSNR, MS-SSIM and rate of every image through the clean channel. ``entropy``: the rates
     of the entropy-coded index files (real sizes) instead of the fixed-length stream;
     ``progressive``: also decode a residual model from its first s stages alone."""
-    from vqcodec.simulate import clean_point, progressive_points
-
     if progressive and codec.model.stages == 1:
         raise ValueError(f"model {codec.name} has one stage; progressive evaluation needs a residual model "
                          "(trained with stages > 1)")
@@ -111,7 +119,6 @@ def evaluate(codec: Codec, images: ImagesArg = None, *, entropy: bool = False, p
 @dataclass(frozen=True)
 class IndexFile:
     """What :func:`encode_file` wrote: the encoded image and the file's size in bytes."""
-
     image: EncodedImage
     path: Path
     size: int
@@ -132,10 +139,6 @@ def encode_file(image, output, *, codec: Codec | None = None, model: str | None 
     model's context model) with ``codec``, else the model :func:`load` gives for the other
     arguments (loaded after the paths are checked); refuses an existing ``output`` without
     ``overwrite`` and leaves no partial file."""
-    from vqcodec.files import check_output, replace_atomically
-    from vqcodec.images import list_images
-    from vqcodec.simulate import index_file
-
     check_output(output, overwrite)
     paths = list_images(image)
     if len(paths) != 1:
@@ -153,19 +156,13 @@ def encode_file(image, output, *, codec: Codec | None = None, model: str | None 
 
 def read_index_file(path) -> tuple:
     """(indices, header) of a ``.vqc`` file; ``header["model"]`` names the model that made it."""
-    from vqcodec.bits import read_index_file as read
-
-    return read(path)
+    return read_vqc(path)
 
 
 def decode_file(index_path, output, *, codec: Codec | None = None, checkpoint=None, device: str = "cpu",
                 precision: str = "auto", overwrite: bool = False) -> tuple[dict, Codec]:
     """Decode a ``.vqc`` index file into an image file with ``codec``, else ``checkpoint``, else
     the shipped model its header names. Returns (header, codec)."""
-    from vqcodec.files import check_output
-    from vqcodec.images import check_image_output
-    from vqcodec.simulate import decode_index_file
-
     check_output(output, overwrite)
     check_image_output(output)
     idx, header = read_index_file(index_path)
@@ -186,14 +183,11 @@ def models() -> list[dict]:
     """Every shipped model: ``name``, ``default``, ``description`` and, when its weights are
     installed, ``f``, ``K``, ``stages``, ``bpp``, ``kodak_psnr``, ``receivers`` (``S``: spatial,
     ``L``: learned) and ``entropy`` (``trained``, ``prior`` or ``-``); else ``installed`` False."""
-    import math
 
-    from vqcodec.checkpoint import CheckpointError
-    from vqcodec.zoo import DEFAULT_MODEL, REGISTRY, meta
 
     out = []
-    for name in sorted(REGISTRY):
-        row = {"name": name, "default": name == DEFAULT_MODEL, "description": REGISTRY[name].description}
+    for name in sorted(MODELS):
+        row = {"name": name, "default": name == DEFAULT_MODEL, "description": MODELS[name].description}
         try:
             m = meta(name)
         except CheckpointError:
@@ -212,9 +206,6 @@ def models() -> list[dict]:
 def channel_kinds() -> list[dict]:
     """Every channel model: ``name``, its swept ``param``, its ``options`` (``channel_spec``'s
     keywords) and the first paragraph of its documentation (``doc``)."""
-    import channels
-    from channels.options import KIND_OPTIONS
-
     return [{"name": name, "param": cls.param, "options": list(KIND_OPTIONS.get(name, ())),
              "doc": " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())}
             for name, cls in sorted(channels.REGISTRY.items())]
@@ -222,6 +213,4 @@ def channel_kinds() -> list[dict]:
 
 def receivers() -> dict[str, str]:
     """Every receiver by name, with the first line of its documentation."""
-    from vqcodec.receivers import REGISTRY
-
-    return {name: (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "" for name, fn in sorted(REGISTRY.items())}
+    return {name: (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "" for name, fn in sorted(RECEIVERS.items())}

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +18,16 @@ from channels.options import ChannelSpec, channel_spec, param_value, parse_grid
 from vqcodec.analog import deepjscc_sweep
 from vqcodec.baselines import ANALOG_BASELINES, RATES, baseline_sweep, check_options
 from vqcodec.cluster import ClusterError, check_address, executor_for
-from vqcodec.files import template_text
+from vqcodec.files import check_output, exclusive, template_text
 from vqcodec.images import save_image
 from vqcodec.links import CodedLink, budget_configurations, parse_code, stream_cbr
 from vqcodec.plot import plot_curves
 from vqcodec.precision import on_cpu
 from vqcodec.receivers import check_receivers, default_receivers
-from vqcodec.results import envelope_points, new_results
+from vqcodec.results import ResultsError, envelope_points, new_results, read_results, write_results
 from vqcodec.simulate import EncodedImage, StopRule, encode_images
 from vqcodec.simulate import sweep as run_sweep
-from vqcodec.zoo import Codec, load_codec
+from vqcodec.zoo import Codec, available, load_codec
 
 ImagesArg = Any  # None | path | list of paths | {name: array}
 
@@ -62,7 +64,6 @@ def encode(codec: Codec, images: ImagesArg = None, *, with_ms_ssim: bool = True,
 class Experiment:
     """A checked plan: one model, one channel kind over a grid, receivers, a stopping rule, and
     optionally classical baselines at a channel budget. Built by :func:`experiment`."""
-
     codec: Codec
     spec: ChannelSpec
     grid: list[float]
@@ -179,8 +180,6 @@ def experiment(codec: Codec, channel: str, values, *, receivers=None, trials: in
         budget_bpp = cbr * 3 * chans[0].bits_per_use
         need = stream_cbr(codec.bpp, code, chans[0].bits_per_use)
         if need > cbr * (1 + 1e-9):
-            from fractions import Fraction
-
             fits = budget_configurations(Fraction(codec.bpp).limit_denominator(1 << 16),
                                          Fraction(cbr).limit_denominator(1 << 16))
             hint = ", ".join(f"{m} {c}" for m, c in fits) or "none at this model's rate"
@@ -219,19 +218,9 @@ def experiment(codec: Codec, channel: str, values, *, receivers=None, trials: in
                       budget_bpp=budget_bpp, save_dir=save_dir)
 
 
-def check_output(path, overwrite: bool = False) -> None:
-    """Refuse, before any work, an output path that exists (unless ``overwrite``), is not a
-    regular file, or cannot be written (``vqcodec.files.OutputError``, one line)."""
-    from vqcodec.files import check_output as check
-
-    check(path, overwrite)
-
-
 def save_results(path, results) -> Path:
     """Write results objects to ``path`` atomically; a failed write (full disk, permissions) is a
     one-line ``ValueError`` and leaves the previous file intact."""
-    from vqcodec.results import write_results
-
     try:
         return write_results(path, results)
     except OSError as exc:
@@ -260,10 +249,7 @@ def sweep(channel: str, values=None, *, p=None, snr_db=None, model: str | None =
     ``overwrite`` or ``resume``. ``on_plan(experiment)`` sees the checked plan before any work;
     ``on_encode(done, total)``, ``on_trial(point, trials)`` and ``on_baseline(done, total,
     label)`` report progress."""
-    from contextlib import nullcontext
 
-    from vqcodec.files import check_output, exclusive
-    from vqcodec.results import ResultsError, read_results
 
     with exclusive(json_out) if json_out else nullcontext():
         previous = []
@@ -320,10 +306,7 @@ def best_sweep(channel: str, values, *, models: Sequence[str] | str = ("f4-k256"
     reports progress before each configuration. ``precision``: the models' (see :func:`load`).
     ``models``: shipped names, or ``"all"``: every shipped model (``vqcodec models``).
     ``json_out``: the results file to write (refused when it exists, unless ``overwrite``)."""
-    from fractions import Fraction
 
-    from vqcodec.files import check_output
-    from vqcodec.zoo import available
 
     check_output(json_out, overwrite)
 

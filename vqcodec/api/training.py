@@ -19,8 +19,29 @@ from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
+import torch
+
 from channels.base import ParameterError
-from vqcodec.files import template_text
+from channels.options import channel_spec, param_value
+from vqcodec.checkpoint import checkpoint_paths
+from vqcodec.context import ContextConfig
+from vqcodec.files import check_output, template_text
+from vqcodec.images import default_kodak_folder
+from vqcodec.jscc import JsccConfig
+from vqcodec.learn.codec import decoder_config, decoder_train_config, training_folder, warm_start_config
+from vqcodec.learn.codec import train as run_train
+from vqcodec.learn.codec import train_decoder as run_decoder
+from vqcodec.learn.entropy import train_entropy_model
+from vqcodec.learn.jscc import train_jscc as run_jscc
+from vqcodec.learn.loop import TrainConfig, resume_config
+from vqcodec.learn.prepare import prepare_checkpoint
+from vqcodec.learn.receiver import ContextTrainConfig, PixelTrainConfig, train_checkpoint
+from vqcodec.learn.through_channel import CodebookConfig, FinetuneConfig, check_codebook_output, finetune_decoder
+from vqcodec.learn.through_channel import train_codebook as run_codebook
+from vqcodec.model import ModelConfig
+from vqcodec.receivers import REGISTRY as RECEIVERS
+from vqcodec.receivers import check_receivers
+from vqcodec.zoo import check_not_shipped, checkpoint_stem, load_codec, resolve_device
 
 __all__ = ["TRAIN_SETTINGS", "train", "train_jscc", "train_decoder", "finetune", "train_codebook",
            "train_receiver", "prepare", "train_entropy"]
@@ -37,16 +58,12 @@ def _given(**values) -> dict:
 
 def _threads(threads: int | None) -> None:
     if threads:
-        import torch
-
         torch.set_num_threads(threads)
 
 
 def _settings(out, resume: bool, minutes: float | None, make, **values):
     """A run's ``TrainConfig``: ``make(**given)`` for a new run; on resume, the saved settings of
     ``out`` with the given ones checked against them."""
-    from vqcodec.learn.loop import resume_config
-
     if not resume:
         return make(**_given(**values))
     if minutes is not None:
@@ -57,19 +74,10 @@ def _settings(out, resume: bool, minutes: float | None, make, **values):
 
 def _new_output(out, resume: bool, overwrite: bool) -> None:
     """A new run's checkpoint may not replace one unless ``overwrite``; resume continues it."""
-    from vqcodec.checkpoint import checkpoint_paths
-    from vqcodec.files import check_output
-
     if resume and overwrite:
         raise ParameterError("{0} continues OUT and {1} replaces it: choose one", "resume", "overwrite")
     if not resume:
         check_output(str(checkpoint_paths(out)[1]), overwrite)
-
-
-def _folder(images):
-    from vqcodec.learn.codec import training_folder
-
-    return training_folder(images)
 
 
 def train(out, *, images=None, f: int | None = None, K: int | None = None, d: int | None = None,
@@ -83,17 +91,10 @@ def train(out, *, images=None, f: int | None = None, K: int | None = None, d: in
     ``res_blocks`` (1), ``decoder_res_blocks``, ``decoder_channels``, ``decoder_head`` (stages);
     or ``init``: warm start from a checkpoint's weights and architecture (then only ``stages``,
     at most its own, may be given). ``settings``: ``TRAIN_SETTINGS``. Returns the final metrics."""
-    from vqcodec.checkpoint import checkpoint_paths
-    from vqcodec.learn.codec import train as run_train
-    from vqcodec.learn.codec import warm_start_config
-    from vqcodec.learn.loop import TrainConfig
-    from vqcodec.model import ModelConfig
-    from vqcodec.zoo import load_codec
-
     _threads(threads)
     if init is not None and resume:
         raise ParameterError("{0} starts a new training and {1} continues OUT's: choose one", "init", "resume")
-    folder = _folder(images)
+    folder = training_folder(images)
     arch = _given(f=f, K=K, d=d, channels=channels, res_blocks=res_blocks, decoder_res_blocks=decoder_res_blocks,
                   decoder_channels=decoder_channels, decoder_head=decoder_head)
     init_model = None
@@ -116,8 +117,6 @@ def train(out, *, images=None, f: int | None = None, K: int | None = None, d: in
 
 
 def _device(device: str) -> str:
-    from vqcodec.zoo import resolve_device
-
     return resolve_device(device)
 
 
@@ -127,12 +126,8 @@ def train_jscc(out, *, images=None, cbr="1/12", width: int = 32, snr_db=(0.0, 15
     """Train the Deep JSCC analog reference (Bourtsoulatze et al. 2019) over AWGN with Es/N0
     uniform in ``snr_db`` = (low, high) per crop: ``c = 96 cbr`` symbol channels, ``width``
     inner channels. ``settings``: ``TRAIN_SETTINGS``. Returns the final metrics."""
-    from vqcodec.jscc import JsccConfig
-    from vqcodec.learn.jscc import train_jscc as run
-    from vqcodec.learn.loop import TrainConfig
-
     _threads(threads)
-    folder = _folder(images)
+    folder = training_folder(images)
     try:
         c = Fraction(str(cbr)) * 96
     except (ValueError, ZeroDivisionError):
@@ -144,7 +139,7 @@ def train_jscc(out, *, images=None, cbr="1/12", width: int = 32, snr_db=(0.0, 15
     cfg = JsccConfig(c=int(c), width=width)
     tc = _settings(out, resume, minutes, TrainConfig, **settings)
     _new_output(out, resume, overwrite)
-    return run(cfg, tc, folder, out, snr_range=(lo, hi), resume=resume, command=command, progress=progress,
+    return run_jscc(cfg, tc, folder, out, snr_range=(lo, hi), resume=resume, command=command, progress=progress,
                device=_device(device), minutes=minutes, overwrite=overwrite)
 
 
@@ -157,20 +152,13 @@ def train_decoder(out, *, model: str | None = None, checkpoint=None, images=None
     stay frozen; ``grow``: start from the base decoder grown to the new width and depth (it first
     decodes the same image). ``settings``: ``TRAIN_SETTINGS`` (default 20000 steps, batch 16,
     crop 64, lr 1.5e-3). Returns the final metrics."""
-    from vqcodec.learn.codec import decoder_config, decoder_train_config
-    from vqcodec.learn.codec import train_decoder as run
-    from vqcodec.learn.loop import TrainConfig
-    from vqcodec.zoo import load_codec
-
     _threads(threads)
     if resume and overwrite:
         raise ParameterError("{0} continues OUT and {1} replaces it: choose one", "resume", "overwrite")
     dev = _device(device)
     codec = load_codec(model, None if checkpoint is None else str(checkpoint), "cpu")
-    folder = _folder(images)
+    folder = training_folder(images)
     if not resume:
-        from vqcodec.files import check_output
-
         check_output(str(out) + ".json", overwrite)
     cfg = decoder_config(codec.model.cfg, decoder_channels, decoder_res_blocks, decoder_head)
     defaults = TrainConfig()
@@ -180,7 +168,7 @@ def train_decoder(out, *, model: str | None = None, checkpoint=None, images=None
         return decoder_train_config(minutes=minutes, **kw)
 
     tc = _settings(out, resume, minutes if resume else None, make, **settings)
-    return run(codec, cfg, tc, folder, out, device=dev, minutes=minutes, resume=resume, grow=grow, command=command,
+    return run_decoder(codec, cfg, tc, folder, out, device=dev, minutes=minutes, resume=resume, grow=grow, command=command,
                progress=progress, overwrite=overwrite)
 
 
@@ -192,13 +180,6 @@ def finetune(out, channel: str, *, receiver: str = "spatial-mmse", model: str | 
     ``channel`` at ``p`` / ``snr_db``, or ``"mix"``: a random channel per crop from the
     receiver-training mix. ``settings``: ``learn.through_channel.FinetuneConfig``'s (steps, lr,
     batch, crop, seed, precision). Returns (final metrics, what it was fine-tuned for)."""
-    from channels.options import channel_spec, param_value
-    from vqcodec.files import check_output
-    from vqcodec.learn.through_channel import FinetuneConfig, finetune_decoder
-    from vqcodec.receivers import REGISTRY as RECEIVERS
-    from vqcodec.receivers import check_receivers
-    from vqcodec.zoo import load_codec
-
     _threads(threads)
     if receiver not in RECEIVERS:
         raise ValueError(f"unknown receiver {receiver!r} (known: {', '.join(sorted(RECEIVERS))})")
@@ -212,7 +193,7 @@ def finetune(out, channel: str, *, receiver: str = "spatial-mmse", model: str | 
         spec = channel_spec(channel, index_bits=codec.bits_per_index)
         ch = spec.make(param_value(spec, p, snr_db))
         what = f"{channel} {spec.param}={ch.param_value:g}"
-    folder = _folder(images)
+    folder = training_folder(images)
     check_output(str(out) + ".json", overwrite)
     fc = FinetuneConfig(**_given(**settings))
     final = finetune_decoder(codec, ch, receiver, folder, fc, out, command=command, progress=progress,
@@ -226,24 +207,18 @@ def train_codebook(out, *, model: str | None = None, checkpoint=None, images=Non
     """Channel-optimised codebook: train a model's codebook and decoder through a BSC (encoder
     and index assignment fixed). ``settings``: ``learn.through_channel.CodebookConfig``'s.
     Returns (final metrics, the config used)."""
-    from vqcodec.learn.through_channel import CodebookConfig, check_codebook_output
-    from vqcodec.learn.through_channel import train_codebook as run
-    from vqcodec.zoo import checkpoint_stem, load_codec
-
     _threads(threads)
     codec = load_codec(model, None if checkpoint is None else str(checkpoint), device)
-    folder = _folder(images)
+    folder = training_folder(images)
     cc = CodebookConfig(**_given(**settings))
     check_codebook_output(checkpoint_stem(model, checkpoint), out, overwrite)
-    return run(codec, folder, cc, out, command=command, progress=progress, overwrite=overwrite), cc
+    return run_codebook(codec, folder, cc, out, command=command, progress=progress, overwrite=overwrite), cc
 
 
 def side_info_stem(model: str | None, checkpoint, overwrite: bool, out=None) -> Path:
     """The checkpoint whose side information a command writes (prepare, train-receiver,
     train-entropy): refused in the shipped weights folder unless the model is named and
     ``overwrite`` given (``zoo.check_not_shipped``; ``out``: the stem written instead)."""
-    from vqcodec.zoo import check_not_shipped, checkpoint_stem
-
     if overwrite and model is None and checkpoint is None and out is None:
         raise ParameterError("{0} rewrites a model's files: name it with {1} or {2}", "overwrite", "model",
                              "checkpoint")
@@ -261,11 +236,6 @@ def train_receiver(*, model: str | None = None, checkpoint=None, out=None, overw
     (``steps``, ``crop`` in index sites, ``lr``), a second through the frozen decoder
     (``decoder_steps``, 0 skips it; ``decoder_crop`` pixels). Stored beside the model, or with a
     copy of it at ``out``. Returns (the training record, the stem written)."""
-    from vqcodec.checkpoint import checkpoint_paths
-    from vqcodec.context import ContextConfig
-    from vqcodec.files import check_output
-    from vqcodec.learn.receiver import ContextTrainConfig, PixelTrainConfig, train_checkpoint
-
     _threads(threads)
     if minutes is not None and not (minutes > 0 and math.isfinite(minutes)):
         raise ParameterError(f"{{0}} must be a positive number, got {minutes}", "minutes")
@@ -274,7 +244,7 @@ def train_receiver(*, model: str | None = None, checkpoint=None, out=None, overw
     stem = side_info_stem(model, checkpoint, overwrite, out)
     if out is not None:
         check_output(str(checkpoint_paths(out)[1]), overwrite)
-    folder = _folder(images)
+    folder = training_folder(images)
     cfg = ContextConfig(channels=width, blocks=blocks)
     tc = ContextTrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed,
                             warmup=min(200, max(1, steps // 10)), precision=precision)
@@ -290,11 +260,8 @@ def prepare(*, model: str | None = None, checkpoint=None, images=None, kodak=Non
     """Learn a model's index prior and pseudo-Gray index assignment (per stage), tune its
     spatial receiver and record its clean Kodak metrics (``kodak``: a folder, default the shared
     Kodak set when present), stored with the model. Returns (summary, stem)."""
-    from vqcodec.images import default_kodak_folder
-    from vqcodec.learn.prepare import prepare_checkpoint
-
     stem = side_info_stem(model, checkpoint, overwrite)
-    folder = _folder(images)
+    folder = training_folder(images)
     kodak = kodak if kodak is not None else default_kodak_folder()
     return prepare_checkpoint(stem, folder, kodak_folder=kodak, keep_assignment=keep_assignment,
                               progress=progress, overwrite=overwrite), stem
@@ -305,9 +272,7 @@ def train_entropy(*, model: str | None = None, checkpoint=None, images=None, ste
                   progress: Progress = None) -> tuple[dict, Path]:
     """Train the entropy coder's context model of a model's indices (``encode_file(entropy=True)``,
     ``evaluate(entropy=True)``), stored as ``<stem>.entropy.safetensors``. Returns (record, stem)."""
-    from vqcodec.learn.entropy import train_entropy_model
-
     stem = side_info_stem(model, checkpoint, overwrite)
-    folder = _folder(images)
+    folder = training_folder(images)
     return train_entropy_model(stem, folder, steps=steps, rank=rank, seed=seed, threads=threads, progress=progress,
                                overwrite=overwrite), stem
