@@ -299,27 +299,28 @@ def _slot_costs_nb(D, p, contents, b, out):
     return total
 
 
-@numba.njit(cache=True)
-def _swap_delta_nb(D, p, contents, b, s, t):
-    """Cost change of exchanging the contents of slots s != t (D symmetric)."""
-    x = contents[s]
-    y = contents[t]
+@numba.njit(inline="always")
+def _moved_in_delta(D, p, contents, b, s, t, x, y, d):
+    """``d`` plus the cost change at the neighbours of slot s (other than t) when y replaces x
+    there (D exactly symmetric: D[y, z] is D[z, y])."""
     px = p[x]
     py = p[y]
-    d = 0.0
     for k in range(b):
         n = s ^ (1 << k)
         if n != t:
             z = contents[n]
             pz = p[z]
-            d += (py + pz) * D[z, y] - (px + pz) * D[x, z]
-    for k in range(b):
-        n = t ^ (1 << k)
-        if n != s:
-            z = contents[n]
-            pz = p[z]
-            d += (px + pz) * D[x, z] - (py + pz) * D[y, z]
-    return d / b
+            d += (py + pz) * D[y, z] - (px + pz) * D[x, z]
+    return d
+
+
+@numba.njit(cache=True)
+def _swap_delta_nb(D, p, contents, b, s, t):
+    """Cost change of exchanging the contents of slots s != t (D symmetric)."""
+    x = contents[s]
+    y = contents[t]
+    d = _moved_in_delta(D, p, contents, b, s, t, x, y, 0.0)
+    return _moved_in_delta(D, p, contents, b, t, s, y, x, d) / b
 
 
 @numba.njit(cache=True)
@@ -379,28 +380,24 @@ def _slot_costs_ref(D, p, contents, b):
     return sc, total
 
 
-def _swap_deltas_ref(D, p, contents, b, s):
-    """Cost change of exchanging slot s with every slot t (inf at t = s)."""
-    N = contents.size
-    t = np.arange(N)
-    x = contents[s]
-    y = contents
-    px = p[x]
-    py = p[y]
-    d = np.zeros(N)
+def _moved_in_deltas_ref(D, p, contents, b, s, t, x, y, d):
+    """``_moved_in_delta`` for every slot t at once (s or t a vector of all slots, x, y their
+    contents): ``d`` plus the cost changes at the neighbours of s other than t."""
     for k in range(b):
         n = s ^ (1 << k)
         z = contents[n]
         pz = p[z]
-        term = (py + pz) * D[z, y] - (px + pz) * D[x, z]
+        term = (p[y] + pz) * D[y, z] - (p[x] + pz) * D[x, z]
         d = d + np.where(t == n, 0.0, term)
-    for k in range(b):
-        n = t ^ (1 << k)
-        z = contents[n]
-        pz = p[z]
-        term = (px + pz) * D[x, z] - (py + pz) * D[y, z]
-        d = d + np.where(n == s, 0.0, term)
-    d = d / b
+    return d
+
+
+def _swap_deltas_ref(D, p, contents, b, s):
+    """Cost change of exchanging slot s with every slot t (inf at t = s)."""
+    N = contents.size
+    t = np.arange(N)
+    d = _moved_in_deltas_ref(D, p, contents, b, s, t, contents[s], contents, np.zeros(N))
+    d = _moved_in_deltas_ref(D, p, contents, b, t, s, contents, contents[s], d) / b
     d[s] = np.inf
     return d
 
