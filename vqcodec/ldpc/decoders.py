@@ -56,6 +56,14 @@ _LAYERED_FILLER = 1e30  # filler-bit LLR of the min-sum decoders (never the mini
 _PAD = 8  # the layered kernel rounds every inner loop up to a multiple of this
 
 
+@numba.njit(inline="always")
+def _message_buffers(rows_a, rows_b, w, z, dt):  # pragma: no cover - compiled
+    """A kernel's zeroed work arrays: two message arrays (rows_a, w) and (rows_b, w), the two
+    smallest magnitudes and the sign per check (w,), and a parity per check (z,) uint8."""
+    return (np.zeros((rows_a, w), dt), np.zeros((rows_b, w), dt), np.zeros(w, dt), np.zeros(w, dt),
+            np.zeros(w, dt), np.zeros(z, np.uint8))
+
+
 @numba.njit(cache=True)
 def _syndrome_ok(L, row_ptr, cols, shifts, z, zs, par):  # pragma: no cover - compiled
     """True when the hard decisions (L < 0 -> 1) satisfy every check.
@@ -158,6 +166,17 @@ def _check_magnitudes_numba(m1, m2, s1, s2, n, consts):  # pragma: no cover - co
     return fixed
 
 
+@numba.njit(inline="always")
+def _edge_runs(L, Qj, Re, base, s, z, P):  # pragma: no cover - compiled
+    """The layered kernel's runs of an edge with cyclic shift s into bit block ``L[base:]``:
+    (wp, sp, La, Lb, Qa, Qb, Ra, Rb), check i < w = z - s meets bit La[i] with messages Qa[i], Ra[i]
+    and check w + i bit Lb[i] with Qb[i], Rb[i]; each run rounded up to wp, sp (multiples of P)."""
+    w = z - s
+    wp = (w + P - 1) // P * P
+    sp = (s + P - 1) // P * P
+    return wp, sp, L[base + s : base + s + wp], L[base : base + sp], Qj[:wp], Qj[w : w + sp], Re[:wp], Re[w : w + sp]
+
+
 @numba.njit(cache=True)
 def _layered_kernel(llr, row_ptr, cols, shifts, z, n_iter, consts, early_stop,
                     app, iters, ok):  # pragma: no cover - compiled
@@ -203,14 +222,9 @@ def _layered_kernel(llr, row_ptr, cols, shifts, z, n_iter, consts, early_stop,
         dmax = max(dmax, row_ptr[r + 1] - row_ptr[r])
     dt = llr.dtype
     L = np.zeros(ncol * zs + zs, dt)
-    R = np.zeros((E, zs), dt)
-    Q = np.zeros((dmax, zs), dt)
-    m1 = np.zeros(zs, dt)
-    m2 = np.zeros(zs, dt)
-    sg = np.zeros(zs, dt)
+    R, Q, m1, m2, sg, par = _message_buffers(E, dmax, zs, z, dt)
     s1 = np.zeros(zs, dt)
     s2 = np.zeros(zs, dt)
-    par = np.zeros(z, np.uint8)
     for b in range(B):
         L[:] = zero
         for c in range(ncol):
@@ -226,19 +240,8 @@ def _layered_kernel(llr, row_ptr, cols, shifts, z, n_iter, consts, early_stop,
                 d = row_ptr[r + 1] - e0
                 for j in range(d):
                     e = e0 + j
-                    base = cols[e] * zs
-                    s = shifts[e]
-                    w = z - s
-                    wp = (w + P - 1) // P * P
-                    sp = (s + P - 1) // P * P
-                    Qj = Q[j]
-                    Re = R[e]
-                    La = L[base + s : base + s + wp]
-                    Lb = L[base : base + sp]
-                    Qa = Qj[:wp]
-                    Qb = Qj[w : w + sp]
-                    Ra = Re[:wp]
-                    Rb = Re[w : w + sp]
+                    Qj, Re = Q[j], R[e]
+                    wp, sp, La, Lb, Qa, Qb, Ra, Rb = _edge_runs(L, Qj, Re, cols[e] * zs, shifts[e], z, P)
                     for i in range(wp):
                         Qa[i] = La[i] - Ra[i]
                     for i in range(sp):
@@ -262,13 +265,8 @@ def _layered_kernel(llr, row_ptr, cols, shifts, z, n_iter, consts, early_stop,
                 _check_magnitudes(m1, m2, s1, s2, zr, consts)
                 for j in range(d):
                     e = e0 + j
-                    base = cols[e] * zs
-                    s = shifts[e]
-                    w = z - s
-                    wp = (w + P - 1) // P * P
-                    sp = (s + P - 1) // P * P
-                    Qj = Q[j]
-                    Re = R[e]
+                    Qj, Re = Q[j], R[e]
+                    wp, sp, La, Lb, Qa, Qb, Ra, Rb = _edge_runs(L, Qj, Re, cols[e] * zs, shifts[e], z, P)
                     for i in range(zr):  # loads before the selects, or LLVM keeps the loop scalar
                         q = Qj[i]
                         x = s1[i]
@@ -277,12 +275,6 @@ def _layered_kernel(llr, row_ptr, cols, shifts, z, n_iter, consts, early_stop,
                         g = sg[i]
                         mag = x if abs(q) > o else y
                         Re[i] = g * (mag if q >= zero else -mag)
-                    La = L[base + s : base + s + wp]
-                    Lb = L[base : base + sp]
-                    Qa = Qj[:wp]
-                    Qb = Qj[w : w + sp]
-                    Ra = Re[:wp]
-                    Rb = Re[w : w + sp]
                     for i in range(sp):
                         Lb[i] = Qb[i] + Rb[i]
                     for i in range(wp):
@@ -442,13 +434,8 @@ def _flooding_kernel(llr, row_ptr, cols, shifts, z, n_iter, mode, consts, early_
     m = row_ptr.shape[0] - 1
     E = cols.shape[0]
     dt = llr.dtype
-    c2v = np.zeros((E, z), dt)
-    v2c = np.zeros((E, z), dt)
+    c2v, v2c, m1, m2, sg, par = _message_buffers(E, E, z, z, dt)
     tot = np.zeros(nv, dt)
-    m1 = np.zeros(z, dt)
-    m2 = np.zeros(z, dt)
-    sg = np.zeros(z, dt)
-    par = np.zeros(z, np.uint8)
     for b in range(B):
         ch = llr[b]
         A = app[b]
