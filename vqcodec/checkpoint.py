@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from vqcodec.files import InputError, check_input, read_input_bytes, replace_atomically
+from vqcodec.files import InputError, check_input, read_document, replace_atomically
 
 CHECKPOINT_FORMAT = "vqcodec.checkpoint/1"
 
@@ -76,16 +76,9 @@ def read_checkpoint_meta(path) -> dict:
     _, cpath = checkpoint_paths(path)
     if not cpath.exists():
         raise CheckpointError(f"{cpath}: checkpoint config not found")
-    try:
-        doc = json.loads(read_input_bytes(cpath, 1 << 26).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{cpath}: corrupt checkpoint config ({exc.__class__.__name__})") from None
-    except RecursionError:
-        raise CheckpointError(f"{cpath}: corrupt checkpoint config (JSON nested too deeply)") from None
-    except InputError as exc:
-        raise CheckpointError(str(exc)) from None
-    except OSError as exc:
-        raise CheckpointError(f"{cpath}: cannot read ({exc.strerror or exc.__class__.__name__})") from None
+    doc = read_document(cpath, 1 << 26, json.loads, CheckpointError, parse_errors=(json.JSONDecodeError,),
+                        invalid=lambda exc: f"{cpath}: corrupt checkpoint config ({exc.__class__.__name__})",
+                        too_deep=f"{cpath}: corrupt checkpoint config (JSON nested too deeply)")
     if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{cpath}: not a vqcodec checkpoint config (format must be {CHECKPOINT_FORMAT!r})")
     return doc

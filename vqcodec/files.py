@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from channels.base import ParameterError
@@ -70,6 +71,27 @@ def read_input_bytes(path, limit: int | None = None) -> bytes:
             return fh.read()
     finally:
         os.close(fd)
+
+
+def read_document(path, max_bytes: int, parse: Callable[[str], object], error: type[Exception], *,
+                  invalid: Callable[[Exception], str], too_deep: str, parse_errors: tuple[type[Exception], ...] = (),
+                  unreadable: Callable[[OSError], str] | None = None):
+    """``parse`` of the UTF-8 text of input file ``path`` (``read_input_bytes``: at most ``max_bytes``),
+    every failure a one-line ``error`` of the caller's class: ``invalid(exc)`` for text that is not
+    UTF-8 or that ``parse`` refuses with one of ``parse_errors``, ``too_deep`` for nesting past the
+    recursion limit, ``InputError``'s own line (a FIFO, a device, too large), and ``unreadable(exc)``
+    for an ``OSError`` (by default "PATH: cannot read (reason)")."""
+    try:
+        return parse(read_input_bytes(path, max_bytes).decode("utf-8"))
+    except (UnicodeDecodeError, *parse_errors) as exc:
+        raise error(invalid(exc)) from None
+    except RecursionError:
+        raise error(too_deep) from None
+    except InputError as exc:
+        raise error(str(exc)) from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror or exc.__class__.__name__})" if unreadable is None
+                    else unreadable(exc)) from None
 
 
 def check_output(path, overwrite: bool = False) -> None:

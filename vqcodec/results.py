@@ -206,23 +206,23 @@ MAX_RESULTS_BYTES = 1 << 30
 
 def read_results(path) -> list[dict]:
     """All results objects in a file (a single object is returned as a list of one)."""
-    from vqcodec.files import InputError, read_input_bytes
+    from vqcodec.files import read_document
 
     path = Path(path)
-    try:
-        text = read_input_bytes(path, MAX_RESULTS_BYTES).decode("utf-8")
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: no such file") from None
-    except InputError as exc:
-        raise ResultsError(str(exc)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path}: cannot read ({exc.__class__.__name__})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ResultsError(f"{path}: not valid JSON (truncated or corrupt at line {exc.lineno})") from None
-    except RecursionError:
-        raise ResultsError(f"{path}: JSON nested too deeply to be a results file") from None
+
+    def unreadable(exc: Exception) -> str:  # an OSError, or text that is not UTF-8
+        if isinstance(exc, FileNotFoundError):
+            return f"{path}: no such file"
+        return f"{path}: cannot read ({exc.__class__.__name__})"
+
+    def invalid(exc: Exception) -> str:
+        if isinstance(exc, json.JSONDecodeError):
+            return f"{path}: not valid JSON (truncated or corrupt at line {exc.lineno})"
+        return unreadable(exc)
+
+    data = read_document(path, MAX_RESULTS_BYTES, json.loads, ResultsError, parse_errors=(json.JSONDecodeError,),
+                         invalid=invalid, unreadable=unreadable,
+                         too_deep=f"{path}: JSON nested too deeply to be a results file")
     items = data if isinstance(data, list) else [data]
     if not items:
         raise ResultsError(f"{path}: holds no results")

@@ -163,18 +163,11 @@ def load_suite(name_or_path: str) -> Suite:
         path = _suites_folder() / f"{name_or_path}.toml"
     if not path.exists():
         raise SuiteError(f"unknown suite {name_or_path!r} (known: {', '.join(available()) or 'none'})")
-    from vqcodec.files import InputError, read_input_bytes
+    from vqcodec.files import read_document
 
-    try:
-        data = tomllib.loads(read_input_bytes(path, MAX_SUITE_BYTES).decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SuiteError(f"{path}: not valid TOML ({exc})") from None
-    except RecursionError:
-        raise SuiteError(f"{path}: not a suite (TOML nested too deeply)") from None
-    except InputError as exc:
-        raise SuiteError(str(exc)) from None
-    except OSError as exc:
-        raise SuiteError(f"{path}: cannot read ({exc.strerror or exc.__class__.__name__})") from None
+    data = read_document(path, MAX_SUITE_BYTES, tomllib.loads, SuiteError, parse_errors=(tomllib.TOMLDecodeError,),
+                         invalid=lambda exc: f"{path}: not valid TOML ({exc})",
+                         too_deep=f"{path}: not a suite (TOML nested too deeply)")
     return validate(data, str(path))
 
 
