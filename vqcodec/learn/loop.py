@@ -51,8 +51,10 @@ def training_precision(precision: str, device: str = "cpu") -> str:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """The settings of one training run, saved with its checkpoints (the truth on resume)."""
+class BaseTrainConfig:
+    """The first fields of every trainer's config (``TrainConfig`` and the trainers' own, which
+    redeclare the defaults they change and add their fields after these), with TrainConfig's
+    defaults."""
 
     steps: int = 20000
     batch: int = 16
@@ -60,6 +62,12 @@ class TrainConfig:
     lr: float = 1.5e-3
     warmup: int = 500
     min_lr_ratio: float = 0.01
+
+
+@dataclass(frozen=True)
+class TrainConfig(BaseTrainConfig):
+    """The settings of one training run, saved with its checkpoints (the truth on resume)."""
+
     clip: float = 1.0  # gradient-norm clip; 0: none
     seed: int = 0
     checkpoint_every: int = 1000
@@ -85,8 +93,8 @@ class TrainConfig:
         return cls(**known)
 
 
-def settings_of(config, **changes) -> TrainConfig:
-    """The loop's settings of a trainer's own config dataclass: its fields that ``TrainConfig``
+def settings_of(config: BaseTrainConfig, **changes) -> TrainConfig:
+    """The loop's settings of a trainer's own config (a ``BaseTrainConfig``): its fields that ``TrainConfig``
     has, checkpoints only at the end unless it says otherwise, and ``changes``."""
     known = {k: v for k, v in asdict(config).items() if k in TrainConfig.__dataclass_fields__}
     known.setdefault("checkpoint_every", known.get("steps", 1))

@@ -22,7 +22,7 @@ from vqcodec.context import channel_loglik, context_path, label_signs
 from vqcodec.entropy import entropy_model_path
 from vqcodec.files import check_output
 from vqcodec.learn.codec import CropSampler, copy_side_info, load_training_images
-from vqcodec.learn.loop import Loop, Task, settings_of
+from vqcodec.learn.loop import BaseTrainConfig, Loop, Task, settings_of
 from vqcodec.learn.receiver import TRAINING_MIX, training_channel
 from vqcodec.model import VQVAE, nearest_codeword, save_model
 from vqcodec.prior import prior_path
@@ -31,10 +31,8 @@ from vqcodec.zoo import check_not_shipped
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
+class FinetuneConfig(BaseTrainConfig):
     steps: int = 3000
-    batch: int = 16
-    crop: int = 64
     lr: float = 2e-4
     warmup: int = 100
     min_lr_ratio: float = 0.05
@@ -115,16 +113,15 @@ def finetune_decoder(codec, channel, receiver: str, images_folder, fc: FinetuneC
 
 
 @dataclass(frozen=True)
-class CodebookConfig:
+class CodebookConfig(BaseTrainConfig):
     """Channel-optimised codebook training (``train_codebook``)."""
 
     steps: int = 4000
-    batch: int = 16
     crop: int = 96
     lr: float = 3e-4  # decoder
-    codebook_lr: float = 1e-3
     warmup: int = 50
     min_lr_ratio: float = 0.0
+    codebook_lr: float = 1e-3
     clip: float = 1.0
     seed: int = 0
     clean_fraction: float = 0.25  # share of crops decoded from clean indices
