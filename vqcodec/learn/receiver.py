@@ -29,7 +29,7 @@ from vqcodec.entropy import entropy_model_path
 from vqcodec.files import check_output, template_text
 from vqcodec.images import list_images, load_image, to_tensor
 from vqcodec.learn.codec import CropSampler
-from vqcodec.learn.loop import CALIBRATION_STEPS, Loop, Task, settings_of
+from vqcodec.learn.loop import CALIBRATION_STEPS, BaseTrainConfig, Loop, Task, settings_of
 from vqcodec.memory import large_buffers_mmapped
 from vqcodec.model import load_model
 from vqcodec.precision import fp32_region
@@ -39,9 +39,8 @@ from vqcodec.zoo import check_not_shipped, clear_cache
 
 
 @dataclass(frozen=True)
-class ContextTrainConfig:
+class ContextTrainConfig(BaseTrainConfig):
     steps: int = 4000
-    batch: int = 16
     crop: int = 32  # sites
     lr: float = 2e-3
     warmup: int = 200
@@ -150,12 +149,11 @@ def _bits_progress(progress):
 
 
 @dataclass(frozen=True)
-class PixelTrainConfig:
+class PixelTrainConfig(BaseTrainConfig):
     """Second stage: the receiver learns through the frozen decoder (pixel MSE of the MMSE
     reconstruction), keeping a little cross-entropy so that its MAP stays a good hard decision."""
 
     steps: int = 1000
-    batch: int = 16
     crop: int = 128  # pixels
     lr: float = 3e-4
     warmup: int = 0
