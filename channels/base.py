@@ -54,6 +54,9 @@ class ParameterError(ValueError):
         self.template, self.names = template, names
         super().__init__(template.format(*names))
 
+    def __reduce__(self):  # pickles (to and from Dask workers) by its template, not its message
+        return type(self), (self.template, *self.names)
+
     def spelled(self, spell: Callable[[str], str]) -> str:
         """The message with each parameter name replaced by ``spell(name)``."""
         return self.template.format(*(spell(n) for n in self.names))

@@ -68,7 +68,7 @@ def channel_spec(kind: str, *, packet_bits: int | None = None, burst_length: flo
     ``index_bits`` (bits per transmitted index) is the packet size of the packet-erasure
     channel when ``packet_bits`` is not given; each option applies to one kind only, and
     naming it for another is an error rather than silently ignored. ``scramble=False`` turns off
-    the modulated channels' bit scrambling (recorded as ``scramble: false``; on by default)."""
+    the modulated channels' bit scrambling (on by default; recorded either way as ``scramble``)."""
     if kind not in REGISTRY:
         raise ValueError(f"unknown channel {kind!r} (known: {', '.join(sorted(REGISTRY))})")
     extra: dict[str, Any] = {}
@@ -97,8 +97,7 @@ def channel_spec(kind: str, *, packet_bits: int | None = None, burst_length: flo
         extra["modulation"] = modulation if modulation is not None else "bpsk"
         if demapping not in (None, "app"):
             extra["demapping"] = demapping
-        if not scramble:
-            extra["scramble"] = False
+        extra["scramble"] = bool(scramble)  # recorded both ways: files from before scrambling existed hold none
         get_channel(kind, snr_db=0.0, **extra)  # checks the modulation against the other options now
     elif modulation is not None or demapping is not None:
         raise ParameterError("{0} applies to the awgn and fading channels only",

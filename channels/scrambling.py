@@ -22,6 +22,8 @@ array([0, 0, 0, 1, 0, 0, 1, 1], dtype=uint8)
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 __all__ = ["C_INIT", "gold_sequence", "scramble", "descramble_hard", "descramble_llr"]
@@ -47,32 +49,42 @@ def _lfsr(init: np.ndarray, taps: tuple[int, ...], length: int) -> np.ndarray:
     return x[:length]
 
 
-_CACHE: dict[int, np.ndarray] = {}
-_SIGNS: dict[int, np.ndarray] = {}  # float32 1 - 2 c, for the LLRs
+#: c_init -> (sequence, float32 signs 1 - 2c for the LLRs), both read-only, replaced together
+_CACHE: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+_LOCK = threading.Lock()
+#: longest sequence kept between calls (bits; 5 bytes each with its signs): longer ones are made per call
+MAX_CACHED = 1 << 26
 
 
-def gold_sequence(length: int, c_init: int = C_INIT) -> np.ndarray:
-    """The first ``length`` bits of the 38.211 §5.2.1 sequence for ``c_init`` (uint8 0/1,
-    read-only; cached and grown as longer sequences are asked for)."""
+def _sequence(length: int, c_init: int) -> tuple[np.ndarray, np.ndarray]:
+    """(c, 1 - 2c) of at least ``length`` bits, from the cache or made (thread-safe)."""
     if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
         raise ValueError(f"length must be an integer >= 0, got {length!r}")
     if isinstance(c_init, bool) or not isinstance(c_init, (int, np.integer)) or not 0 <= c_init <= _MAX_C_INIT:
         raise ValueError(f"c_init must be an integer in [0, 2^31 - 1], got {c_init!r}")
-    seq = _CACHE.get(int(c_init))
-    if seq is None or seq.shape[0] < length:
-        n = max(int(length), 2 * (0 if seq is None else seq.shape[0]), 1 << 16)
+    key = int(c_init)
+    with _LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None and hit[0].shape[0] >= length:
+            return hit
+        old = 0 if hit is None else hit[0].shape[0]
+        n = max(int(length), min(2 * old, MAX_CACHED), 1 << 16)
         x1_init = np.zeros(31, np.uint8)
         x1_init[0] = 1
-        x2_init = ((int(c_init) >> np.arange(31)) & 1).astype(np.uint8)
-        x1 = _lfsr(x1_init, (0, 3), n + _NC)
-        x2 = _lfsr(x2_init, (0, 1, 2, 3), n + _NC)
-        seq = x1[_NC:] ^ x2[_NC:]
-        seq.flags.writeable = False
-        _CACHE[int(c_init)] = seq
+        x2_init = ((key >> np.arange(31)) & 1).astype(np.uint8)
+        seq = _lfsr(x1_init, (0, 3), n + _NC)[_NC:] ^ _lfsr(x2_init, (0, 1, 2, 3), n + _NC)[_NC:]
         signs = 1.0 - 2.0 * seq.astype(np.float32)
+        seq.flags.writeable = False
         signs.flags.writeable = False
-        _SIGNS[int(c_init)] = signs
-    return seq[:length]
+        if n <= MAX_CACHED:
+            _CACHE[key] = (seq, signs)
+        return seq, signs
+
+
+def gold_sequence(length: int, c_init: int = C_INIT) -> np.ndarray:
+    """The first ``length`` bits of the 38.211 §5.2.1 sequence for ``c_init`` (uint8 0/1,
+    read-only; cached and grown as longer sequences are asked for, up to ``MAX_CACHED``)."""
+    return _sequence(length, c_init)[0][:length]
 
 
 def scramble(bits: np.ndarray, c_init: int = C_INIT) -> np.ndarray:
@@ -90,6 +102,5 @@ def descramble_hard(hard: np.ndarray, c_init: int = C_INIT) -> np.ndarray:
 def descramble_llr(llr: np.ndarray, c_init: int = C_INIT) -> np.ndarray:
     """LLRs of the scrambled bits to LLRs of the bits, in place: the sign flips where
     ``c = 1`` (``P(b = 0) = P(b XOR c = c)``)."""
-    gold_sequence(llr.shape[0], c_init)  # makes (or grows) the cached signs
-    np.multiply(llr, _SIGNS[int(c_init)][:llr.shape[0]], out=llr)
+    np.multiply(llr, _sequence(llr.shape[0], c_init)[1][:llr.shape[0]], out=llr)
     return llr

@@ -103,7 +103,7 @@ def test_modulation_options_and_the_baseline_budget_as_cbr():
     codec = vq.load()
     exp = vq.experiment(codec, "awgn", [1.0, 7.0], modulation="qpsk", baselines="jpeg", cbr=1 / 12,
                         receivers=["naive"])
-    assert exp.spec.describe() == {"kind": "awgn", "param": "snr_db", "modulation": "qpsk"}
+    assert exp.spec.describe() == {"kind": "awgn", "param": "snr_db", "modulation": "qpsk", "scramble": True}
     assert [c.modulation for c in exp.channels] == ["qpsk", "qpsk"] and exp.budget == pytest.approx(0.5)
     for kwargs, message in [({"modulation": "qam32"}, "modulation must be one of"),
                             ({"cbr": 0.1, "budget_bpp": 0.5}, "as --budget-bpp or as --cbr, not both"),

@@ -273,3 +273,22 @@ def test_cbr_takes_a_fraction(image_dir, tmp_path):
     assert base[0]["points"][0]["budget_bpp"] == pytest.approx(0.5)  # 1/12 x 3 x 2 bits per QPSK symbol
     assert "fraction like 1/12" in one_line_error(run("sweep", "--channel", "awgn", "--snr-db", "9", "--cbr", "x",
                                                       "--json", tmp_path / "x.json"))
+
+
+def test_plot_select_without_a_match_names_curves_with_braces_in_one_line(tmp_path):
+    from vqcodec.results import new_results, write_results
+
+    res = new_results(name="s", description="d", seed=0, model={"name": "m"}, images={}, channel={"kind": "bsc"},
+                      receiver="naive", points=[{"param": 0.01, "psnr": {"mean": 20.0, "ci95": 0.1}}])
+    write_results(tmp_path / "s.json", [{**res, "label": "$R_{1/2}$"}])
+    msg = one_line_error(run("plot", tmp_path / "s.json", "-o", tmp_path / "f.png", "--select", "{nomatch}"))
+    assert "no curve matches --select {nomatch}" in msg and "$R_{1/2}$" in msg
+
+
+def test_parameter_errors_pickle_with_their_template():
+    import pickle
+
+    from vqcodec.api import ParameterError
+
+    e = pickle.loads(pickle.dumps(ParameterError("{0} at {{x}}/y: bad", "snr_db")))
+    assert str(e) == "snr_db at {x}/y: bad" and e.spelled(lambda n: "--snr-db") == "--snr-db at {x}/y: bad"

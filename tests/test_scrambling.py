@@ -83,8 +83,9 @@ def test_channels_descramble_what_they_scramble(make):
     assert not np.array_equal(plain.hard, scr.hard)  # the air saw other symbols
 
 
-def test_spec_records_only_a_turned_off_scrambler():
-    assert "scramble" not in channel_spec("awgn").extra
+def test_spec_records_the_scrambler_both_ways():
+    # an unscrambled file from before scrambling existed holds no "scramble": a resume refuses to mix them
+    assert channel_spec("awgn").describe()["scramble"] is True
     spec = channel_spec("fading", modulation="qam16", scramble=False)
     assert spec.describe()["scramble"] is False and spec.make(3.0).scramble is False
     with pytest.raises(ValueError, match="scramble applies to the awgn and fading channels only") as err:
@@ -92,3 +93,29 @@ def test_spec_records_only_a_turned_off_scrambler():
     assert getattr(err.value, "names", None) == ("scramble",)  # the CLI spells it --no-scramble
     with pytest.raises(ValueError, match="scramble must be True or False"):
         AWGN(1.0, scramble="no")
+
+
+def test_threads_share_the_cache_safely(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import channels.scrambling as sc
+
+    rng = np.random.default_rng(4)
+    lengths = [int(n) for n in rng.integers(1, 300_000, 32)]
+    want = {n: np.where(reference_sequence(n, C_INIT) == 1, -1.0, 1.0).astype(np.float32) for n in set(lengths[:4])}
+
+    def one(n):
+        return n, descramble_llr(np.ones(n, np.float32))
+
+    for _ in range(3):
+        sc._CACHE.clear()
+        with ThreadPoolExecutor(8) as pool:
+            for n, out in pool.map(one, lengths):
+                assert out.shape == (n,)
+                if n in want:
+                    assert np.array_equal(out, want[n])
+    monkeypatch.setattr(sc, "MAX_CACHED", 1 << 16)  # longer sequences are made per call, not kept
+    sc._CACHE.clear()
+    long = gold_sequence(200_000)
+    assert long.shape == (200_000,) and not sc._CACHE
+    assert np.array_equal(long[:5000], reference_sequence(5000, C_INIT))

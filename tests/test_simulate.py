@@ -253,7 +253,23 @@ def test_a_sweep_interrupted_mid_point_continues_from_its_kept_trials():
     assert sorted(trials) == [(0, 3), (1, 3)]  # only the third trial of each point ran again
     assert [r["points"] for r in resumed] == [r["points"] for r in whole]
 
-    broken = copy.deepcopy(kept)
-    broken[0][UNFINISHED][0]["trials"][0]["psnr"] = [1.0]  # one image's value lost
-    with pytest.raises(ValueError, match="cannot resume: the file's unfinished trials are malformed"):
-        exp.run(encs, desc, previous=broken)
+    first_write = []
+
+    def stop_at_once(res):
+        first_write.append(copy.deepcopy(res))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # a resume interrupted at once keeps what it was given
+        exp.run(encs, desc, previous=kept, on_point=stop_at_once)
+    assert [[len(u["trials"]) for u in r[UNFINISHED]] for r in first_write[0]] == [[2, 2], [2, 2]]
+
+    for bad in ({"psnr": [1.0]}, {"index_errors": 1e400}, {"counts": None}):  # one image's value lost, ...
+        broken = copy.deepcopy(kept)
+        broken[0][UNFINISHED][0]["trials"][0].update(bad)
+        with pytest.raises(ValueError, match="cannot resume: the file's unfinished trials are malformed"):
+            exp.run(encs, desc, previous=broken)
+    for bad in (5, [1], ["x"], [{"param": [1]}], [{"trials": []}]):
+        broken = copy.deepcopy(kept)
+        broken[0][UNFINISHED] = bad
+        with pytest.raises(ValueError, match="cannot resume: the file's unfinished trials are malformed"):
+            exp.run(encs, desc, previous=broken)

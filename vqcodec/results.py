@@ -9,6 +9,7 @@ previous file intact.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import math
 import os
@@ -30,6 +31,13 @@ class ResultsError(ValueError):
 
 
 def versions() -> dict:
+    """The versions every results file records (asked once per process: a sweep writes its file
+    after every trial)."""
+    return dict(_versions())
+
+
+@functools.cache
+def _versions() -> dict:
     import numpy
     import torch
 

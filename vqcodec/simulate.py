@@ -369,9 +369,12 @@ def restore_trials(previous: Sequence[dict], receivers: Sequence[str], names: Se
                    with_ms_ssim: bool) -> dict[float, list[ChunkResult]]:
     """The trials of unfinished points kept in ``previous`` results objects: ``{param: trials}``.
     A ``ValueError`` when they are malformed or do not fit these images and receivers."""
-    by_recv = {r.get("receiver"): {float(u["param"]): u["trials"] for u in r.get(UNFINISHED, ())}
-               for r in previous} if previous else {}
     try:
+        by_recv = {r.get("receiver"): {float(u["param"]): u["trials"] for u in r.get(UNFINISHED, ())}
+                   for r in previous}
+        kept_ms_ssim = {bool(t["ms_ssim"]) for u in by_recv.values() for ts in u.values() for t in ts}
+        if kept_ms_ssim and kept_ms_ssim != {with_ms_ssim} and names:
+            raise _MsSsimMismatch
         params = set.intersection(*(set(by_recv.get(r, {})) for r in receivers)) if receivers else set()
         out: dict[float, list[ChunkResult]] = {}
         for param in sorted(params):
@@ -391,9 +394,16 @@ def restore_trials(previous: Sequence[dict], receivers: Sequence[str], names: Se
                                             {r: int(recs[r]["index_errors"]) for r in receivers}, counts,
                                             {"channel": 0.0, **{r: 0.0 for r in receivers}}))
             out[param] = restored
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except _MsSsimMismatch:
+        raise ValueError("cannot resume: the file's unfinished trials were run with MS-SSIM "
+                         + ("off" if with_ms_ssim else "on")) from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError):
         raise ValueError("cannot resume: the file's unfinished trials are malformed or from other images") from None
     return out
+
+
+class _MsSsimMismatch(Exception):
+    pass
 
 
 def _sample_ci(values: Sequence[float]) -> dict:
@@ -702,10 +712,15 @@ def sweep(codec: Codec, images: Sequence[EncodedImage], channel_list: Sequence, 
     for i, value in enumerate(grid):
         if all((r, float(value)) in done for r in receivers):
             finished[i] = {r: done[(r, float(value))] for r in receivers}
-            if on_point:
-                on_point(results())
         else:
             todo.append(i)
+    for i in todo:  # kept trials stay in every write until their point runs on (an interruption loses none)
+        if kept.get(float(grid[i])):
+            running[i] = PointRun(grid[i], receivers, stop, with_ms_ssim)
+            for trial in kept[float(grid[i])]:
+                running[i].add_trial([trial])
+    if on_point and (finished or running):
+        on_point(results())
 
     def point_done(k, pts):
         finished[todo[k]] = pts

@@ -320,13 +320,16 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
 
         seen: set = set()
 
-        def on_point(res, model=model, seen=seen, todo=todo, done=tuple(all_results)):
+        # the models still to run keep their earlier results (and kept trials) in every write
+        later = tuple(r for r in previous if r["model"].get("name") in suite.models[suite.models.index(model) + 1:])
+
+        def on_point(res, model=model, seen=seen, todo=todo, done=tuple(all_results), later=later):
             new = {float(p["param"]) for p in res[0]["points"]} - seen if res else set()
             seen |= new
             for v in sorted(new & set(todo)):
                 if progress:
                     progress(f"{model} {cls.param}={v:g}")
-            write_results(run_dir / "results.json", [*done, *res])
+            write_results(run_dir / "results.json", [*done, *res, *later])
 
         all_results += sweep(codec, encs, chans, grid, list(suite.receivers), channel_desc=spec.describe(),
                              images_desc=img_desc, seed=suite.seed, stop=stop, name=suite.name,

@@ -14,7 +14,7 @@ from channels.options import KIND_OPTIONS
 from vqcodec.api.runs import ImagesArg, load
 from vqcodec.bits import read_index_file as read_vqc
 from vqcodec.checkpoint import CheckpointError
-from vqcodec.files import check_output, replace_atomically
+from vqcodec.files import check_output, replace_atomically, template_text
 from vqcodec.images import check_image_output, list_images, save_image
 from vqcodec.plot import curve_label, plot_curves, plot_rd, select_curves
 from vqcodec.receivers import REGISTRY as RECEIVERS
@@ -61,8 +61,8 @@ def plot_files(files: Sequence, output, *, metric: str = "psnr", title: str | No
         if select:
             chosen = select_curves(results, select)
             if not chosen:
-                raise ParameterError(f"no curve matches {{0}} {' '.join(select)} (the curves: "
-                                     f"{', '.join(curve_label(r) for r in results)})", "select")
+                raise ParameterError(f"no curve matches {{0}} {template_text(' '.join(select))} (the curves: "
+                                     f"{template_text(', '.join(curve_label(r) for r in results))})", "select")
             results = chosen
         return plot_curves(results, output, metric=metric, title=title)
     except (ResultsError, ParameterError):
@@ -105,8 +105,8 @@ def evaluate(codec: Codec, images: ImagesArg = None, *, entropy: bool = False, p
     of the entropy-coded index files (real sizes) instead of the fixed-length stream;
     ``progressive``: also decode a residual model from its first s stages alone."""
     if progressive and codec.model.stages == 1:
-        raise ValueError(f"model {codec.name} has one stage; progressive evaluation needs a residual model "
-                         "(trained with stages > 1)")
+        raise ParameterError(f"model {template_text(codec.name)} has one stage; {{0}} needs a residual model "
+                             "(trained with {1})", "progressive", "stages")
     encoded, desc = encode_images(codec, images, with_ms_ssim, progress)
     point = clean_point(codec, encoded, entropy=entropy)
     prog = progressive_points(codec, encoded) if progressive else None
@@ -213,4 +213,4 @@ def channel_kinds() -> list[dict]:
 
 def receivers() -> dict[str, str]:
     """Every receiver by name, with the first line of its documentation."""
-    return {name: (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "" for name, fn in sorted(RECEIVERS.items())}
+    return {name: ((fn.__doc__ or "").strip().splitlines() or [""])[0] for name, fn in sorted(RECEIVERS.items())}
