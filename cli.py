@@ -583,14 +583,14 @@ def _run_sweep(command, opts):
             results = run(**opts, on_plan=plan.append,
                           on_encode=lambda done, total: total >= 3 and show("encode", done, total, unit="img"),
                           on_trial=on_trial,
-                          on_baseline=lambda done, total, label: show("baselines", done, total, label, "point"))
+                          on_baseline=lambda done, total, label: show("baselines", done, total, label, "point"),
+                          on_results=lambda curves: _print_table(curves, plan[0].param))
     except KeyboardInterrupt:
         json_out = opts["json_out"]
         _fail("interrupted" + (f"; the trials so far are in {json_out} (continue with --resume)"
                                if json_out and command == "sweep" and Path(json_out).exists() else ""))
     exp = plan[0]
-    vq = results[:len(exp.receivers)]  # one per receiver, then the baselines' curves
-    _print_table(vq, exp.param)
+    vq = results[:len(exp.receivers)]  # one per receiver (printed when they finished), then the baselines'
     if len(results) > len(vq):
         _print_baselines(results[len(vq):], exp.param, exp.budget)
     _echo_precision(exp.codec, opts["precision"])  # after the work: a run that fails says one line, its error
@@ -911,6 +911,11 @@ def bench(suite, list_, resume, out, regenerate_expected, device, checkpoints, b
             click.echo(f"{name:<16} {description}")
         return
     t0, steps, folder = time.perf_counter(), [0], []
+
+    def started(run_dir, shown, from_auto):
+        folder.append(run_dir)
+        click.echo(f"precision {shown} ({'--precision' if precision else 'the suite'}{', auto' if from_auto else ''})")
+
     try:
         with _bars() as show:
             def progress(message):
@@ -919,13 +924,11 @@ def bench(suite, list_, resume, out, regenerate_expected, device, checkpoints, b
 
             run = api.bench(suite, out=out, resume=resume, regenerate_expected=regenerate_expected, device=device,
                             checkpoints=checkpoints, batch=batch, precision=precision, workers=workers,
-                            scheduler=scheduler, progress=progress, on_run_dir=folder.append)
+                            scheduler=scheduler, progress=progress, on_start=started)
     except KeyboardInterrupt:
         where = folder[0] if folder else resume or out
         _fail(f"interrupted; the trials so far are in {where} (continue with --resume {where})")
     st = run.suite
-    click.echo(f"precision {run.precision} ({'--precision' if precision else 'the suite'}"
-               + (", auto" if st.precision == "auto" and run.precision != "auto" else "") + ")")
     click.echo((run.run_dir / "summary.md").read_text())
     data = run.run_dir / ("speed.json" if st.kind == "speed" else "results.json")
     click.echo(f"wrote {data}, " + ", ".join(str(f) for f in run.figures) + f"  ({time.perf_counter() - t0:.1f} s)")

@@ -58,12 +58,14 @@ def bench_suites() -> dict[str, str]:
 def bench(name: str, *, out="results", resume=None, regenerate_expected: bool = False, device: str = "auto",
           checkpoints: Sequence = (), batch: int | None = None, precision: str | None = None,
           workers: int | None = None, scheduler: str | None = None,
-          progress: Callable[[str], None] | None = None, on_run_dir: Callable[[Path], None] | None = None) -> BenchRun:
+          progress: Callable[[str], None] | None = None,
+          on_start: Callable[[Path, str, bool], None] | None = None) -> BenchRun:
     """Run the named suite into a new folder under ``out`` (or continue ``resume``, a run folder
     of the same suite). ``checkpoints`` and ``batch``: speed suites only; ``precision``: the
     networks' arithmetic (default: the suite's). ``regenerate_expected`` rewrites the suite's
     stored expected values instead of checking them. ``progress(message)`` after each step;
-    ``on_run_dir(folder)`` names the run folder before the work (where an interrupted run resumes)."""
+    ``on_start(folder, precision, from_auto)`` names the run folder (where an interrupted run
+    resumes), the precision it runs at and whether ``auto`` chose it, before the work."""
 
 
     st = S.load_suite(name)
@@ -89,8 +91,8 @@ def bench(name: str, *, out="results", resume=None, regenerate_expected: bool = 
     if expected and not regenerate_expected and not expected.is_file():
         raise ParameterError(f"suite {st.name}: its expected file {template_text(expected)} does not exist (run with {{0}} to "
                              "make it)", "regenerate_expected")
-    if on_run_dir:
-        on_run_dir(run_dir)
+    if on_start:
+        on_start(run_dir, shown, st.precision == "auto" and shown != "auto")
     executor = executor_for(workers, scheduler) if st.kind == "sweep" else None
     try:
         results, figures = S.run(st, run_dir, progress, device=device, checkpoints=checkpoints, executor=executor)

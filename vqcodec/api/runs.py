@@ -236,7 +236,8 @@ def sweep(channel: str, values=None, *, p=None, snr_db=None, model: str | None =
           save_dir=None, json_out=None, overwrite: bool = False, resume: bool = False, keep_partial: bool = True,
           on_plan: Callable[[Experiment], None] | None = None, on_encode: Callable[[int, int], None] | None = None,
           on_trial: Callable[[int, int], None] | None = None,
-          on_baseline: Callable[[int, int, str], None] | None = None, **channel_options) -> list[dict]:
+          on_baseline: Callable[[int, int, str], None] | None = None,
+          on_results: Callable[[list[dict]], None] | None = None, **channel_options) -> list[dict]:
     """Send ``images`` through ``channel`` at every value of ``values`` (a list, or grid text:
     ``'1e-3,1e-2'``, ``START:STOP:N``; or the one of ``p`` / ``snr_db`` the channel takes) and
     return the results objects: one per receiver, then the baselines' curves.
@@ -248,7 +249,8 @@ def sweep(channel: str, values=None, *, p=None, snr_db=None, model: str | None =
     ``resume=True`` continues from them) and at the end; refused when it exists unless
     ``overwrite`` or ``resume``. ``on_plan(experiment)`` sees the checked plan before any work;
     ``on_encode(done, total)``, ``on_trial(point, trials)`` and ``on_baseline(done, total,
-    label)`` report progress."""
+    label)`` report progress; ``on_results(curves)`` sees the receivers' curves before the
+    baselines run."""
 
 
     with exclusive(json_out) if json_out else nullcontext():
@@ -280,6 +282,8 @@ def sweep(channel: str, values=None, *, p=None, snr_db=None, model: str | None =
             results = exp.run(encoded, desc, previous=previous, executor=executor, on_trial=on_trial,
                               on_point=(lambda res: save_results(json_out, res)) if json_out and keep_partial
                               else None)
+            if on_results:
+                on_results(results)
             results += exp.run_baselines(encoded, desc, progress=on_baseline, executor=executor)
         finally:
             if hasattr(executor, "close"):
