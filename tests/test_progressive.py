@@ -52,7 +52,7 @@ def test_eval_progressive_prints_the_table_and_refuses_a_one_stage_model(two_sta
     assert r.exit_code == 0 and "progressive" in r.output, r.output
     r = CliRunner().invoke(main, ["eval", "--checkpoint", str(tiny_checkpoint), "--images", str(image_dir),
                                   "--progressive"])
-    assert r.exit_code != 0 and "one stage" in r.output
+    assert r.exit_code != 0 and "one stage; --progressive needs a residual model (trained with --stages)" in r.output
 
 
 def test_clean_point_reports_each_stage_codebook_usage(two_stage_checkpoint, image_dir):
