@@ -11,6 +11,7 @@ from typing import Any
 
 from channels.base import ParameterError
 from vqcodec import suites as S
+from vqcodec.api.training import given
 from vqcodec.cluster import executor_for
 from vqcodec.files import template_text
 from vqcodec.precision import resolve_precision
@@ -71,7 +72,7 @@ def bench(name: str, *, out="results", resume=None, regenerate_expected: bool = 
     st = S.load_suite(name)
     if (checkpoints or batch) and st.kind != "speed":
         raise ParameterError("{0} and {1} apply to speed suites only", "checkpoint", "batch")
-    st = dataclasses.replace(st, **_given(batch=batch, precision=precision))
+    st = dataclasses.replace(st, **given(batch=batch, precision=precision))
     # a speed suite resolves auto on its own device; the others run on the CPU
     shown = st.precision if st.kind == "speed" else resolve_precision(st.precision, "cpu")
     folder = st.images_folder()
@@ -106,7 +107,3 @@ def bench(name: str, *, out="results", resume=None, regenerate_expected: bool = 
         expected.write_text(json.dumps(S.expected_values(results), indent=1) + "\n")
         return BenchRun(st, run_dir, results, figures, shown, None, expected)
     return BenchRun(st, run_dir, results, figures, shown, S.check_expected(st, results) if expected else None)
-
-
-def _given(**values) -> dict:
-    return {k: v for k, v in values.items() if v is not None}

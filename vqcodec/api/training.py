@@ -52,7 +52,8 @@ TRAIN_SETTINGS = ("steps", "batch", "crop", "lr", "seed", "checkpoint_every", "p
 Progress = Callable[..., None] | None
 
 
-def _given(**values) -> dict:
+def given(**values) -> dict:
+    """The arguments given (None: not given, the callee's default)."""
     return {k: v for k, v in values.items() if v is not None}
 
 
@@ -65,11 +66,11 @@ def _settings(out, resume: bool, minutes: float | None, make, **values):
     """A run's ``TrainConfig``: ``make(**given)`` for a new run; on resume, the saved settings of
     ``out`` with the given ones checked against them."""
     if not resume:
-        return make(**_given(**values))
+        return make(**given(**values))
     if minutes is not None:
         raise ParameterError("{0} starts a timed run; a resumed run keeps its recorded step count (give {1} to "
                              "stretch it)", "minutes", "steps")
-    return resume_config(out, _given(**values))
+    return resume_config(out, given(**values))
 
 
 def _new_output(out, resume: bool, overwrite: bool) -> None:
@@ -95,7 +96,7 @@ def train(out, *, images=None, f: int | None = None, K: int | None = None, d: in
     if init is not None and resume:
         raise ParameterError("{0} starts a new training and {1} continues OUT's: choose one", "init", "resume")
     folder = training_folder(images)
-    arch = _given(f=f, K=K, d=d, channels=channels, res_blocks=res_blocks, decoder_res_blocks=decoder_res_blocks,
+    arch = given(f=f, K=K, d=d, channels=channels, res_blocks=res_blocks, decoder_res_blocks=decoder_res_blocks,
                   decoder_channels=decoder_channels, decoder_head=decoder_head)
     init_model = None
     if init is None:
@@ -111,13 +112,9 @@ def train(out, *, images=None, f: int | None = None, K: int | None = None, d: in
     if init is not None and not resume and \
             Path(checkpoint_paths(out)[1]).resolve() == Path(checkpoint_paths(init)[1]).resolve():
         raise ParameterError(f"{{0}} {template_text(out)} would overwrite the {{1}} checkpoint", "out", "init")
-    return run_train(cfg, tc, folder, out, resume=resume, device=_device(device), command=command,
+    return run_train(cfg, tc, folder, out, resume=resume, device=resolve_device(device), command=command,
                      progress=progress, init=init_model, init_name=None if init is None else str(init),
                      minutes=minutes, overwrite=overwrite)
-
-
-def _device(device: str) -> str:
-    return resolve_device(device)
 
 
 def train_jscc(out, *, images=None, cbr="1/12", width: int = 32, snr_db=(0.0, 15.0), minutes: float | None = None,
@@ -140,7 +137,7 @@ def train_jscc(out, *, images=None, cbr="1/12", width: int = 32, snr_db=(0.0, 15
     tc = _settings(out, resume, minutes, TrainConfig, **settings)
     _new_output(out, resume, overwrite)
     return run_jscc(cfg, tc, folder, out, snr_range=(lo, hi), resume=resume, command=command, progress=progress,
-               device=_device(device), minutes=minutes, overwrite=overwrite)
+               device=resolve_device(device), minutes=minutes, overwrite=overwrite)
 
 
 def train_decoder(out, *, model: str | None = None, checkpoint=None, images=None, decoder_channels: int | None = None,
@@ -155,7 +152,7 @@ def train_decoder(out, *, model: str | None = None, checkpoint=None, images=None
     _threads(threads)
     if resume and overwrite:
         raise ParameterError("{0} continues OUT and {1} replaces it: choose one", "resume", "overwrite")
-    dev = _device(device)
+    dev = resolve_device(device)
     codec = load_codec(model, None if checkpoint is None else str(checkpoint), "cpu")
     folder = training_folder(images)
     if not resume:
@@ -195,7 +192,7 @@ def finetune(out, channel: str, *, receiver: str = "spatial-mmse", model: str | 
         what = f"{channel} {spec.param}={ch.param_value:g}"
     folder = training_folder(images)
     check_output(str(out) + ".json", overwrite)
-    fc = FinetuneConfig(**_given(**settings))
+    fc = FinetuneConfig(**given(**settings))
     final = finetune_decoder(codec, ch, receiver, folder, fc, out, command=command, progress=progress,
                              overwrite=overwrite)
     return final, what
@@ -210,7 +207,7 @@ def train_codebook(out, *, model: str | None = None, checkpoint=None, images=Non
     _threads(threads)
     codec = load_codec(model, None if checkpoint is None else str(checkpoint), device)
     folder = training_folder(images)
-    cc = CodebookConfig(**_given(**settings))
+    cc = CodebookConfig(**given(**settings))
     check_codebook_output(checkpoint_stem(model, checkpoint), out, overwrite)
     return run_codebook(codec, folder, cc, out, command=command, progress=progress, overwrite=overwrite), cc
 
