@@ -36,8 +36,15 @@ LAYERS: dict[str, int] = {
     # 6 suites, speed, the Python API
     "vqcodec.suites": 6, "vqcodec.speed": 6, "vqcodec.api": 6, "vqcodec.pictures": 6,
     # 7 the command line
-    "cli": 7,
+    "cli": 7, "vqcodec.commands": 7,
 }
+
+#: the command line: the group (cli.py) and the commands and helpers it registers
+COMMAND_LINE = ("cli", "vqcodec.commands")
+
+
+def _within(mod: str, packages) -> bool:
+    return any(mod == p or mod.startswith(p + ".") for p in packages)
 
 
 def module_files(root: Path = ROOT) -> dict[str, Path]:
@@ -128,7 +135,8 @@ def cycles(graph: dict[str, list[str]]) -> list[list[str]]:
 
 def problems(graph: dict[str, list[str]]) -> list[str]:
     """Cycles, modules without a layer, imports that point upwards, and the named rules: channels/
-    imports nothing of vqcodec, nothing imports cli, plot reads results files only."""
+    imports nothing of vqcodec, nothing imports cli, plot reads results files only, and the command
+    line (cli, vqcodec.commands) reaches the library only through vqcodec.api."""
     out = [f"cycle: {' <-> '.join(c)}" for c in cycles(graph)]
     for mod, deps in sorted(graph.items()):
         lm = layer_of(mod)
@@ -145,6 +153,9 @@ def problems(graph: dict[str, list[str]]) -> list[str]:
                 out.append(f"{mod} imports {d}: channels/ is a leaf")
         if mod == "vqcodec.plot" and set(deps) - {"vqcodec.results"}:
             out.append(f"vqcodec.plot imports {sorted(set(deps) - {'vqcodec.results'})}: it reads results only")
+        beside_api = [d for d in deps if d != "vqcodec.api" and not _within(d, COMMAND_LINE)]
+        if _within(mod, COMMAND_LINE) and beside_api:
+            out.append(f"{mod} imports {beside_api}: the command line imports the library only through vqcodec.api")
     return out
 
 

@@ -5,6 +5,7 @@ from benchmarks.module_graph import cycles, layer_of, problems, project_imports
 def test_the_module_graph_has_no_cycle_and_no_upward_import():
     graph = project_imports()
     assert "vqcodec.simulate" in graph and "cli" in graph and "channels.base" in graph
+    assert "vqcodec.commands.training" in graph and "vqcodec.commands.common" in graph
     assert problems(graph) == []
 
 
@@ -34,3 +35,17 @@ def test_the_named_rules():
     assert "vqcodec.api imports cli" in found
     assert any(p.startswith("vqcodec.newthing: no layer") for p in found)
     assert layer_of("vqcodec.learn.receiver") == 5 and layer_of("channels.options") == 0
+
+
+def test_the_command_line_imports_the_library_only_through_the_api():
+    graph = {"cli": ["vqcodec.api", "vqcodec.commands.training"], "vqcodec.commands.common": [],
+             "vqcodec.commands.training": ["vqcodec.api", "vqcodec.commands.common"], "vqcodec.api": [],
+             "vqcodec.zoo": [], "channels": []}
+    assert problems(graph) == []
+    graph["vqcodec.commands.training"].append("vqcodec.zoo")  # layer 2: not upwards, still not allowed
+    graph["cli"].append("channels")
+    found = problems(graph)
+    assert any(p.startswith("vqcodec.commands.training imports ['vqcodec.zoo']: the command line") for p in found)
+    assert any(p.startswith("cli imports ['channels']: the command line") for p in found)
+    assert len(found) == 2
+    assert layer_of("vqcodec.commands.common") == 7
