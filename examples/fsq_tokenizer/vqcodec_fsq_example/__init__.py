@@ -11,12 +11,12 @@ def build(weights: str | None = None):
     """The tokenizer with its weights (None: the packaged fsq-f8.safetensors), wrapped for vqcodec."""
     from safetensors.torch import load_file
 
-    import vqcodec
+    import vqcodec.api as vq
     from vqcodec_fsq_example.model import F, FSQTokenizer
 
     path = Path(weights) if weights is not None else WEIGHTS
     module = FSQTokenizer()
     module.load_state_dict(load_file(str(path)))
     module.eval()
-    return vqcodec.wrap(module, f=F, K=module.K, encode="encode", decode="decode", codebooks=module.codebook,
-                        decode_embeddings="decode_codes", name="fsq-f8", weights=str(path))
+    return vq.wrap(module, f=F, K=module.K, encode="encode", decode="decode", codebooks=module.codebook,
+                   decode_embeddings="decode_codes", name="fsq-f8", weights=str(path))
