@@ -24,7 +24,7 @@ LAYERS: dict[str, int] = {
     "vqcodec.precision": 0,
     # 1 models and their side information
     "vqcodec.model": 1, "vqcodec.checkpoint": 1, "vqcodec.prior": 1, "vqcodec.assignment": 1, "vqcodec.context": 1,
-    "vqcodec.jscc": 1, "vqcodec.entropy": 1, "vqcodec.search": 1,
+    "vqcodec.jscc": 1, "vqcodec.entropy": 1, "vqcodec.search": 1, "vqcodec.protocol": 1,
     # 2 the codec bundle (registry, loading)
     "vqcodec.zoo": 2,
     # 3 receivers

@@ -71,14 +71,14 @@ def decoder_autocast(codec: Codec):
     """The autocast context of the codec's precision on its device (a no-op for fp32). The
     decoder's input (codewords, MMSE vectors) is fp32; its output is cast back to fp32 before
     cropping and rounding."""
-    return autocast(codec.precision, codec.model.codebook.device)
+    return autocast(codec.precision, codec.device)
 
 
 @torch.inference_mode()
 def decode_image(codec: Codec, decision: Decision, H: int, W: int) -> np.ndarray:
     """Hard indices or soft code vectors -> uint8 image cropped to (H, W)."""
     model = codec.model
-    dev = model.codebook.device
+    dev = codec.device
     with decoder_autocast(codec):
         if decision.embeddings is not None:
             z = torch.from_numpy(np.ascontiguousarray(decision.embeddings, dtype=np.float32)).to(dev)
@@ -93,8 +93,8 @@ def decode_images(codec: Codec, decisions: Sequence[Decision], H: int, W: int) -
     """Several decisions for one image size. On CUDA they are decoded as one batch; on the CPU one
     by one (batching does not pay there, and one-by-one keeps CPU results independent of batching)."""
     model = codec.model
-    dev = model.codebook.device
-    if dev.type != "cuda" or len(decisions) < 2:
+    dev = codec.device
+    if dev.type != "cuda" or len(decisions) < 2 or not codec.soft:
         return [decode_image(codec, d, H, W) for d in decisions]
     z = torch.stack([torch.from_numpy(np.ascontiguousarray(d.embeddings, dtype=np.float32)).to(dev).permute(2, 0, 1)
                      if d.embeddings is not None  # hard indices: the codeword (summed over a residual model's stages)
@@ -181,7 +181,7 @@ def _entropy_decode(codec: Codec, payload: bytes, header: dict) -> np.ndarray:
 def encode_array(codec: Codec, name: str, img: np.ndarray, with_ms_ssim: bool = True) -> EncodedImage:
     """Encode (and clean-decode) one uint8 RGB image (H, W, 3) known as ``name``."""
     H, W = img.shape[:2]
-    x = to_tensor(img).to(codec.model.codebook.device)
+    x = to_tensor(img).to(codec.device)
     idx = codec.encode_indices(x)[0].cpu().numpy().astype(np.int64)
     clean = decode_image(codec, Decision(idx), H, W)
     return EncodedImage(name, img, idx, clean, psnr(img, clean), ms_ssim(img, clean) if with_ms_ssim else None)

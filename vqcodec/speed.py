@@ -73,7 +73,7 @@ def same_shape_images(images: list[np.ndarray]) -> list[np.ndarray]:
 
 def codec_rows(codec, images: list[np.ndarray], batch: int, repeat: int) -> list[Row]:
     model = codec.model
-    dev = model.codebook.device
+    dev = codec.device
     cuda = dev.type == "cuda"
     imgs = same_shape_images(images)
     H, W = imgs[0].shape[:2]

@@ -60,7 +60,7 @@ from vqcodec.receivers import missing_side_info
 from vqcodec.results import ResultsError, atomic_write_text, envelope_points, new_results, read_results, write_results
 from vqcodec.simulate import StopRule, clean_point, encode_image, sweep
 from vqcodec.zoo import REGISTRY as MODELS
-from vqcodec.zoo import load_codec, resolve_device
+from vqcodec.zoo import load_codec, plugins, resolve_device
 
 #: The folders outside the package that suites read, named by the caller (``use_folders``):
 SUITES: Path | None = None  # NAME.toml of every suite (``load_suite(NAME)``, ``available()``)
@@ -202,9 +202,10 @@ def validate(data: dict, where: str = "suite") -> Suite:
     if not data["models"]:
         raise SuiteError(f"{where}: 'models' is empty")
 
-    bad = [m for m in data["models"] if m not in MODELS]
+    known = sorted(MODELS) + sorted(plugins())  # shipped models and installed plug-ins
+    bad = [m for m in data["models"] if m not in known]
     if bad:
-        raise SuiteError(f"{where}: unknown model {bad[0]!r} (known: {', '.join(sorted(MODELS))})")
+        raise SuiteError(f"{where}: unknown model {bad[0]!r} (known: {', '.join(known)})")
     if data["kind"] == "sweep":
         if data.get("channel") not in channels.REGISTRY:
             raise SuiteError(f"{where}: unknown channel {data.get('channel')!r} "
@@ -237,7 +238,7 @@ def validate(data: dict, where: str = "suite") -> Suite:
         if not all(isinstance(v, (int, float)) for v in data.get("picture_snrs", [])):
             raise SuiteError(f"{where}: 'picture_snrs' must be a list of numbers")
         bad = [m for m in data.get("modulations", []) if m not in channels.MODULATIONS]
-        bad += [m for m in data.get("best_models", []) if m not in MODELS]
+        bad += [m for m in data.get("best_models", []) if m not in known]
         if bad:
             raise SuiteError(f"{where}: unknown modulation or model {bad[0]!r}")
 

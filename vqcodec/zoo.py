@@ -1,22 +1,37 @@
-"""Registry of shipped models: name -> weights + config in ``vqcodec/weights/``.
+"""The codec bundle: shipped models, plug-ins, and loading a model with its side information.
 
-Each entry is a checkpoint pair ``NAME.safetensors`` + ``NAME.json`` trained by
-``vqcodec train`` (the command is recorded in the JSON and in
-``weights/README.md``). ``load(name)`` is cached per process.
+A model is any object satisfying the codec protocol (``vqcodec.protocol``); vqcodec's own VQ-VAE
+is one, loaded from a checkpoint pair ``NAME.safetensors`` + ``NAME.json`` (its side information
+records in the JSON). Shipped models are such pairs in ``vqcodec/weights/``, trained by
+``vqcodec train`` (the command is recorded in the JSON and in ``weights/README.md``).
+
+Models of other libraries come in as plug-ins: a factory ``factory(weights) -> model`` (a
+``vqcodec.wrap``-ed module, or any protocol object), named either by a Python entry point in the
+group ``vqcodec.codecs`` (``vqcodec models`` lists them and ``--model NAME`` loads them) or by a
+spec ``package.module:factory`` / ``path/to/file.py:factory`` (``--codec``). The factory builds
+the module and loads its weights (safetensors, or its own loader: importing and running a plug-in
+is the user's trust decision; vqcodec itself never unpickles). Their side information lives
+beside their weights file: ``<stem>.vqcodec.json`` (records, keyed by ``protocol.model_fingerprint``
+so a changed model is refused) and the prior, receiver and entropy files under the stem.
+Loading is cached per process.
 """
 from __future__ import annotations
 
+import json
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from vqcodec.bits import check_assignment, identity_assignment
-from vqcodec.checkpoint import CheckpointError, checkpoint_paths, read_checkpoint_meta
+from vqcodec.bits import bits_per_label, check_assignment, identity_assignment
+from vqcodec.checkpoint import CheckpointError, checkpoint_paths, read_checkpoint_meta, write_checkpoint_meta
 from vqcodec.context import context_path, load_context
 from vqcodec.entropy import entropy_model_path, load_entropy_stages
+from vqcodec.files import OutputRefused, read_document, replace_atomically, template_text
 from vqcodec.model import VQVAE, load_model
 from vqcodec.precision import PRECISIONS, resolve_precision
 from vqcodec.prior import load_prior, prior_path
+from vqcodec.protocol import ProtocolError, check_model, has_codebooks, model_device, model_fingerprint
 from vqcodec.search import SearchConfig, search_indices
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
@@ -70,8 +85,6 @@ def check_not_shipped(stem, overwrite: bool = False) -> None:
     (the CLI's ``--overwrite``, given with the file named). Every command that writes a checkpoint
     or side information calls it; its ``wip/`` subfolder holds no shipped model and is not checked.
     Raises ``OutputRefused`` (an ``OutputError``, a ValueError)."""
-    from vqcodec.files import OutputRefused, template_text
-
     if overwrite or stem is None:
         return
     if Path(stem).resolve().parent == Path(WEIGHTS).resolve():
@@ -85,14 +98,187 @@ def checkpoint_stem(name: str | None = None, checkpoint=None) -> Path:
     return Path(checkpoint) if checkpoint is not None else resolve(name or DEFAULT_MODEL)
 
 
+# --------------------------------------------------------------------------- plug-ins
+
+PLUGIN_GROUP = "vqcodec.codecs"
+SIDE_FORMAT = "vqcodec.side/1"
+
+
+def plugins() -> dict:
+    """The installed plug-ins: entry point name -> ``importlib.metadata.EntryPoint`` of the group
+    ``vqcodec.codecs`` (a name a shipped model already has is left out)."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP) if ep.name not in REGISTRY}
+
+
+def is_spec(name) -> bool:
+    """Whether a model name is a plug-in spec ``module:factory`` or ``file.py:factory``."""
+    return isinstance(name, str) and ":" in name
+
+
+def _factory(spec: str):
+    """The factory a spec ``package.module:factory`` (imported with the working directory on the
+    path, as the command line runs it) or ``path/to/file.py:factory`` names."""
+    import importlib
+    import importlib.util
+
+    where, _, attr = spec.rpartition(":")
+    if not where or not attr.isidentifier():
+        raise CheckpointError(f"codec {spec!r}: give it as package.module:factory or path/to/file.py:factory")
+    try:
+        if where.endswith(".py"):
+            if not Path(where).is_file():
+                raise CheckpointError(f"codec {spec!r}: {where} not found")
+            mspec = importlib.util.spec_from_file_location(Path(where).stem, where)
+            module = importlib.util.module_from_spec(mspec)
+            mspec.loader.exec_module(module)
+        else:
+            if "" not in sys.path and str(Path.cwd()) not in sys.path:
+                sys.path.insert(0, str(Path.cwd()))
+            module = importlib.import_module(where)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # a plug-in's own code: any failure is one line naming it
+        raise CheckpointError(f"codec {spec!r}: cannot import {where} ({type(exc).__name__}: {exc})") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise CheckpointError(f"codec {spec!r}: {where} has no callable {attr}")
+    return fn
+
+
+@lru_cache(maxsize=8)
+def _load_plugin(name: str, weights: str | None, device: str):
+    if is_spec(name):
+        factory = _factory(name)
+    else:
+        try:
+            factory = plugins()[name].load()
+        except Exception as exc:  # the plug-in package's import
+            raise CheckpointError(f"plug-in {name!r}: cannot load ({type(exc).__name__}: {exc})") from None
+    if weights is not None and not Path(weights).is_file():
+        raise CheckpointError(f"{template_text(weights)}: weights file not found")
+    try:
+        model = factory(weights)
+    except Exception as exc:  # the plug-in's factory: its errors are the user's to read, in one line
+        raise CheckpointError(f"codec {name!r}: its factory failed ({type(exc).__name__}: {exc})") from None
+    try:
+        check_model(model, name)
+    except ProtocolError as exc:
+        raise CheckpointError(str(exc)) from None
+    if hasattr(model, "eval"):
+        model.eval()
+    return model.to(device) if hasattr(model, "to") else model
+
+
+def side_path(stem) -> Path:
+    """The side-information document of a plug-in model whose weights file has stem ``stem``."""
+    stem = Path(stem)
+    return stem.with_name(stem.name + ".vqcodec.json")
+
+
+def _weights_stem(weights) -> Path | None:
+    return None if weights is None else Path(weights).with_suffix("")
+
+
+@dataclass(frozen=True, eq=False)
+class ModelSource:
+    """A model and the record of its side information: ``doc`` is a vqcodec checkpoint's JSON
+    (``own``) or a plug-in's side document (``side_path``); ``stem`` names the side files (None:
+    a plug-in model held in memory only, which has nowhere to store side information)."""
+
+    model: object
+    doc: dict
+    stem: Path | None
+    label: str
+    own: bool
+
+    def require_stem(self) -> Path:
+        """The stem side information is written under; refuses a model held in memory only."""
+        if self.stem is None:
+            raise CheckpointError(f"{self.label}: has no weights file to store side information beside (wrap it "
+                                  "with weights=PATH, or give the plug-in --weights)")
+        return self.stem
+
+    @property
+    def record_path(self) -> Path:
+        return checkpoint_paths(self.require_stem())[1] if self.own else side_path(self.require_stem())
+
+    def write(self, doc: dict) -> None:
+        """Store the records (assignment, prior, receivers, entropy model): a checkpoint's JSON, or a
+        plug-in's side document keyed by its fingerprint."""
+        path = self.record_path
+        if self.own:
+            write_checkpoint_meta(self.stem, doc)
+            return
+        doc = {**doc, "format": SIDE_FORMAT, "name": self.label, "fingerprint": model_fingerprint(self.model),
+               "f": int(self.model.f), "K": int(self.model.K), "stages": int(self.model.stages)}
+        replace_atomically(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
+
+
+def _read_side(path: Path, model, label: str, check: bool) -> dict:
+    if not path.exists():
+        return {}
+    doc = read_document(path, 1 << 26, json.loads, CheckpointError, parse_errors=(json.JSONDecodeError,),
+                        invalid=lambda exc: f"{path}: corrupt side information ({exc.__class__.__name__})",
+                        too_deep=f"{path}: corrupt side information (JSON nested too deeply)")
+    if not isinstance(doc, dict) or doc.get("format") != SIDE_FORMAT:
+        raise CheckpointError(f"{template_text(path)}: not vqcodec side information (format must be {SIDE_FORMAT!r})")
+    if check and doc.get("fingerprint") != model_fingerprint(model):
+        raise CheckpointError(f"{template_text(path)}: prepared for another version of {label} (fingerprint "
+                              f"{doc.get('fingerprint')}, the model's is {model_fingerprint(model)}); run "
+                              "`vqcodec prepare` on it again")
+    return doc
+
+
+def open_model(model=None, checkpoint=None, *, weights=None, device: str = "cpu", check: bool = True) -> ModelSource:
+    """A model and its side-information record: ``model`` a shipped name (default f4-k256), an
+    installed plug-in's name, a plug-in spec (``module:factory``), or a protocol object (e.g. from
+    ``vqcodec.wrap``); ``checkpoint`` a vqcodec checkpoint instead; ``weights`` the file a plug-in's
+    factory loads. ``check``: refuse side information prepared for another version of a plug-in
+    model (``prepare``, which rewrites it, opens without)."""
+    if checkpoint is not None or (isinstance(model, str) and not is_spec(model) and model in REGISTRY) or model is None:
+        if weights is not None:
+            raise CheckpointError("weights is for plug-in models; a vqcodec checkpoint holds its own")
+        net, doc = load(model, None if checkpoint is None else str(checkpoint), device)
+        stem = checkpoint_stem(model, checkpoint)
+        label = (doc.get("name") or Path(checkpoint).stem) if checkpoint is not None else model or DEFAULT_MODEL
+        return ModelSource(net, doc, stem, label, own=True)
+    if isinstance(model, str):
+        if not is_spec(model) and model not in plugins():
+            known = sorted(REGISTRY) + sorted(plugins())
+            raise CheckpointError(f"unknown model {model!r} (known: {', '.join(known)})")
+        net = _load_plugin(model, None if weights is None else str(Path(weights).resolve()), device)
+        label = getattr(net, "name", None) or model
+    else:
+        try:
+            check_model(model, type(model).__name__)
+        except ProtocolError as exc:
+            raise CheckpointError(str(exc)) from None
+        net, label = model, getattr(model, "name", None) or type(model).__name__
+    stem = _weights_stem(weights if weights is not None else getattr(net, "weights", None))
+    doc = {} if stem is None else _read_side(side_path(stem), net, label, check)
+    return ModelSource(net, doc, stem, label, own=False)
+
+
+def as_source(source, check: bool = True) -> ModelSource:
+    """``source`` itself when it is an opened model, else the vqcodec checkpoint at that stem, read
+    afresh from disk (the caches are cleared first)."""
+    if isinstance(source, ModelSource):
+        return source
+    clear_cache()
+    return open_model(checkpoint=source, check=check)
+
+
 @lru_cache(maxsize=8)
 def _load(path: str, device: str = "cpu") -> tuple[VQVAE, dict]:
     return load_model(path, device=device)
 
 
 def clear_cache() -> None:
-    """Forget loaded checkpoints (after a checkpoint on disk was rewritten)."""
+    """Forget loaded checkpoints and plug-in models (after one on disk was rewritten)."""
     _load.cache_clear()
+    _load_plugin.cache_clear()
 
 
 def load(name: str | None = None, checkpoint: str | None = None, device: str = "cpu") -> tuple[VQVAE, dict]:
@@ -125,7 +311,7 @@ class Codec:
     """
 
     name: str
-    model: VQVAE
+    model: object  # any codec-protocol model (vqcodec.protocol): a VQVAE, a wrapped one, a plug-in's
     meta: dict
     assignment: object
     prior: tuple | None = None  # one IndexPrior per stage
@@ -147,24 +333,41 @@ class Codec:
         return self.model.f
 
     @property
+    def stages(self) -> int:
+        return self.model.stages
+
+    @property
     def bits_per_index(self) -> int:
-        return self.model.cfg.bits_per_index
+        return bits_per_label(self.model.K)
 
     @property
     def bpp(self) -> float:
-        return self.model.cfg.bpp
+        """Bits per pixel of the fixed-length index stream (all stages)."""
+        return self.model.stages * self.bits_per_index / (self.f * self.f)
+
+    @property
+    def soft(self) -> bool:
+        """Whether the model has codebooks and a decode from code vectors (the soft receivers)."""
+        return has_codebooks(self.model)
+
+    @property
+    def device(self):
+        """The torch device the model runs on."""
+        return model_device(self.model)
 
     @property
     def fingerprint(self) -> str:
-        """16 hex digits of SHA-256 over the codebook(s) and the index assignment: what a receiver
-        must share with the transmitter to read its indices."""
+        """16 hex digits of SHA-256 over the codebook(s) (a model without codebooks: its
+        ``protocol.model_fingerprint``) and the index assignment: what a receiver must share with
+        the transmitter to read its indices."""
         import hashlib
 
         import numpy as np
 
-        cb = getattr(self.model, "codebooks", None)
-        cb = self.model.codebook if cb is None else cb
-        h = hashlib.sha256(cb.detach().cpu().float().numpy().astype("<f4").tobytes())
+        if self.soft:
+            h = hashlib.sha256(self.model.codebooks.detach().cpu().float().numpy().astype("<f4").tobytes())
+        else:
+            h = hashlib.sha256(model_fingerprint(self.model).encode())
         h.update(np.asarray(self.assignment, dtype="<i8").tobytes())
         return h.hexdigest()[:16]
 
@@ -181,6 +384,14 @@ class Codec:
         if self.search is None:
             return self.model.encode(x)
         return search_indices(self.model, x, self.search, precision=self.precision)
+
+
+def require_own(codec: Codec, what: str) -> None:
+    """Refuse (``CheckpointError``) a plug-in model for ``what``: a step that trains vqcodec's own
+    VQ-VAE architecture (its decoder or codebook)."""
+    if not isinstance(codec.model, VQVAE):
+        raise CheckpointError(f"{what} trains vqcodec's own VQ-VAE; {codec.name} is a plug-in model (train it with "
+                              "its own code, then `vqcodec prepare` it again)")
 
 
 def check_per_stage(stages: int, **side) -> None:
@@ -205,9 +416,10 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
-def load_codec(name: str | None = None, checkpoint: str | None = None, device: str = "cpu",
-               precision: str = "auto", search=None) -> Codec:
-    """The codec for a registered model name or a user checkpoint (``--checkpoint``).
+def load_codec(name=None, checkpoint: str | None = None, device: str = "cpu",
+               precision: str = "auto", search=None, weights=None) -> Codec:
+    """The codec of a model (``open_model``: a shipped name, a plug-in's name or spec with its
+    ``weights``, a protocol object, or a vqcodec ``checkpoint``) with its side information.
 
     ``precision`` (``PRECISIONS``): the arithmetic of the decoder and the learned receiver:
     fp32, bf16 autocast (CPU or CUDA), fp16 autocast (CUDA only), or ``auto``: bf16 on a CPU
@@ -215,8 +427,6 @@ def load_codec(name: str | None = None, checkpoint: str | None = None, device: s
     the resolved one. The encoder and the quantiser always run in float32, so the transmitted
     indices never depend on it (unless ``search``: a ``SearchConfig``, or a number of candidates,
     turns on the encoder-side index search, whose choices depend on the decoder's output)."""
-    import numpy as np
-
     if search is not None and not isinstance(search, SearchConfig):
         try:
             search = SearchConfig(candidates=search) if search > 1 else None
@@ -230,11 +440,19 @@ def load_codec(name: str | None = None, checkpoint: str | None = None, device: s
         precision = resolve_precision(precision, device)
     except ValueError as exc:
         raise CheckpointError(str(exc)) from None
+    source = open_model(name, checkpoint, weights=weights, device=device)
+    if search is not None and not hasattr(source.model, "quantizers"):
+        raise CheckpointError(f"{source.label}: the encoder-side index search needs the encoder's outputs before "
+                              "quantisation, which only vqcodec's own models expose")
+    return codec_of(source, precision=precision, search=search)
 
-    model, meta_ = load(name, checkpoint, device)
-    label = name or DEFAULT_MODEL
-    if checkpoint is not None:
-        label = meta_.get("name") or Path(checkpoint).stem
+
+def codec_of(source: ModelSource, precision: str = "fp32", search=None) -> Codec:
+    """The codec of an opened model: its index assignment (identity unless its record holds one),
+    index prior, learned receiver and entropy model, read from its side information."""
+    import numpy as np
+
+    model, meta_, label, stem = source.model, source.doc, source.label, source.stem
     S = model.stages
     assignment = identity_assignment(model.K)
     if meta_.get("assignment") is not None:
@@ -242,11 +460,12 @@ def load_codec(name: str | None = None, checkpoint: str | None = None, device: s
             assignment = check_assignment(np.asarray(meta_["assignment"]), model.K, S)
         except ValueError as exc:
             raise CheckpointError(f"{label}: invalid index assignment in checkpoint ({exc})") from None
-
-    stem = Path(checkpoint) if checkpoint is not None else resolve(label)
+    if stem is None:
+        return Codec(name=label, model=model, meta=meta_, assignment=assignment, precision=precision, search=search)
     ppath = prior_path(stem)
     smoothing = {k: float(meta_["prior"][k]) for k in ("lam", "beta") if k in (meta_.get("prior") or {})}
-    prior = load_prior(ppath, model.K, S, **smoothing) if ppath.exists() else None
+    # a plug-in's prior counts only with its fingerprinted record (a stray file is not trusted)
+    prior = load_prior(ppath, model.K, S, **smoothing) if ppath.exists() and (source.own or "prior" in meta_) else None
     context = None
     if meta_.get("context") is not None:
         cpath = context_path(stem)

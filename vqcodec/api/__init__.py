@@ -5,6 +5,7 @@
 >>> results = vq.sweep("bsc", [0.01, 0.03], codec=codec, receivers=["naive", "learned-mmse"],
 ...                    trials=2)                                 # one results object per receiver
 >>> vq.plot(results, "bsc.png")                                  # PSNR against p, CI bands
+>>> codec = vq.load(vq.wrap(my_tokenizer, f=8, K=1000, weights="tok.safetensors"))  # a model of yours
 
 Every function returns the same dicts as the results files (schema ``vqcodec.results/1``;
 ``vqcodec.results.write_results`` stores them). Images are the scikit-image sample photos by
@@ -59,6 +60,7 @@ from vqcodec.api.training import (
 from vqcodec.cluster import executor_for
 from vqcodec.images import ImageNote
 from vqcodec.links import DeprecatedSpelling
+from vqcodec.protocol import ProtocolError, wrap
 
 __all__ = ["load", "channel", "encode", "experiment", "Experiment", "simulate", "sweep", "best_sweep", "plot",
            "param_value", "parse_grid", "executor_for", "evaluate", "Evaluation", "encode_file", "decode_file",
@@ -66,4 +68,4 @@ __all__ = ["load", "channel", "encode", "experiment", "Experiment", "simulate", 
            "train", "train_jscc", "train_decoder", "finetune", "train_codebook", "train_receiver", "prepare",
            "train_entropy", "plot_files", "export_compressai", "save_results",
            "check_output", "bench", "bench_suites", "BenchRun", "ImageNote", "DeprecatedSpelling",
-           "use_bench_folders"]
+           "use_bench_folders", "wrap", "ProtocolError"]

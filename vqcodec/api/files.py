@@ -29,7 +29,7 @@ from vqcodec.results import (
     to_compressai,
 )
 from vqcodec.simulate import EncodedImage, clean_point, decode_index_file, encode_images, index_file, progressive_points
-from vqcodec.zoo import DEFAULT_MODEL, Codec, meta
+from vqcodec.zoo import DEFAULT_MODEL, Codec, meta, plugins
 from vqcodec.zoo import REGISTRY as MODELS
 
 
@@ -132,7 +132,7 @@ class IndexFile:
         return self.image.indices.size * self.bits_per_index
 
 
-def encode_file(image, output, *, codec: Codec | None = None, model: str | None = None, checkpoint=None,
+def encode_file(image, output, *, codec: Codec | None = None, model=None, checkpoint=None, weights=None,
                 device: str = "cpu", precision: str = "auto", search=None, entropy: bool = False,
                 overwrite: bool = False) -> IndexFile:
     """Encode one image file into a ``.vqc`` index file (fixed-length, or entropy-coded with the
@@ -144,7 +144,7 @@ def encode_file(image, output, *, codec: Codec | None = None, model: str | None 
     if len(paths) != 1:
         raise ValueError(f"{image}: holds {len(paths)} images; encode takes one image file")
     if codec is None:
-        codec = load(model, checkpoint=checkpoint, device=device, precision=precision, search=search)
+        codec = load(model, checkpoint=checkpoint, weights=weights, device=device, precision=precision, search=search)
     enc = encode_images(codec, paths, with_ms_ssim=False)[0][0]
     data = index_file(codec, enc, entropy=entropy)
     try:
@@ -159,16 +159,17 @@ def read_index_file(path) -> tuple:
     return read_vqc(path)
 
 
-def decode_file(index_path, output, *, codec: Codec | None = None, checkpoint=None, device: str = "cpu",
-                precision: str = "auto", overwrite: bool = False) -> tuple[dict, Codec]:
-    """Decode a ``.vqc`` index file into an image file with ``codec``, else ``checkpoint``, else
-    the shipped model its header names. Returns (header, codec)."""
+def decode_file(index_path, output, *, codec: Codec | None = None, model=None, checkpoint=None, weights=None,
+                device: str = "cpu", precision: str = "auto", overwrite: bool = False) -> tuple[dict, Codec]:
+    """Decode a ``.vqc`` index file into an image file with ``codec``, else ``model`` (with
+    ``weights``) or ``checkpoint``, else the shipped model or installed plug-in its header names.
+    Returns (header, codec)."""
     check_output(output, overwrite)
     check_image_output(output)
     idx, header = read_index_file(index_path)
     if codec is None:
-        codec = load(None if checkpoint else header["model"], checkpoint=checkpoint, device=device,
-                     precision=precision)
+        named = model if model is not None or checkpoint is not None else header["model"]
+        codec = load(named, checkpoint=checkpoint, weights=weights, device=device, precision=precision)
     try:
         img = decode_index_file(codec, idx, header)
     except ValueError as exc:
@@ -179,15 +180,22 @@ def decode_file(index_path, output, *, codec: Codec | None = None, checkpoint=No
 
 # --------------------------------------------------------------------------- what is there
 
+def _side_columns(m: dict) -> dict:
+    return {"kodak_psnr": m.get("kodak", {}).get("psnr"),
+            "receivers": "+".join(k for k, key in (("S", "prior"), ("L", "context")) if m.get(key)) or "-",
+            "entropy": "trained" if m.get("entropy_model") else ("prior" if m.get("prior") else "-")}
+
+
 def models() -> list[dict]:
-    """Every shipped model: ``name``, ``default``, ``description`` and, when its weights are
-    installed, ``f``, ``K``, ``stages``, ``bpp``, ``kodak_psnr``, ``receivers`` (``S``: spatial,
-    ``L``: learned) and ``entropy`` (``trained``, ``prior`` or ``-``); else ``installed`` False."""
-
-
+    """Every shipped model, then every installed plug-in (entry-point group ``vqcodec.codecs``):
+    ``name``, ``default``, ``description``, ``plugin`` and, when its weights are installed (a
+    plug-in: when it loads), ``f``, ``K``, ``stages``, ``bpp``, ``kodak_psnr``, ``receivers``
+    (``S``: spatial, ``L``: learned; after ``prepare`` / ``train-receiver``) and ``entropy``
+    (``trained``, ``prior`` or ``-``); else ``installed`` False (a plug-in: with ``error``)."""
     out = []
     for name in sorted(MODELS):
-        row = {"name": name, "default": name == DEFAULT_MODEL, "description": MODELS[name].description}
+        row = {"name": name, "default": name == DEFAULT_MODEL, "description": MODELS[name].description,
+               "plugin": False}
         try:
             m = meta(name)
         except CheckpointError:
@@ -196,10 +204,16 @@ def models() -> list[dict]:
         cfg = m["config"]
         stages = int(cfg.get("stages", 1))
         out.append({**row, "installed": True, "f": cfg["f"], "K": cfg["K"], "stages": stages,
-                    "bpp": stages * math.ceil(math.log2(cfg["K"])) / cfg["f"] ** 2,
-                    "kodak_psnr": m.get("kodak", {}).get("psnr"),
-                    "receivers": "+".join(k for k, key in (("S", "prior"), ("L", "context")) if m.get(key)) or "-",
-                    "entropy": "trained" if m.get("entropy_model") else ("prior" if m.get("prior") else "-")})
+                    "bpp": stages * math.ceil(math.log2(cfg["K"])) / cfg["f"] ** 2, **_side_columns(m)})
+    for name, ep in sorted(plugins().items()):
+        row = {"name": name, "default": False, "description": f"plug-in {ep.value}", "plugin": True}
+        try:
+            codec = load(name)
+        except ValueError as exc:
+            out.append({**row, "installed": False, "error": str(exc)})
+            continue
+        out.append({**row, "installed": True, "f": codec.f, "K": codec.K, "stages": codec.stages, "bpp": codec.bpp,
+                    **_side_columns(codec.meta)})
     return out
 
 

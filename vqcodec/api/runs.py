@@ -36,14 +36,16 @@ ImagesArg = Any  # None | path | list of paths | {name: array}
 UserError = (ValueError, ClusterError)
 
 
-def load(model: str | None = None, *, checkpoint=None, device: str = "cpu", precision: str = "auto",
+def load(model=None, *, checkpoint=None, weights=None, device: str = "cpu", precision: str = "auto",
          search=None) -> Codec:
-    """A shipped model by name (``vqcodec models``; default f4-k256) or your own checkpoint,
-    with its index assignment, prior and learned receiver. ``device``: cpu, cuda or auto;
+    """A model with its index assignment, prior and learned receiver: a shipped model by name
+    (``vqcodec models``; default f4-k256), an installed plug-in by name, a plug-in spec
+    ``"package.module:factory"`` (its factory gets ``weights``), any codec-protocol object
+    (``vqcodec.wrap(module, ...)``; ``vqcodec.protocol``), or your own vqcodec ``checkpoint``. ``device``: cpu, cuda or auto;
     ``precision``: auto (bf16 on a CPU with bf16 instructions, else fp32), fp32, bf16, or fp16
     (CUDA); ``codec.precision`` is the one in use. ``search``: the encoder-side index search
     (``vqcodec.search.SearchConfig``, or a number of candidates per site; None or 1: off)."""
-    return load_codec(model, None if checkpoint is None else str(checkpoint), device, precision, search)
+    return load_codec(model, None if checkpoint is None else str(checkpoint), device, precision, search, weights)
 
 
 def channel(kind: str, value: float, *, index_bits: int | None = None, **options) -> Channel:
@@ -211,7 +213,7 @@ def experiment(codec: Codec, channel: str, values, *, receivers=None, trials: in
         raise ParameterError("{0} and {1} exclude each other", "workers", "scheduler")
     if scheduler:
         check_address(scheduler)
-    if (workers or scheduler) and codec.model.codebook.device.type != "cpu":
+    if (workers or scheduler) and codec.device.type != "cpu":
         raise ParameterError("{0}/{1} run on the workers' CPUs; use {2} cpu", "workers", "scheduler", "device")
     return Experiment(codec=codec, spec=spec, grid=grid, channels=chans, receivers=recv, stop=stop, seed=seed,
                       with_ms_ssim=with_ms_ssim, name=name, baselines=names, rates=rate_list,
@@ -228,8 +230,8 @@ def save_results(path, results) -> Path:
                          "the previous file, if any, is unchanged") from None
 
 
-def sweep(channel: str, values=None, *, p=None, snr_db=None, model: str | None = None, codec: Codec | None = None,
-          checkpoint=None, device: str = "cpu", precision: str = "auto", search=None, images: ImagesArg = None,
+def sweep(channel: str, values=None, *, p=None, snr_db=None, model=None, codec: Codec | None = None,
+          checkpoint=None, weights=None, device: str = "cpu", precision: str = "auto", search=None, images: ImagesArg = None,
           receivers=None, trials: int = 10, min_trials: int = 3, ci: float = 0.05, seed: int = 0,
           with_ms_ssim: bool = True, baselines=None, rates=RATES, budget_bpp: float | None = None,
           cbr: float | None = None, workers: int | None = None, scheduler: str | None = None, name: str = "sweep",
@@ -243,7 +245,7 @@ def sweep(channel: str, values=None, *, p=None, snr_db=None, model: str | None =
     return the results objects: one per receiver, then the baselines' curves.
 
     ``codec`` (from :func:`load`), else the model :func:`load` gives for ``model``,
-    ``checkpoint``, ``device``, ``precision``, ``search``. ``workers``: a local Dask cluster of
+    ``checkpoint``, ``weights``, ``device``, ``precision``, ``search``. ``workers``: a local Dask cluster of
     that many processes; ``scheduler``: a running one. ``json_out``: the results file, written
     after every trial when ``keep_partial`` (finished points, and the trials of unfinished ones:
     ``resume=True`` continues from them) and at the end; refused when it exists unless
@@ -262,7 +264,8 @@ def sweep(channel: str, values=None, *, p=None, snr_db=None, model: str | None =
                 raise ValueError(f"cannot resume: {exc}") from None
         check_output(json_out, overwrite or resume)
         if codec is None:
-            codec = load(model, checkpoint=checkpoint, device=device, precision=precision, search=search)
+            codec = load(model, checkpoint=checkpoint, weights=weights, device=device, precision=precision,
+                         search=search)
         if values is None:
             spec = channel_spec(channel, index_bits=codec.bits_per_index,
                                 **{k: v for k, v in channel_options.items() if k != "code"})
@@ -293,7 +296,7 @@ def sweep(channel: str, values=None, *, p=None, snr_db=None, model: str | None =
     return results
 
 
-def best_sweep(channel: str, values, *, models: Sequence[str] | str = ("f4-k256",), cbr="1/12", images: ImagesArg = None,
+def best_sweep(channel: str, values, *, models: Sequence | str = ("f4-k256",), cbr="1/12", images: ImagesArg = None,
                trials: int = 10, min_trials: int = 3, ci: float = 0.05, seed: int = 0, with_ms_ssim: bool = True,
                min_rate: float = 0.1, modulations=None, workers: int | None = None, executor=None, name: str = "best",
                precision: str = "auto", on_configuration: Callable[[int, int, str], None] | None = None,
@@ -326,7 +329,7 @@ def best_sweep(channel: str, values, *, models: Sequence[str] | str = ("f4-k256"
     mods = list(modulations) if modulations else None
     plans = []
     for model in models:
-        codec = load(model, precision=precision)
+        codec = model if isinstance(model, Codec) else load(model, precision=precision)
         bpp = Fraction(codec.bpp).limit_denominator(1 << 16)  # all stages of a residual model
         configs = budget_configurations(bpp, ratio, **({"modulations": mods} if mods else {}), min_rate=min_rate)
         soft = [r for r in default_receivers(codec) if r != "naive"] or ["naive"]

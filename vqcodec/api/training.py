@@ -41,7 +41,15 @@ from vqcodec.learn.through_channel import train_codebook as run_codebook
 from vqcodec.model import ModelConfig
 from vqcodec.receivers import REGISTRY as RECEIVERS
 from vqcodec.receivers import check_receivers
-from vqcodec.zoo import check_not_shipped, checkpoint_stem, load_codec, resolve_device
+from vqcodec.zoo import (
+    ModelSource,
+    check_not_shipped,
+    checkpoint_stem,
+    load_codec,
+    open_model,
+    require_own,
+    resolve_device,
+)
 
 __all__ = ["TRAIN_SETTINGS", "train", "train_jscc", "train_decoder", "finetune", "train_codebook",
            "train_receiver", "prepare", "train_entropy"]
@@ -154,6 +162,7 @@ def train_decoder(out, *, model: str | None = None, checkpoint=None, images=None
         raise ParameterError("{0} continues OUT and {1} replaces it: choose one", "resume", "overwrite")
     dev = resolve_device(device)
     codec = load_codec(model, None if checkpoint is None else str(checkpoint), "cpu")
+    require_own(codec, "train-decoder")
     folder = training_folder(images)
     if not resume:
         check_output(str(out) + ".json", overwrite)
@@ -181,6 +190,7 @@ def finetune(out, channel: str, *, receiver: str = "spatial-mmse", model: str | 
     if receiver not in RECEIVERS:
         raise ValueError(f"unknown receiver {receiver!r} (known: {', '.join(sorted(RECEIVERS))})")
     codec = load_codec(model, None if checkpoint is None else str(checkpoint), device)
+    require_own(codec, "finetune")
     check_receivers([receiver], codec)
     if channel == "mix":
         if p is not None or snr_db is not None:
@@ -206,25 +216,27 @@ def train_codebook(out, *, model: str | None = None, checkpoint=None, images=Non
     Returns (final metrics, the config used)."""
     _threads(threads)
     codec = load_codec(model, None if checkpoint is None else str(checkpoint), device)
+    require_own(codec, "train-codebook")
     folder = training_folder(images)
     cc = CodebookConfig(**given(**settings))
     check_codebook_output(checkpoint_stem(model, checkpoint), out, overwrite)
     return run_codebook(codec, folder, cc, out, command=command, progress=progress, overwrite=overwrite), cc
 
 
-def side_info_stem(model: str | None, checkpoint, overwrite: bool, out=None) -> Path:
-    """The checkpoint whose side information a command writes (prepare, train-receiver,
-    train-entropy): refused in the shipped weights folder unless the model is named and
+def side_info_source(model, checkpoint, weights, overwrite: bool, out=None, check: bool = True) -> ModelSource:
+    """The model whose side information a command writes (prepare, train-receiver,
+    train-entropy): a shipped name, a plug-in (name or spec, with ``weights``), a protocol object,
+    or a ``checkpoint``; refused in the shipped weights folder unless the model is named and
     ``overwrite`` given (``zoo.check_not_shipped``; ``out``: the stem written instead)."""
     if overwrite and model is None and checkpoint is None and out is None:
         raise ParameterError("{0} rewrites a model's files: name it with {1} or {2}", "overwrite", "model",
                              "checkpoint")
-    stem = checkpoint_stem(model, checkpoint)
-    check_not_shipped(stem if out is None else out, overwrite)
-    return stem
+    source = open_model(model, None if checkpoint is None else str(checkpoint), weights=weights, check=check)
+    check_not_shipped(source.require_stem() if out is None else out, overwrite)
+    return source
 
 
-def train_receiver(*, model: str | None = None, checkpoint=None, out=None, overwrite: bool = False, images=None,
+def train_receiver(*, model=None, checkpoint=None, weights=None, out=None, overwrite: bool = False, images=None,
                    steps: int = 4000, minutes: float | None = None, batch: int = 16, crop: int = 32,
                    lr: float = 2e-3, width: int = 64, blocks: int = 4, decoder_steps: int = 1000,
                    decoder_crop: int = 128, seed: int = 0, threads: int | None = None, precision: str = "auto",
@@ -238,7 +250,7 @@ def train_receiver(*, model: str | None = None, checkpoint=None, out=None, overw
         raise ParameterError(f"{{0}} must be a positive number, got {minutes}", "minutes")
     if not (lr > 0 and math.isfinite(lr)):
         raise ParameterError(f"{{0}} must be a positive number, got {lr}", "lr")
-    stem = side_info_stem(model, checkpoint, overwrite, out)
+    source = side_info_source(model, checkpoint, weights, overwrite, out)
     if out is not None:
         check_output(str(checkpoint_paths(out)[1]), overwrite)
     folder = training_folder(images)
@@ -247,29 +259,31 @@ def train_receiver(*, model: str | None = None, checkpoint=None, out=None, overw
                             warmup=min(200, max(1, steps // 10)), precision=precision)
     pc = PixelTrainConfig(steps=decoder_steps, batch=batch, crop=decoder_crop, seed=seed + 1,
                           precision=precision) if decoder_steps else None
-    record = train_checkpoint(stem, folder, cfg, tc, pc, minutes=minutes, command=command, progress=progress,
+    record = train_checkpoint(source, folder, cfg, tc, pc, minutes=minutes, command=command, progress=progress,
                               out=out, overwrite=overwrite)
-    return record, Path(out) if out is not None else stem
+    return record, Path(out) if out is not None else source.stem
 
 
-def prepare(*, model: str | None = None, checkpoint=None, images=None, kodak=None, keep_assignment=None,
+def prepare(*, model=None, checkpoint=None, weights=None, images=None, kodak=None, keep_assignment=None,
             overwrite: bool = False, progress: Progress = None) -> tuple[dict, Path]:
     """Learn a model's index prior and pseudo-Gray index assignment (per stage), tune its
     spatial receiver and record its clean Kodak metrics (``kodak``: a folder, default the shared
-    Kodak set when present), stored with the model. Returns (summary, stem)."""
-    stem = side_info_stem(model, checkpoint, overwrite)
+    Kodak set when present), stored with the model. ``model``: as :func:`load`'s, with ``weights``
+    for a plug-in (its side information goes beside the weights file, keyed by the model's
+    fingerprint; a changed model is prepared afresh). Returns (summary, stem)."""
+    source = side_info_source(model, checkpoint, weights, overwrite, check=False)
     folder = training_folder(images)
     kodak = kodak if kodak is not None else default_kodak_folder()
-    return prepare_checkpoint(stem, folder, kodak_folder=kodak, keep_assignment=keep_assignment,
-                              progress=progress, overwrite=overwrite), stem
+    return prepare_checkpoint(source, folder, kodak_folder=kodak, keep_assignment=keep_assignment,
+                              progress=progress, overwrite=overwrite), source.stem
 
 
-def train_entropy(*, model: str | None = None, checkpoint=None, images=None, steps: int = 1500, rank: int = 64,
+def train_entropy(*, model=None, checkpoint=None, weights=None, images=None, steps: int = 1500, rank: int = 64,
                   seed: int = 0, threads: int | None = None, overwrite: bool = False,
                   progress: Progress = None) -> tuple[dict, Path]:
     """Train the entropy coder's context model of a model's indices (``encode_file(entropy=True)``,
     ``evaluate(entropy=True)``), stored as ``<stem>.entropy.safetensors``. Returns (record, stem)."""
-    stem = side_info_stem(model, checkpoint, overwrite)
+    source = side_info_source(model, checkpoint, weights, overwrite)
     folder = training_folder(images)
-    return train_entropy_model(stem, folder, steps=steps, rank=rank, seed=seed, threads=threads, progress=progress,
-                               overwrite=overwrite), stem
+    return train_entropy_model(source, folder, steps=steps, rank=rank, seed=seed, threads=threads, progress=progress,
+                               overwrite=overwrite), source.stem

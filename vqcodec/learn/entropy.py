@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from channels.base import ParameterError
-from vqcodec.checkpoint import write_checkpoint_meta
 from vqcodec.entropy import (
     CROSS_OFFSETS,
     LEARNED_OFFSETS,
@@ -33,8 +32,7 @@ from vqcodec.entropy import (
 from vqcodec.images import list_images
 from vqcodec.learn.loop import Loop, Task, TrainConfig
 from vqcodec.learn.prepare import index_maps
-from vqcodec.model import load_model
-from vqcodec.zoo import check_not_shipped, clear_cache
+from vqcodec.zoo import as_source, check_not_shipped, clear_cache
 
 
 def neighbour_table(grids, K: int, offsets=LEARNED_OFFSETS, stage: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -90,16 +88,19 @@ def _fit(X: torch.Tensor, Y: torch.Tensor, K: int, m: int, *, steps: int, rank: 
             losses)
 
 
-def train_entropy_model(stem, images_folder, *, steps: int = 1500, rank: int = 64, batch: int = 8192,
+def train_entropy_model(source, images_folder, *, steps: int = 1500, rank: int = 64, batch: int = 8192,
                         lr: float = 3e-3, seed: int = 0, threads: int | None = None, progress=None,
                         overwrite: bool = False) -> dict:
-    """Train, store (``<stem>.entropy.safetensors``) and record (``entropy_model`` in the json) the
+    """Train, store (``<stem>.entropy.safetensors``) and record (``entropy_model`` in the model's
+    record: a checkpoint's json or a plug-in's side document; ``zoo.open_model``'s source) the
     context model of a checkpoint's indices (one per stage for a residual model, ``steps`` each);
     returns the record. ``overwrite``: allow a stem in the shipped weights folder
     (``zoo.check_not_shipped``), and replacing an existing context model (every entropy-coded file
     made with it becomes undecodable), which is refused without it."""
     from vqcodec.files import check_output, template_text
 
+    source = as_source(source)
+    stem = source.require_stem()
     check_not_shipped(stem, overwrite)
     if entropy_model_path(stem).exists() and not overwrite:
         raise ParameterError(f"{template_text(entropy_model_path(stem))}: exists; replacing it makes every "
@@ -109,7 +110,7 @@ def train_entropy_model(stem, images_folder, *, steps: int = 1500, rank: int = 6
         raise ValueError("steps, rank and batch must be >= 1 and lr > 0")
     if threads is not None:
         torch.set_num_threads(threads)
-    model, doc = load_model(stem)
+    model, doc = source.model, dict(source.doc)
     S = model.stages
     K = model.K
     paths = list_images(images_folder)
@@ -139,6 +140,6 @@ def train_entropy_model(stem, images_folder, *, steps: int = 1500, rank: int = 6
               "held_out_bits_per_index": float(bits(held)), "fixed_bits_per_index": float(np.log2(K)),
               "seconds": round(time.time() - t0, 1), "fingerprint": cm.fingerprint}
     doc["entropy_model"] = record
-    write_checkpoint_meta(stem, doc)
+    source.write(doc)
     clear_cache()  # a model loaded before this run must not be served without its new context model
     return record

@@ -31,11 +31,11 @@ from vqcodec.images import list_images, load_image, to_tensor
 from vqcodec.learn.codec import CropSampler
 from vqcodec.learn.loop import CALIBRATION_STEPS, BaseTrainConfig, Loop, Task, settings_of
 from vqcodec.memory import large_buffers_mmapped
-from vqcodec.model import load_model
 from vqcodec.precision import fp32_region
 from vqcodec.prior import prior_path
+from vqcodec.protocol import has_codebooks, missing_capability
 from vqcodec.receivers import bit_llrs
-from vqcodec.zoo import check_not_shipped, clear_cache
+from vqcodec.zoo import as_source, check_not_shipped, clear_cache
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def train_through_decoder(net: ContextNet, model, images: list[np.ndarray], assi
     for prm in model.parameters():
         prm.requires_grad_(False)
     model.eval()
-    codebook = model.codebook.detach()
+    codebook = model.codebooks[0].detach()
 
     def step(tc, rng, gen):
         x = sampler.sample(tc.batch, rng)
@@ -200,12 +200,13 @@ VALIDATION_CHANNELS = (("bsc", {"p": 0.01}), ("bsc", {"p": 0.03}), ("bsc", {"p":
                        ("packet-erasure", {"p": 0.1}), ("awgn", {"snr_db": 4.0}))
 
 
-def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainConfig,
+def train_checkpoint(source, images_folder, cfg: ContextConfig, tc: ContextTrainConfig,
                      pc: PixelTrainConfig | None = None, *,
                      minutes: float | None = None, holdout_every: int = 10, command: str | None = None,
                      progress: Callable[[str, int, int, dict], None] | None = None, out=None,
                      overwrite: bool = False) -> dict:
-    """Train the context receiver of a checkpoint and store it beside it.
+    """Train the context receiver of a model (``zoo.open_model``'s source: a vqcodec checkpoint
+    or a plug-in model) and store it beside it.
 
     Every training image and its mirror image are encoded with the checkpoint's (frozen) encoder;
     every ``holdout_every``-th image is held out and only reported on: cross-entropy and MAP
@@ -217,6 +218,11 @@ def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainCo
     new receiver, at the stem ``out``; written at the end), leaving ``stem`` as it was.
     ``overwrite``: allow the stem written to lie in the shipped weights folder
     (``zoo.check_not_shipped``), or ``out`` to exist."""
+    source = as_source(source)
+    stem = source.require_stem()
+    if out is not None and not source.own:
+        raise ParameterError(f"{template_text(source.label)}: a plug-in model's receiver is stored beside its weights; "
+                             "leave out {0}", "out")
     if out is not None:
         if checkpoint_paths(out)[1].resolve() == checkpoint_paths(stem)[1].resolve():
             raise ParameterError(f"{template_text(out)}: is the model itself; leave out {{0}} to train in place",
@@ -224,8 +230,11 @@ def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainCo
         check_output(checkpoint_paths(out)[1], overwrite)
     check_not_shipped(stem if out is None else out, overwrite)
 
-    model, doc = load_model(stem)
-    S = model.cfg.stages
+    model, doc = source.model, dict(source.doc)
+    S = model.stages
+    if pc is not None and not has_codebooks(model):
+        raise ParameterError(missing_capability(model, "the second stage through the decoder", source.label)
+                             + "; train with {0} 0", "decoder_steps")
     if S > 1 and pc is not None:
         raise ParameterError(f"{template_text(stem)}: a residual model ({S} stages): the second stage through the "
                              "decoder is built for one-stage models only; train with {0} 0", "decoder_steps")
@@ -290,6 +299,9 @@ def train_checkpoint(stem, images_folder, cfg: ContextConfig, tc: ContextTrainCo
         stem = out
     save_context(tuple(nets), context_path(stem))
     doc["context"] = record
-    write_checkpoint_meta(stem, doc)
+    if out is not None:
+        write_checkpoint_meta(stem, doc)
+    else:
+        source.write(doc)
     clear_cache()
     return record

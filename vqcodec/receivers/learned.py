@@ -29,7 +29,7 @@ def learned_receiver(received, grid, ctx: ReceiverContext) -> Decision:
     return Decision(indices=np.argmax(q, axis=-1).astype(np.int64))
 
 
-@register("learned-mmse", needs="context", staged=True)
+@register("learned-mmse", needs="context", staged=True, soft=True)
 def learned_mmse_receiver(received, grid, ctx: ReceiverContext) -> Decision:
     """Learned context receiver; the decoder gets the expected codeword sum_k q_k e_k (MMSE)."""
     q = _context_posterior(received, grid, ctx)

@@ -15,6 +15,7 @@ from channels import Received
 from vqcodec.bits import bits_per_label, bits_to_labels, inverse_assignment, stage_assignment
 from vqcodec.links import received_llr
 from vqcodec.precision import on_cpu
+from vqcodec.protocol import missing_capability
 from vqcodec.zoo import check_per_stage
 
 
@@ -22,19 +23,22 @@ from vqcodec.zoo import check_per_stage
 class ReceiverContext:
     K: int
     assignment: np.ndarray  # index -> label, (K,); (S, K) per stage, or (K,) for all, for a residual model
-    codebook: np.ndarray  # (K, d) float32
+    codebook: np.ndarray | None  # (K, d) float32; None: a model without codebooks (hard receivers only)
     channel: Any = None
     prior: tuple | None = None  # one IndexPrior per stage (as zoo.Codec's), None: no index prior
     context: tuple | None = None  # one learned context receiver (vqcodec.context.ContextNet) per stage, or None
     codebooks: np.ndarray | None = None  # (S, K, d) every residual stage's codebook (None: codebook[None])
     precision: str = "fp32"  # the learned context receiver's arithmetic (fp32 or bf16; it runs on the CPU)
+    n_stages: int | None = None  # S of a model without codebooks (None: from ``codebooks``)
 
     def __post_init__(self):
         check_per_stage(self.stages, prior=self.prior, context=self.context)
 
     @property
     def stages(self) -> int:
-        """S: the number of stages (1 without ``codebooks``)."""
+        """S: ``n_stages`` when given, else the number of ``codebooks`` (1 without them)."""
+        if self.n_stages is not None:
+            return self.n_stages
         return 1 if self.codebooks is None else len(self.codebooks)
 
     @property
@@ -47,12 +51,13 @@ class ReceiverContext:
 
 
 def receiver_context(codec, channel=None) -> ReceiverContext:
-    """The receivers' view of a ``zoo.Codec`` for one channel."""
+    """The receivers' view of a ``zoo.Codec`` for one channel (a model without codebooks: none
+    in it, for the hard receivers)."""
+    codebooks = codec.model.codebooks.detach().cpu().numpy() if codec.soft else None
     return ReceiverContext(K=codec.K, assignment=codec.assignment,
-                           codebook=codec.model.codebook.detach().cpu().numpy(), channel=channel,
-                           prior=codec.prior, context=getattr(codec, "context", None),
-                           codebooks=codec.model.codebooks.detach().cpu().numpy(),
-                           precision=on_cpu(getattr(codec, "precision", "fp32")))
+                           codebook=None if codebooks is None else codebooks[0], channel=channel,
+                           prior=codec.prior, context=codec.context, codebooks=codebooks,
+                           precision=on_cpu(codec.precision), n_stages=codec.stages)
 
 
 @dataclass(frozen=True)
@@ -64,15 +69,17 @@ class Decision:
 REGISTRY: dict[str, Callable[..., Decision]] = {}
 
 
-def register(name: str, needs: str | None = None, staged: bool = False):
+def register(name: str, needs: str | None = None, staged: bool = False, soft: bool = False):
     """Register a receiver; ``needs`` names the side information it uses ('prior' or 'context',
     attributes of ``ReceiverContext`` and ``zoo.Codec``). ``staged``: the function decodes one
-    stage, and a residual model's stages are decoded one by one (``stage_contexts``)."""
+    stage, and a residual model's stages are decoded one by one (``stage_contexts``). ``soft``: it
+    decodes code vectors, so the model needs codebooks (``vqcodec.protocol``'s soft members)."""
     def deco(fn):
         run = _per_stage(fn) if staged else fn
         REGISTRY[name] = run
         run.receiver_name = name
         run.needs = needs
+        run.soft = soft
         return run
     return deco
 
@@ -82,7 +89,8 @@ def stage_contexts(ctx: ReceiverContext) -> list[ReceiverContext]:
     and context receiver, the last two tuples of one); ``[ctx]`` for a single-stage model."""
     if ctx.stages == 1:
         return [ctx]
-    return [replace(ctx, assignment=stage_assignment(ctx.assignment, s), codebook=ctx.codebooks[s], codebooks=None,
+    return [replace(ctx, assignment=stage_assignment(ctx.assignment, s), n_stages=1,
+                    codebook=None if ctx.codebooks is None else ctx.codebooks[s], codebooks=None,
                     prior=_stage(ctx.prior, s), context=_stage(ctx.context, s)) for s in range(ctx.stages)]
 
 
@@ -129,11 +137,13 @@ NEEDS_HELP = {"prior": "an index prior (build one with `vqcodec prepare`)",
 def default_receivers(codec) -> list[str]:
     """naive, plus the best soft receiver the codec's side information allows (mmse for a
     residual model without a prior)."""
-    if getattr(codec, "context", None) is not None:
+    if not codec.soft:  # hard receivers only
+        return ["naive", "spatial"] if codec.prior is not None else ["naive"]
+    if codec.context is not None:
         return ["naive", "learned-mmse"]
-    if getattr(codec, "prior", None) is not None:
+    if codec.prior is not None:
         return ["naive", "spatial-mmse"]
-    if codec.model.stages > 1:  # a residual model before `vqcodec prepare`
+    if codec.stages > 1:  # a residual model before `vqcodec prepare`
         return ["naive", "mmse"]
     return ["naive"]
 
@@ -143,6 +153,8 @@ def missing_side_info(name: str, codec) -> str | None:
     needs = get_receiver(name).needs
     if needs is not None and getattr(codec, needs, None) is None:
         return f"receiver {name} needs {NEEDS_HELP[needs]}, and {codec.name} has none"
+    if get_receiver(name).soft and not codec.soft:
+        return missing_capability(codec.model, f"receiver {name}", codec.name)
     return None
 
 

@@ -468,7 +468,7 @@ def map_receiver(received, grid, ctx: ReceiverContext) -> Decision:
     return Decision(indices=post.map())
 
 
-@register("mmse", staged=True)
+@register("mmse", staged=True, soft=True)
 def mmse_receiver(received, grid, ctx: ReceiverContext) -> Decision:
     """Per-index posterior from channel evidence alone (uniform prior); the decoder gets sum_k q_k e_k."""
     llr = bit_llrs(received, ctx.channel, ctx.b).astype(np.float32)  # (h w, b)
@@ -488,7 +488,7 @@ def spatial_receiver(received, grid, ctx: ReceiverContext) -> Decision:
     return Decision(indices=post.map())
 
 
-@register("spatial-mmse", needs="prior", staged=True)
+@register("spatial-mmse", needs="prior", staged=True, soft=True)
 def spatial_mmse_receiver(received, grid, ctx: ReceiverContext) -> Decision:
     """Loopy BP as 'spatial'; the decoder gets the expected codeword sum_k q_k e_k (MMSE)."""
     post = spatial_posterior(bit_llrs(received, ctx.channel, ctx.b), grid, ctx)
