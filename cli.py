@@ -26,6 +26,7 @@ from vqcodec.commands.common import (
     given,
     model_options,
     overwrite_option,
+    plugin_options,
     precision_option,
     search_option,
     stop_options,
@@ -93,14 +94,15 @@ def main() -> None:
 
 @main.command()
 def models():
-    """List the shipped models."""
+    """List the shipped models and the installed plug-ins (entry-point group vqcodec.codecs)."""
     from vqcodec import api
 
     click.echo(f"{'name':<16} {'f':>3} {'K':>6} {'bpp':>7} {'Kodak PSNR':>11} {'receivers':<9} {'entropy':<7}  "
                "description")
     for m in api.models():
         if not m["installed"]:
-            click.echo(f"{m['name']:<16} {'':>3} {'':>6} {'':>7} {'':>11} {'':<9} {'':<7}  (weights not installed)")
+            why = f"{m['description']}: {m['error']}" if m["plugin"] else "(weights not installed)"
+            click.echo(f"{m['name']:<16} {'':>3} {'':>6} {'':>7} {'':>11} {'':<9} {'':<7}  {why}")
             continue
         K = f"{m['stages']}x{m['K']}" if m["stages"] > 1 else m["K"]
         kodak = f"{m['kodak_psnr']:.2f} dB" if m["kodak_psnr"] else "n/a"
@@ -131,17 +133,18 @@ def channels_cmd():
 @click.argument("image", type=click.Path())
 @click.option("--output", "-o", required=True, type=click.Path(), help="Index file to write (.vqc).")
 @model_options
+@plugin_options
 @precision_option
 @search_option
 @click.option("--entropy", is_flag=True,
               help="Entropy-code the indices (ANS with the model's causal context model): a smaller file, "
                    "for storage or a clean link; without it every index keeps its fixed-length bits.")
 @overwrite_option("--output file")
-def encode(image, output, model, checkpoint, device, precision, search, entropy, overwrite):
+def encode(image, output, model, checkpoint, weights, device, precision, search, entropy, overwrite):
     """Encode IMAGE into a .vqc index file."""
     from vqcodec import api
 
-    f = api.encode_file(image, output, model=model, checkpoint=checkpoint, device=device,
+    f = api.encode_file(image, output, model=model, checkpoint=checkpoint, weights=weights, device=device,
                         precision=precision, search=search, entropy=entropy, overwrite=overwrite)
     enc = f.image
     H, W = enc.image.shape[:2]
@@ -157,20 +160,22 @@ def encode(image, output, model, checkpoint, device, precision, search, entropy,
 @click.argument("index_file", type=click.Path())
 @click.option("--output", "-o", required=True, type=click.Path(), help="Image to write (.png).")
 @click.option("--checkpoint", type=click.Path(), default=None, help="Checkpoint to decode with (if not a shipped model).")
+@plugin_options
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda or auto (cuda when available).")
 @precision_option
 @overwrite_option("--output image")
-def decode(index_file, output, checkpoint, device, precision, overwrite):
-    """Decode a .vqc index file into an image."""
+def decode(index_file, output, checkpoint, weights, device, precision, overwrite, model=None):
+    """Decode a .vqc index file into an image (with the model its header names, or the one given)."""
     from vqcodec import api
 
-    header, codec = api.decode_file(index_file, output, checkpoint=checkpoint, device=device, precision=precision,
-                                    overwrite=overwrite)
+    header, codec = api.decode_file(index_file, output, model=model, checkpoint=checkpoint, weights=weights,
+                                    device=device, precision=precision, overwrite=overwrite)
     click.echo(f"{index_file} -> {output} ({header['width']}x{header['height']}, decoded in {codec.precision})")
 
 
 @main.command(name="eval")
 @model_options
+@plugin_options
 @precision_option
 @search_option
 @click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
@@ -181,12 +186,13 @@ def decode(index_file, output, checkpoint, device, precision, overwrite):
               help="A residual model (--stages): also the PSNR of decoding from the first s stages alone.")
 @click.option("--json", "json_out", type=click.Path(), default=None, help="Write a results file.")
 @overwrite_option("--json results file")
-def eval_cmd(model, checkpoint, device, precision, search, images, entropy, progressive, json_out, overwrite):
+def eval_cmd(model, checkpoint, weights, device, precision, search, images, entropy, progressive, json_out, overwrite):
     """Clean-channel evaluation: PSNR, MS-SSIM and bpp per image."""
     from vqcodec import api
 
     api.check_output(json_out, overwrite)
-    codec = api.load(model, checkpoint=checkpoint, device=device, precision=precision, search=search)
+    codec = api.load(model, checkpoint=checkpoint, weights=weights, device=device, precision=precision,
+                     search=search)
     echo_precision(codec, precision)
     with bars() as show:
         ev = api.evaluate(codec, images, entropy=entropy, progressive=progressive,
@@ -216,6 +222,7 @@ def eval_cmd(model, checkpoint, device, precision, search, images, entropy, prog
 @click.option("--p", "p", type=float, default=None, help="Flip (bsc) / erasure / loss / average error probability.")
 @click.option("--snr-db", type=float, default=None, help="Es/N0 in dB (awgn, fading).")
 @model_options
+@plugin_options
 @precision_option
 @search_option
 @click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
@@ -239,6 +246,7 @@ def simulate(**opts):
 @click.option("--p", "p", default=None, help="Grid: '1e-4,1e-3,1e-2' or a log range 'START:STOP:N'.")
 @click.option("--snr-db", default=None, help="Grid of Es/N0 values in dB: '0,2,4' or 'START:STOP:N' (linear).")
 @model_options
+@plugin_options
 @precision_option
 @search_option
 @click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
@@ -323,7 +331,7 @@ def _print_table(results, param):
 @click.option("--cbr", default="1/12", show_default=True,
               help="Bandwidth ratio to fill: complex channel uses / (3 x pixels), e.g. 1/12.")
 @click.option("--models", default="all", show_default=True,
-              help="Shipped models to try, comma-separated, or all: every model `vqcodec models` lists (f4-k256 "
+              help="Shipped models or installed plug-ins to try, comma-separated, or all: every model `vqcodec models` lists (f4-k256 "
                    "and its fine-tuned variants, f8-k256, f8-k1024, f8-s2-k256).")
 @click.option("--min-rate", type=click.FloatRange(0.1, 0.95), default=0.1, show_default=True,
               help="Leave out LDPC codes below this rate.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import shlex
 import sys
 
@@ -122,8 +123,28 @@ def model_options(fn):
                       help="cpu, cuda or auto (cuda when available) for encoding and decoding.")(fn)
     fn = click.option("--checkpoint", type=click.Path(), default=None,
                       help="Use your own checkpoint (stem, .json or .safetensors) instead of --model.")(fn)
-    fn = click.option("--model", "-m", default=None, help="Shipped model name (see `vqcodec models`) [default: f4-k256].")(fn)
+    fn = click.option("--model", "-m", default=None, help="Shipped model or installed plug-in (see `vqcodec models`) [default: f4-k256].")(fn)
     return fn
+
+
+def plugin_options(fn):
+    """A model of another library through the codec protocol: --codec package.module:factory (or
+    file.py:factory) and --weights FILE, which its factory loads (an installed plug-in is named
+    with --model). --codec stands for --model; the command gets it as ``model``."""
+    @functools.wraps(fn)
+    def run(*args, codec_spec=None, **kwargs):
+        if codec_spec is not None:
+            if kwargs.get("model") is not None or kwargs.get("checkpoint") is not None:
+                fail("give one of --codec, --model and --checkpoint")
+            kwargs["model"] = codec_spec
+        return fn(*args, **kwargs)
+
+    run = click.option("--weights", type=click.Path(), default=None,
+                       help="The weights file a plug-in model's factory loads (its side information is kept "
+                            "beside it).")(run)
+    return click.option("--codec", "codec_spec", default=None, metavar="MODULE:FACTORY",
+                        help="A model of yours through the codec protocol: package.module:factory or "
+                             "path/file.py:factory, a function weights -> vqcodec.wrap(...) model.")(run)
 
 
 def precision_option(fn):
@@ -138,7 +159,7 @@ def echo_precision(codec, requested) -> None:
     """One line: the precision in use, and why when ``auto`` chose it."""
     if requested == "auto":
         why = ("auto: this CPU has bf16 instructions; --precision fp32 for fp32" if codec.precision == "bf16"
-               else "auto: " + ("fp32 on CUDA" if codec.model.codebook.device.type == "cuda"
+               else "auto: " + ("fp32 on CUDA" if codec.device.type == "cuda"
                                 else "this CPU has no bf16 instructions"))
     else:
         why = "--precision"

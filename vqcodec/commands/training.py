@@ -16,6 +16,7 @@ from vqcodec.commands.common import (
     given,
     model_options,
     overwrite_option,
+    plugin_options,
     run_with_progress,
     training_options,
 )
@@ -232,6 +233,7 @@ def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps,
 @click.command("train-receiver")
 @click.option("--model", "-m", default=None, help="Model to train the receiver for [default: f4-k256].")
 @click.option("--checkpoint", type=click.Path(), default=None, help="A checkpoint of yours instead of --model.")
+@plugin_options
 @click.option("--out", "-o", type=click.Path(), default=None,
               help="Write a copy of the model with the new receiver here (weights, json, index prior, entropy "
                    "model) [default: store the receiver beside the model itself].")
@@ -253,7 +255,7 @@ def train_codebook_cmd(model, checkpoint, device, images, out, overwrite, steps,
 @NOISE_SEED
 @THREADS
 @TRAIN_PRECISION
-def train_receiver(model, checkpoint, out, overwrite, images, steps, minutes, batch, crop, lr, width, blocks,
+def train_receiver(model, checkpoint, weights, out, overwrite, images, steps, minutes, batch, crop, lr, width, blocks,
                    decoder_steps, decoder_crop, seed, threads, precision):
     """Train the learned context receiver of a model (receivers `learned`, `learned-mmse`).
 
@@ -271,7 +273,8 @@ def train_receiver(model, checkpoint, out, overwrite, images, steps, minutes, ba
                                                     else {"lr": f"{m['lr']:.1e}"})} if "bits" in m else None
             show(stage, done, total, post, "step" if stage == "train" else "it")
 
-        record, stem = api.train_receiver(model=model, checkpoint=checkpoint, out=out, overwrite=overwrite,
+        record, stem = api.train_receiver(model=model, checkpoint=checkpoint, weights=weights, out=out,
+                                          overwrite=overwrite,
                                           images=images, minutes=minutes, threads=threads, progress=progress,
                                           command=command_line(), **settings)
     click.echo(f"{stem}: context receiver trained ({record['training']['steps_run']} steps); "
@@ -282,6 +285,7 @@ def train_receiver(model, checkpoint, out, overwrite, images, steps, minutes, ba
 
 @click.command()
 @model_options
+@plugin_options
 @click.option("--images", type=click.Path(), default=None,
               help="Training images for the index statistics [default: ../shared/datasets/bsds500 (relative to the vqcodec project folder, not the current directory)].")
 @click.option("--kodak", type=click.Path(), default=None,
@@ -291,12 +295,13 @@ def train_receiver(model, checkpoint, out, overwrite, images, steps, minutes, ba
                    "codebook trained for it by `vqcodec train-codebook`, else optimise].")
 @click.option("--overwrite", is_flag=True,
               help="Rewrite a shipped model's prior, assignment and tuning in place (name it with --model).")
-def prepare(model, checkpoint, device, images, kodak, keep_assignment, overwrite):
-    """Learn the index prior and the pseudo-Gray index assignment of a model and store them with it."""
+def prepare(model, checkpoint, weights, device, images, kodak, keep_assignment, overwrite):
+    """Learn the index prior and the pseudo-Gray index assignment of a model and store them with it
+    (a plug-in model: beside its weights file, in <stem>.vqcodec.json)."""
     from vqcodec import api
 
     with bars() as progress:
-        summary, stem = api.prepare(model=model, checkpoint=checkpoint, images=images, kodak=kodak,
+        summary, stem = api.prepare(model=model, checkpoint=checkpoint, weights=weights, images=images, kodak=kodak,
                                     keep_assignment=keep_assignment, overwrite=overwrite, progress=progress)
     ents, asgs = summary["entropy_bits"], summary["assignment"]
     staged = isinstance(ents, list)
@@ -305,10 +310,13 @@ def prepare(model, checkpoint, device, images, kodak, keep_assignment, overwrite
         click.echo(f"{stem}: {who}index prior from {summary['image_count']} images: H = {ent['H']:.2f} bits, "
                    f"H(x|left) = {ent['H_given_left']:.2f}, H(x|up) = {ent['H_given_up']:.2f} "
                    f"(log2 K = {ent['log2K']:.0f})")
-        click.echo(f"{who}index assignment: one-flip distortion identity {a['identity_cost']:.4f} -> "
-                   + (f"kept {a['final_cost']:.4f}" if a.get("kept") else f"BSA {a['final_cost']:.4f}"))
+        if a.get("no_codebooks"):
+            click.echo(f"{who}index assignment: identity (the model has no codebooks to optimise it on)")
+        else:
+            click.echo(f"{who}index assignment: one-flip distortion identity {a['identity_cost']:.4f} -> "
+                       + (f"kept {a['final_cost']:.4f}" if a.get("kept") else f"BSA {a['final_cost']:.4f}"))
     click.echo(f"spatial receiver tuned on held-out training images: lam = {summary['lam']}, "
-               f"beta = {summary['beta']} (mean spatial-mmse loss {max(summary['tuning'].values()):.3f} dB "
+               f"beta = {summary['beta']} (mean {summary['tuned_with']} loss {max(summary['tuning'].values()):.3f} dB "
                f"over BSC p = 0.01, 0.03)")
     if "kodak" in summary:
         k = summary["kodak"]
@@ -322,6 +330,7 @@ def prepare(model, checkpoint, device, images, kodak, keep_assignment, overwrite
 
 @click.command("train-entropy")
 @model_options
+@plugin_options
 @click.option("--images", type=click.Path(), default=None,
               help="Training images [default: ../shared/datasets/bsds500 (relative to the vqcodec project folder, not the current directory)]; every tenth is held out.")
 @click.option("--steps", type=click.IntRange(1, 10 ** 7), default=None,
@@ -332,13 +341,13 @@ def prepare(model, checkpoint, device, images, kodak, keep_assignment, overwrite
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="torch threads [default: torch's].")
 @click.option("--overwrite", is_flag=True,
               help="Rewrite a shipped model's entropy model in place (name it with --model).")
-def train_entropy(model, checkpoint, device, images, steps, rank, seed, threads, overwrite):
+def train_entropy(model, checkpoint, weights, device, images, steps, rank, seed, threads, overwrite):
     """Train the entropy coder's context model of a model's indices (used by `encode --entropy`
     and `eval --entropy`; stored as <stem>.entropy.safetensors)."""
     from vqcodec import api
 
     with bars() as progress:
-        rec, stem = api.train_entropy(model=model, checkpoint=checkpoint, images=images, threads=threads,
+        rec, stem = api.train_entropy(model=model, checkpoint=checkpoint, weights=weights, images=images, threads=threads,
                                       overwrite=overwrite, progress=progress,
                                       **given(steps=steps, rank=rank, seed=seed))
     click.echo(f"{stem}: context model trained ({rec['steps']} steps, rank {rec['rank']}, {rec['seconds']} s); held-out "
