@@ -1,5 +1,6 @@
 # make run   install into .venv (created when missing), then the main job
-# make test  install with test extras, then the linter and the test suite
+# make test  install with test extras (and the example plug-in, examples/fsq_tokenizer), then the linter
+#            and the test suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -17,7 +18,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $@
 
 $(STAMP_TEST): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,tokenizers]' -e examples/fsq_tokenizer
 	touch $@
 
 install: $(STAMP)

@@ -290,3 +290,22 @@ def test_codec_spec_from_a_file_and_its_errors_are_one_line(plugin_path, tmp_pat
 
 def teardown_module():
     clear_cache()
+
+
+def test_train_receiver_and_train_entropy_take_a_wrapped_model(tok, folder):
+    model, path = tok
+    record, stem = vq.train_receiver(model=model, images=folder, steps=20, batch=2, crop=8, width=8, blocks=1,
+                                     decoder_steps=0, threads=1)
+    assert stem == path.with_suffix("") and record["training"]["steps_run"] == 20
+    rec, _ = vq.train_entropy(model=model, images=folder, steps=30, rank=4, threads=1)
+    codec = vq.load(model)
+    assert codec.context is not None and codec.entropy_model is not None
+    assert json.loads(side_path(stem).read_text())["entropy_model"]["steps"] == 30
+    res = vq.simulate("bsc", 0.02, codec=codec, receivers="learned-mmse", trials=1, min_trials=1)
+    assert res[0]["receiver"] == "learned-mmse"
+    hard_path = path.with_name("hard.safetensors")
+    hard_path.write_bytes(path.read_bytes())
+    hard = vq.wrap(TinyFSQ(), f=4, K=36, name="tiny-hard", weights=hard_path)  # no codebooks
+    with pytest.raises(ValueError, match="the second stage through the decoder needs the model's codebooks"):
+        vq.train_receiver(model=hard, images=folder, steps=5, batch=2, crop=8, width=8, blocks=1,
+                          decoder_steps=5, threads=1)
