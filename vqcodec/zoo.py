@@ -17,12 +17,20 @@ Loading is cached per process.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib
+import importlib.util
 import json
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib.metadata import entry_points
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from channels.base import ParameterError
 from vqcodec.bits import bits_per_label, check_assignment, identity_assignment
 from vqcodec.checkpoint import CheckpointError, checkpoint_paths, read_checkpoint_meta, write_checkpoint_meta
 from vqcodec.context import context_path, load_context
@@ -107,8 +115,6 @@ SIDE_FORMAT = "vqcodec.side/1"
 def plugins() -> dict:
     """The installed plug-ins: entry point name -> ``importlib.metadata.EntryPoint`` of the group
     ``vqcodec.codecs`` (a name a shipped model already has is left out)."""
-    from importlib.metadata import entry_points
-
     return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP) if ep.name not in REGISTRY}
 
 
@@ -120,9 +126,6 @@ def is_spec(name) -> bool:
 def _factory(spec: str):
     """The factory a spec ``package.module:factory`` (imported with the working directory on the
     path, as the command line runs it) or ``path/to/file.py:factory`` names."""
-    import importlib
-    import importlib.util
-
     where, _, attr = spec.rpartition(":")
     if not where or not attr.isidentifier():
         raise CheckpointError(f"codec {spec!r}: give it as package.module:factory or path/to/file.py:factory")
@@ -239,7 +242,7 @@ def open_model(model=None, checkpoint=None, *, weights=None, device: str = "cpu"
     model (``prepare``, which rewrites it, opens without)."""
     if checkpoint is not None or (isinstance(model, str) and not is_spec(model) and model in REGISTRY) or model is None:
         if weights is not None:
-            raise CheckpointError("weights is for plug-in models; a vqcodec checkpoint holds its own")
+            raise ParameterError("{0} is for plug-in models; a vqcodec checkpoint holds its own weights", "weights")
         net, doc = load(model, None if checkpoint is None else str(checkpoint), device)
         stem = checkpoint_stem(model, checkpoint)
         label = (doc.get("name") or Path(checkpoint).stem) if checkpoint is not None else model or DEFAULT_MODEL
@@ -360,10 +363,6 @@ class Codec:
         """16 hex digits of SHA-256 over the codebook(s) (a model without codebooks: its
         ``protocol.model_fingerprint``) and the index assignment: what a receiver must share with
         the transmitter to read its indices."""
-        import hashlib
-
-        import numpy as np
-
         if self.soft:
             h = hashlib.sha256(self.model.codebooks.detach().cpu().float().numpy().astype("<f4").tobytes())
         else:
@@ -405,8 +404,6 @@ def check_per_stage(stages: int, **side) -> None:
 
 def resolve_device(device: str | None) -> str:
     """'auto' (or None) -> 'cuda' when a CUDA device is visible, else 'cpu'."""
-    import torch
-
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -450,8 +447,6 @@ def load_codec(name=None, checkpoint: str | None = None, device: str = "cpu",
 def codec_of(source: ModelSource, precision: str = "fp32", search=None) -> Codec:
     """The codec of an opened model: its index assignment (identity unless its record holds one),
     index prior, learned receiver and entropy model, read from its side information."""
-    import numpy as np
-
     model, meta_, label, stem = source.model, source.doc, source.label, source.stem
     S = model.stages
     assignment = identity_assignment(model.K)
