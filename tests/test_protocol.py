@@ -309,3 +309,12 @@ def test_train_receiver_and_train_entropy_take_a_wrapped_model(tok, folder):
     with pytest.raises(ValueError, match="the second stage through the decoder needs the model's codebooks"):
         vq.train_receiver(model=hard, images=folder, steps=5, batch=2, crop=8, width=8, blocks=1,
                           decoder_steps=5, threads=1)
+
+
+def test_best_takes_a_loaded_plugin_codec_and_names_it(tmp_path):
+    codec = vq.load(wrapped())
+    images = {"a": np.ascontiguousarray(load_image(list_images(None)[0])[:64, :96])}
+    best = vq.best_sweep("awgn", [10.0], models=[codec], cbr="1/12", images=images, trials=1, min_trials=1,
+                         with_ms_ssim=False, json_out=tmp_path / "best.json")
+    assert {c["configuration"]["model"] for c in best[:-1]} == {"tiny-fsq"}
+    assert best[-1]["model"]["models"] == ["tiny-fsq"] and (tmp_path / "best.json").exists()

@@ -311,7 +311,8 @@ def best_sweep(channel: str, values, *, models: Sequence | str = ("f4-k256",), c
     "vqcodec best": per point the configuration with the highest mean PSNR (an oracle that
     knows the SNR, as the baselines' best digital curve). ``on_configuration(i, n, label)``
     reports progress before each configuration. ``precision``: the models' (see :func:`load`).
-    ``models``: shipped names, or ``"all"``: every shipped model (``vqcodec models``).
+    ``models``: names (shipped models, installed plug-ins) or loaded codecs (:func:`load`), or
+    ``"all"``: every shipped model (``vqcodec models``).
     ``json_out``: the results file to write (refused when it exists, unless ``overwrite``)."""
 
 
@@ -328,8 +329,9 @@ def best_sweep(channel: str, values, *, models: Sequence | str = ("f4-k256",), c
         raise ValueError(f"cbr must be a number or a fraction like 1/12, got {cbr!r}") from None
     mods = list(modulations) if modulations else None
     plans = []
-    for model in models:
-        codec = model if isinstance(model, Codec) else load(model, precision=precision)
+    codecs = [m if isinstance(m, Codec) else load(m, precision=precision) for m in models]
+    models = [c.name for c in codecs]  # a loaded codec (a plug-in, say) is named by its codec's name
+    for model, codec in zip(models, codecs):
         bpp = Fraction(codec.bpp).limit_denominator(1 << 16)  # all stages of a residual model
         configs = budget_configurations(bpp, ratio, **({"modulations": mods} if mods else {}), min_rate=min_rate)
         soft = [r for r in default_receivers(codec) if r != "naive"] or ["naive"]
