@@ -21,8 +21,11 @@ import json
 import math
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
+
+from vqcodec.files import InputError, read_input_bytes, replace_atomically
 
 #: Largest image (pixels), one limit for both ends: ``images.load_image`` refuses a bigger file
 #: (bigger images are refused, not tiled: a 768x512 image needs ~60 MB of activations; this
@@ -161,8 +164,6 @@ def index_file_bytes(indices: np.ndarray, *, model: str, K: int, height: int, wi
 
 def write_index_file(path, indices: np.ndarray, **kwargs) -> None:
     """Write ``index_file_bytes(indices, **kwargs)`` to ``path`` atomically (``files.replace_atomically``)."""
-    from vqcodec.files import replace_atomically
-
     data = index_file_bytes(indices, **kwargs)
     replace_atomically(path, lambda tmp: tmp.write_bytes(data))
 
@@ -172,10 +173,6 @@ def read_index_file(path) -> tuple[np.ndarray | bytes, dict]:
     entropy-coded one (header "coding" not "fixed") the payload bytes instead of the indices, to be
     decoded with the model's context model (``simulate.decode_index_file``). Raises IndexFileError
     on any malformed input."""
-    from pathlib import Path
-
-    from vqcodec.files import InputError, read_input_bytes
-
     path = Path(path)
     try:
         data = read_input_bytes(path, MAX_FILE_BYTES)

@@ -46,7 +46,7 @@ def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
 def save_checkpoint(module, config: dict, path, meta: dict | None = None) -> tuple[Path, Path]:
     """Write ``<stem>.safetensors`` (the module's state dict) and ``<stem>.json`` (``config`` +
     ``meta``), atomically."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # looked up per call: tests patch safetensors.torch.save_file
 
     wpath, cpath = checkpoint_paths(path)
     wpath.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +89,7 @@ def load_checkpoint(path, parse_config: Callable[[dict], object], build: Callabl
     into the network's (a TypeError or ValueError: invalid config), ``build`` makes the module of
     that config, and the weights file must hold exactly its tensors, with its shapes, all finite.
     Never unpickles."""
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError  # safetensors only where a file is saved or loaded
     from safetensors.torch import load_file
 
     wpath, cpath = checkpoint_paths(path)

@@ -21,7 +21,11 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+import warnings
 from collections.abc import Callable, Sequence
+
+import torch
 
 from channels.base import ParameterError
 from vqcodec.memory import DEFAULT_MMAP, DEFAULT_TRIM, set_malloc_thresholds
@@ -42,7 +46,7 @@ class DaskExecutor:
         if (workers is None) == (scheduler is None):
             raise ClusterError("give either a worker count or a scheduler address")
         try:
-            from dask.distributed import Client, LocalCluster
+            from dask.distributed import Client, LocalCluster  # dask (~0.5-1 s to import) only on a cluster
         except ImportError:
             raise ClusterError("Dask is not installed (a vqcodec dependency): pip install 'dask[distributed]'") from None
         self._cluster = None
@@ -70,8 +74,6 @@ class DaskExecutor:
     def share(self, obj):
         """Send ``obj`` to every worker once; tasks receive the worker's copy. The copy is the
         result of a task, so the scheduler can recompute it when workers die."""
-        import warnings
-
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*Large object.*")  # older distributed
             warnings.filterwarnings("ignore", message=".*Sending large graph.*")  # newer distributed
@@ -82,7 +84,7 @@ class DaskExecutor:
         return future
 
     def map(self, fn: Callable, calls: Sequence[tuple[tuple, dict]], on_done: Callable[[], None] | None = None) -> list:
-        from dask.distributed import as_completed
+        from dask.distributed import as_completed  # dask (~0.5-1 s to import) only on a cluster
 
         futures = [self.client.submit(fn, *args, pure=False, **kwargs) for args, kwargs in calls]
         try:
@@ -115,8 +117,6 @@ def _connect(Client, scheduler: str, timeout: float):
     its bytes decode to (a MemoryError). So the client is made in a daemon thread, waited for at
     most ``timeout`` + 5 s, and every failure becomes a one-line ``ClusterError``; a client that
     arrives after the caller gave up is closed."""
-    import threading
-
     box: dict = {}
     lock = threading.Lock()
 
@@ -159,15 +159,13 @@ def _worker_setup() -> None:
     workers with MALLOC_TRIM_THRESHOLD_=65536, which pins the mmap threshold, so every large
     tensor of a decode is a fresh mmap with page faults: decoding ran 1.7x slower in a worker
     than in-process until these two mallopt calls (M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD 64 MiB)."""
-    import torch
-
     torch.set_num_threads(1)
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     set_malloc_thresholds(DEFAULT_MMAP, DEFAULT_TRIM)  # not glibc: nothing to undo
 
 
 def _worker_setup_plugin():
-    from dask.distributed import WorkerPlugin
+    from dask.distributed import WorkerPlugin  # dask (~0.5-1 s to import) only on a cluster
 
     class WorkerSetup(WorkerPlugin):
         def setup(self, worker):

@@ -142,7 +142,7 @@ def context_path(model_path) -> Path:
 def save_context(nets: tuple[ContextNet, ...], path) -> None:
     """Store a model's context receivers, one ``ContextNet`` per stage (a tuple of one for a
     single-stage model; keys ``stage{s}.`` for several, none for one)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # looked up per call: tests patch safetensors.torch.save_file
 
     state = {}
     for pre, n in zip(stage_prefixes(len(nets)), nets):
@@ -153,7 +153,7 @@ def save_context(nets: tuple[ContextNet, ...], path) -> None:
 def load_context(path, K: int, assignment: np.ndarray, cfg: dict, stages: int = 1) -> tuple[ContextNet, ...]:
     """The context receivers stored at ``path``: a tuple of one ``ContextNet`` per stage (of one for
     ``stages`` 1), each with its stage's row of ``assignment``."""
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError  # safetensors only where a file is saved or loaded
     from safetensors.torch import load_file
 
     a = np.asarray(assignment)

@@ -248,7 +248,7 @@ def code_length(grid, model: ContextModel | StagedContextModel) -> float:
 
 
 def _family():
-    import constriction
+    import constriction  # constriction only where indices are entropy-coded
 
     return constriction.stream.model.Categorical(perfect=False)
 
@@ -260,7 +260,7 @@ def indices_crc(grid: np.ndarray) -> int:
 def encode_indices(grid, model: ContextModel | StagedContextModel) -> bytes:
     """The ANS bitstream of an index grid (h, w), or (S, h, w) with a staged model: little-endian
     32-bit words."""
-    import constriction
+    import constriction  # constriction only where indices are entropy-coded
 
     g = _check_grid(grid, model)
     family = _family()
@@ -276,7 +276,7 @@ def decode_indices(data: bytes, h: int, w: int, model: ContextModel | StagedCont
     """The index grid (h, w) int64, or (S, h, w) with a staged model, of ``encode_indices``'s
     bitstream; ``crc`` (``indices_crc`` of the encoded grid) is checked when given. Raises
     ``EntropyStreamError`` on a stream that does not decode."""
-    import constriction
+    import constriction  # constriction only where indices are entropy-coded
 
     if len(data) % 4:
         raise EntropyStreamError(f"entropy-coded payload of {len(data)} bytes is not a whole number of words")
@@ -344,7 +344,7 @@ def save_entropy_model(path, parts) -> None:
     """The factors of a trained context model, ``parts`` = [(bias, emb, out, offsets)], one per
     stage (float32; offsets int32, see ``_offsets_array``). One stage is stored under the keys
     bias, emb, out, offsets; several under stage<s>.bias and so on."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save_file  # safetensors only where a file is saved or loaded
 
     tensors = {}
     for pre, (bias, emb, out, offsets) in zip(stage_prefixes(len(parts)), parts):
@@ -375,7 +375,7 @@ def coder_model(stages) -> ContextModel | StagedContextModel:
 
 def _load(path, K: int, stages: int) -> tuple[tuple[ContextModel, ...], ContextModel | StagedContextModel]:
     """(the per-stage context models stored at ``path``, their ``coder_model``)."""
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError  # safetensors only where a file is saved or loaded
     from safetensors.numpy import load_file
 
     try:

@@ -8,6 +8,7 @@ converted on load. Anything that is not a readable image raises
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ def to_rgb8(arr: np.ndarray) -> np.ndarray:
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as uint8 (H, W, 3) RGB, turned upright by its EXIF orientation (as
     viewers show it; a camera's portrait JPEG is stored sideways with an orientation tag)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError  # Pillow (~0.13 s to import) only to read or write files
 
     path = Path(path)
     if not path.exists():
@@ -76,8 +77,6 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
                 raise ImageError(f"{path}: {w}x{h} is larger than the limit of {MAX_IMAGE_PIXELS} pixels")
             frames = getattr(im, "n_frames", 1)
             if frames > 1:
-                import warnings
-
                 warnings.warn(f"{path}: an animated image of {frames} frames; frame 0 is used", ImageNote,
                               stacklevel=2)
             im.load()
@@ -110,7 +109,7 @@ def image_name(path: str | os.PathLike) -> str:
 def save_image(path: str | os.PathLike, img: np.ndarray) -> None:
     """Write a uint8 image atomically (a temporary file, then a rename): a failure (full disk,
     permissions) raises ``ImageError`` and leaves neither a half-written file nor the temporary."""
-    from PIL import Image
+    from PIL import Image  # Pillow (~0.13 s to import) only to read or write files
 
     path = Path(path)
     fmt = check_image_output(path)
@@ -131,7 +130,7 @@ def save_image(path: str | os.PathLike, img: np.ndarray) -> None:
 def check_image_output(path: str | os.PathLike) -> str:
     """The Pillow format an output file name asks for (by its extension; none: PNG), or
     ``ImageError`` for one Pillow cannot write: checked before the work, not after it."""
-    from PIL import Image
+    from PIL import Image  # Pillow (~0.13 s to import) only to read or write files
 
     suffix = Path(path).suffix.lower()
     if not suffix:
@@ -144,7 +143,7 @@ def check_image_output(path: str | os.PathLike) -> str:
 
 def sample_image_paths() -> list[Path]:
     """The colour photographs shipped inside scikit-image."""
-    import skimage
+    import skimage  # scikit-image only for its sample photographs
 
     root = Path(skimage.__file__).resolve().parent / "data"
     return [root / name for name in SAMPLE_IMAGES if (root / name).exists()]

@@ -130,7 +130,7 @@ def transmit(model: DeepJSCC, img: np.ndarray, channel, rng: np.random.Generator
 # --------------------------------------------------------------------------- storage
 
 def save_jscc(model: DeepJSCC, path, meta: dict | None = None) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # looked up per call: tests patch safetensors.torch.save_file
 
     wpath, cpath = checkpoint_paths(path)
     wpath.parent.mkdir(parents=True, exist_ok=True)
@@ -152,7 +152,7 @@ def jscc_path(name: str | None = None, checkpoint=None) -> Path:
 
 def load_jscc(name: str | None = None, checkpoint=None) -> tuple[DeepJSCC, dict]:
     """(model in eval mode, its json) of a shipped name or a checkpoint stem; one-line CheckpointError."""
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError  # safetensors only where a file is saved or loaded
     from safetensors.torch import load_file
 
     wpath, cpath = checkpoint_paths(jscc_path(name, checkpoint))

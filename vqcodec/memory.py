@@ -10,6 +10,8 @@ is used only around such loops. No effect (and no error) off glibc.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -19,9 +21,6 @@ DEFAULT_TRIM = 64 << 20
 
 def set_malloc_thresholds(mmap_bytes: int, trim_bytes: int) -> bool:
     """Fix glibc's mmap and trim thresholds; False where they cannot be set (not glibc)."""
-    import ctypes
-    import ctypes.util
-
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_bytes)) and bool(libc.mallopt(M_TRIM_THRESHOLD, trim_bytes))

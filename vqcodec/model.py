@@ -36,6 +36,7 @@ every prefix of the stages decodes. With S = 1 the model is the single-stage one
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -239,8 +240,6 @@ def fp32(forward):
     """Run a quantiser's ``forward(self, z, ...)`` in fp32 with autocast off: under bf16 autocast the
     encoder hands it bf16 latents, and its distances, commitment loss and EMA statistics must stay
     fp32 (the gradient of the straight-through estimator flows back through the cast)."""
-    import functools
-
     @functools.wraps(forward)
     def wrapped(self, z, *args, **kwargs):
         with fp32_region(z.device):

@@ -21,6 +21,7 @@ from vqcodec.baselines import CODECS, BaselineImage, received_image
 from vqcodec.jscc import load_jscc, transmit
 from vqcodec.links import CodedLink, code_rate
 from vqcodec.metrics import psnr
+from vqcodec.plot import _save
 from vqcodec.precision import on_cpu
 from vqcodec.simulate import encode_array, run_chunk, trial_rng
 from vqcodec.zoo import load_codec
@@ -70,12 +71,10 @@ def received_pictures(image: np.ndarray, name: str, snrs: Sequence[float], *, mo
 
 def draw_grid(rows: dict, snrs: Sequence[float], out, title: str = "") -> list[Path]:
     """The rows of :func:`received_pictures` as a grid figure (PNG, and PDF when ``out`` has no suffix)."""
-    import matplotlib
+    import matplotlib  # matplotlib (~0.6 s to import) only when drawing
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from vqcodec.plot import _save
 
     n_rows, n_cols = len(rows), len(snrs)
     h, w = next(iter(rows.values()))[0][0].shape[:2]

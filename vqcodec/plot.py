@@ -8,7 +8,9 @@ PNG and/or PDF by the file suffix.
 """
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +48,6 @@ def param_label(channel: dict) -> str:
 
 def select_curves(results: Sequence[dict], patterns: Sequence[str]) -> list[dict]:
     """The results objects whose legend label matches any of the glob ``patterns``."""
-    import fnmatch
-
     return [r for r in results if any(fnmatch.fnmatch(curve_label(r), pat) for pat in patterns)]
 
 
@@ -62,8 +62,6 @@ def curve_label(res: dict) -> str:
 def budget_caption(results: Sequence[dict]) -> str:
     """' · cbr 1/12 (channel uses / 3 pixels)' when every point of every curve states a bandwidth
     ratio and they agree within 3% (whole symbols round a stream up a little); else ''."""
-    from fractions import Fraction
-
     cbrs = [float(p["cbr"]) for r in results for p in r["points"] if isinstance(p.get("cbr"), (int, float))]
     if not cbrs or len(cbrs) != sum(len(r["points"]) for r in results) or max(cbrs) > 1.03 * min(cbrs):
         return ""
@@ -108,7 +106,7 @@ def curve_role(res: dict) -> tuple[str, str, str]:
 
 
 def _palette(n: int) -> list:
-    import matplotlib
+    import matplotlib  # matplotlib (~0.6 s to import) only when drawing
 
     base = list(matplotlib.colormaps["tab10"].colors)
     extra = list(matplotlib.colormaps["tab20"].colors)[1::2]  # the lighter tab20 shades
@@ -120,8 +118,6 @@ def _palette(n: int) -> list:
 
 def _rate_order(key: str):
     """Code rates from the highest (uncoded) down, then anything else by name."""
-    from fractions import Fraction
-
     text = key.split(":", 1)[1].split()[-1].replace("ldpc-", "").replace("cc-", "")
     try:
         return (0, -(1.0 if text in ("uncoded", "none") else float(Fraction(text))), key)
@@ -196,7 +192,7 @@ def draw_curves(results: Sequence[dict], metric: str = "psnr", title: str | None
     code rate (``assign_styles``); fixed designs drawn light and thin, the oracle and the bound
     heavy; confidence bands for the main curves only; the legend outside the axes, on the right;
     the title states the channel, what its curves share (modulation, code, cbr) and the images."""
-    import matplotlib
+    import matplotlib  # matplotlib (~0.6 s to import) only when drawing
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -268,7 +264,7 @@ def draw_curves(results: Sequence[dict], metric: str = "psnr", title: str | None
 
 
 def _save(fig, out) -> list[Path]:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib (~0.6 s to import) only when drawing
 
     out = Path(out)
     written = []
@@ -296,7 +292,7 @@ def plot_rd(results: Sequence[dict], out: str | Path, anchors: Sequence[dict] = 
     """Clean-channel rate-distortion: ``metric`` against bpp. VQ models (results with a K) form one
     curve through their rate points; every other results object (JPEG, WebP) is its own curve;
     ``anchors`` ({name, bpp, psnr}) are drawn as labelled markers (CompressAI's Kodak results)."""
-    import matplotlib
+    import matplotlib  # matplotlib (~0.6 s to import) only when drawing
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -357,7 +353,7 @@ def plot_rd(results: Sequence[dict], out: str | Path, anchors: Sequence[dict] = 
 
 def plot_speed(doc: dict, out: str | Path, title: str | None = None) -> list[Path]:
     """Horizontal bars of the speed suite's image throughputs (log axis), one bar per row in images/s."""
-    import matplotlib
+    import matplotlib  # matplotlib (~0.6 s to import) only when drawing
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

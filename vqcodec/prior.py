@@ -113,7 +113,7 @@ def prior_path(model_path) -> Path:
 def save_prior(priors: tuple[IndexPrior, ...], path) -> None:
     """Store a model's index priors, one per stage (a tuple of one for a single-stage model; keys
     ``stage{s}.`` for several, none for one)."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save_file  # safetensors only where a file is saved or loaded
 
     tensors = {}
     for pre, p in zip(stage_prefixes(len(priors)), priors):
@@ -124,7 +124,7 @@ def save_prior(priors: tuple[IndexPrior, ...], path) -> None:
 
 def load_prior(path, K: int, stages: int = 1, **smoothing) -> tuple[IndexPrior, ...]:
     """The index priors stored at ``path``: a tuple of one per stage (of one for ``stages`` 1)."""
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError  # safetensors only where a file is saved or loaded
     from safetensors.numpy import load_file
 
     try:

@@ -17,9 +17,11 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from channels.base import ParameterError
 from vqcodec import __version__
-from vqcodec.files import template_text
+from vqcodec.files import InputError, read_document, read_input_bytes, template_text
 
 SCHEMA = "vqcodec.results/1"
 REQUIRED = ("schema", "name", "model", "channel", "receiver", "points")
@@ -38,10 +40,9 @@ def versions() -> dict:
 
 @functools.cache
 def _versions() -> dict:
-    import numpy
-    import torch
+    import torch  # torch (~1.7 s to import) only to name its version: reading and plotting results need none
 
-    out = {"vqcodec": __version__, "torch": torch.__version__, "numpy": numpy.__version__}
+    out = {"vqcodec": __version__, "torch": torch.__version__, "numpy": np.__version__}
     try:
         root = Path(__file__).resolve().parent.parent
         sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -214,8 +215,6 @@ MAX_RESULTS_BYTES = 1 << 30
 
 def read_results(path) -> list[dict]:
     """All results objects in a file (a single object is returned as a list of one)."""
-    from vqcodec.files import read_document
-
     path = Path(path)
 
     def unreadable(exc: Exception) -> str:  # an OSError, or text that is not UTF-8
@@ -274,8 +273,6 @@ def mean_of(v) -> float | None:
 def read_compressai(path) -> dict | None:
     """{name, bpp, psnr} from a CompressAI RD results file, or None when the file is not one; a
     ResultsError for one whose bpp or psnr is not a list of finite numbers of one length."""
-    from vqcodec.files import InputError, read_input_bytes
-
     try:
         data = json.loads(read_input_bytes(path, MAX_RESULTS_BYTES).decode("utf-8"))
     except (OSError, InputError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):

@@ -28,14 +28,19 @@ is the caller's too (``new_run_dir``).
 from __future__ import annotations
 
 import datetime as _dt
+import fnmatch
 import json
 import math
+import platform
 import re
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import channels
 from channels.options import channel_spec
@@ -51,8 +56,10 @@ from vqcodec.baselines import (
     clean_rd,
     rd_qualities,
 )
+from vqcodec.files import read_document
 from vqcodec.images import image_name, list_images, load_image
 from vqcodec.metrics import bd_psnr, bd_rate
+from vqcodec.pictures import draw_grid, received_pictures
 from vqcodec.plot import curve_label, plot_curves, plot_rd, plot_speed
 from vqcodec.precision import PRECISIONS
 from vqcodec.receivers import REGISTRY as RECEIVERS
@@ -156,15 +163,11 @@ MAX_SUITE_BYTES = 1 << 20
 
 
 def load_suite(name_or_path: str) -> Suite:
-    import tomllib
-
     path = Path(name_or_path)
     if path.suffix != ".toml":
         path = _suites_folder() / f"{name_or_path}.toml"
     if not path.exists():
         raise SuiteError(f"unknown suite {name_or_path!r} (known: {', '.join(available()) or 'none'})")
-    from vqcodec.files import read_document
-
     data = read_document(path, MAX_SUITE_BYTES, tomllib.loads, SuiteError, parse_errors=(tomllib.TOMLDecodeError,),
                          invalid=lambda exc: f"{path}: not valid TOML ({exc})",
                          too_deep=f"{path}: not a suite (TOML nested too deeply)")
@@ -222,8 +225,6 @@ def validate(data: dict, where: str = "suite") -> Suite:
     link_keys = [k for k in ("cbr", "modulations", "best_models", "jscc_anchors", "picture", "picture_crop",
                              "picture_snrs") if k in data]
     if link_keys:
-        from fractions import Fraction
-
         if data.get("kind") != "sweep" or data.get("channel") not in ("awgn", "fading") or "cbr" not in data:
             raise SuiteError(f"{where}: {', '.join(link_keys)} need a sweep over awgn or fading with a 'cbr'")
         try:
@@ -362,7 +363,7 @@ def run_sweep_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
     if suite.best_models:
         if progress:
             progress("vqcodec best")
-        from vqcodec.api.runs import best_sweep
+        from vqcodec.api.runs import best_sweep  # at the top a cycle: vqcodec.api -> api.bench -> suites
 
         all_results += best_sweep(suite.channel, grid, models=list(suite.best_models), cbr=suite.cbr,
                                   images=dict(images), trials=suite.trials, min_trials=suite.min_trials,
@@ -377,8 +378,6 @@ def link_baselines(suite: Suite, images, codecs, grid, extra, executor=None) -> 
     ``modulations``, else the channel's own) every codec x code rate with its budget
     cbr x 3 x bits per symbol channel bits per pixel, then per codec the envelope over
     modulations of the per-modulation oracles: "<codec> best (modulation x rate)"."""
-    from fractions import Fraction
-
     mods = list(suite.modulations) or [extra.get("modulation", "bpsk")]
     imgs = as_baseline_images(images)  # one set of objects: encodings and RD curves are reused across modulations
     out = []
@@ -421,10 +420,6 @@ def link_baselines(suite: Suite, images, codecs, grid, extra, executor=None) -> 
 def picture_grid(suite: Suite, out: Path) -> list[Path]:
     """The suite's ``picture`` (cropped) as vqcodec, the first digital baseline and Deep JSCC show it
     at ``picture_snrs`` (``vqcodec.pictures``), drawn to ``out`` (.png and .pdf)."""
-    from fractions import Fraction
-
-    from vqcodec.pictures import draw_grid, received_pictures
-
     paths = [p for p in list_images(suite.images_folder()) if p.name == suite.picture]
     if not paths:
         raise SuiteError(f"suite {suite.name}: picture {suite.picture!r} is not among its images")
@@ -447,8 +442,6 @@ def picture_grid(suite: Suite, out: Path) -> list[Path]:
 
 def jscc_anchor_points(suite: Suite) -> list[dict]:
     """Published JSCC points (``jscc_anchors``) at the suite's cbr and channel: {name, x, y}."""
-    from fractions import Fraction
-
     out = []
     for a in suite.jscc_anchors:
         path = JSCC_ANCHORS / f"{a}.json"
@@ -498,8 +491,6 @@ def run_rd_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | 
 
 def run_speed_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | None = None,
                     device: str = "cpu", checkpoints: tuple = ()) -> dict:
-    import platform
-
     device = resolve_device(device)
     paths = list_images(suite.images_folder())
     images = [load_image(p) for p in paths]
@@ -521,8 +512,6 @@ def run_speed_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None]
         step(f"{model} simulate", speed.simulate_rows(codec, encs))
     step("jpeg", speed.jpeg_rows(images, suite.repeat))
     step("channels", speed.channel_rows(suite.repeat))
-    import torch
-
     if device.startswith("cuda"):
         dev_name = torch.cuda.get_device_name()
     else:
@@ -731,8 +720,6 @@ def run(suite: Suite, run_dir: Path, progress=None, device: str = "cpu",
                        title=f"{suite.name}: clean-channel rate-distortion")
     else:
         results = run_sweep_suite(suite, run_dir, progress, executor)
-        import fnmatch
-
         shown = [r for r in results if not suite.figure
                  or any(fnmatch.fnmatch(curve_label(r), pat) for pat in suite.figure)]
         figs = plot_curves(shown or results, run_dir / "figure", title=f"{suite.name}",

@@ -17,6 +17,7 @@ Files written for ``out = DIR/NAME``:
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 from channels.base import ParameterError
 from vqcodec.checkpoint import CheckpointError
 from vqcodec.context import context_path, save_context
+from vqcodec.entropy import entropy_model_path
 from vqcodec.images import default_training_folder, list_images, load_image
 from vqcodec.learn.loop import Loop, Task, TrainConfig, read_state
 from vqcodec.model import VQVAE, ModelConfig, load_model, save_model
@@ -158,10 +160,6 @@ def copy_side_info(codec, out) -> None:
     """Store the base codec's receiver and entropy-coder side information (index prior, context
     receiver, the entropy coder's context model) beside a new checkpoint whose transmitter is the
     base's: its json names them, so they must be there for it to load."""
-    import shutil
-
-    from vqcodec.entropy import entropy_model_path
-
     if codec.prior is not None:
         save_prior(codec.prior, prior_path(out))
     if getattr(codec, "context", None) is not None:

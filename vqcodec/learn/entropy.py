@@ -29,6 +29,7 @@ from vqcodec.entropy import (
     load_entropy_model,
     save_entropy_model,
 )
+from vqcodec.files import check_output, template_text
 from vqcodec.images import list_images
 from vqcodec.learn.loop import Loop, Task, TrainConfig
 from vqcodec.learn.prepare import index_maps
@@ -97,8 +98,6 @@ def train_entropy_model(source, images_folder, *, steps: int = 1500, rank: int =
     returns the record. ``overwrite``: allow a stem in the shipped weights folder
     (``zoo.check_not_shipped``), and replacing an existing context model (every entropy-coded file
     made with it becomes undecodable), which is refused without it."""
-    from vqcodec.files import check_output, template_text
-
     source = as_source(source)
     stem = source.require_stem()
     check_not_shipped(stem, overwrite)

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from channels.base import ParameterError
+from vqcodec.checkpoint import CheckpointError
 from vqcodec.files import replace_atomically, template_text
 from vqcodec.precision import autocast, cpu_has_bf16
 
@@ -163,8 +164,6 @@ def state_paths(out) -> tuple[Path, Path]:
 
 def read_state(out) -> dict:
     """The saved run (``step``, ``train_config``, ``history``, ...) of ``out``; one-line errors."""
-    from vqcodec.checkpoint import CheckpointError
-
     wpath, jpath = state_paths(out)
     if not (wpath.exists() and jpath.exists()):
         raise CheckpointError(f"{jpath}: no training state to resume from")
@@ -200,7 +199,7 @@ def resume_config(out, overrides: dict | None = None) -> TrainConfig:
 
 def _save_state(out, step: int, opt: torch.optim.Optimizer, rng: np.random.Generator, gen: torch.Generator,
                 tc: TrainConfig, history: list) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # looked up per call: tests patch safetensors.torch.save_file
 
     wpath, jpath = state_paths(out)
     tensors, scalars = {}, {}
@@ -222,7 +221,7 @@ def compact_state(out) -> tuple[int, int]:
     run's state committed beside its weights); the optimiser casts them back to fp32 on resume,
     so the resumed run is close to, not bitwise equal to, an uninterrupted one. Returns the file's
     size before and after."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file, save_file  # looked up per call: tests patch safetensors.torch.save_file
 
     wpath, jpath = state_paths(out)
     before = wpath.stat().st_size
@@ -236,10 +235,8 @@ def compact_state(out) -> tuple[int, int]:
 
 
 def _load_state(out, opt: torch.optim.Optimizer, rng: np.random.Generator, gen: torch.Generator) -> dict:
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError  # safetensors only where a file is saved or loaded
     from safetensors.torch import load_file
-
-    from vqcodec.checkpoint import CheckpointError
 
     doc = read_state(out)
     wpath = state_paths(out)[0]
@@ -372,8 +369,6 @@ class Loop:
         """Train ``task`` to the end of the schedule (or the budget); returns the ``Run``.
         ``weights_step``: on resume, the step of the weights the trainer loaded (a pair of weights
         and state from different steps, left by an interrupted checkpoint write, is refused)."""
-        from vqcodec.checkpoint import CheckpointError
-
         run, tc = self.run_state, self.tc
         groups = [g if isinstance(g, dict) else {"params": g} for g in task.groups]
         peaks = [g.get("lr", tc.lr) for g in groups]
