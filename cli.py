@@ -20,15 +20,14 @@ from vqcodec.commands.common import (
     bars,
     channel_options,
     cluster_options,
+    codec_options,
     echo_precision,
     fail,
     flag,
     given,
-    model_options,
     overwrite_option,
     plugin_options,
     precision_option,
-    search_option,
     stop_options,
 )
 from vqcodec.commands.training import COMMANDS
@@ -132,10 +131,7 @@ def channels_cmd():
 @main.command()
 @click.argument("image", type=click.Path())
 @click.option("--output", "-o", required=True, type=click.Path(), help="Index file to write (.vqc).")
-@model_options
-@plugin_options
-@precision_option
-@search_option
+@codec_options
 @click.option("--entropy", is_flag=True,
               help="Entropy-code the indices (ANS with the model's causal context model): a smaller file, "
                    "for storage or a clean link; without it every index keeps its fixed-length bits.")
@@ -174,10 +170,7 @@ def decode(index_file, output, checkpoint, weights, device, precision, overwrite
 
 
 @main.command(name="eval")
-@model_options
-@plugin_options
-@precision_option
-@search_option
+@codec_options
 @click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
 @click.option("--entropy", is_flag=True,
               help="Rates of the entropy-coded .vqc files (real sizes, header included) instead of the "
@@ -221,10 +214,7 @@ def eval_cmd(model, checkpoint, weights, device, precision, search, images, entr
 @channel_options
 @click.option("--p", "p", type=float, default=None, help="Flip (bsc) / erasure / loss / average error probability.")
 @click.option("--snr-db", type=float, default=None, help="Es/N0 in dB (awgn, fading).")
-@model_options
-@plugin_options
-@precision_option
-@search_option
+@codec_options
 @click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
 @click.option("--receiver", "-r", "receivers", default=None,
               help="Receiver(s), comma-separated (see `vqcodec receivers`) "
@@ -245,10 +235,7 @@ def simulate(**opts):
 @channel_options
 @click.option("--p", "p", default=None, help="Grid: '1e-4,1e-3,1e-2' or a log range 'START:STOP:N'.")
 @click.option("--snr-db", default=None, help="Grid of Es/N0 values in dB: '0,2,4' or 'START:STOP:N' (linear).")
-@model_options
-@plugin_options
-@precision_option
-@search_option
+@codec_options
 @click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
 @click.option("--receiver", "-r", "receivers", default=None,
               help="Receivers, comma-separated [default: naive plus the model's best soft receiver: learned-mmse, "

@@ -174,6 +174,12 @@ def search_option(fn):
              "core for N = 4); 1: nearest codeword.")(fn)
 
 
+def codec_options(fn):
+    """The codec a run encodes with: the model (model_options, plugin_options), its arithmetic
+    (precision_option) and the encoder-side search (search_option)."""
+    return model_options(plugin_options(precision_option(search_option(fn))))
+
+
 def cluster_options(fn):
     fn = click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
                       help="Run the trials on this running Dask scheduler.")(fn)
