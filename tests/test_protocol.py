@@ -318,3 +318,55 @@ def test_best_takes_a_loaded_plugin_codec_and_names_it(tmp_path):
                          with_ms_ssim=False, json_out=tmp_path / "best.json")
     assert {c["configuration"]["model"] for c in best[:-1]} == {"tiny-fsq"}
     assert best[-1]["model"]["models"] == ["tiny-fsq"] and (tmp_path / "best.json").exists()
+
+
+class TwoStageFSQ(nn.Module):
+    """Residual scalar quantisation in two stages of K = 27: stage 0 rounds each block-mean channel
+    to 3 levels, stage 1 the remainder to 3 finer levels; the code vector is the sum of the stages'."""
+
+    f = 4
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("steps", torch.tensor([0.5, 1 / 6]))  # level spacing of each stage
+
+    def codes(self) -> torch.Tensor:
+        d = torch.stack(torch.meshgrid(*[torch.arange(3)] * 3, indexing="ij"), -1).reshape(27, 3).float() - 1
+        return torch.stack([d * self.steps[0] + 0.5, d * self.steps[1]])  # (2, 27, 3)
+
+    def encode(self, x):
+        m = F.avg_pool2d(x, self.f).clamp(0, 1)
+        d0 = torch.round((m - 0.5) / self.steps[0]).clamp(-1, 1)
+        d1 = torch.round((m - 0.5 - d0 * self.steps[0]) / self.steps[1]).clamp(-1, 1)
+        radix = torch.tensor([9, 3, 1])[None, :, None, None]
+        return torch.stack([((d + 1).long() * radix).sum(1) for d in (d0, d1)], 1)
+
+    def decode_codes(self, z):
+        return F.interpolate(z, scale_factor=self.f, mode="nearest")
+
+    def decode(self, idx):
+        cb = self.codes()
+        z = sum(cb[s][idx[:, s]] for s in range(idx.shape[1]))
+        return self.decode_codes(z.permute(0, 3, 1, 2))
+
+
+def test_a_two_stage_wrapped_model_gets_per_stage_side_information_and_receivers(tmp_path, folder):
+    path = tmp_path / "rsq.safetensors"
+    save_file(TwoStageFSQ().state_dict(), str(path))
+    net = TwoStageFSQ()
+    model = vq.wrap(net, f=4, K=27, stages=2, codebooks=net.codes, decode_embeddings="decode_codes", name="rsq",
+                    weights=path)
+    x = torch.rand(1, 3, 16, 16)
+    idx = model.encode(x)
+    assert idx.shape == (1, 2, 4, 4)
+    assert torch.equal(model.decode_embeddings(model.embed(idx)), model.decode(idx))
+    summary, _ = vq.prepare(model=model, images=folder, kodak=folder)
+    assert len(summary["assignment"]) == 2  # one assignment per stage, each on its own codebook
+    codec = vq.load(model)
+    assert codec.assignment.shape == (2, 27) and len(codec.prior) == 2 and codec.bpp == 2 * 5 / 16
+    res = vq.simulate("bsc", 0.03, codec=codec, receivers="naive,spatial-mmse", trials=1, min_trials=1)
+    naive, spatial = (r["points"][0]["psnr"]["mean"] for r in res)
+    assert spatial > naive, (naive, spatial)
+    ev = vq.evaluate(codec, progressive=True, with_ms_ssim=False)
+    first, both = ev.progressive
+    assert first["stages"] == 1 and both["stages"] == 2 and both["psnr"] > first["psnr"]
