@@ -309,7 +309,7 @@ def prepare(model, checkpoint, weights, device, images, kodak, keep_assignment, 
         who = f"stage {s + 1}: " if staged else ""
         click.echo(f"{stem}: {who}index prior from {summary['image_count']} images: H = {ent['H']:.2f} bits, "
                    f"H(x|left) = {ent['H_given_left']:.2f}, H(x|up) = {ent['H_given_up']:.2f} "
-                   f"(log2 K = {ent['log2K']:.0f})")
+                   f"(log2 K = {ent['log2K']:.3g})")
         if a.get("no_codebooks"):
             click.echo(f"{who}index assignment: identity (the model has no codebooks to optimise it on)")
         else:
