@@ -66,22 +66,32 @@ def save_checkpoint(module, config: dict, path, meta: dict | None = None) -> tup
     return wpath, cpath
 
 
+def write_record(cpath, doc: dict) -> None:
+    """Replace a JSON record (a checkpoint's config, a plug-in's side document) atomically."""
+    replace_atomically(cpath, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
+
+
+def read_record(cpath, fmt: str, what: str) -> dict:
+    """A JSON record whose ``format`` must be ``fmt``; ``what`` names it in the one-line
+    ``CheckpointError`` for a corrupt or foreign file."""
+    doc = read_document(cpath, 1 << 26, json.loads, CheckpointError, parse_errors=(json.JSONDecodeError,),
+                        invalid=lambda exc: f"{cpath}: corrupt {what} ({exc.__class__.__name__})",
+                        too_deep=f"{cpath}: corrupt {what} (JSON nested too deeply)")
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise CheckpointError(f"{cpath}: not a vqcodec {what} (format must be {fmt!r})")
+    return doc
+
+
 def write_checkpoint_meta(path, doc: dict) -> None:
     """Replace a checkpoint's JSON (config and records) atomically."""
-    _, cpath = checkpoint_paths(path)
-    replace_atomically(cpath, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
+    write_record(checkpoint_paths(path)[1], doc)
 
 
 def read_checkpoint_meta(path) -> dict:
     _, cpath = checkpoint_paths(path)
     if not cpath.exists():
         raise CheckpointError(f"{cpath}: checkpoint config not found")
-    doc = read_document(cpath, 1 << 26, json.loads, CheckpointError, parse_errors=(json.JSONDecodeError,),
-                        invalid=lambda exc: f"{cpath}: corrupt checkpoint config ({exc.__class__.__name__})",
-                        too_deep=f"{cpath}: corrupt checkpoint config (JSON nested too deeply)")
-    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{cpath}: not a vqcodec checkpoint config (format must be {CHECKPOINT_FORMAT!r})")
-    return doc
+    return read_record(cpath, CHECKPOINT_FORMAT, "checkpoint config")
 
 
 def load_checkpoint(path, parse_config: Callable[[dict], object], build: Callable) -> tuple:

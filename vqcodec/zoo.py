@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-import json
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,10 +31,10 @@ import torch
 
 from channels.base import ParameterError
 from vqcodec.bits import bits_per_label, check_assignment, identity_assignment
-from vqcodec.checkpoint import CheckpointError, checkpoint_paths, read_checkpoint_meta, write_checkpoint_meta
+from vqcodec.checkpoint import CheckpointError, checkpoint_paths, read_checkpoint_meta, read_record, write_record
 from vqcodec.context import context_path, load_context
 from vqcodec.entropy import entropy_model_path, load_entropy_stages
-from vqcodec.files import OutputRefused, read_document, replace_atomically, template_text
+from vqcodec.files import OutputRefused, template_text
 from vqcodec.model import VQVAE, load_model
 from vqcodec.precision import PRECISIONS, resolve_precision
 from vqcodec.prior import load_prior, prior_path
@@ -210,26 +209,19 @@ class ModelSource:
     def write(self, doc: dict) -> None:
         """Store the records (assignment, prior, receivers, entropy model): a checkpoint's JSON, or a
         plug-in's side document keyed by its fingerprint."""
-        path = self.record_path
-        if self.own:
-            write_checkpoint_meta(self.stem, doc)
-            return
-        doc = {**doc, "format": SIDE_FORMAT, "name": self.label, "fingerprint": model_fingerprint(self.model),
-               "f": int(self.model.f), "K": int(self.model.K), "stages": int(self.model.stages)}
-        replace_atomically(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
+        if not self.own:
+            doc = {**doc, "format": SIDE_FORMAT, "name": self.label, "fingerprint": model_fingerprint(self.model),
+                   "f": int(self.model.f), "K": int(self.model.K), "stages": int(self.model.stages)}
+        write_record(self.record_path, doc)
 
 
 def _read_side(path: Path, model, label: str, check: bool) -> dict:
     if not path.exists():
         return {}
-    doc = read_document(path, 1 << 26, json.loads, CheckpointError, parse_errors=(json.JSONDecodeError,),
-                        invalid=lambda exc: f"{path}: corrupt side information ({exc.__class__.__name__})",
-                        too_deep=f"{path}: corrupt side information (JSON nested too deeply)")
-    if not isinstance(doc, dict) or doc.get("format") != SIDE_FORMAT:
-        raise CheckpointError(f"{template_text(path)}: not vqcodec side information (format must be {SIDE_FORMAT!r})")
-    if check and doc.get("fingerprint") != model_fingerprint(model):
+    doc = read_record(path, SIDE_FORMAT, "side document")
+    if check and doc.get("fingerprint") != (fingerprint := model_fingerprint(model)):
         raise CheckpointError(f"{template_text(path)}: prepared for another version of {label} (fingerprint "
-                              f"{doc.get('fingerprint')}, the model's is {model_fingerprint(model)}); run "
+                              f"{doc.get('fingerprint')}, the model's is {fingerprint}); run "
                               "`vqcodec prepare` on it again")
     return doc
 
