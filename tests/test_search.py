@@ -6,7 +6,7 @@ import torch
 from conftest import tiny_config
 
 from vqcodec.model import VQVAE
-from vqcodec.search import SearchConfig, search_indices
+from vqcodec.search import SearchConfig, _curvature, _stage_candidates, guided_candidates, search_indices
 
 
 def _model(stages: int = 1) -> VQVAE:
@@ -90,6 +90,91 @@ def test_a_codec_with_search_encodes_closer_and_says_so(tiny_checkpoint, image_d
                                   "--search", "3", "--json", str(out)])
     assert r.exit_code == 0, r.output
     assert json.loads(out.read_text())["model"]["search"]["candidates"] == 3
-    r = CliRunner().invoke(main, ["eval", "--checkpoint", str(tiny_checkpoint), "--images", str(image_dir),
-                                  "--search", "0"])
-    assert r.exit_code == 2 and "Traceback" not in r.output
+    for bad in ("0", "4,guided=x"):
+        r = CliRunner().invoke(main, ["eval", "--checkpoint", str(tiny_checkpoint), "--images", str(image_dir),
+                                      "--search", bad])
+        assert r.exit_code == 2 and "Traceback" not in r.output and "search" in r.output
+
+
+def _linear_site_model():
+    """A decoder that maps each site's code vector to its own f x f block linearly (1x1 convs, no
+    nonlinearity): the squared error is exactly quadratic in each code vector."""
+    cfg = dataclasses.replace(tiny_config(), decoder_res_blocks=0, decoder_head="subpixel", decoder_channels=6)
+    torch.manual_seed(0)
+    m = VQVAE(cfg).eval()
+    with torch.no_grad():
+        m.decoder.net[0] = torch.nn.Conv2d(4, 6, 1)
+        m.decoder.net[1] = torch.nn.Identity()
+        m.decoder.net[2] = torch.nn.Conv2d(6, 48, 1)
+        m.quantizer.embedding.copy_(torch.randn(16, 4))
+    return m
+
+
+def test_guided_candidates_rank_codewords_by_the_quadratic_error_model():
+    """Against a per-site loop over the codebook: G . (e_k - e) + lam |e_k - e|^2, least first."""
+    torch.manual_seed(1)
+    cb, cur, grad = torch.randn(16, 4), torch.randint(0, 16, (3, 5)), torch.randn(3, 5, 4)
+    got = guided_candidates(cb, cur, grad, 0.7, 5)
+    for i in range(3):
+        for j in range(5):
+            e = cb[cur[i, j]]
+            score = [float(grad[i, j] @ (cb[k] - e) + 0.7 * (cb[k] - e).pow(2).sum()) for k in range(16)]
+            want = sorted(range(16), key=lambda k: score[k])[:5]
+            assert got[i, j].tolist() == want
+
+
+def test_the_curvature_is_exact_for_a_decoder_linear_in_the_code_vectors():
+    """E(e + d) - E(e) - G . d = |J d|^2 exactly when the decoder is affine per site, so the
+    measured lam is sum |J d_s|^2 / sum |d_s|^2 over the moved sites."""
+    m = _linear_site_model()
+    x = torch.rand(1, 3, 48, 48)
+    target = x
+    with torch.no_grad():
+        z = m.encoder(x)[0].permute(1, 2, 0).float()
+        grid = m.quantizer.nearest(z.reshape(-1, 4)).view(1, 12, 12)
+        lam = _curvature(m, z, grid, target, "fp32", lattice=3)
+        second = _stage_candidates(m, z, grid, 0, 2)[..., 1]
+        cb = m.codebook
+        num = den = 0.0
+        for i in range(1, 12, 3):
+            for j in range(1, 12, 3):
+                d = cb[second[i, j]] - cb[grid[0, i, j]]
+                # J d: the decoded block of d without the decoder's offsets
+                zero = torch.zeros(1, 4, 1, 1)
+                jd = m.decode_embeddings(d.view(1, 4, 1, 1)) - m.decode_embeddings(zero)
+                num += float(jd.pow(2).sum())
+                den += float(d.pow(2).sum())
+    assert lam == pytest.approx(num / den, rel=1e-4)
+
+
+def test_guided_candidates_alone_reach_every_sites_best_codeword_when_the_window_is_exact():
+    """One nearest candidate plus K guided ones covers the codebook: one sweep with exact windows
+    gives every site its least-error codeword, as the brute-force search over all K does."""
+    m = _linear_site_model()
+    x = torch.rand(1, 3, 12, 16)
+    full = search_indices(m, x, SearchConfig(candidates=16, spacing=1, sweeps=1))
+    guided = search_indices(m, x, SearchConfig(candidates=1, guided=16, spacing=1, sweeps=1))
+    assert torch.equal(guided, full)
+    assert _err(m, guided, x) < _err(m, m.encode(x), x)
+
+
+@pytest.mark.parametrize("stages", [1, 2])
+def test_guided_candidates_lower_the_error_further(stages):
+    m = _model(stages)
+    x = torch.rand(1, 3, 29, 35)
+    plain = search_indices(m, x, SearchConfig(candidates=2, spacing=3, sweeps=2))
+    guided = search_indices(m, x, SearchConfig(candidates=2, guided=3, spacing=3, sweeps=2))
+    assert _err(m, guided, x) < _err(m, plain, x)
+
+
+def test_search_settings_parse_as_the_command_line_writes_them():
+    assert SearchConfig.parse("4") == SearchConfig(candidates=4)
+    assert SearchConfig.parse(6) == SearchConfig(candidates=6)
+    assert SearchConfig.parse("1") is None
+    assert SearchConfig.parse("4, guided=3,spacing=7,sweeps=5") == SearchConfig(4, spacing=7, sweeps=5, guided=3)
+    assert SearchConfig.parse("1,guided=2") == SearchConfig(candidates=1, guided=2)
+    assert SearchConfig(candidates=4).to_dict() == {"candidates": 4, "spacing": 5, "sweeps": 2}
+    assert SearchConfig(4, guided=2).to_dict()["guided"] == 2
+    for bad in ("x", "4,guided", "4,foo=1", "4,guided=1,guided=2", "4,spacing=6", "0", "4,guided=-1", ""):
+        with pytest.raises(ValueError, match="search"):
+            SearchConfig.parse(bad)

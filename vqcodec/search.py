@@ -8,7 +8,14 @@ coordinate descent on the decoded image, at the same rate (the indices stay fixe
 with the same decoder, at the cost of encoding time:
 
 * candidates: at each site, for each stage s, the ``candidates`` codewords of stage s nearest to
-  what the other stages leave of the encoder output (for one stage: the nearest codewords);
+  what the other stages leave of the encoder output (for one stage: the nearest codewords), and
+  ``guided`` more chosen by the decoder itself: with G the gradient of the image's squared error
+  with respect to the site's code vector at the current grid, the codewords e_k with the least
+  predicted change G . (e_k - e) + lam |e_k - e|^2 (a quadratic model of the error; lam, the
+  decoder's mean curvature along codeword steps, is measured on the image at the start by moving
+  a sparse lattice of sites to their second-nearest codeword). These are recomputed every sweep,
+  so they follow the grid as it changes; they find codewords far from the encoder output that
+  the decoder nevertheless prefers;
 * sites are updated in ``spacing`` x ``spacing`` interleaved groups (sites of one group lie
   ``spacing`` apart); for a group, every candidate rank is tried at all of its sites at once (one
   decode per rank), and each site keeps the candidate with the least squared error in the
@@ -39,20 +46,51 @@ from vqcodec.precision import autocast
 class SearchConfig:
     """The search's settings (recorded with every result it produced)."""
 
-    candidates: int = 4  # nearest codewords tried per site and stage (1: no search)
+    candidates: int = 4  # nearest codewords tried per site and stage (1 and no guided: no search)
     spacing: int = 5  # sites of one group lie this far apart; each is judged on its spacing^2 window
     sweeps: int = 2  # passes over all groups and stages
+    guided: int = 0  # more candidates per site and stage, chosen by the decoder's gradient each sweep
 
     def __post_init__(self) -> None:
-        for name, lo, hi in (("candidates", 1, 64), ("spacing", 1, 15), ("sweeps", 1, 16)):
+        for name, lo, hi in (("candidates", 1, 64), ("spacing", 1, 15), ("sweeps", 1, 16), ("guided", 0, 64)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                 raise ValueError(f"search {name} must be an integer in [{lo}, {hi}], got {v!r}")
         if self.spacing % 2 == 0:
             raise ValueError(f"search spacing must be odd (a window centred on its site), got {self.spacing}")
 
+    @property
+    def active(self) -> bool:
+        """Whether it searches at all (one nearest candidate and no guided ones is the plain encoder)."""
+        return self.candidates + self.guided > 1
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.guided:  # results written before guided candidates existed stay comparable
+            del d["guided"]
+        return d
+
+    @classmethod
+    def parse(cls, text) -> SearchConfig | None:
+        """A setting as the command line writes it: ``N`` (N nearest candidates, the other settings
+        at their defaults) or ``N,key=value,...`` with keys guided, spacing, sweeps (e.g.
+        ``4,guided=3,spacing=7,sweeps=5``). None for ``1`` (no search)."""
+        if isinstance(text, int) and not isinstance(text, bool):
+            text = str(text)
+        head, *rest = [t.strip() for t in str(text).split(",")]
+        kw = {}
+        try:
+            kw["candidates"] = int(head)
+            for item in rest:
+                key, sep, value = item.partition("=")
+                if not sep or key not in ("guided", "spacing", "sweeps") or key in kw:
+                    raise ValueError(item)
+                kw[key] = int(value)
+        except ValueError:
+            raise ValueError(f"search must be N or N,key=value,... with keys guided, spacing, sweeps "
+                             f"(e.g. 4,guided=3,spacing=7,sweeps=5), got {text!r}") from None
+        cfg = cls(**kw)
+        return cfg if cfg.active else None
 
 
 def _window_error(model: VQVAE, grid: torch.Tensor, target: torch.Tensor, window: int) -> torch.Tensor:
@@ -79,6 +117,52 @@ def _stage_candidates(model: VQVAE, z: torch.Tensor, grid: torch.Tensor, stage: 
     return dist.topk(min(k, cb.shape[0]), largest=False).indices.view(*rest.shape[:2], -1)
 
 
+def _code_gradient(model: VQVAE, grid: torch.Tensor, target: torch.Tensor, precision: str):
+    """(squared error of the decoded ``grid`` (S, h, w) against ``target``, its gradient (h, w, d)
+    with respect to the code vectors), the decoder at ``precision``; no parameter gradients."""
+    e = model.embed(grid[None] if model.stages > 1 else grid[:1]).detach().float().requires_grad_(True)
+    with torch.enable_grad():
+        with autocast(precision, target.device):
+            err = (model.decode_embeddings(e).float() - target).pow(2).sum()
+        (g,) = torch.autograd.grad(err, e)
+    return float(err), g[0].permute(1, 2, 0)
+
+
+def _curvature(model: VQVAE, z: torch.Tensor, grid: torch.Tensor, target: torch.Tensor, precision: str,
+               lattice: int = 11) -> float:
+    """lam of the quadratic error model: the decoder's mean curvature along codeword steps,
+    (E(e + delta) - E(e) - G . delta) / |delta|^2 with delta moving every ``lattice``-th site (both
+    ways) of stage 0 to its second-nearest codeword (sites far apart, so their cross terms mostly
+    cancel). At least 1e-6: the model must penalise distance."""
+    err, g = _code_gradient(model, grid, target, precision)
+    h, w = grid.shape[1:]
+    second = _stage_candidates(model, z, grid, 0, 2)[..., -1]
+    mask = torch.zeros((h, w), dtype=torch.bool, device=grid.device)
+    mask[lattice // 2::lattice, lattice // 2::lattice] = True
+    moved = grid.clone()
+    moved[0] = torch.where(mask, second, grid[0])
+    cb = model.quantizers[0].embedding.float()
+    delta = cb[moved[0]] - cb[grid[0]]
+    with torch.no_grad(), autocast(precision, target.device):
+        err2 = float(_window_error(model, moved[None], target, 1).sum())
+    norm = float(delta.pow(2).sum())
+    if norm == 0.0:
+        return 1e-6
+    return max((err2 - err - float((g * delta).sum())) / norm, 1e-6)
+
+
+def guided_candidates(codebook: torch.Tensor, current: torch.Tensor, grad: torch.Tensor, lam: float,
+                      k: int) -> torch.Tensor:
+    """(h, w, k): at each site, the k codewords of ``codebook`` (K, d) with the least predicted error
+    change G . (e_k - e) + lam |e_k - e|^2 from the site's current codeword index ``current`` (h, w)
+    and the error's gradient ``grad`` (h, w, d) (the current codeword, change 0, may be among them)."""
+    cb = codebook.float()
+    e = cb[current]  # (h, w, d)
+    score = (grad @ cb.t() - (grad * e).sum(-1, keepdim=True)
+             + lam * (cb.pow(2).sum(1) - 2 * e @ cb.t() + e.pow(2).sum(-1, keepdim=True)))
+    return score.topk(min(k, cb.shape[0]), largest=False).indices
+
+
 @torch.no_grad()
 def search_indices(model: VQVAE, x: torch.Tensor, cfg: SearchConfig = SearchConfig(), *,
                    precision: str = "fp32", progress=None) -> torch.Tensor:
@@ -89,7 +173,7 @@ def search_indices(model: VQVAE, x: torch.Tensor, cfg: SearchConfig = SearchConf
     minimises, up to the window approximation (a sweep that raised the image's error is undone)."""
     if x.dim() != 4 or x.shape[0] != 1:
         raise ValueError(f"search_indices takes one image (1, 3, H, W), got shape {tuple(x.shape)}")
-    if cfg.candidates == 1:
+    if not cfg.active:
         return model.encode(x)
     S = model.stages
     target = pad_tensor(x, model.f)
@@ -105,10 +189,17 @@ def search_indices(model: VQVAE, x: torch.Tensor, cfg: SearchConfig = SearchConf
             return float(_window_error(model, g[None], target, 1).sum())
 
     best_err = image_error(grid)
+    lam = _curvature(model, z, grid, target, precision) if cfg.guided else 0.0
     for _ in range(cfg.sweeps):
         before = grid.clone()
         for s in range(S):
             cand = _stage_candidates(model, z, grid, s, cfg.candidates)
+            if cfg.guided:
+                grad = _code_gradient(model, grid, target, precision)[1]
+                more = guided_candidates(model.quantizers[s].embedding, grid[s], grad, lam, cfg.guided)
+                cand = torch.cat([cand, more], -1)
+            # a candidate already tried at this site (a guided one among the nearest): not again
+            repeat = torch.stack([(cand[..., j:j + 1] == cand[..., :j]).any(-1) for j in range(cand.shape[-1])], -1)
             for oy in range(n):
                 for ox in range(n):
                     mask = torch.zeros((h, w), dtype=torch.bool, device=grid.device)
@@ -116,7 +207,7 @@ def search_indices(model: VQVAE, x: torch.Tensor, cfg: SearchConfig = SearchConf
                     trials = [grid]
                     for j in range(cand.shape[-1]):
                         t = grid.clone()
-                        t[s] = torch.where(mask, cand[..., j], grid[s])
+                        t[s] = torch.where(mask & ~repeat[..., j], cand[..., j], grid[s])
                         if not torch.equal(t, grid):
                             trials.append(t)
                     if len(trials) > 1:

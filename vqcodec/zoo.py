@@ -414,13 +414,16 @@ def load_codec(name=None, checkpoint: str | None = None, device: str = "cpu",
     fp32, bf16 autocast (CPU or CUDA), fp16 autocast (CUDA only), or ``auto``: bf16 on a CPU
     with bf16 instructions, fp32 elsewhere (``precision.resolve_precision``). The codec holds
     the resolved one. The encoder and the quantiser always run in float32, so the transmitted
-    indices never depend on it (unless ``search``: a ``SearchConfig``, or a number of candidates,
-    turns on the encoder-side index search, whose choices depend on the decoder's output)."""
+    indices never depend on it (unless ``search``: a ``SearchConfig``, a number of candidates, or
+    a setting as ``SearchConfig.parse`` reads it, turns on the encoder-side index search, whose
+    choices depend on the decoder's output)."""
     if search is not None and not isinstance(search, SearchConfig):
         try:
-            search = SearchConfig(candidates=search) if search > 1 else None
+            search = SearchConfig.parse(search)
         except (TypeError, ValueError) as exc:
             raise CheckpointError(str(exc)) from None
+    elif search is not None and not search.active:
+        search = None
 
     if precision not in PRECISIONS:
         raise CheckpointError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")

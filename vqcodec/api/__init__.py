@@ -61,6 +61,7 @@ from vqcodec.cluster import executor_for
 from vqcodec.images import ImageNote
 from vqcodec.links import DeprecatedSpelling
 from vqcodec.protocol import ProtocolError, wrap
+from vqcodec.search import SearchConfig
 
 __all__ = ["load", "channel", "encode", "experiment", "Experiment", "simulate", "sweep", "best_sweep", "plot",
            "param_value", "parse_grid", "executor_for", "evaluate", "Evaluation", "encode_file", "decode_file",
@@ -68,4 +69,4 @@ __all__ = ["load", "channel", "encode", "experiment", "Experiment", "simulate", 
            "train", "train_jscc", "train_decoder", "finetune", "train_codebook", "train_receiver", "prepare",
            "train_entropy", "plot_files", "export_compressai", "save_results",
            "check_output", "bench", "bench_suites", "BenchRun", "ImageNote", "DeprecatedSpelling",
-           "use_bench_folders", "wrap", "ProtocolError"]
+           "use_bench_folders", "wrap", "ProtocolError", "SearchConfig"]
