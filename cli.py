@@ -28,6 +28,7 @@ from vqcodec.commands.common import (
     overwrite_option,
     plugin_options,
     precision_option,
+    search_option,
     stop_options,
 )
 from vqcodec.commands.training import COMMANDS
@@ -327,13 +328,14 @@ def _print_table(results, param):
                    "symbol nearest 64: 64, or 66 for qam64].")
 @click.option("--images", type=click.Path(), default=None, help="Image folder or file [default: scikit-image samples].")
 @precision_option
+@search_option
 @stop_options
 @click.option("--workers", type=click.IntRange(1, 1024), default=None,
               help="Run the trials on a local Dask cluster of this many processes [default: serial].")
 @click.option("--json", "json_out", type=click.Path(), required=True, help="Results file to write.")
 @click.option("--ms-ssim/--no-ms-ssim", "with_ms_ssim", default=True, help="Also measure MS-SSIM [default: on; off is faster].")
 @overwrite_option("--json results file")
-def best(kind, snr_db, cbr, models, min_rate, block_bits, images, precision, trials, min_trials, ci, seed,
+def best(kind, snr_db, cbr, models, min_rate, block_bits, images, precision, search, trials, min_trials, ci, seed,
          workers, json_out, with_ms_ssim, overwrite):
     """Best configuration at equal channel uses: every (model, modulation, 5G LDPC rate) that fills
     --cbr, swept over --snr-db with the model's best soft receiver, and their envelope."""
@@ -343,7 +345,7 @@ def best(kind, snr_db, cbr, models, min_rate, block_bits, images, precision, tri
     with bars() as show:
         results = api.best_sweep(kind, snr_db, models=models, cbr=cbr, images=images, trials=trials,
                                  min_trials=min_trials, ci=ci, seed=seed, with_ms_ssim=with_ms_ssim,
-                                 min_rate=min_rate, workers=workers, precision=precision,
+                                 min_rate=min_rate, workers=workers, precision=precision, search=search,
                                  on_configuration=lambda i, n, label: show("configurations", i, n, label, "config"),
                                  json_out=json_out, overwrite=overwrite, **given(block_bits=block_bits))
     grid = [pt["param"] for pt in results[0]["points"]]

@@ -263,6 +263,26 @@ def test_best_writes_every_configuration_and_the_envelope(tmp_path):
     assert "exists" in one_line_error(run("best", "--snr-db", "1", "--json", out))
 
 
+def test_best_with_the_encoder_side_search_encodes_closer_and_labels_it(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(tmp_path / "n.png")
+    clean = {}
+    for search in ("1", "2,guided=1"):
+        out = tmp_path / f"best{search}.json"
+        r = run("best", "--snr-db", "12", "--models", "f8-k256", "--images", tmp_path / "n.png", "--search", search,
+                "--trials", "1", "--min-trials", "1", "--no-ms-ssim", "--json", out)
+        assert r.exit_code == 0, r.output
+        res = json.loads(out.read_text())
+        clean[search] = res[0]["points"][0]["psnr_clean"]
+        if search == "1":
+            assert "search" not in res[0]["model"] and "+search" not in r.output
+        else:
+            assert res[0]["label"] == "f8-k256 +search bpsk ldpc-1/2 spatial-mmse"
+            assert res[0]["configuration"]["search"] == res[0]["model"]["search"] == {
+                "candidates": 2, "spacing": 5, "sweeps": 2, "guided": 1}
+    assert clean["2,guided=1"] > clean["1"]
+
+
 def test_cbr_takes_a_fraction(image_dir, tmp_path):
     out = tmp_path / "r.json"
     r = run("sweep", "--channel", "awgn", "--modulation", "qpsk", "--snr-db", "9", "--images", image_dir,

@@ -95,7 +95,8 @@ def curve_role(res: dict) -> tuple[str, str, str]:
         return key, f"rate:{model.get('rate', name)}", "fixed"
     if res.get("configuration"):  # one configuration of `vqcodec best`
         c = res["configuration"]
-        return f"vq:{c.get('model')}", f"rate:{c.get('modulation')} {c.get('code')}", "fixed"
+        tag = " +search" if c.get("search") else ""
+        return f"vq:{c.get('model')}{tag}", f"rate:{c.get('modulation')} {c.get('code')}", "fixed"
     if name == "vqcodec best":
         return "vqcodec best", "solid", "oracle"
     if model.get("kind") == "deepjscc":

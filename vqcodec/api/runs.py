@@ -299,7 +299,7 @@ def sweep(channel: str, values=None, *, p=None, snr_db=None, model=None, codec: 
 def best_sweep(channel: str, values, *, models: Sequence | str = ("f4-k256",), cbr="1/12", images: ImagesArg = None,
                trials: int = 10, min_trials: int = 3, ci: float = 0.05, seed: int = 0, with_ms_ssim: bool = True,
                min_rate: float = 0.1, modulations=None, workers: int | None = None, executor=None, name: str = "best",
-               precision: str = "auto", on_configuration: Callable[[int, int, str], None] | None = None,
+               precision: str = "auto", search=None, on_configuration: Callable[[int, int, str], None] | None = None,
                json_out=None, overwrite: bool = False, **channel_options) -> list[dict]:
     """The best digital configuration at equal channel uses.
 
@@ -310,7 +310,8 @@ def best_sweep(channel: str, values, *, models: Sequence | str = ("f4-k256",), c
     object (its ``label`` names it; the fixed designs, with their cliffs), then the envelope
     "vqcodec best": per point the configuration with the highest mean PSNR (an oracle that
     knows the SNR, as the baselines' best digital curve). ``on_configuration(i, n, label)``
-    reports progress before each configuration. ``precision``: the models' (see :func:`load`).
+    reports progress before each configuration. ``precision``, ``search``: the models' arithmetic
+    and encoder-side index search (see :func:`load`; for models given by name).
     ``models``: names (shipped models, installed plug-ins) or loaded codecs (:func:`load`), or
     ``"all"``: every shipped model (``vqcodec models``).
     ``json_out``: the results file to write (refused when it exists, unless ``overwrite``)."""
@@ -329,7 +330,7 @@ def best_sweep(channel: str, values, *, models: Sequence | str = ("f4-k256",), c
         raise ValueError(f"cbr must be a number or a fraction like 1/12, got {cbr!r}") from None
     mods = list(modulations) if modulations else None
     plans = []
-    codecs = [m if isinstance(m, Codec) else load(m, precision=precision) for m in models]
+    codecs = [m if isinstance(m, Codec) else load(m, precision=precision, search=search) for m in models]
     models = [c.name for c in codecs]  # a loaded codec (a plug-in, say) is named by its codec's name
     for model, codec in zip(models, codecs):
         bpp = Fraction(codec.bpp).limit_denominator(1 << 16)  # all stages of a residual model
@@ -339,22 +340,23 @@ def best_sweep(channel: str, values, *, models: Sequence | str = ("f4-k256",), c
             exp = experiment(codec, channel, values, receivers=soft, trials=trials, min_trials=min_trials, ci=ci,
                              seed=seed, with_ms_ssim=with_ms_ssim, name=name, code=code, workers=workers,
                              modulation=mod, **channel_options)
-            plans.append((model, mod, code, soft[0], exp))
+            plans.append((model, codec.search, mod, code, soft[0], exp))
     if not plans:
         raise ValueError(f"no (modulation, code rate >= {min_rate}) fills cbr {ratio} for {', '.join(models)}")
     curves, labels, encoded = [], [], {}
     own = executor is None
     executor = executor_for(workers, None) if own else executor
     try:
-        for i, (model, mod, code, recv, exp) in enumerate(plans):
-            label = f"{model} {mod} {code} {recv}"
+        for i, (model, search_cfg, mod, code, recv, exp) in enumerate(plans):
+            label = f"{model}{' +search' if search_cfg else ''} {mod} {code} {recv}"
             if on_configuration:
                 on_configuration(i, len(plans), label)
             if model not in encoded:
                 encoded[model] = exp.encode(images)
             res = exp.run(*encoded[model], executor=executor)[0]
             res["label"] = label
-            res["configuration"] = {"model": model, "modulation": mod, "code": code, "receiver": recv}
+            res["configuration"] = {"model": model, "modulation": mod, "code": code, "receiver": recv,
+                                    **({"search": search_cfg.to_dict()} if search_cfg else {})}
             res["style"] = {"ls": ":", "marker": "."}
             curves.append(res)
             labels.append(label)
