@@ -347,6 +347,7 @@ def best(kind, snr_db, cbr, models, min_rate, block_bits, images, precision, sea
                                  min_trials=min_trials, ci=ci, seed=seed, with_ms_ssim=with_ms_ssim,
                                  min_rate=min_rate, workers=workers, precision=precision, search=search,
                                  on_configuration=lambda i, n, label: show("configurations", i, n, label, "config"),
+                                 on_encode=lambda done, total: total >= 3 and show("encode", done, total, unit="img"),
                                  json_out=json_out, overwrite=overwrite, **given(block_bits=block_bits))
     grid = [pt["param"] for pt in results[0]["points"]]
     click.echo(f"precision {results[0]['model']['precision']} ({'auto' if precision == 'auto' else '--precision'})")

@@ -300,6 +300,7 @@ def best_sweep(channel: str, values, *, models: Sequence | str = ("f4-k256",), c
                trials: int = 10, min_trials: int = 3, ci: float = 0.05, seed: int = 0, with_ms_ssim: bool = True,
                min_rate: float = 0.1, modulations=None, workers: int | None = None, executor=None, name: str = "best",
                precision: str = "auto", search=None, on_configuration: Callable[[int, int, str], None] | None = None,
+               on_encode: Callable[[int, int], None] | None = None,
                json_out=None, overwrite: bool = False, **channel_options) -> list[dict]:
     """The best digital configuration at equal channel uses.
 
@@ -310,7 +311,8 @@ def best_sweep(channel: str, values, *, models: Sequence | str = ("f4-k256",), c
     object (its ``label`` names it; the fixed designs, with their cliffs), then the envelope
     "vqcodec best": per point the configuration with the highest mean PSNR (an oracle that
     knows the SNR, as the baselines' best digital curve). ``on_configuration(i, n, label)``
-    reports progress before each configuration. ``precision``, ``search``: the models' arithmetic
+    reports progress before each configuration, ``on_encode(done, total)`` after each image a model
+    encodes (once per model; long with ``search``). ``precision``, ``search``: the models' arithmetic
     and encoder-side index search (see :func:`load`; for models given by name).
     ``models``: names (shipped models, installed plug-ins) or loaded codecs (:func:`load`), or
     ``"all"``: every shipped model (``vqcodec models``).
@@ -352,7 +354,7 @@ def best_sweep(channel: str, values, *, models: Sequence | str = ("f4-k256",), c
             if on_configuration:
                 on_configuration(i, len(plans), label)
             if model not in encoded:
-                encoded[model] = exp.encode(images)
+                encoded[model] = exp.encode(images, progress=on_encode)
             res = exp.run(*encoded[model], executor=executor)[0]
             res["label"] = label
             res["configuration"] = {"model": model, "modulation": mod, "code": code, "receiver": recv,
