@@ -8,7 +8,16 @@ from click.testing import CliRunner
 from conftest import tiny_config
 
 from vqcodec.learn.codec import grow_decoder, train
-from vqcodec.learn.loop import Loop, Task, TrainConfig, read_state, resume_config, training_precision
+from vqcodec.learn.loop import (
+    Loop,
+    Task,
+    TrainConfig,
+    lr_at,
+    read_state,
+    resume_config,
+    state_paths,
+    training_precision,
+)
 from vqcodec.model import VQVAE, load_model
 
 
@@ -90,9 +99,27 @@ def test_resume_config_refuses_contradicting_settings_and_stretches_steps(tmp_pa
     train(tiny_config(), tc, image_dir, tmp_path / "r")
     assert resume_config(tmp_path / "r", {"batch": 2, "precision": "auto"}) == tc
     assert resume_config(tmp_path / "r", {"steps": 5}).steps == 5
-    for bad in ({"batch": 16}, {"crop": 64}, {"steps": 1}, {"precision": "bf16"}, {"lr": 1.0}):
+    for bad in ({"batch": 16}, {"crop": 64}, {"precision": "bf16"}, {"lr": 1.0}):
         with pytest.raises(ValueError, match="saved settings"):
             resume_config(tmp_path / "r", bad)
+    with pytest.raises(ValueError, match="has done 2 of its 2 steps"):
+        resume_config(tmp_path / "r", {"steps": 1})
+
+
+def test_a_resumed_run_may_shorten_its_schedule_to_anneal_sooner(tmp_path, image_dir):
+    """A run stopped at step 2 of 10 may continue with steps 5 (the cosine tail shrinks: the
+    learning rate drops to the shorter schedule's), not with steps <= 2."""
+    tc = TrainConfig(steps=2, batch=2, crop=16, warmup=1, checkpoint_every=1, precision="fp32")
+    train(tiny_config(), tc, image_dir, tmp_path / "r")
+    jpath = state_paths(tmp_path / "r")[1]
+    doc = json.loads(jpath.read_text())
+    doc["train_config"]["steps"] = 10  # as if stopped after 2 of 10 steps
+    jpath.write_text(json.dumps(doc))
+    short = resume_config(tmp_path / "r", {"steps": 5})
+    assert short.steps == 5 and lr_at(2, short) < lr_at(2, resume_config(tmp_path / "r"))
+    for bad in (2, 1):
+        with pytest.raises(ValueError, match="has done 2 of its 10 steps"):
+            resume_config(tmp_path / "r", {"steps": bad})
 
 
 def test_cli_resume_keeps_the_runs_settings_and_refuses_contradicting_options(tmp_path, image_dir):

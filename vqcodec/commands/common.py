@@ -62,6 +62,9 @@ TRAIN_IMAGES = click.option(
          "project folder, not the current directory)].")
 OUT_STEM = click.option("--out", "-o", required=True, type=click.Path(),
                          help="Output stem: writes OUT.safetensors + OUT.json.")
+RESUME = click.option("--resume", is_flag=True,
+                      help="Continue OUT's run with its saved settings, not these options' defaults (a larger --steps "
+                           "stretches its schedule; a smaller one, above the steps done, anneals sooner).")
 THREADS = click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
 NOISE_SEED = click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
                            help="Seed of the initialisation, the crops and the channel noise [default: 0].")

@@ -7,6 +7,7 @@ import click
 from vqcodec.commands.common import (
     NOISE_SEED,
     OUT_STEM,
+    RESUME,
     THREADS,
     TRAIN_IMAGES,
     TRAIN_PRECISION,
@@ -49,7 +50,7 @@ from vqcodec.commands.common import (
 @click.option("--init", "init", type=click.Path(), default=None,
               help="Warm start from this checkpoint's weights and architecture (codebooks included); "
                    "--stages keeps its first S stages [default: all of them].")
-@click.option("--resume", is_flag=True, help="Continue from OUT's training state (its config, not these options).")
+@RESUME
 @click.option("--overwrite", is_flag=True, help="Start a new training over an existing OUT (its state is lost).")
 def train(images, out, f, K, d, channels, res_blocks, decoder_res_blocks, decoder_channels, decoder_head, stages,
           stage_dropout, steps, batch, crop, lr, seed, checkpoint_every, threads, device, precision, minutes, init,
@@ -80,7 +81,7 @@ def train(images, out, f, K, d, channels, res_blocks, decoder_res_blocks, decode
 @click.option("--width", type=click.IntRange(4, 512), default=32, show_default=True, help="Inner channels.")
 @click.option("--snr-db", "snr_range", default="0:15", show_default=True,
               help="Training Es/N0 range LOW:HIGH in dB (uniform per crop).")
-@click.option("--resume", is_flag=True, help="Continue from OUT's training state.")
+@RESUME
 @click.option("--overwrite", is_flag=True, help="Start a new training over an existing OUT.")
 @training_options
 @click.option("--minutes", type=float, default=None,
@@ -122,8 +123,7 @@ def train_jscc_cmd(images, out, cbr, width, snr_range, resume, overwrite, steps,
 @training_options
 @click.option("--grow", is_flag=True, help="Start from the base model's decoder, grown to the new width and depth "
                                            "so that it first decodes the same image (sub-pixel heads only).")
-@click.option("--resume", is_flag=True, help="Continue OUT's run (its saved settings; a larger --steps stretches "
-                                             "the schedule's tail).")
+@RESUME
 @click.option("--overwrite", is_flag=True, help="Start a new training over an existing OUT (its state is lost).")
 def train_decoder_cmd(model, checkpoint, images, out, decoder_channels, decoder_res_blocks, decoder_head, steps,
                       minutes, batch, crop, lr, seed, checkpoint_every, threads, device, precision, grow, resume,

@@ -15,7 +15,8 @@ trainers:
   optimiser moments and the torch generator, ``<out>.train.json`` the step, the numpy generator,
   the history and the run's settings (``TrainConfig``). The saved settings are the truth: a resumed
   run continues the same schedule (``resume_config``); an option that contradicts them is refused
-  in one line, except a larger ``steps``, which stretches the cosine tail;
+  in one line, except ``steps``, which stretches the cosine tail (larger) or shortens it to anneal
+  sooner (smaller, but more than the steps done: the learning rate drops to the new schedule's);
 * logging: metrics averaged over the last ``window`` steps, every ``log_every`` steps, into the
   history and a ``progress(step, metrics)`` callback (the library never prints).
 """
@@ -178,9 +179,11 @@ def read_state(out) -> dict:
 
 def resume_config(out, overrides: dict | None = None) -> TrainConfig:
     """The saved settings of ``out``'s run, with ``overrides`` (the options given on a resume)
-    checked against them: one that contradicts the saved run is refused, except a larger
-    ``steps`` (the cosine tail stretches to it) and ``precision`` ``auto``."""
-    saved = read_state(out)["train_config"]
+    checked against them: one that contradicts the saved run is refused, except ``steps`` (the
+    cosine tail stretches or shrinks to it; it must exceed the steps done) and ``precision``
+    ``auto``."""
+    doc = read_state(out)
+    saved, done = doc["train_config"], int(doc["step"])
     changes = {}
     for key, value in (overrides or {}).items():
         if key not in TrainConfig.__dataclass_fields__:
@@ -188,7 +191,11 @@ def resume_config(out, overrides: dict | None = None) -> TrainConfig:
         old = getattr(saved, key)
         if key == "precision" and value == "auto":
             continue
-        if key == "steps" and value >= old:
+        if key == "steps" and value != old:
+            if value <= done:
+                raise ParameterError(f"{template_text(out)}: the run has done {done} of its {old} steps; a resumed run "
+                                     "needs {0} above that (larger than the run's to stretch its schedule, smaller "
+                                     "to anneal sooner)", key)
             changes[key] = value
             continue
         if value != old:
