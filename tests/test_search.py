@@ -178,3 +178,16 @@ def test_search_settings_parse_as_the_command_line_writes_them():
     for bad in ("x", "4,guided", "4,foo=1", "4,guided=1,guided=2", "4,spacing=6", "0", "4,guided=-1", ""):
         with pytest.raises(ValueError, match="search"):
             SearchConfig.parse(bad)
+
+
+def test_encoding_with_a_search_reports_progress_within_each_image(tiny_checkpoint, image_dir):
+    from vqcodec.simulate import encode_images
+    from vqcodec.zoo import load_codec
+
+    seen = []
+    codec = load_codec(checkpoint=str(tiny_checkpoint), precision="fp32", search="2,spacing=3,sweeps=1")
+    encoded, _ = encode_images(codec, image_dir, with_ms_ssim=False, progress=lambda d, t: seen.append((d, t)))
+    n = len(encoded)
+    assert seen[-1] == (n, n) and all(t == n for _, t in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert len({d for d, _ in seen if d != int(d)}) >= n  # fractions within every image, not only per image

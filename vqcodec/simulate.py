@@ -178,24 +178,27 @@ def _entropy_decode(codec: Codec, payload: bytes, header: dict) -> np.ndarray:
     return decode_indices(payload, *header["grid"], cm, crc)
 
 
-def encode_array(codec: Codec, name: str, img: np.ndarray, with_ms_ssim: bool = True) -> EncodedImage:
-    """Encode (and clean-decode) one uint8 RGB image (H, W, 3) known as ``name``."""
+def encode_array(codec: Codec, name: str, img: np.ndarray, with_ms_ssim: bool = True,
+                 progress=None) -> EncodedImage:
+    """Encode (and clean-decode) one uint8 RGB image (H, W, 3) known as ``name``; ``progress``: the
+    encoder-side search's (``Codec.encode_indices``)."""
     H, W = img.shape[:2]
     x = to_tensor(img).to(codec.device)
-    idx = codec.encode_indices(x)[0].cpu().numpy().astype(np.int64)
+    idx = codec.encode_indices(x, progress)[0].cpu().numpy().astype(np.int64)
     clean = decode_image(codec, Decision(idx), H, W)
     return EncodedImage(name, img, idx, clean, psnr(img, clean), ms_ssim(img, clean) if with_ms_ssim else None)
 
 
-def encode_image(codec: Codec, path, with_ms_ssim: bool = True) -> EncodedImage:
-    """Encode (and clean-decode) an image file once per (codec, file); cached in-process."""
+def encode_image(codec: Codec, path, with_ms_ssim: bool = True, progress=None) -> EncodedImage:
+    """Encode (and clean-decode) an image file once per (codec, file); cached in-process.
+    ``progress``: the encoder-side search's."""
     path = Path(path)
     st = path.stat()
     cache = _CACHE.setdefault(codec.model, {})
     key = (codec.precision, codec.search, str(path.resolve()), st.st_mtime_ns, st.st_size)
     if key in cache and (not with_ms_ssim or cache[key].ms_ssim_clean is not None):
         return cache[key]
-    enc = encode_array(codec, image_name(path), load_image(path), with_ms_ssim)
+    enc = encode_array(codec, image_name(path), load_image(path), with_ms_ssim, progress)
     cache[key] = enc
     return enc
 
@@ -214,22 +217,27 @@ def encode_images(codec: Codec, images=None, with_ms_ssim: bool = True,
                   progress: Callable[[int, int], None] | None = None) -> tuple[list[EncodedImage], dict]:
     """Encode a set of images: ``None`` (the scikit-image sample photos), a folder or file path,
     a list of paths, or a mapping ``{name: uint8 array (H, W, 3)}``. Returns the encoded images
-    and the results file's ``images`` object. ``progress(done, total)`` after each image.
+    and the results file's ``images`` object. ``progress(done, total)`` after each image, and with
+    the encoder-side search (minutes per image) also within one: ``done`` is then fractional.
     Raises ``ImageError`` for a bad image and ``ValueError`` when two images share a name (the
     names key the per-image results)."""
     if isinstance(images, Mapping):
         items = [(str(k), _rgb_array(k, v)) for k, v in images.items()]
         source = "arrays"
-        work = [lambda n=n, a=a: encode_array(codec, n, a, with_ms_ssim) for n, a in items]
+        work = [lambda cb, n=n, a=a: encode_array(codec, n, a, with_ms_ssim, cb) for n, a in items]
     else:
         paths = ([Path(x) for x in images] if isinstance(images, (list, tuple))
                  else list_images(images))
         source = "scikit-image samples" if images is None else (
             str(images) if not isinstance(images, (list, tuple)) else f"{len(paths)} files")
-        work = [lambda p=p: encode_image(codec, p, with_ms_ssim) for p in paths]
+        work = [lambda cb, p=p: encode_image(codec, p, with_ms_ssim, cb) for p in paths]
     out = []
     for i, job in enumerate(work):
-        out.append(job())
+        within = None
+        if progress and codec.search is not None:
+            def within(d, t, i=i):
+                progress(round(i + d / t, 2), len(work))
+        out.append(job(within))
         if progress:
             progress(i + 1, len(work))
     names = [e.name for e in out]

@@ -368,13 +368,14 @@ class Codec:
             out["search"] = self.search.to_dict()
         return out
 
-    def encode_indices(self, x):
+    def encode_indices(self, x, progress=None):
         """Indices of one image x (1, 3, H, W) in [0, 1] (``VQVAE.encode``'s shape): the encoder's
         nearest codewords, or with ``search`` the encoder-side index search's
-        (``vqcodec.search``; its trial decodes at the codec's precision)."""
+        (``vqcodec.search``; its trial decodes at the codec's precision; ``progress(done, total)``
+        after each group of sites)."""
         if self.search is None:
             return self.model.encode(x)
-        return search_indices(self.model, x, self.search, precision=self.precision)
+        return search_indices(self.model, x, self.search, precision=self.precision, progress=progress)
 
 
 def require_own(codec: Codec, what: str) -> None:

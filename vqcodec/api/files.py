@@ -134,18 +134,19 @@ class IndexFile:
 
 def encode_file(image, output, *, codec: Codec | None = None, model=None, checkpoint=None, weights=None,
                 device: str = "cpu", precision: str = "auto", search=None, entropy: bool = False,
-                overwrite: bool = False) -> IndexFile:
+                overwrite: bool = False, progress=None) -> IndexFile:
     """Encode one image file into a ``.vqc`` index file (fixed-length, or entropy-coded with the
     model's context model) with ``codec``, else the model :func:`load` gives for the other
     arguments (loaded after the paths are checked); refuses an existing ``output`` without
-    ``overwrite`` and leaves no partial file."""
+    ``overwrite`` and leaves no partial file. ``progress(done, total)``: the encoder-side search's,
+    after each group of sites."""
     check_output(output, overwrite)
     paths = list_images(image)
     if len(paths) != 1:
         raise ValueError(f"{image}: holds {len(paths)} images; encode takes one image file")
     if codec is None:
         codec = load(model, checkpoint=checkpoint, weights=weights, device=device, precision=precision, search=search)
-    enc = encode_images(codec, paths, with_ms_ssim=False)[0][0]
+    enc = encode_images(codec, paths, with_ms_ssim=False, progress=progress)[0][0]
     data = index_file(codec, enc, entropy=entropy)
     try:
         replace_atomically(output, lambda tmp: tmp.write_bytes(data))
