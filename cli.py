@@ -144,7 +144,8 @@ def encode(image, output, model, checkpoint, weights, device, precision, search,
     with bars() as show:
         f = api.encode_file(image, output, model=model, checkpoint=checkpoint, weights=weights, device=device,
                             precision=precision, search=search, entropy=entropy, overwrite=overwrite,
-                            progress=lambda done, total: show("search", done, total, unit="img"))
+                            progress=None if search is None else lambda done, total: show("search", done, total,
+                                                                                          unit="img"))
     enc = f.image
     H, W = enc.image.shape[:2]
     size = (f"{f.size} bytes entropy-coded ({8 * f.size / (H * W):.4f} bpp; fixed-length {f.fixed_bits / (H * W):.4f})"

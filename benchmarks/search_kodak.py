@@ -1,6 +1,6 @@
 """Clean Kodak PSNR of a model with the encoder-side index search, against its nearest-codeword
-encoder, for any search setting (``vqcodec.search.SearchConfig``; the CLI's ``--search N`` sets
-only the number of candidates).
+encoder, for any search setting (``vqcodec.search.SearchConfig``; the CLI writes it as ``--search
+N,guided=G,spacing=S,sweeps=W``).
 
     .venv/bin/python benchmarks/search_kodak.py --model f4-k256 --candidates 6 --spacing 5 --sweeps 3
     .venv/bin/python benchmarks/search_kodak.py --model f4-k256 --candidates 4 --guided 3 --spacing 7 --sweeps 5

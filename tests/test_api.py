@@ -195,6 +195,18 @@ def test_best_sweep_fills_the_budget_and_its_envelope_is_the_pointwise_best():
         vq.best_sweep("awgn", [1.0], models=["f8-k256"], min_rate=0.9)
 
 
+def test_best_sweep_encodes_each_search_setting_of_a_model_on_its_own():
+    """Two loaded codecs of one model, one with the encoder-side search: each configuration uses
+    its own codec's indices (the encodings are not shared by model name)."""
+    img = np.random.default_rng(2).integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    res = vq.best_sweep("awgn", [12.0], models=[vq.load("f8-k256"), vq.load("f8-k256", search="2,guided=1")],
+                        cbr="1/12", images={"n.png": img}, trials=1, min_trials=1, with_ms_ssim=False,
+                        modulations=["bpsk"])
+    plain, searched = res[0], res[1]
+    assert "+search" not in plain["label"] and "+search" in searched["label"]
+    assert searched["points"][0]["psnr_clean"] > plain["points"][0]["psnr_clean"]
+
+
 def test_best_sweep_fills_the_budget_with_every_stage_of_a_residual_model():
     """issue 31: f8-s2-k256 sends 16 bits per site (0.25 bpp); its configurations fill cbr 1/12,
     not twice it ("all" tries every shipped model, this one included)."""

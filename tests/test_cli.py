@@ -280,6 +280,8 @@ def test_best_with_the_encoder_side_search_encodes_closer_and_labels_it(tmp_path
             assert res[0]["label"] == "f8-k256 +search bpsk ldpc-1/2 spatial-mmse"
             assert res[0]["configuration"]["search"] == res[0]["model"]["search"] == {
                 "candidates": 2, "spacing": 5, "sweeps": 2, "guided": 1}
+            assert res[-1]["label"].startswith("vqcodec best +search (")
+            assert res[-1]["model"]["search"] == {"f8-k256": res[0]["model"]["search"]}
     assert clean["2,guided=1"] > clean["1"]
 
 

@@ -173,6 +173,7 @@ def test_search_settings_parse_as_the_command_line_writes_them():
     assert SearchConfig.parse("1") is None
     assert SearchConfig.parse("4, guided=3,spacing=7,sweeps=5") == SearchConfig(4, spacing=7, sweeps=5, guided=3)
     assert SearchConfig.parse("1,guided=2") == SearchConfig(candidates=1, guided=2)
+    assert SearchConfig.parse("4, guided = 3") == SearchConfig(candidates=4, guided=3)
     assert SearchConfig(candidates=4).to_dict() == {"candidates": 4, "spacing": 5, "sweeps": 2}
     assert SearchConfig(4, guided=2).to_dict()["guided"] == 2
     for bad in ("x", "4,guided", "4,foo=1", "4,guided=1,guided=2", "4,spacing=6", "0", "4,guided=-1", ""):

@@ -98,7 +98,7 @@ def curve_role(res: dict) -> tuple[str, str, str]:
         tag = " +search" if c.get("search") else ""
         return f"vq:{c.get('model')}{tag}", f"rate:{c.get('modulation')} {c.get('code')}", "fixed"
     if name == "vqcodec best":
-        return "vqcodec best", "solid", "oracle"
+        return f"vqcodec best{' +search' if model.get('search') else ''}", "solid", "oracle"
     if model.get("kind") == "deepjscc":
         return f"jscc:{name}", "solid", "main"
     code = res.get("channel", {}).get("code") or "none"

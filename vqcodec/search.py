@@ -28,7 +28,8 @@ This is analysis-by-synthesis (as in CELP speech coding, Schroeder & Atal, ICASS
 learned synthesis filter; for learned image codecs the same idea is encoder-side latent
 refinement at test time (e.g. Campos et al., "Content adaptive optimization for neural image
 compression", CVPR workshops 2019; Yang et al., "Improving inference for neural image compression",
-NeurIPS 2020), here over discrete indices with no gradient.
+NeurIPS 2020), here over discrete indices: the gradient only proposes candidates (``guided``),
+the exact decoded error chooses among them.
 """
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ class SearchConfig:
         try:
             kw["candidates"] = int(head)
             for item in rest:
-                key, sep, value = item.partition("=")
+                key, sep, value = (t.strip() for t in item.partition("="))
                 if not sep or key not in ("guided", "spacing", "sweeps") or key in kw:
                     raise ValueError(item)
                 kw[key] = int(value)
@@ -125,12 +126,12 @@ def _code_gradient(model: VQVAE, grid: torch.Tensor, target: torch.Tensor, preci
         with autocast(precision, target.device):
             err = (model.decode_embeddings(e).float() - target).pow(2).sum()
         (g,) = torch.autograd.grad(err, e)
-    return float(err), g[0].permute(1, 2, 0)
+    return float(err.detach()), g[0].permute(1, 2, 0)
 
 
 def _curvature(model: VQVAE, z: torch.Tensor, grid: torch.Tensor, target: torch.Tensor, precision: str,
                lattice: int = 11) -> float:
-    """lam of the quadratic error model: the decoder's mean curvature along codeword steps,
+    """lam of the quadratic error model (half the error's mean second derivative along codeword steps),
     (E(e + delta) - E(e) - G . delta) / |delta|^2 with delta moving every ``lattice``-th site (both
     ways) of stage 0 to its second-nearest codeword (sites far apart, so their cross terms mostly
     cancel). At least 1e-6: the model must penalise distance."""

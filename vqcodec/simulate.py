@@ -214,7 +214,7 @@ def _rgb_array(name, arr) -> np.ndarray:
 
 
 def encode_images(codec: Codec, images=None, with_ms_ssim: bool = True,
-                  progress: Callable[[int, int], None] | None = None) -> tuple[list[EncodedImage], dict]:
+                  progress: Callable[[float, int], None] | None = None) -> tuple[list[EncodedImage], dict]:
     """Encode a set of images: ``None`` (the scikit-image sample photos), a folder or file path,
     a list of paths, or a mapping ``{name: uint8 array (H, W, 3)}``. Returns the encoded images
     and the results file's ``images`` object. ``progress(done, total)`` after each image, and with

@@ -44,7 +44,8 @@ def load(model=None, *, checkpoint=None, weights=None, device: str = "cpu", prec
     (``vqcodec.wrap(module, ...)``; ``vqcodec.protocol``), or your own vqcodec ``checkpoint``. ``device``: cpu, cuda or auto;
     ``precision``: auto (bf16 on a CPU with bf16 instructions, else fp32), fp32, bf16, or fp16
     (CUDA); ``codec.precision`` is the one in use. ``search``: the encoder-side index search
-    (``vqcodec.search.SearchConfig``, or a number of candidates per site; None or 1: off)."""
+    (``vqcodec.search.SearchConfig``, a number of nearest candidates per site, or a setting as the
+    command line writes it, ``"4,guided=3,spacing=7,sweeps=5"``; None or 1: off)."""
     return load_codec(model, None if checkpoint is None else str(checkpoint), device, precision, search, weights)
 
 
@@ -353,9 +354,9 @@ def best_sweep(channel: str, values, *, models: Sequence | str = ("f4-k256",), c
             label = f"{model}{' +search' if search_cfg else ''} {mod} {code} {recv}"
             if on_configuration:
                 on_configuration(i, len(plans), label)
-            if model not in encoded:
-                encoded[model] = exp.encode(images, progress=on_encode)
-            res = exp.run(*encoded[model], executor=executor)[0]
+            if (model, search_cfg) not in encoded:  # two codecs of one model may search differently
+                encoded[model, search_cfg] = exp.encode(images, progress=on_encode)
+            res = exp.run(*encoded[model, search_cfg], executor=executor)[0]
             res["label"] = label
             res["configuration"] = {"model": model, "modulation": mod, "code": code, "receiver": recv,
                                     **({"search": search_cfg.to_dict()} if search_cfg else {})}
@@ -366,14 +367,17 @@ def best_sweep(channel: str, values, *, models: Sequence | str = ("f4-k256",), c
         if own and hasattr(executor, "close"):
             executor.close()
     first = curves[0]
+    searches = {c.name: c.search.to_dict() for c in codecs if c.search is not None}
+    tag = " +search" if searches else ""
     best = new_results(
         name=name, description=f"vqcodec best: per point the (model, modulation, code) with the highest mean "
                                 f"PSNR among {len(curves)} that fill cbr {ratio} (oracle)",
-        seed=seed, model={"name": "vqcodec best", "models": list(models), "precision": first["model"]["precision"]},
+        seed=seed, model={"name": "vqcodec best", "models": list(models), "precision": first["model"]["precision"],
+                          **({"search": searches} if searches else {})},
         images=first["images"],
         channel={k: v for k, v in first["channel"].items() if k not in ("modulation", "code")},
         receiver="best soft", points=envelope_points(curves, labels),
-        extra={"label": f"vqcodec best (oracle over {len(curves)} configurations)", "cbr": str(ratio),
+        extra={"label": f"vqcodec best{tag} (oracle over {len(curves)} configurations)", "cbr": str(ratio),
                "style": {"ls": "-", "marker": "s"}})
     if json_out:
         save_results(json_out, curves + [best])
