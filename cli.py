@@ -22,6 +22,7 @@ from vqcodec.commands.common import (
     cluster_options,
     codec_options,
     echo_precision,
+    encode_bar,
     fail,
     flag,
     given,
@@ -193,7 +194,7 @@ def eval_cmd(model, checkpoint, weights, device, precision, search, images, entr
     echo_precision(codec, precision)
     with bars() as show:
         ev = api.evaluate(codec, images, entropy=entropy, progressive=progressive,
-                          progress=lambda done, total: (total >= 3 or search is not None) and show("encode", done, total, unit="img"))
+                          progress=encode_bar(show, search))
     (point,) = ev.results["points"]
     click.echo(f"{'image':<24} {'size':>10} {'bpp':>7} {'PSNR dB':>8} {'MS-SSIM':>8}")
     for e, pi in zip(ev.images, point["per_image"]):
@@ -281,7 +282,7 @@ def _run_sweep(command, opts):
     try:
         with bars() as show:
             results = run(**opts, on_plan=plan.append,
-                          on_encode=lambda done, total: (total >= 3 or opts.get("search") is not None) and show("encode", done, total, unit="img"),
+                          on_encode=encode_bar(show, opts.get("search")),
                           on_trial=on_trial,
                           on_baseline=lambda done, total, label: show("baselines", done, total, label, "point"),
                           on_results=lambda curves: _print_table(curves, plan[0].param))
@@ -350,7 +351,7 @@ def best(kind, snr_db, cbr, models, min_rate, block_bits, images, precision, sea
                                  min_trials=min_trials, ci=ci, seed=seed, with_ms_ssim=with_ms_ssim,
                                  min_rate=min_rate, workers=workers, precision=precision, search=search,
                                  on_configuration=lambda i, n, label: show("configurations", i, n, label, "config"),
-                                 on_encode=lambda done, total: (total >= 3 or search is not None) and show("encode", done, total, unit="img"),
+                                 on_encode=encode_bar(show, search),
                                  json_out=json_out, overwrite=overwrite, **given(block_bits=block_bits))
     grid = [pt["param"] for pt in results[0]["points"]]
     click.echo(f"precision {results[0]['model']['precision']} ({'auto' if precision == 'auto' else '--precision'})")

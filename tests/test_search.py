@@ -6,7 +6,14 @@ import torch
 from conftest import tiny_config
 
 from vqcodec.model import VQVAE
-from vqcodec.search import SearchConfig, _curvature, _stage_candidates, guided_candidates, search_indices
+from vqcodec.search import (
+    SearchConfig,
+    _code_gradient,
+    _curvature,
+    _stage_candidates,
+    guided_candidates,
+    search_indices,
+)
 
 
 def _model(stages: int = 1) -> VQVAE:
@@ -132,7 +139,7 @@ def test_the_curvature_is_exact_for_a_decoder_linear_in_the_code_vectors():
     with torch.no_grad():
         z = m.encoder(x)[0].permute(1, 2, 0).float()
         grid = m.quantizer.nearest(z.reshape(-1, 4)).view(1, 12, 12)
-        lam = _curvature(m, z, grid, target, "fp32", lattice=3)
+        lam = _curvature(m, z, grid, target, "fp32", *_code_gradient(m, grid, target, "fp32"), lattice=3)
         second = _stage_candidates(m, z, grid, 0, 2)[..., 1]
         cb = m.codebook
         num = den = 0.0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vqcodec.results import ResultsError, metrics_in
+from vqcodec.results import ResultsError, metrics_in, search_tag
 
 METRIC_LABELS = {
     "psnr": "PSNR (dB, RGB)",
@@ -55,8 +55,7 @@ def curve_label(res: dict) -> str:
     label = res.get("label")
     if label:
         return label
-    search = " +search" if res["model"].get("search") else ""  # the encoder-side index search
-    return f"{res['model'].get('name', '?')}{search} · {res['receiver']}"
+    return f"{res['model'].get('name', '?')}{search_tag(res['model'].get('search'))} · {res['receiver']}"
 
 
 def budget_caption(results: Sequence[dict]) -> str:
@@ -95,14 +94,13 @@ def curve_role(res: dict) -> tuple[str, str, str]:
         return key, f"rate:{model.get('rate', name)}", "fixed"
     if res.get("configuration"):  # one configuration of `vqcodec best`
         c = res["configuration"]
-        tag = " +search" if c.get("search") else ""
-        return f"vq:{c.get('model')}{tag}", f"rate:{c.get('modulation')} {c.get('code')}", "fixed"
+        return f"vq:{c.get('model')}{search_tag(c.get('search'))}", f"rate:{c.get('modulation')} {c.get('code')}", "fixed"
     if name == "vqcodec best":
-        return f"vqcodec best{' +search' if model.get('search') else ''}", "solid", "oracle"
+        return f"vqcodec best{search_tag(model.get('search'))}", "solid", "oracle"
     if model.get("kind") == "deepjscc":
         return f"jscc:{name}", "solid", "main"
     code = res.get("channel", {}).get("code") or "none"
-    key = f"vq:{name}{' +search' if model.get('search') else ''} · {res.get('receiver')}"
+    key = f"vq:{name}{search_tag(model.get('search'))} · {res.get('receiver')}"
     return key, "solid" if code == "none" else f"rate:{code}", "main"
 
 

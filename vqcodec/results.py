@@ -168,6 +168,12 @@ def _check_point(p, where: str) -> None:
             raise ResultsError(f"{where}: point count {k!r} must be a non-negative integer, got {str(v)[:40]}")
 
 
+def search_tag(search) -> str:
+    """' +search' for a curve whose encoder used the encoder-side index search (a results file's
+    ``model.search`` or a configuration's ``search``), else ''."""
+    return " +search" if search else ""
+
+
 def clean_results(results: list[dict]) -> list[dict]:
     """The clean-channel results (channel kind 'none') whose first point has a bpp and a PSNR: what
     a rate-distortion plot and an export draw on; a ResultsError when there is none."""

@@ -76,8 +76,6 @@ class SearchConfig:
         """A setting as the command line writes it: ``N`` (N nearest candidates, the other settings
         at their defaults) or ``N,key=value,...`` with keys guided, spacing, sweeps (e.g.
         ``4,guided=3,spacing=7,sweeps=5``). None for ``1`` (no search)."""
-        if isinstance(text, int) and not isinstance(text, bool):
-            text = str(text)
         head, *rest = [t.strip() for t in str(text).split(",")]
         kw = {}
         try:
@@ -130,12 +128,12 @@ def _code_gradient(model: VQVAE, grid: torch.Tensor, target: torch.Tensor, preci
 
 
 def _curvature(model: VQVAE, z: torch.Tensor, grid: torch.Tensor, target: torch.Tensor, precision: str,
-               lattice: int = 11) -> float:
+               err: float, g: torch.Tensor, lattice: int = 11) -> float:
     """lam of the quadratic error model (half the error's mean second derivative along codeword steps),
     (E(e + delta) - E(e) - G . delta) / |delta|^2 with delta moving every ``lattice``-th site (both
     ways) of stage 0 to its second-nearest codeword (sites far apart, so their cross terms mostly
-    cancel). At least 1e-6: the model must penalise distance."""
-    err, g = _code_gradient(model, grid, target, precision)
+    cancel); ``err``, ``g``: ``_code_gradient`` at ``grid``. At least 1e-6: the model must penalise
+    distance."""
     h, w = grid.shape[1:]
     second = _stage_candidates(model, z, grid, 0, 2)[..., -1]
     mask = torch.zeros((h, w), dtype=torch.bool, device=grid.device)
@@ -190,15 +188,20 @@ def search_indices(model: VQVAE, x: torch.Tensor, cfg: SearchConfig = SearchConf
             return float(_window_error(model, g[None], target, 1).sum())
 
     best_err = image_error(grid)
-    lam = _curvature(model, z, grid, target, precision) if cfg.guided else 0.0
+    grad = lam = None
+    if cfg.guided:
+        err0, grad = _code_gradient(model, grid, target, precision)
+        lam = _curvature(model, z, grid, target, precision, err0, grad)
     for _ in range(cfg.sweeps):
         before = grid.clone()
         for s in range(S):
             cand = _stage_candidates(model, z, grid, s, cfg.candidates)
             if cfg.guided:
-                grad = _code_gradient(model, grid, target, precision)[1]
+                if grad is None:  # the grid has changed since the last gradient
+                    grad = _code_gradient(model, grid, target, precision)[1]
                 more = guided_candidates(model.quantizers[s].embedding, grid[s], grad, lam, cfg.guided)
                 cand = torch.cat([cand, more], -1)
+                grad = None
             # a candidate already tried at this site (a guided one among the nearest): not again
             repeat = torch.stack([(cand[..., j:j + 1] == cand[..., :j]).any(-1) for j in range(cand.shape[-1])], -1)
             for oy in range(n):

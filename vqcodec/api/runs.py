@@ -24,7 +24,7 @@ from vqcodec.links import CodedLink, budget_configurations, parse_code, stream_c
 from vqcodec.plot import plot_curves
 from vqcodec.precision import on_cpu
 from vqcodec.receivers import check_receivers, default_receivers
-from vqcodec.results import ResultsError, envelope_points, new_results, read_results, write_results
+from vqcodec.results import ResultsError, envelope_points, new_results, read_results, search_tag, write_results
 from vqcodec.simulate import EncodedImage, StopRule, encode_images
 from vqcodec.simulate import sweep as run_sweep
 from vqcodec.zoo import Codec, available, load_codec
@@ -351,7 +351,7 @@ def best_sweep(channel: str, values, *, models: Sequence | str = ("f4-k256",), c
     executor = executor_for(workers, None) if own else executor
     try:
         for i, (model, search_cfg, mod, code, recv, exp) in enumerate(plans):
-            label = f"{model}{' +search' if search_cfg else ''} {mod} {code} {recv}"
+            label = f"{model}{search_tag(search_cfg)} {mod} {code} {recv}"
             if on_configuration:
                 on_configuration(i, len(plans), label)
             if (model, search_cfg) not in encoded:  # two codecs of one model may search differently
@@ -368,7 +368,6 @@ def best_sweep(channel: str, values, *, models: Sequence | str = ("f4-k256",), c
             executor.close()
     first = curves[0]
     searches = {c.name: c.search.to_dict() for c in codecs if c.search is not None}
-    tag = " +search" if searches else ""
     best = new_results(
         name=name, description=f"vqcodec best: per point the (model, modulation, code) with the highest mean "
                                 f"PSNR among {len(curves)} that fill cbr {ratio} (oracle)",
@@ -377,7 +376,7 @@ def best_sweep(channel: str, values, *, models: Sequence | str = ("f4-k256",), c
         images=first["images"],
         channel={k: v for k, v in first["channel"].items() if k not in ("modulation", "code")},
         receiver="best soft", points=envelope_points(curves, labels),
-        extra={"label": f"vqcodec best{tag} (oracle over {len(curves)} configurations)", "cbr": str(ratio),
+        extra={"label": f"vqcodec best{search_tag(searches)} (oracle over {len(curves)} configurations)", "cbr": str(ratio),
                "style": {"ls": "-", "marker": "s"}})
     if json_out:
         save_results(json_out, curves + [best])

@@ -169,6 +169,12 @@ def echo_precision(codec, requested) -> None:
     click.echo(f"precision {codec.precision} ({why})")
 
 
+def encode_bar(show, search):
+    """The ``progress(done, total)`` of encoding: an "encode" bar for three images or more, and for
+    any number while the encoder-side ``search`` (minutes per image) runs."""
+    return lambda done, total: (total >= 3 or search is not None) and show("encode", done, total, unit="img")
+
+
 def _search_setting(ctx, param, value):
     from vqcodec import api
 
