@@ -187,6 +187,43 @@ def test_staged_code_length_is_the_sum_over_stages_with_the_earlier_stage_as_con
     assert entropy.code_length(g, cm) == pytest.approx(want, rel=1e-9)
 
 
+@pytest.mark.parametrize("S", [1, 3])
+def test_dependents_are_exactly_the_sites_whose_code_length_an_index_changes(S):
+    """Change one index and recompute every site's code length (site_bits over the whole grid):
+    the sites that changed are the site and its dependents, no more, no fewer."""
+    cm = _staged(S=S) if S > 1 else _learned()
+    rng = np.random.default_rng(5)
+    h, w = 9, 11
+    g = _stage_maps(rng, cm.K, S, h, w)
+    rows, cols = (a.ravel() for a in np.indices((h, w)))
+
+    def per_site(maps):
+        return np.stack([entropy.site_bits(maps, cm, t, rows, cols).reshape(h, w) for t in range(S)])
+
+    base = per_site(g)
+    for stage, i, j in [(0, 4, 5), (S - 1, 0, 0), (S // 2, 8, 10), (0, 2, 9)]:
+        moved = g.copy()
+        moved[stage, i, j] = (g[stage, i, j] + 1 + rng.integers(cm.K - 1)) % cm.K
+        changed = {tuple(int(v) for v in t) for t in np.argwhere(np.abs(per_site(moved) - base) > 1e-9)}
+        want = {(stage + ds, i + di, j + dj) for ds, di, dj in entropy.dependents(cm, stage)
+                if 0 <= i + di < h and 0 <= j + dj < w}
+        assert changed == want
+    assert entropy.dependents(cm, 0)[0] == (0, 0, 0)
+    assert len(entropy.dependents(cm, S - 1)) == 1 + len(entropy.LEARNED_OFFSETS)  # no later stage looks at it
+
+
+def test_site_bits_sum_to_the_code_length_of_the_coding_order(any_model):
+    """site_bits needs no coding order (the grid is known): summed over all sites it is the sum of
+    -log2 P over the wavefronts, the stream's ideal length."""
+    rng = np.random.default_rng(2)
+    g = _markov_grid(rng, any_model.K, 13, 17)
+    want = 0.0
+    for rows, cols in entropy.wavefront(13, 17, any_model.slope):
+        logp = any_model.log_probabilities(entropy._neighbours(g[None], 0, rows, cols, any_model.offsets))
+        want -= logp[np.arange(rows.size), g[rows, cols]].sum() / np.log(2)
+    assert entropy.code_length(g, any_model) == pytest.approx(want, rel=1e-12)
+
+
 @settings(max_examples=15, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 10), st.integers(1, 10), st.integers(0, 2 ** 31))
 def test_staged_round_trip_is_bit_exact(S, h, w, seed):
@@ -456,3 +493,31 @@ def _umask():
     m = os.umask(0o022)
     os.umask(m)
     return m
+
+
+def test_a_rate_weighted_search_writes_smaller_files_that_still_decode(prepared_checkpoint, image_dir, tmp_path):
+    """``--search N,rate=R`` with ``--entropy``: the search weighs the coder's code length, so the
+    file is smaller than the same search's without it, and decodes to the indices it encoded."""
+    import json
+
+    from click.testing import CliRunner
+
+    from cli import main
+
+    image = sorted(image_dir.iterdir())[0]
+    sizes = {}
+    for search in ("3", "3,rate=2"):
+        out = tmp_path / f"{search}.vqc"
+        r = CliRunner().invoke(main, ["encode", "--checkpoint", str(prepared_checkpoint), str(image), "-o", str(out),
+                                      "--entropy", "--search", search])
+        assert r.exit_code == 0, r.output
+        sizes[search] = out.stat().st_size
+        r = CliRunner().invoke(main, ["decode", str(out), "-o", str(tmp_path / f"{search}.png"),
+                                      "--checkpoint", str(prepared_checkpoint)])
+        assert r.exit_code == 0, r.output  # the stream decodes and its CRC matches
+    assert sizes["3,rate=2"] < sizes["3"]
+    res = tmp_path / "r.json"
+    r = CliRunner().invoke(main, ["eval", "--checkpoint", str(prepared_checkpoint), "--images", str(image_dir),
+                                  "--entropy", "--search", "3,rate=1", "--json", str(res)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(res.read_text())["model"]["search"]["rate"] == 1.0

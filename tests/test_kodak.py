@@ -60,14 +60,14 @@ def test_entropy_coded_files_match_the_readme_and_the_model_code_length(name, bp
     # its payload is within 1% of the model's code length
     from vqcodec import entropy
     from vqcodec.bits import parse_index_file
-    from vqcodec.simulate import clean_point, context_model, index_file
+    from vqcodec.simulate import clean_point, index_file
 
     codec = vq.load(name)
     encoded, _ = vq.encode(codec, KODAK)
     pt = clean_point(codec, encoded, entropy=True)
     assert pt["bpp"] == pytest.approx(bpp, abs=0.0005)
     assert pt["psnr"]["mean"] == pytest.approx(db, abs=0.005)
-    cm = context_model(codec)
+    cm = codec.coder_model()
     assert cm.kind == "learned"
     for e in encoded[:3]:
         payload, header = parse_index_file(index_file(codec, e, entropy=True))

@@ -10,6 +10,7 @@ from vqcodec.search import (
     SearchConfig,
     _code_gradient,
     _curvature,
+    _rates,
     _stage_candidates,
     guided_candidates,
     search_indices,
@@ -183,7 +184,10 @@ def test_search_settings_parse_as_the_command_line_writes_them():
     assert SearchConfig.parse("4, guided = 3") == SearchConfig(candidates=4, guided=3)
     assert SearchConfig(candidates=4).to_dict() == {"candidates": 4, "spacing": 5, "sweeps": 2}
     assert SearchConfig(4, guided=2).to_dict()["guided"] == 2
-    for bad in ("x", "4,guided", "4,foo=1", "4,guided=1,guided=2", "4,spacing=6", "0", "4,guided=-1", ""):
+    assert SearchConfig.parse("4,rate=1.5") == SearchConfig(candidates=4, rate=1.5)
+    assert SearchConfig(4, rate=1).to_dict()["rate"] == 1.0 and "rate" not in SearchConfig(4).to_dict()
+    for bad in ("x", "4,guided", "4,foo=1", "4,guided=1,guided=2", "4,spacing=6", "0", "4,guided=-1", "",
+                "4,rate=-1", "4,rate=nan", "4,rate=x", "4,rate=inf"):
         with pytest.raises(ValueError, match="search"):
             SearchConfig.parse(bad)
 
@@ -199,3 +203,85 @@ def test_encoding_with_a_search_reports_progress_within_each_image(tiny_checkpoi
     assert seen[-1] == (n, n) and all(t == n for _, t in seen)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert len({d for d, _ in seen if d != int(d)}) >= n  # fractions within every image, not only per image
+
+
+def _context(K=16, S=1, seed=0):
+    """A random learned-style context model (a staged one for S > 1) of K indices."""
+    import numpy as np
+
+    from vqcodec import entropy
+
+    rng = np.random.default_rng(seed)
+    parts = []
+    for s in range(S):
+        offs = entropy.LEARNED_OFFSETS + (entropy.CROSS_OFFSETS if s else ())
+        parts.append(entropy.ContextModel.from_factors(rng.normal(0, 1.5, K), rng.normal(0, 1, (len(offs), K, 3)),
+                                                       rng.normal(0, 1, (K, 3)), offs))
+    return entropy.coder_model(parts)
+
+
+@pytest.mark.parametrize("S", [1, 2])
+def test_the_rate_of_a_site_is_its_share_of_the_code_length(S):
+    """_rates: moving one site's index changes the grid's code length by exactly the change of the
+    bits _rates attributes to that site (the code lengths that depend on it)."""
+    import numpy as np
+
+    from vqcodec.entropy import code_length
+
+    cm = _context(S=S)
+    rng = np.random.default_rng(1)
+    g = rng.integers(0, 16, (S, 10, 12))
+    rows, cols = np.array([0, 4, 9, 9]), np.array([0, 6, 11, 2])
+
+    def whole(maps):
+        return code_length(maps if S > 1 else maps[0], cm)
+
+    for stage in range(S):
+        trial = g.copy()
+        trial[stage, rows, cols] = (g[stage, rows, cols] + 5) % 16
+        r = _rates(cm, np.stack([g, g, trial]), stage, rows, cols)
+        assert np.array_equal(r[0], r[1])  # an unchanged trial: the current grid's bits
+        for n in range(rows.size):
+            one = g.copy()
+            one[stage, rows[n], cols[n]] = trial[stage, rows[n], cols[n]]
+            assert r[2, n] - r[0, n] == pytest.approx(whole(one) - whole(g), abs=1e-9)
+
+
+@pytest.mark.parametrize("stages", [1, 2])
+def test_a_rate_weight_trades_pixel_error_for_code_length(stages):
+    """Against the same search without it: fewer bits, more pixel error, and a lower total error +
+    lam_R bits than the nearest-codeword grid's."""
+    from vqcodec.entropy import code_length
+
+    m = _model(stages)
+    cm = _context(S=stages)
+    x = torch.rand(1, 3, 29, 35)
+
+    def bits(idx):
+        g = idx.numpy().reshape(stages, *idx.shape[-2:]).astype("int64")
+        return code_length(g if stages > 1 else g[0], cm)
+
+    nn = m.encode(x)
+    plain = search_indices(m, x, SearchConfig(candidates=4, spacing=3, sweeps=2))
+    light = search_indices(m, x, SearchConfig(candidates=4, spacing=3, sweeps=2, rate=1.0), context=cm)
+    assert bits(light) < 0.8 * min(bits(plain), bits(nn))
+    assert _err(m, plain, x) <= _err(m, light, x)
+    lam = 1.0 * _err(m, nn, x) / bits(nn)  # _err is a mean: the same ratio as the search's sums
+    assert _err(m, light, x) + lam * bits(light) < _err(m, nn, x) + lam * bits(nn)
+    with pytest.raises(ValueError, match="context model"):
+        search_indices(m, x, SearchConfig(candidates=4, rate=1.0))
+
+
+def test_a_rate_search_is_refused_where_indices_go_fixed_length(tiny_checkpoint, image_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from cli import main
+
+    args = ["--checkpoint", str(tiny_checkpoint), "--images", str(image_dir), "--search", "3,rate=1"]
+    r = CliRunner().invoke(main, ["eval", *args])
+    assert r.exit_code != 0 and "Traceback" not in r.output and "--entropy" in r.output
+    r = CliRunner().invoke(main, ["sweep", *args, "--channel", "bsc", "--p", "0.01", "--trials", "1",
+                                  "--json", str(tmp_path / "s.json")])
+    assert r.exit_code != 0 and "Traceback" not in r.output and "fixed-length" in r.output
+    r = CliRunner().invoke(main, ["eval", *args, "--entropy"])  # no prior, no context model: said so
+    assert r.exit_code == 1 and "Traceback" not in r.output and "index prior" in r.output

@@ -29,6 +29,8 @@ def test_shipped_suites_validate():
     ({"receivers": [{"a": 1}]}, "'receivers' must be a list of strings"),
     ({"figure": [1, 2]}, "'figure' must be a list of strings"),
     ({"channel_params": {"burst_length": [1]}}, "channel_params.burst_length must be"),
+    ({"search": "4"}, "'search' is a key of rd suites"),
+    ({"kind": "rd", "search": "4,rate=-1"}, "search rate"),
 ])
 def test_bad_suites(patch, needle):
     base = {"name": "t", "description": "d", "kind": "sweep", "images": "samples", "models": ["f4-k256"],
@@ -198,3 +200,18 @@ def test_link_suite_adds_modulation_oracles_deepjscc_vqcodec_best_and_anchors(tm
              "channel": "awgn", "grid": [1.0], "cbr": "1/12", **bad}
         with pytest.raises(S.SuiteError, match=needle):
             S.validate(d)
+
+
+def test_an_rd_suite_with_a_rate_search_codes_one_encoding_both_ways(tiny_zoo, image_dir, tmp_path):
+    """``search`` in an rd suite: each model is encoded once with it; its fixed-length and
+    entropy-coded points share the indices (same PSNR) and say so (that the rate-weighted search
+    makes smaller files: test_entropy)."""
+    st = S.validate({"name": "trd", "description": "d", "kind": "rd", "images": str(image_dir),
+                     "models": ["tiny"], "entropy": True, "baselines": ["jpeg"], "search": "2,rate=1"})
+    fixed, coded = [r for r in S.run_rd_suite(st, tmp_path) if r["model"]["name"] == "tiny"]
+    assert [fixed["points"][0]["coding"], coded["points"][0]["coding"]] == ["fixed", "ans-causal"]
+    assert fixed["model"]["search"] == coded["model"]["search"] == {"candidates": 2, "spacing": 5, "sweeps": 2,
+                                                                      "rate": 1.0}
+    assert fixed["points"][0]["psnr"]["mean"] == coded["points"][0]["psnr"]["mean"]
+    rows, summary = S.rd_table(S.read_results(tmp_path / "results.json"))
+    assert {r["coding"] for r in rows} == {"fixed", "ans-causal"}

@@ -98,6 +98,12 @@ class ContextModel:
             self._tables = self._check(np.asarray(self._tables()))
         return np.asarray(self._tables)
 
+    @functools.cached_property
+    def _padded(self) -> np.ndarray:
+        """The tables with a row of zeros appended: index -1 (no neighbour) adds nothing."""
+        t = self.tables
+        return np.concatenate([t, np.zeros((t.shape[0], 1, t.shape[2]), t.dtype)], axis=1)
+
     @classmethod
     def from_prior(cls, prior: IndexPrior, beta: float = DEFAULT_BETA) -> ContextModel:
         """log P(x | l, u) = log P(x) + beta (PMI_h(l, x) + PMI_v(u, x)) - log Z: the product of
@@ -127,11 +133,10 @@ class ContextModel:
         """(n, K) natural-log probabilities of the next index given its neighbours (n, offsets),
         -1 where a neighbour is missing."""
         nb = np.asarray(neighbours, dtype=np.int64)
-        tables = self.tables
+        tables = self._padded
         logits = np.broadcast_to(self.bias, (nb.shape[0], self.K)).copy()
         for k in range(len(self.offsets)):
-            has = nb[:, k] >= 0
-            logits[has] += tables[k][nb[has, k]]
+            logits += tables[k][nb[:, k]]  # -1 (no neighbour): the zero row, x + 0.0 == x exactly
         logits -= logits.max(axis=1, keepdims=True)
         logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
         return logits
@@ -237,14 +242,33 @@ def _steps(model, h: int, w: int):
             yield s, m, rows, cols
 
 
+def site_bits(maps: np.ndarray, model: ContextModel | StagedContextModel, stage: int, rows: np.ndarray,
+              cols: np.ndarray) -> np.ndarray:
+    """-log2 P(x | neighbours) of the indices of ``stage`` at (rows, cols) of the int64 maps (S, h, w)
+    (a whole grid is known, so no coding order is needed: any set of sites at once)."""
+    m = _stage_models(model)[stage]
+    logp = m.log_probabilities(_neighbours(maps, stage, rows, cols, m.offsets))
+    return -logp[np.arange(rows.size), maps[stage, rows, cols]] / np.log(2.0)
+
+
+def dependents(model: ContextModel | StagedContextModel, stage: int) -> list[tuple[int, int, int]]:
+    """(stage, row, column) offsets from a site of ``stage`` to every site whose code length
+    depends on its index: the site itself, (0, 0, 0), first; then the sites (of its stage or a later
+    one) that have it among their neighbours."""
+    out = [(0, 0, 0)]
+    for t, m in enumerate(_stage_models(model)):
+        for o in m.offsets:
+            ds, di, dj = full_offset(o)
+            if t + ds == stage:
+                out.append((t - stage, -di, -dj))
+    return out
+
+
 def code_length(grid, model: ContextModel | StagedContextModel) -> float:
     """The model's ideal code length of ``grid`` in bits: the sum of -log2 P(x | neighbours)."""
     g = _check_grid(grid, model)
-    total = 0.0
-    for s, m, rows, cols in _steps(model, *g.shape[1:]):
-        logp = m.log_probabilities(_neighbours(g, s, rows, cols, m.offsets))
-        total -= logp[np.arange(rows.size), g[s, rows, cols]].sum()
-    return total / np.log(2.0)
+    rows, cols = (a.ravel() for a in np.indices(g.shape[1:]))
+    return float(sum(site_bits(g, model, s, rows, cols).sum() for s in range(g.shape[0])))
 
 
 def _family():

@@ -22,7 +22,15 @@ with the same decoder, at the cost of encoding time:
   ``spacing`` x ``spacing`` window of sites around it. Windows of one group do not overlap, so
   a site's choice is judged on the pixels it mostly affects; the few pixels further away that the
   decoder's receptive field reaches are the approximation;
-* ``sweeps`` passes over all groups (and stages).
+* ``sweeps`` passes over all groups (and stages);
+* for entropy-coded files, ``rate`` > 0 makes it a rate-distortion search: each candidate is
+  judged by its window's squared error plus lam_R times the bits of every code length that its
+  index enters under the entropy coder's context model (its own and those of the later sites that
+  have it as a neighbour, ``vqcodec.entropy.dependents``: exact for one site, the others fixed).
+  lam_R = rate x error / bits of the nearest-codeword grid, so ``rate`` is unit-free: at 1, a 1%
+  smaller file is worth a 1% larger squared error. This is the rate-distortion optimised
+  quantisation of classical coders (trellis quantisation in JPEG and H.264 encoders), with a
+  learned decoder and a learned context model.
 
 This is analysis-by-synthesis (as in CELP speech coding, Schroeder & Atal, ICASSP 1985) with a
 learned synthesis filter; for learned image codecs the same idea is encoder-side latent
@@ -35,9 +43,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vqcodec.entropy import code_length, dependents, site_bits
 from vqcodec.images import pad_tensor
 from vqcodec.model import VQVAE
 from vqcodec.precision import autocast
@@ -51,12 +61,17 @@ class SearchConfig:
     spacing: int = 5  # sites of one group lie this far apart; each is judged on its spacing^2 window
     sweeps: int = 2  # passes over all groups and stages
     guided: int = 0  # more candidates per site and stage, chosen by the decoder's gradient each sweep
+    rate: float = 0.0  # weight of the entropy coder's code length against the squared error (0: error only)
 
     def __post_init__(self) -> None:
         for name, lo, hi in (("candidates", 1, 64), ("spacing", 1, 15), ("sweeps", 1, 16), ("guided", 0, 64)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                 raise ValueError(f"search {name} must be an integer in [{lo}, {hi}], got {v!r}")
+        r = self.rate
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0.0 <= r <= 16.0:
+            raise ValueError(f"search rate must be a number in [0, 16], got {r!r}")
+        object.__setattr__(self, "rate", float(r))
         if self.spacing % 2 == 0:
             raise ValueError(f"search spacing must be odd (a window centred on its site), got {self.spacing}")
 
@@ -67,26 +82,27 @@ class SearchConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        if not self.guided:  # results written before guided candidates existed stay comparable
-            del d["guided"]
+        for key in ("guided", "rate"):  # results written before these existed stay comparable
+            if not d[key]:
+                del d[key]
         return d
 
     @classmethod
     def parse(cls, text) -> SearchConfig | None:
         """A setting as the command line writes it: ``N`` (N nearest candidates, the other settings
-        at their defaults) or ``N,key=value,...`` with keys guided, spacing, sweeps (e.g.
-        ``4,guided=3,spacing=7,sweeps=5``). None for ``1`` (no search)."""
+        at their defaults) or ``N,key=value,...`` with keys guided, spacing, sweeps, rate (e.g.
+        ``4,guided=3,spacing=7,sweeps=5``, ``4,rate=1``). None for ``1`` (no search)."""
         head, *rest = [t.strip() for t in str(text).split(",")]
         kw = {}
         try:
             kw["candidates"] = int(head)
             for item in rest:
                 key, sep, value = (t.strip() for t in item.partition("="))
-                if not sep or key not in ("guided", "spacing", "sweeps") or key in kw:
+                if not sep or key not in ("guided", "spacing", "sweeps", "rate") or key in kw:
                     raise ValueError(item)
-                kw[key] = int(value)
+                kw[key] = float(value) if key == "rate" else int(value)
         except ValueError:
-            raise ValueError(f"search must be N or N,key=value,... with keys guided, spacing, sweeps "
+            raise ValueError(f"search must be N or N,key=value,... with keys guided, spacing, sweeps, rate "
                              f"(e.g. 4,guided=3,spacing=7,sweeps=5), got {text!r}") from None
         cfg = cls(**kw)
         return cfg if cfg.active else None
@@ -162,18 +178,47 @@ def guided_candidates(codebook: torch.Tensor, current: torch.Tensor, grad: torch
     return score.topk(min(k, cb.shape[0]), largest=False).indices
 
 
+def _rates(context, trials: np.ndarray, stage: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(T, n): for each trial grid of ``trials`` (T, S, h, w), the bits of every code length that
+    depends on the index of ``stage`` at site (rows[i], cols[i]) (``entropy.dependents``), summed per
+    site. Trial 0 is the current grid; a later trial's sum is recomputed only where it differs
+    from trial 0 at the site itself."""
+    T, S, h, w = trials.shape
+    out = np.zeros((T, rows.size))
+    changed = [np.ones(rows.size, bool)] + [trials[k, stage, rows, cols] != trials[0, stage, rows, cols]
+                                            for k in range(1, T)]
+    for ds, di, dj in dependents(context, stage):
+        r, c = rows + di, cols + dj
+        ok = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+        for k in range(T):
+            sel = ok & changed[k]
+            if sel.any():
+                out[k, sel] += site_bits(trials[k], context, stage + ds, r[sel], c[sel])
+    for k in range(1, T):
+        out[k, ~changed[k]] = out[0, ~changed[k]]
+    return out
+
+
 @torch.no_grad()
 def search_indices(model: VQVAE, x: torch.Tensor, cfg: SearchConfig = SearchConfig(), *,
-                   precision: str = "fp32", progress=None) -> torch.Tensor:
+                   precision: str = "fp32", progress=None, context=None) -> torch.Tensor:
     """Indices of one image x (1, 3, H, W) in [0, 1], shaped as ``model.encode``'s ((1, h, w), or
     (1, S, h, w)), chosen by the search of the module docstring. The encoder output and the
     candidates are fp32; the trial decodes run at ``precision`` (a resolved one). ``progress(done,
     total)`` after each group. Never worse than the nearest-codeword grid on the measure it
-    minimises, up to the window approximation (a sweep that raised the image's error is undone)."""
+    minimises, up to the window approximation (a sweep that raised the image's error is undone).
+
+    With ``cfg.rate`` > 0 the measure is the squared error plus lam_R times the code length, in bits,
+    of the indices under ``context`` (the entropy coder's model, ``vqcodec.entropy``; required),
+    lam_R = rate x (squared error / code length) of the nearest-codeword grid: a rate-distortion
+    search for entropy-coded files (at the operating point, rate 1 weighs a 1% rate change as much
+    as a 1% error change)."""
     if x.dim() != 4 or x.shape[0] != 1:
         raise ValueError(f"search_indices takes one image (1, 3, H, W), got shape {tuple(x.shape)}")
     if not cfg.active:
         return model.encode(x)
+    if cfg.rate and context is None:
+        raise ValueError("a search with a rate weight needs the entropy coder's context model")
     S = model.stages
     target = pad_tensor(x, model.f)
     with torch.autocast(x.device.type, enabled=False):  # the encoder once: its output gives the start grid too
@@ -187,7 +232,12 @@ def search_indices(model: VQVAE, x: torch.Tensor, cfg: SearchConfig = SearchConf
         with autocast(precision, x.device):
             return float(_window_error(model, g[None], target, 1).sum())
 
+    def bits(g):
+        return code_length(g.cpu().numpy().astype(np.int64)[slice(None) if S > 1 else 0], context) if cfg.rate else 0.0
+
     best_err = image_error(grid)
+    lam_r = cfg.rate * best_err / max(bits(grid), 1.0)
+    best_err += lam_r * bits(grid)
     grad = lam = None
     if cfg.guided:
         err0, grad = _code_gradient(model, grid, target, precision)
@@ -217,13 +267,17 @@ def search_indices(model: VQVAE, x: torch.Tensor, cfg: SearchConfig = SearchConf
                     if len(trials) > 1:
                         with autocast(precision, x.device):
                             errs = _window_error(model, torch.stack(trials), target, n)  # (T, h, w)
+                        if lam_r:
+                            rows, cols = (a.numpy() for a in torch.nonzero(mask.cpu(), as_tuple=True))
+                            r = _rates(context, torch.stack(trials).cpu().numpy().astype(np.int64), s, rows, cols)
+                            errs[:, rows, cols] += lam_r * torch.from_numpy(r).to(errs)
                         pick = torch.where(mask, errs.argmin(0), 0)  # per site: the best trial (0: keep)
                         stacked = torch.stack([t[s] for t in trials])
                         grid[s] = stacked.gather(0, pick[None])[0]
                     done += 1
                     if progress:
                         progress(done, total)
-        err = image_error(grid)
+        err = image_error(grid) + lam_r * bits(grid)
         if err > best_err:  # the window approximation misjudged this sweep: keep the grid before it
             grid = before
             break

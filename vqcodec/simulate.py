@@ -37,10 +37,6 @@ import torch
 from vqcodec.bits import index_file_bytes, indices_to_bits
 from vqcodec.entropy import (
     CODING,
-    DEFAULT_BETA,
-    ContextModel,
-    StagedContextModel,
-    coder_model,
     decode_indices,
     encode_indices,
     indices_crc,
@@ -105,29 +101,6 @@ def decode_images(codec: Codec, decisions: Sequence[Decision], H: int, W: int) -
     return [to_uint8(crop(x[i:i + 1].float(), H, W)) for i in range(len(decisions))]
 
 
-def context_model(codec: Codec, kind: str | None = None) -> ContextModel | StagedContextModel:
-    """The entropy coder's context model of ``codec``: its trained one (``kind`` "learned",
-    ``<stem>.entropy.safetensors``) where it has one, else (or with ``kind`` "prior") the one made
-    from its index prior (single-stage models only: a residual model needs its trained one, one
-    context model per stage)."""
-    if kind is None:
-        kind = "learned" if codec.entropy_model is not None else "prior"
-    if kind == "learned":
-        if codec.entropy_model is None:
-            raise ValueError(f"model {codec.name} has no trained context model (run `vqcodec train-entropy`)")
-        return coder_model(codec.entropy_model)
-    if kind != "prior":
-        raise ValueError(f"unknown context model {kind!r}")
-    S = codec.model.stages
-    if S != 1:  # the prior's pair experts model one index grid, not S stages
-        raise ValueError(f"model {codec.name} has {S} stages; entropy coding of a residual model needs its trained "
-                         "context model (run `vqcodec train-entropy`)")
-    if codec.prior is None:
-        raise ValueError(f"model {codec.name} has no index prior (run `vqcodec prepare`) and no trained context "
-                         "model (`vqcodec train-entropy`), which the entropy coder needs")
-    return ContextModel.from_prior(codec.prior[0], DEFAULT_BETA)
-
-
 def index_file(codec: Codec, enc: EncodedImage, entropy: bool = False) -> bytes:
     """The ``.vqc`` file of an encoded image: fixed-length labels, or with ``entropy`` the ANS
     bitstream of ``vqcodec.entropy`` (its length is the image's real rate)."""
@@ -135,7 +108,7 @@ def index_file(codec: Codec, enc: EncodedImage, entropy: bool = False) -> bytes:
     head = dict(model=codec.name, K=codec.K, height=H, width=W, fingerprint=codec.fingerprint)
     if not entropy:
         return index_file_bytes(enc.indices, **head)
-    cm = context_model(codec)
+    cm = codec.coder_model()
     info = {"context": cm.kind, "model_fingerprint": cm.fingerprint, "crc32": indices_crc(enc.indices)}
     return index_file_bytes(enc.indices, coding=CODING, payload=encode_indices(enc.indices, cm),
                             coding_info=info, **head)
@@ -171,7 +144,7 @@ def _entropy_decode(codec: Codec, payload: bytes, header: dict) -> np.ndarray:
         kind, fp, crc = str(info["context"]), str(info["model_fingerprint"]), int(info["crc32"])
     except (KeyError, TypeError, ValueError, OverflowError):
         raise ValueError("corrupt entropy-coding header") from None
-    cm = context_model(codec, kind)
+    cm = codec.coder_model(kind)
     if cm.fingerprint != fp:
         raise ValueError(f"entropy-coded with a context model other than {codec.name}'s ({kind}; changed "
                          f"since?): fingerprint {fp}, {codec.name} has {cm.fingerprint}")

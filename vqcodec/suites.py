@@ -65,6 +65,7 @@ from vqcodec.precision import PRECISIONS
 from vqcodec.receivers import REGISTRY as RECEIVERS
 from vqcodec.receivers import missing_side_info
 from vqcodec.results import ResultsError, atomic_write_text, envelope_points, new_results, read_results, write_results
+from vqcodec.search import SearchConfig
 from vqcodec.simulate import StopRule, clean_point, encode_image, sweep
 from vqcodec.zoo import REGISTRY as MODELS
 from vqcodec.zoo import load_codec, plugins, resolve_device
@@ -94,7 +95,7 @@ SCHEMA = {  # key: (type, required)
     "batch": (int, False), "repeat": (int, False),
     "cbr": (str, False), "modulations": (list, False), "best_models": (list, False), "jscc_anchors": (list, False),
     "picture": (str, False), "picture_crop": (list, False), "picture_snrs": (list, False),
-    "entropy": (bool, False), "precision": (str, False),
+    "entropy": (bool, False), "precision": (str, False), "search": (str, False),
 }
 KINDS = ("sweep", "rd", "speed")
 
@@ -138,6 +139,7 @@ class Suite:
     # the networks' arithmetic (vqcodec.precision): fp32 by default, so a suite's numbers (and its
     # expected values) are the same on every machine; "auto" or "bf16" to measure the fast path
     precision: str = "fp32"
+    search: str | None = None  # rd: the encoder-side index search of every model (SearchConfig.parse's form)
 
     def images_folder(self):
         """None for the bundled samples, else a folder (``kodak`` = DATASETS / kodak)."""
@@ -202,6 +204,13 @@ def validate(data: dict, where: str = "suite") -> Suite:
         raise SuiteError(f"{where}: precision must be one of {', '.join(PRECISIONS)}, got {data['precision']!r}")
     if data["kind"] not in KINDS:
         raise SuiteError(f"{where}: kind must be one of {', '.join(KINDS)}, got {data['kind']!r}")
+    if "search" in data:
+        if data["kind"] != "rd":
+            raise SuiteError(f"{where}: 'search' is a key of rd suites")
+        try:
+            SearchConfig.parse(data["search"])
+        except ValueError as exc:
+            raise SuiteError(f"{where}: {exc}") from None
     if not data["models"]:
         raise SuiteError(f"{where}: 'models' is empty")
 
@@ -458,17 +467,23 @@ def jscc_anchor_points(suite: Suite) -> list[dict]:
 def run_rd_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | None = None) -> list[dict]:
     paths = list_images(suite.images_folder())
     img_desc = {"source": suite.images, "count": len(paths)}
-    out = []
-    for coded in (False, True) if suite.entropy else (False,):
-        for model in suite.models:
-            codec = load_codec(model, precision=suite.precision)
-            pt = clean_point(codec, [encode_image(codec, p) for p in paths], entropy=coded)
-            out.append(new_results(name=suite.name, description=f"clean channel, {model}"
-                                   + (", entropy-coded files" if coded else ""), seed=suite.seed,
-                                   model=codec.describe(), images=img_desc, channel={"kind": "none", "param": "p"},
-                                   receiver="none", points=[pt]))
-            if progress:
-                progress(model + (" entropy-coded" if coded else ""))
+    codings = (False, True) if suite.entropy else (False,)
+    curves: dict[bool, list] = {coded: [] for coded in codings}
+    for model in suite.models:
+        codec = load_codec(model, precision=suite.precision, search=suite.search)
+        encs = []  # once for both codings
+        for i, p in enumerate(paths):
+            encs.append(encode_image(codec, p))
+            if progress and suite.search:  # minutes per image: say which
+                progress(f"{model} image {i + 1}/{len(paths)}")
+        for coded in codings:
+            curves[coded].append(new_results(
+                name=suite.name, description=f"clean channel, {model}" + (", entropy-coded files" if coded else ""),
+                seed=suite.seed, model=codec.describe(), images=img_desc, channel={"kind": "none", "param": "p"},
+                receiver="none", points=[clean_point(codec, encs, entropy=coded)]))
+        if progress:
+            progress(model)
+    out = [r for coded in codings for r in curves[coded]]
     imgs = [(image_name(p), load_image(p)) for p in paths]
     for codec_name in suite.baselines:
         rd = clean_rd(imgs, codec_name, with_ms_ssim=suite.ms_ssim)

@@ -33,7 +33,14 @@ from channels.base import ParameterError
 from vqcodec.bits import bits_per_label, check_assignment, identity_assignment
 from vqcodec.checkpoint import CheckpointError, checkpoint_paths, read_checkpoint_meta, read_record, write_record
 from vqcodec.context import context_path, load_context
-from vqcodec.entropy import entropy_model_path, load_entropy_stages
+from vqcodec.entropy import (
+    DEFAULT_BETA,
+    ContextModel,
+    StagedContextModel,
+    coder_model,
+    entropy_model_path,
+    load_entropy_stages,
+)
 from vqcodec.files import OutputRefused, template_text
 from vqcodec.model import VQVAE, load_model
 from vqcodec.precision import PRECISIONS, resolve_precision
@@ -375,7 +382,30 @@ class Codec:
         after each group of sites)."""
         if self.search is None:
             return self.model.encode(x)
-        return search_indices(self.model, x, self.search, precision=self.precision, progress=progress)
+        context = self.coder_model() if self.search.rate else None
+        return search_indices(self.model, x, self.search, precision=self.precision, progress=progress,
+                              context=context)
+
+    def coder_model(self, kind: str | None = None) -> ContextModel | StagedContextModel:
+        """The entropy coder's context model: the trained one (``kind`` "learned",
+        ``<stem>.entropy.safetensors``) where the model has one, else (or with ``kind`` "prior") the
+        one made from its index prior (single-stage models only: a residual model needs its trained
+        one, one context model per stage)."""
+        if kind is None:
+            kind = "learned" if self.entropy_model is not None else "prior"
+        if kind == "learned":
+            if self.entropy_model is None:
+                raise ValueError(f"model {self.name} has no trained context model (run `vqcodec train-entropy`)")
+            return coder_model(self.entropy_model)
+        if kind != "prior":
+            raise ValueError(f"unknown context model {kind!r}")
+        if self.stages != 1:  # the prior's pair experts model one index grid, not S stages
+            raise ValueError(f"model {self.name} has {self.stages} stages; entropy coding of a residual model needs "
+                             "its trained context model (run `vqcodec train-entropy`)")
+        if self.prior is None:
+            raise ValueError(f"model {self.name} has no index prior (run `vqcodec prepare`) and no trained context "
+                             "model (`vqcodec train-entropy`), which the entropy coder needs")
+        return ContextModel.from_prior(self.prior[0], DEFAULT_BETA)
 
 
 def require_own(codec: Codec, what: str) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import channels
 from channels.base import ParameterError
 from channels.options import KIND_OPTIONS
-from vqcodec.api.runs import ImagesArg, load
+from vqcodec.api.runs import ImagesArg, load, refuse_rate_search
 from vqcodec.bits import read_index_file as read_vqc
 from vqcodec.checkpoint import CheckpointError
 from vqcodec.files import check_output, replace_atomically, template_text
@@ -107,6 +107,8 @@ def evaluate(codec: Codec, images: ImagesArg = None, *, entropy: bool = False, p
     if progressive and codec.model.stages == 1:
         raise ParameterError(f"model {template_text(codec.name)} has one stage; {{0}} needs a residual model "
                              "(trained with {1})", "progressive", "stages")
+    if not entropy:
+        refuse_rate_search(codec, "a fixed-length evaluation")
     encoded, desc = encode_images(codec, images, with_ms_ssim, progress)
     point = clean_point(codec, encoded, entropy=entropy)
     prog = progressive_points(codec, encoded) if progressive else None
@@ -146,6 +148,8 @@ def encode_file(image, output, *, codec: Codec | None = None, model=None, checkp
         raise ValueError(f"{image}: holds {len(paths)} images; encode takes one image file")
     if codec is None:
         codec = load(model, checkpoint=checkpoint, weights=weights, device=device, precision=precision, search=search)
+    if not entropy:
+        refuse_rate_search(codec, "a fixed-length index file")
     enc = encode_images(codec, paths, with_ms_ssim=False, progress=progress)[0][0]
     data = index_file(codec, enc, entropy=entropy)
     try:

@@ -56,6 +56,15 @@ def channel(kind: str, value: float, *, index_bits: int | None = None, **options
     return channel_spec(kind, index_bits=index_bits, **options).make(value)
 
 
+def refuse_rate_search(codec: Codec, where: str) -> None:
+    """A search that weighs the entropy coder's code length (``SearchConfig.rate``) pays only in
+    entropy-coded files; ``where`` (indices sent fixed-length) it would lower the PSNR for nothing."""
+    if codec.search is not None and codec.search.rate:
+        raise ParameterError(f"{{0}} with rate={codec.search.rate:g} weighs the entropy coder's code length; "
+                             f"{where} sends fixed-length indices, where it only lowers the PSNR (leave rate "
+                             "out, or use entropy-coded files: {1})", "search", "entropy")
+
+
 def encode(codec: Codec, images: ImagesArg = None, *, with_ms_ssim: bool = True,
            progress: Callable[[int, int], None] | None = None) -> tuple[list[EncodedImage], dict]:
     """Encode images once (they are reused by every point and receiver): (encoded, images
@@ -156,6 +165,7 @@ def experiment(codec: Codec, channel: str, values, *, receivers=None, trials: in
     model's bpp."""
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    refuse_rate_search(codec, "a channel run")
     spec = channel_spec(channel, index_bits=codec.bits_per_index, **channel_options)
     if isinstance(values, str):
         grid = parse_grid(values, spec.param)
