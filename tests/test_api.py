@@ -237,3 +237,12 @@ def test_old_code_spellings_give_the_same_plan_and_warn_once():
     with pytest.raises(ValueError, match="unknown code rate 'cc1/2'") as err:
         vq.experiment(codec, "awgn", [1.0], code="cc1/2", **kw)
     assert "\n" not in str(err.value)
+
+
+def test_evaluate_without_ms_ssim_leaves_it_out(tiny_checkpoint):
+    codec = vq.load(checkpoint=tiny_checkpoint, precision="fp32")
+    img = np.random.default_rng(0).integers(0, 256, (24, 20, 3), dtype=np.uint8)
+    pt = vq.evaluate(codec, {"fresh.png": img}, with_ms_ssim=False).results["points"][0]
+    assert "ms_ssim" not in pt and pt["per_image"][0]["ms_ssim"] is None and pt["psnr"]["mean"] > 0
+    pt = vq.evaluate(codec, {"fresh.png": img}).results["points"][0]
+    assert "ms_ssim" in pt  # with it: kept

@@ -303,13 +303,17 @@ def plot_rd(results: Sequence[dict], out: str | Path, anchors: Sequence[dict] = 
     fig, ax = plt.subplots(figsize=(7.0, 4.8), dpi=120)
     models = sorted((r for r in results if "K" in r["model"]), key=lambda r: r["points"][0]["bpp"])
     def kind(r):
-        coding = r["points"][0].get("coding", "fixed")
-        return "search" if coding == "fixed" and r["model"].get("search") else ("fixed" if coding == "fixed"
-                                                                               else "entropy")
+        coding = "fixed" if r["points"][0].get("coding", "fixed") == "fixed" else "entropy"
+        search = r["model"].get("search")
+        return coding + ("-rd" if search and search.get("rate") else "-search" if search else "")
 
-    for coding, style, color, what, offset in (("fixed", "o-", "C3", "fixed-length indices", (5, -12)),
-                                               ("search", "s-", "C2", "fixed-length, encoder search", (5, 6)),
-                                               ("entropy", "D--", "C4", "entropy-coded files", (-12, 7))):
+    for coding, style, color, what, offset in (
+            ("fixed", "o-", "C3", "fixed-length indices", (5, -12)),
+            ("fixed-search", "s-", "C2", "fixed-length, encoder search", (5, 6)),
+            ("fixed-rd", "s:", "C2", "fixed-length, rate-distortion search", (5, 6)),
+            ("entropy", "D--", "C4", "entropy-coded files", (-12, 7)),
+            ("entropy-search", "D-", "C4", "entropy-coded files, encoder search", (-12, 7)),
+            ("entropy-rd", "D-", "C4", "entropy-coded files, rate-distortion search", (-12, 7))):
         curve = [r for r in models if kind(r) == coding]
         if not curve:
             continue

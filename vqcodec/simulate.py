@@ -579,7 +579,7 @@ def clean_point(codec: Codec, images: Sequence[EncodedImage], entropy: bool = Fa
             **({"codebook_usage_stages": usage} if S > 1 else {}),
             "perplexity": float(np.exp(-(nz * np.log(nz)).sum())),
             "psnr": {"mean": float(np.mean(ps)), "ci95": 0.0}, "psnr_clean": float(np.mean(ps)),
-            "ms_ssim": {"mean": float(np.mean(ss)), "ci95": 0.0},
+            **({"ms_ssim": {"mean": float(np.mean(ss)), "ci95": 0.0}} if None not in ss else {}),  # encoded without it
             "bits": int(sum(bits)), "bit_errors": 0, "ber": 0.0,
             "indices": n_idx, "index_errors": 0, "index_error_rate": 0.0,
             "bpp": sum(bits) / sum(pixels),
