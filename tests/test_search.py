@@ -187,7 +187,7 @@ def test_search_settings_parse_as_the_command_line_writes_them():
     assert SearchConfig.parse("4,rate=1.5") == SearchConfig(candidates=4, rate=1.5)
     assert SearchConfig(4, rate=1).to_dict()["rate"] == 1.0 and "rate" not in SearchConfig(4).to_dict()
     for bad in ("x", "4,guided", "4,foo=1", "4,guided=1,guided=2", "4,spacing=6", "0", "4,guided=-1", "",
-                "4,rate=-1", "4,rate=nan", "4,rate=x", "4,rate=inf"):
+                "4,rate=-1", "4,rate=nan", "4,rate=x", "4,rate=inf", "1,rate=1"):
         with pytest.raises(ValueError, match="search"):
             SearchConfig.parse(bad)
 

@@ -72,6 +72,9 @@ class SearchConfig:
         if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0.0 <= r <= 16.0:
             raise ValueError(f"search rate must be a number in [0, 16], got {r!r}")
         object.__setattr__(self, "rate", float(r))
+        if r and not self.active:
+            raise ValueError("search rate weighs the candidates of a search: it needs N >= 2 nearest candidates "
+                             "or guided ones")
         if self.spacing % 2 == 0:
             raise ValueError(f"search spacing must be odd (a window centred on its site), got {self.spacing}")
 
