@@ -235,12 +235,15 @@ def search_indices(model: VQVAE, x: torch.Tensor, cfg: SearchConfig = SearchConf
         with autocast(precision, x.device):
             return float(_window_error(model, g[None], target, 1).sum())
 
-    def bits(g):
-        return code_length(g.cpu().numpy().astype(np.int64)[slice(None) if S > 1 else 0], context) if cfg.rate else 0.0
+    def bits(g):  # the grid's code length under the coder's model ((h, w) grids for a single-stage one)
+        if not cfg.rate:
+            return 0.0
+        maps = g.cpu().numpy().astype(np.int64)
+        return code_length(maps if S > 1 else maps[0], context)
 
-    best_err = image_error(grid)
-    lam_r = cfg.rate * best_err / max(bits(grid), 1.0)
-    best_err += lam_r * bits(grid)
+    best_err, bits0 = image_error(grid), bits(grid)
+    lam_r = cfg.rate * best_err / max(bits0, 1.0)
+    best_err += lam_r * bits0
     grad = lam = None
     if cfg.guided:
         err0, grad = _code_gradient(model, grid, target, precision)
@@ -268,14 +271,15 @@ def search_indices(model: VQVAE, x: torch.Tensor, cfg: SearchConfig = SearchConf
                         if not torch.equal(t, grid):
                             trials.append(t)
                     if len(trials) > 1:
+                        stacked_trials = torch.stack(trials)
                         with autocast(precision, x.device):
-                            errs = _window_error(model, torch.stack(trials), target, n)  # (T, h, w)
+                            errs = _window_error(model, stacked_trials, target, n)  # (T, h, w)
                         if lam_r:
                             rows, cols = (a.numpy() for a in torch.nonzero(mask.cpu(), as_tuple=True))
-                            r = _rates(context, torch.stack(trials).cpu().numpy().astype(np.int64), s, rows, cols)
+                            r = _rates(context, stacked_trials.cpu().numpy().astype(np.int64), s, rows, cols)
                             errs[:, rows, cols] += lam_r * torch.from_numpy(r).to(errs)
                         pick = torch.where(mask, errs.argmin(0), 0)  # per site: the best trial (0: keep)
-                        stacked = torch.stack([t[s] for t in trials])
+                        stacked = stacked_trials[:, s]
                         grid[s] = stacked.gather(0, pick[None])[0]
                     done += 1
                     if progress:
