@@ -72,6 +72,7 @@ def test_tiny_suite_end_to_end_and_resume(tiny_zoo, image_dir, tmp_path):
     full.mkdir()
     res, figs = S.run(st, full)
     assert (full / "summary.md").read_text().count("|") > 10
+    assert "trials per point up to 2" in (full / "summary.md").read_text()
     assert all(f.stat().st_size > 1000 for f in figs)
     assert [p["param"] for p in res[0]["points"]] == [0.0, 0.02, 0.05]
 
@@ -215,3 +216,5 @@ def test_an_rd_suite_with_a_rate_search_codes_one_encoding_both_ways(tiny_zoo, i
     assert fixed["points"][0]["psnr"]["mean"] == coded["points"][0]["psnr"]["mean"]
     rows, summary = S.rd_table(S.read_results(tmp_path / "results.json"))
     assert {r["coding"] for r in rows} == {"fixed", "ans-causal"}
+    text = S.write_summary(st, S.read_results(tmp_path / "results.json"), tmp_path).read_text()
+    assert "clean images, no channel" in text and "trials" not in text  # no trials to count in an rd suite

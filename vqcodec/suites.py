@@ -613,9 +613,9 @@ def load_anchors(names) -> list[dict]:
 
 def write_summary(suite: Suite, results: list[dict], run_dir: Path) -> Path:
     """``summary.md``: a table a person can read without opening anything else."""
-    lines = [f"# {suite.name}", "", suite.description, "",
-             f"images: {suite.images}; seed {suite.seed}; trials per point up to {suite.trials} "
-             f"(stop at a 95% CI half-width of {suite.ci} dB)", ""]
+    noise = (f"; seed {suite.seed}; trials per point up to {suite.trials} (stop at a 95% CI half-width of {suite.ci} dB)"
+             if suite.kind == "sweep" else "; clean images, no channel")  # an rd suite has no trials to count
+    lines = [f"# {suite.name}", "", suite.description, "", f"images: {suite.images}{noise}", ""]
     if suite.kind == "speed":
         lines = [f"# {suite.name}", "", suite.description, "",
                  f"device: {results['device_name']} ({results['device']}); images: {suite.images} "
@@ -678,7 +678,8 @@ def write_summary(suite: Suite, results: list[dict], run_dir: Path) -> Path:
             lines.append(f"| {a['name']} (published, not our run) | " + " | ".join(cells) + " |")
         clean = {r["model"]["name"]: r["points"][0].get("psnr_clean") for r in results if "K" in r["model"]}
         lines += ["", "clean-channel PSNR: " + ", ".join(f"{k} {v:.2f} dB" for k, v in clean.items() if v)]
-    lines += ["", "PSNR in dB on 8-bit RGB, mean over images; ± is the 95% confidence half-width over trials.",
+    lines += ["", "PSNR in dB on 8-bit RGB, mean over images"
+              + ("." if suite.kind == "rd" else "; ± is the 95% confidence half-width over trials."),
               "Files: results.json (schema vqcodec.results/1), figure.png, figure.pdf."]
     path = run_dir / "summary.md"
     path.write_text("\n".join(lines) + "\n")
