@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import click
@@ -113,6 +114,16 @@ def models():
                "L = learned (context receiver); naive and map always work")
     click.echo("entropy (encode/eval --entropy): the context model of its entropy-coded files, trained "
                "(vqcodec train-entropy) or from the index prior")
+    click.echo("\nDeep JSCC, the analog reference (sweep --baselines deepjscc, over awgn or fading):")
+    for j in api.jscc_models():
+        if not j["installed"]:
+            click.echo(f"{j['name']:<16} (weights not installed)")
+            continue
+        k = j["kodak"]
+        kodak = ("; Kodak over AWGN " + ", ".join(f"{p:.2f} dB at {s:g} dB" for s, p in zip(k["snr_db"], k["psnr"]))
+                 if k else "")
+        click.echo(f"{j['name']:<16} cbr {Fraction(j['cbr']).limit_denominator(96)}, width {j['width']}, "
+                   f"{j['parameters'] / 1e6:.1f} M parameters, {j['steps']} training steps{kodak}")
 
 
 @main.command(name="channels")

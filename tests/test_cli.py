@@ -314,3 +314,20 @@ def test_parameter_errors_pickle_with_their_template():
 
     e = pickle.loads(pickle.dumps(ParameterError("{0} at {{x}}/y: bad", "snr_db")))
     assert str(e) == "snr_db at {x}/y: bad" and e.spelled(lambda n: "--snr-db") == "--snr-db at {x}/y: bad"
+
+
+def test_models_lists_the_deep_jscc_reference_with_its_recorded_kodak_row(monkeypatch, tmp_path):
+    import vqcodec.jscc as jscc
+    from vqcodec import api
+
+    net, meta = jscc.load_jscc()
+    (row,) = [j for j in api.jscc_models() if j["name"] == "deepjscc-c8"]
+    assert row["installed"] and row["cbr"] == pytest.approx(1 / 12) and row["width"] == meta["jscc"]["width"]
+    assert row["parameters"] == sum(p.numel() for p in net.parameters())
+    assert len(row["kodak"]["psnr"]) == len(row["kodak"]["snr_db"]) and row["steps"] > 0
+    r = run("models")
+    line = next(ln for ln in r.output.splitlines() if ln.startswith("deepjscc-c8"))
+    assert r.exit_code == 0 and "cbr 1/12" in line and f"{row['kodak']['psnr'][0]:.2f} dB at 1 dB" in line
+    monkeypatch.setattr(jscc, "WEIGHTS", tmp_path)  # its files missing: listed as such, no traceback
+    r = run("models")
+    assert r.exit_code == 0 and "deepjscc-c8      (weights not installed)" in r.output

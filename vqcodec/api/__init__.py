@@ -28,6 +28,7 @@ from vqcodec.api.files import (
     encode_file,
     evaluate,
     export_compressai,
+    jscc_models,
     models,
     plot_files,
     read_index_file,
@@ -65,7 +66,7 @@ from vqcodec.search import SearchConfig
 
 __all__ = ["load", "channel", "encode", "experiment", "Experiment", "simulate", "sweep", "best_sweep", "plot",
            "param_value", "parse_grid", "executor_for", "evaluate", "Evaluation", "encode_file", "decode_file",
-           "read_index_file", "IndexFile", "models", "channel_kinds", "receivers", "UserError", "ParameterError",
+           "read_index_file", "IndexFile", "models", "jscc_models", "channel_kinds", "receivers", "UserError", "ParameterError",
            "train", "train_jscc", "train_decoder", "finetune", "train_codebook", "train_receiver", "prepare",
            "train_entropy", "plot_files", "export_compressai", "save_results",
            "check_output", "bench", "bench_suites", "BenchRun", "ImageNote", "DeprecatedSpelling",

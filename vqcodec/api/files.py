@@ -222,6 +222,27 @@ def models() -> list[dict]:
     return out
 
 
+def jscc_models() -> list[dict]:
+    """Every shipped Deep JSCC model (the analog reference, ``--baselines deepjscc``): ``name``,
+    ``cbr``, ``c``, ``width``, ``parameters``, ``steps`` (training steps) and ``kodak`` (its recorded
+    Kodak PSNR over AWGN: ``snr_db`` and ``psnr`` lists, or None); ``installed`` False where its
+    files are missing or unreadable."""
+    from vqcodec.jscc import SHIPPED, DeepJSCC, JsccConfig, jscc_path
+
+    out = []
+    for name in SHIPPED:
+        try:
+            m = json.loads(jscc_path(name).with_suffix(".json").read_text())
+            cfg = JsccConfig(**m["jscc"])
+        except (OSError, ValueError, KeyError, TypeError):
+            out.append({"name": name, "installed": False})
+            continue
+        out.append({"name": name, "installed": True, "cbr": cfg.cbr, "c": cfg.c, "width": cfg.width,
+                    "parameters": sum(p.numel() for p in DeepJSCC(cfg).parameters()),
+                    "steps": m.get("training", {}).get("steps_done"), "kodak": m.get("kodak")})
+    return out
+
+
 def channel_kinds() -> list[dict]:
     """Every channel model: ``name``, its swept ``param``, its ``options`` (``channel_spec``'s
     keywords) and the first paragraph of its documentation (``doc``)."""
