@@ -13,7 +13,7 @@ from channels.base import ParameterError
 from channels.options import KIND_OPTIONS
 from vqcodec.api.runs import ImagesArg, load, refuse_rate_search
 from vqcodec.bits import read_index_file as read_vqc
-from vqcodec.checkpoint import CheckpointError
+from vqcodec.checkpoint import CheckpointError, checkpoint_paths
 from vqcodec.files import check_output, replace_atomically, template_text
 from vqcodec.images import check_image_output, list_images, save_image
 from vqcodec.plot import curve_label, plot_curves, plot_rd, select_curves
@@ -232,7 +232,7 @@ def jscc_models() -> list[dict]:
     out = []
     for name in SHIPPED:
         try:
-            m = json.loads(jscc_path(name).with_suffix(".json").read_text())
+            m = json.loads(checkpoint_paths(jscc_path(name))[1].read_text())
             cfg = JsccConfig(**m["jscc"])
         except (OSError, ValueError, KeyError, TypeError):
             out.append({"name": name, "installed": False})
