@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 import torch
@@ -100,7 +101,10 @@ def test_config_validation():
 
 
 def test_checkpoint_roundtrip(tmp_path, tiny_model):
-    save_model(tiny_model, tmp_path / "m", {"name": "m"})
+    wpath, cpath = save_model(tiny_model, tmp_path / "m", {"name": "m"})
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert {oct(p.stat().st_mode & 0o777) for p in (wpath, cpath)} == {oct(0o666 & ~mask)}  # not safetensors' 0600
     m2, meta = load_model(tmp_path / "m.json")
     assert meta["name"] == "m"
     x = torch.rand(1, 3, 12, 12)

@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from vqcodec.files import InputError, check_input, read_document, replace_atomically
+from vqcodec.files import InputError, as_new_file, check_input, read_document, replace_atomically
 
 CHECKPOINT_FORMAT = "vqcodec.checkpoint/1"
 
@@ -56,6 +56,7 @@ def save_checkpoint(module, config: dict, path, meta: dict | None = None) -> tup
     tmp_c = cpath.with_name(cpath.name + ".tmp")
     try:
         save_file(state, str(tmp_w))
+        as_new_file(tmp_w)
         tmp_c.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
         os.replace(tmp_w, wpath)
         os.replace(tmp_c, cpath)

@@ -160,6 +160,12 @@ def _umask() -> int:
     return mask
 
 
+def as_new_file(path) -> None:
+    """Give ``path`` the mode of any new file (0644 under the usual umask), whatever mode its writer
+    created it with (safetensors writes its files 0600)."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
 def replace_atomically(path, write) -> None:
     """``write(tmp_path)`` beside ``path``, then rename over it: readers never see half a file, and a
     failed write (a full disk) leaves no temporary file. The file gets the mode of any new file
@@ -169,7 +175,7 @@ def replace_atomically(path, write) -> None:
     tmp = path.with_name(path.name + ".tmp")
     try:
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # as any new file (safetensors writes its files 0600)
+        as_new_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
