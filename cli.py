@@ -122,7 +122,7 @@ def models():
         k = j["kodak"]
         kodak = ("; Kodak over AWGN " + ", ".join(f"{p:.2f} dB at {s:g} dB" for s, p in zip(k["snr_db"], k["psnr"]))
                  if k else "")
-        click.echo(f"{j['name']:<16} cbr {Fraction(j['cbr']).limit_denominator(96)}, width {j['width']}, "
+        click.echo(f"{j['name']:<16} cbr {Fraction(j['c'], 96)}, width {j['width']}, "
                    f"{j['parameters'] / 1e6:.1f} M parameters, {j['steps']} training steps{kodak}")
 
 
