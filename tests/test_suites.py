@@ -218,3 +218,34 @@ def test_an_rd_suite_with_a_rate_search_codes_one_encoding_both_ways(tiny_zoo, i
     assert {r["coding"] for r in rows} == {"fixed", "ans-causal"}
     text = S.write_summary(st, S.read_results(tmp_path / "results.json"), tmp_path).read_text()
     assert "clean images, no channel" in text and "trials" not in text  # no trials to count in an rd suite
+
+
+def test_an_rd_suite_resumes_its_finished_curves_and_measures_a_changed_model_again(tiny_zoo, tiny_model, image_dir,
+                                                                                  tmp_path):
+    import torch
+
+    from vqcodec.model import save_model
+
+    st = S.validate({"name": "trd", "description": "d", "kind": "rd", "images": str(image_dir),
+                     "models": ["tiny"], "entropy": True, "baselines": ["jpeg"]})
+    run = tmp_path / "run"
+    run.mkdir()
+    S.run_rd_suite(st, run)
+    first = S.read_results(run / "results.json")
+    calls = []
+    assert S.run_rd_suite(st, run, progress=calls.append) == first
+    assert calls == []  # every curve re-used, none measured again
+    assert S.read_results(run / "results.json") == first
+
+    # the same name with another decoder (same codebook and assignment): measured again; JPEG's curve kept
+    with torch.no_grad():
+        next(iter(tiny_model.decoder.parameters())).mul_(0.5)
+    save_model(tiny_model, tmp_path / "w" / "tiny", {"name": "tiny"})
+    zoo._load.cache_clear()
+    calls = []
+    again = S.run_rd_suite(st, run, progress=calls.append)
+    assert calls == ["tiny"]
+    assert [r["description"] for r in again] == [r["description"] for r in first]
+    assert [r["rd_source"] for r in again[:2]] != [r["rd_source"] for r in first[:2]]
+    assert again[0]["points"][0]["psnr"]["mean"] != first[0]["points"][0]["psnr"]["mean"]
+    assert again[2] == first[2] and again[2]["model"] == {"name": "jpeg"}

@@ -18,7 +18,10 @@ Output: ``<root>/<suite>/<timestamp>/`` (``new_run_dir``) with ``results.json`` 
 results objects, rewritten atomically after every finished curve point),
 ``figure.png`` / ``figure.pdf`` and ``summary.md``. ``resume=DIR`` re-uses
 the finished points of an interrupted run in DIR: with the per-point seeds
-of ``vqcodec.simulate`` the result is identical to an uninterrupted run.
+of ``vqcodec.simulate`` the result is identical to an uninterrupted run. An rd
+suite re-uses a model's curves only while the model is unchanged (its weights,
+assignment, search and entropy coder: ``_rd_source``), so resuming it after
+retraining one model measures that model alone again.
 
 Folders: the suite files, their expected values, the published anchors and the named image
 sets lie outside the package; the caller names them with ``use_folders`` (``vqcodec bench``:
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import fnmatch
+import hashlib
 import json
 import math
 import platform
@@ -62,6 +66,7 @@ from vqcodec.metrics import bd_psnr, bd_rate
 from vqcodec.pictures import draw_grid, received_pictures
 from vqcodec.plot import curve_label, plot_curves, plot_rd, plot_speed
 from vqcodec.precision import PRECISIONS
+from vqcodec.protocol import ProtocolError, model_fingerprint
 from vqcodec.receivers import REGISTRY as RECEIVERS
 from vqcodec.receivers import missing_side_info
 from vqcodec.results import ResultsError, atomic_write_text, envelope_points, new_results, read_results, write_results
@@ -464,13 +469,49 @@ def jscc_anchor_points(suite: Suite) -> list[dict]:
     return out
 
 
+def _rd_source(codec, coded: bool, images: dict) -> str | None:
+    """What an rd curve of ``codec`` was computed from: every tensor of its network, its index
+    assignment, its search and precision, the entropy coder's context model (for coded files)
+    and the images; a resumed run re-uses a finished curve only when this is unchanged (None: a
+    model it cannot fingerprint, never re-used)."""
+    h = hashlib.sha256(json.dumps([codec.describe(), images], sort_keys=True).encode())
+    try:
+        h.update(codec.fingerprint.encode())  # codebooks and index assignment
+        h.update(model_fingerprint(codec.model).encode())  # every tensor, the decoder's too
+    except ProtocolError:
+        return None
+    if coded:
+        h.update(codec.coder_model().fingerprint.encode())
+    return h.hexdigest()[:16]
+
+
 def run_rd_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | None = None) -> list[dict]:
+    """Every model's clean point (fixed-length, and entropy-coded with ``entropy``), then the
+    baselines' curves; ``results.json`` is rewritten after each model. Continuing in ``run_dir``
+    re-uses the finished curves whose source is unchanged (``_rd_source``: a retrained model or
+    entropy coder is measured again) and the baselines' curves of the same qualities."""
+    previous = _finished(run_dir)
     paths = list_images(suite.images_folder())
     img_desc = {"source": suite.images, "count": len(paths)}
     codings = (False, True) if suite.entropy else (False,)
     curves: dict[bool, list] = {coded: [] for coded in codings}
+
+    def finished(description: str, source: str | None = None) -> dict | None:
+        return next((r for r in previous if r.get("description") == description
+                     and r.get("rd_source") == source and r.get("images") == img_desc), None)
+
+    def kept_model_curve(description: str, source: str | None) -> dict | None:
+        return finished(description, source) if source is not None else None
+
     for model in suite.models:
         codec = load_codec(model, precision=suite.precision, search=suite.search)
+        desc = {coded: f"clean channel, {model}" + (", entropy-coded files" if coded else "") for coded in codings}
+        source = {coded: _rd_source(codec, coded, img_desc) for coded in codings}
+        kept = {coded: kept_model_curve(desc[coded], source[coded]) for coded in codings}
+        if all(kept.values()):
+            for coded in codings:
+                curves[coded].append(kept[coded])
+            continue
         encs = []  # once for both codings
         for i, p in enumerate(paths):
             encs.append(encode_image(codec, p))
@@ -478,23 +519,30 @@ def run_rd_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | 
                 progress(f"{model} image {i + 1}/{len(paths)}")
         for coded in codings:
             curves[coded].append(new_results(
-                name=suite.name, description=f"clean channel, {model}" + (", entropy-coded files" if coded else ""),
-                seed=suite.seed, model=codec.describe(), images=img_desc, channel={"kind": "none", "param": "p"},
-                receiver="none", points=[clean_point(codec, encs, entropy=coded)]))
+                name=suite.name, description=desc[coded], seed=suite.seed, model=codec.describe(), images=img_desc,
+                channel={"kind": "none", "param": "p"}, receiver="none",
+                points=[clean_point(codec, encs, entropy=coded)], extra={"rd_source": source[coded]}))
+        # an interruption keeps the curves finished so far and the earlier run's other curves
+        done = [r for coded in codings for r in curves[coded]]
+        names = {r["description"] for r in done}
+        write_results(run_dir / "results.json", done + [r for r in previous if r.get("description") not in names])
         if progress:
             progress(model)
     out = [r for coded in codings for r in curves[coded]]
     imgs = [(image_name(p), load_image(p)) for p in paths]
     for codec_name in suite.baselines:
+        label = CODECS[codec_name].label
+        desc = f"clean channel, {label}, qualities {list(rd_qualities(codec_name))} (our run)"
+        if (kept := finished(desc)) is not None and kept["model"] == {"name": codec_name}:
+            out.append(kept)
+            continue
         rd = clean_rd(imgs, codec_name, with_ms_ssim=suite.ms_ssim)
         per_q = np.array([[c[:2] for c in rd[i]] for i in range(len(imgs))])  # (images, qualities, 2)
         points = [{"param": 0.0, "trials": 1, "stop": "clean", "quality_index": qi,
                    "bpp": float(per_q[:, qi, 0].mean()),
                    "psnr": {"mean": float(per_q[:, qi, 1].mean()), "ci95": 0.0}}
                   for qi in range(per_q.shape[1])]
-        label = CODECS[codec_name].label
-        out.append(new_results(name=suite.name, description=f"clean channel, {label}, qualities "
-                                                            f"{list(rd_qualities(codec_name))} (our run)",
+        out.append(new_results(name=suite.name, description=desc,
                                seed=0, model={"name": codec_name}, images=img_desc,
                                channel={"kind": "none", "param": "p"}, receiver="none", points=points,
                                extra={"label": f"{label} (our run)"}))
