@@ -154,6 +154,21 @@ def test_a_resume_must_match_what_defines_a_point():
                                                             "with_ms_ssim": False, **kwargs})
         with pytest.raises(ValueError, match=what):
             exp2.run(encs, desc, previous=first)
+    # the same model name with other weights (a retrained or replaced model): refused too
+    import copy
+
+    import torch
+
+    assert {r["model_weights"] for r in first} == {codec.weights_fingerprint}
+    changed = copy.deepcopy(codec)
+    with torch.no_grad():
+        next(iter(changed.model.decoder.parameters())).mul_(0.5)
+    assert changed.fingerprint == codec.fingerprint  # same codebook and assignment: only the decoder differs
+    exp3 = vq.experiment(changed, "bsc", [0.01, 0.05], receivers=["naive"], trials=2, with_ms_ssim=False)
+    with pytest.raises(ValueError, match="other weights of f4-k256"):
+        exp3.run(encs, desc, previous=first)
+    old = [{k: v for k, v in r.items() if k != "model_weights"} for r in first]  # files from before: continued
+    assert [r["points"] for r in exp3.run(encs, desc, previous=old)] == [r["points"] for r in first]
 
 
 def test_a_stream_larger_than_the_cbr_budget_is_refused():

@@ -628,8 +628,14 @@ def stop_desc(stop: StopRule) -> dict:
 def check_resumable(previous: Sequence[dict], *, codec: Codec, channel_desc: dict, images_desc: dict, seed: int,
                     stop: StopRule, receivers: Sequence[str], with_ms_ssim: bool) -> None:
     """Refuse (``ValueError`` naming the first difference) to continue ``previous`` results with
-    a run that differs in anything that defines a point: model, channel and its options, images
-    (by content), seed, stopping rule, receivers, MS-SSIM on or off."""
+    a run that differs in anything that defines a point: model (and its weights, where the file
+    records them: a model retrained under the same name), channel and its options, images (by
+    content), seed, stopping rule, receivers, MS-SSIM on or off."""
+    weights = codec.weights_fingerprint
+    for r in previous:
+        if weights is not None and r.get("model_weights") not in (None, weights):
+            raise ValueError(f"cannot resume: the file was made with other weights of {codec.name} "
+                             f"({r['model_weights']}, now {weights}: retrained or replaced)")
     want = {"model": codec.describe(), "channel": channel_desc, "images": images_desc, "seed": seed,
             "stop_rule": stop_desc(stop)}
     for r in previous:
@@ -672,6 +678,7 @@ def sweep(codec: Codec, images: Sequence[EncodedImage], channel_list: Sequence, 
     """
     check_resumable(previous, codec=codec, channel_desc=channel_desc, images_desc=images_desc, seed=seed,
                     stop=stop, receivers=receivers, with_ms_ssim=with_ms_ssim)
+    weights = {"model_weights": fp} if (fp := codec.weights_fingerprint) else {}
     done = {(r["receiver"], float(p["param"])): p for r in previous for p in r["points"]}
     kept = restore_trials(previous, receivers, [e.name for e in images], with_ms_ssim)
     finished: dict[int, dict] = {}
@@ -685,7 +692,7 @@ def sweep(codec: Codec, images: Sequence[EncodedImage], channel_list: Sequence, 
                             description=f"{codec.name} over {channel_desc['kind']}, receiver {r}",
                             seed=seed, model=codec.describe(), images=images_desc, channel=channel_desc, receiver=r,
                             points=[{**finished[i][r], **budgets[i]} for i in order],
-                            extra={"stop_rule": stop_desc(stop),
+                            extra={"stop_rule": stop_desc(stop), **weights,
                                    **({UNFINISHED: [running[i].unfinished(r) for i in sorted(running)]}
                                       if running else {})}) for r in receivers]
 

@@ -66,7 +66,6 @@ from vqcodec.metrics import bd_psnr, bd_rate
 from vqcodec.pictures import draw_grid, received_pictures
 from vqcodec.plot import curve_label, plot_curves, plot_rd, plot_speed
 from vqcodec.precision import PRECISIONS
-from vqcodec.protocol import ProtocolError, model_fingerprint
 from vqcodec.receivers import REGISTRY as RECEIVERS
 from vqcodec.receivers import missing_side_info
 from vqcodec.results import ResultsError, atomic_write_text, envelope_points, new_results, read_results, write_results
@@ -474,12 +473,9 @@ def _rd_source(codec, coded: bool, images: dict) -> str | None:
     assignment, its search and precision, the entropy coder's context model (for coded files)
     and the images; a resumed run re-uses a finished curve only when this is unchanged (None: a
     model it cannot fingerprint, never re-used)."""
-    h = hashlib.sha256(json.dumps([codec.describe(), images], sort_keys=True).encode())
-    try:
-        h.update(codec.fingerprint.encode())  # codebooks and index assignment
-        h.update(model_fingerprint(codec.model).encode())  # every tensor, the decoder's too
-    except ProtocolError:
+    if (weights := codec.weights_fingerprint) is None:
         return None
+    h = hashlib.sha256(json.dumps([codec.describe(), images, weights], sort_keys=True).encode())
     if coded:
         h.update(codec.coder_model().fingerprint.encode())
     return h.hexdigest()[:16]

@@ -369,6 +369,18 @@ class Codec:
         h.update(np.asarray(self.assignment, dtype="<i8").tobytes())
         return h.hexdigest()[:16]
 
+    @property
+    def weights_fingerprint(self) -> str | None:
+        """16 hex digits over ``fingerprint`` and every tensor of the network (the encoder's and
+        decoder's too, ``protocol.model_fingerprint``): results made with one version of a model are
+        not continued with another of the same name. None where the model cannot be fingerprinted."""
+        try:
+            h = hashlib.sha256(self.fingerprint.encode())
+            h.update(model_fingerprint(self.model).encode())
+        except ProtocolError:
+            return None
+        return h.hexdigest()[:16]
+
     def describe(self) -> dict:
         out = {"name": self.name, "f": self.f, "K": self.K, "bpp": self.bpp, "precision": self.precision}
         if self.search is not None:
