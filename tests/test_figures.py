@@ -82,3 +82,28 @@ def test_sweep_figure_legend_outside_unique_styles_and_a_title_that_says_what_is
         assert any("do not fit" in ln.get_label() for ln in lines)
     finally:
         plt.close(fig)
+
+
+def test_model_labels_close_in_rate_are_moved_apart():
+    """separate_labels: two models 0.02 bpp apart (f8-k256 and f8-k1024 on Kodak) print over each
+    other at the same offset; afterwards no two label boxes overlap, and a lone label stays."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vqcodec.plot import separate_labels
+
+    fig, ax = plt.subplots(figsize=(7.0, 4.8), dpi=120)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(20, 36)
+    labels = [ax.annotate(name, xy, textcoords="offset points", xytext=(-12, 7), fontsize=8)
+              for name, xy in [("f8-k256", (0.072, 25.68)), ("f8-k1024", (0.091, 25.83)), ("f4-k256", (0.5, 29.0))]]
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    assert labels[0].get_window_extent(r).overlaps(labels[1].get_window_extent(r))
+    separate_labels(fig, labels)
+    boxes = [a.get_window_extent(r) for a in labels]
+    assert not any(boxes[i].overlaps(boxes[j]) for i in range(3) for j in range(i))
+    assert labels[0].xyann == (-12, 7) and labels[1].xyann == (-12, -15) and labels[2].xyann == (-12, 7)
+    plt.close(fig)

@@ -307,6 +307,7 @@ def plot_rd(results: Sequence[dict], out: str | Path, anchors: Sequence[dict] = 
         search = r["model"].get("search")
         return coding + ("-rd" if search and search.get("rate") else "-search" if search else "")
 
+    labels = []
     for coding, style, color, what, offset in (
             ("fixed", "o-", "C3", "fixed-length indices", (5, -12)),
             ("fixed-search", "s-", "C2", "fixed-length, encoder search", (5, 6)),
@@ -320,9 +321,8 @@ def plot_rd(results: Sequence[dict], out: str | Path, anchors: Sequence[dict] = 
         x = [float(r["points"][0]["bpp"]) for r in curve]
         y = [_value(r["points"][0], metric)[0] for r in curve]
         ax.plot(x, y, style, lw=2, ms=6, color=color, label=f"vqcodec ({what})")
-        for r, xi, yi in zip(curve, x, y):
-            ax.annotate(r["model"]["name"], (xi, yi), textcoords="offset points", xytext=offset, fontsize=8,
-                        color=color)
+        labels += [ax.annotate(r["model"]["name"], (xi, yi), textcoords="offset points", xytext=offset, fontsize=8,
+                               color=color) for r, xi, yi in zip(curve, x, y)]
     for i, r in enumerate(r for r in results if "K" not in r["model"]):
         pts = sorted(r["points"], key=lambda p: float(p["bpp"]))
         ax.plot([float(p["bpp"]) for p in pts], [_value(p, metric)[0] for p in pts], "-", lw=1.4, color=f"C{i}",
@@ -351,7 +351,23 @@ def plot_rd(results: Sequence[dict], out: str | Path, anchors: Sequence[dict] = 
     fig.canvas.draw()
     fig.set_size_inches(7.0 + legend.get_window_extent().width / fig.dpi + 0.15, 4.8)
     fig.tight_layout()
+    separate_labels(fig, labels)
     return _save(fig, out)
+
+
+def separate_labels(fig, labels) -> None:
+    """Move each model label (an annotation offset from its marker) whose box overlaps an earlier
+    label's to the other side of its marker, below instead of above or the reverse: models close in
+    rate (f8-k256 and f8-k1024) would otherwise print over each other."""
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    for a in labels:
+        box = a.get_window_extent(renderer)
+        if any(box.overlaps(b) for b in placed):
+            dx, dy = a.xyann
+            a.xyann = (dx, -dy - 8)  # the text's baseline mirrored about the marker (8-point text)
+            box = a.get_window_extent(renderer)
+        placed.append(box)
 
 
 def plot_speed(doc: dict, out: str | Path, title: str | None = None) -> list[Path]:
