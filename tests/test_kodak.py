@@ -100,7 +100,7 @@ def test_the_guided_search_on_kodim02_matches_the_readme():
 
 
 def test_the_rate_distortion_search_on_kodim02_matches_the_readme():
-    # README, entropy-coded files: f8-k256 with --search 4,rate=1 writes kodim02 in 0.0450 bpp at 26.25 dB
+    # README, entropy-coded files: f8-k256 with --search 4,rate=1 writes kodim02 in 0.0536 bpp at 27.60 dB
     # (suite kodak-rd-search, bf16), a smaller file than the nearest-codeword encoder's at a higher PSNR
     from vqcodec.simulate import clean_point
 
@@ -109,6 +109,6 @@ def test_the_rate_distortion_search_on_kodim02_matches_the_readme():
         return clean_point(codec, encoded, entropy=True)["per_image"][0]
 
     plain, searched = point(vq.load("f8-k256")), point(vq.load("f8-k256", search="4,rate=1"))
-    assert searched["bpp"] == pytest.approx(0.0450, abs=0.0003)
-    assert searched["psnr"] == pytest.approx(26.25, abs=0.01)
+    assert searched["bpp"] == pytest.approx(0.0536, abs=0.0003)
+    assert searched["psnr"] == pytest.approx(27.60, abs=0.01)
     assert searched["bpp"] < 0.9 * plain["bpp"] and searched["psnr"] > plain["psnr"]
