@@ -626,12 +626,13 @@ def stop_desc(stop: StopRule) -> dict:
 
 
 def check_resumable(previous: Sequence[dict], *, codec: Codec, channel_desc: dict, images_desc: dict, seed: int,
-                    stop: StopRule, receivers: Sequence[str], with_ms_ssim: bool) -> None:
+                    stop: StopRule, receivers: Sequence[str], with_ms_ssim: bool,
+                    weights: str | None = None) -> None:
     """Refuse (``ValueError`` naming the first difference) to continue ``previous`` results with
     a run that differs in anything that defines a point: model (and its weights, where the file
     records them: a model retrained under the same name), channel and its options, images (by
-    content), seed, stopping rule, receivers, MS-SSIM on or off."""
-    weights = codec.weights_fingerprint
+    content), seed, stopping rule, receivers, MS-SSIM on or off. ``weights``: the codec's
+    ``weights_fingerprint``, computed once by the caller."""
     for r in previous:
         if weights is not None and r.get("model_weights") not in (None, weights):
             raise ValueError(f"cannot resume: the file was made with other weights of {codec.name} "
@@ -676,9 +677,10 @@ def sweep(codec: Codec, images: Sequence[EncodedImage], channel_list: Sequence, 
     unfinished points' trials under ``UNFINISHED`` (for incremental, atomic writes); ``on_trial(point_index, trials_done)`` and ``on_task()``
     report progress. ``executor``: see ``run_points``.
     """
+    fp = codec.weights_fingerprint  # hashes every tensor: once per sweep
     check_resumable(previous, codec=codec, channel_desc=channel_desc, images_desc=images_desc, seed=seed,
-                    stop=stop, receivers=receivers, with_ms_ssim=with_ms_ssim)
-    weights = {"model_weights": fp} if (fp := codec.weights_fingerprint) else {}
+                    stop=stop, receivers=receivers, with_ms_ssim=with_ms_ssim, weights=fp)
+    weights = {"model_weights": fp} if fp else {}
     done = {(r["receiver"], float(p["param"])): p for r in previous for p in r["points"]}
     kept = restore_trials(previous, receivers, [e.name for e in images], with_ms_ssim)
     finished: dict[int, dict] = {}

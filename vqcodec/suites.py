@@ -20,7 +20,7 @@ results objects, rewritten atomically after every finished curve point),
 the finished points of an interrupted run in DIR: with the per-point seeds
 of ``vqcodec.simulate`` the result is identical to an uninterrupted run. An rd
 suite re-uses a model's curves only while the model is unchanged (its weights,
-assignment, search and entropy coder: ``_rd_source``), so resuming it after
+assignment, search and entropy coder: ``_rd_sources``), so resuming it after
 retraining one model measures that model alone again.
 
 Folders: the suite files, their expected values, the published anchors and the named image
@@ -468,23 +468,22 @@ def jscc_anchor_points(suite: Suite) -> list[dict]:
     return out
 
 
-def _rd_source(codec, coded: bool, images: dict) -> str | None:
-    """What an rd curve of ``codec`` was computed from: every tensor of its network, its index
-    assignment, its search and precision, the entropy coder's context model (for coded files)
-    and the images; a resumed run re-uses a finished curve only when this is unchanged (None: a
-    model it cannot fingerprint, never re-used)."""
+def _rd_sources(codec, codings, images: dict) -> dict:
+    """Per coding, what an rd curve of ``codec`` was computed from: every tensor of its network,
+    its index assignment, its search and precision, the entropy coder's context model (for coded
+    files) and the images; a resumed run re-uses a finished curve only when this is unchanged
+    (None: a model it cannot fingerprint, never re-used)."""
     if (weights := codec.weights_fingerprint) is None:
-        return None
-    h = hashlib.sha256(json.dumps([codec.describe(), images, weights], sort_keys=True).encode())
-    if coded:
-        h.update(codec.coder_model().fingerprint.encode())
-    return h.hexdigest()[:16]
+        return dict.fromkeys(codings)
+    base = json.dumps([codec.describe(), images, weights], sort_keys=True)
+    return {coded: hashlib.sha256((base + (codec.coder_model().fingerprint if coded else "")).encode()).hexdigest()[:16]
+            for coded in codings}
 
 
 def run_rd_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | None = None) -> list[dict]:
     """Every model's clean point (fixed-length, and entropy-coded with ``entropy``), then the
     baselines' curves; ``results.json`` is rewritten after each model. Continuing in ``run_dir``
-    re-uses the finished curves whose source is unchanged (``_rd_source``: a retrained model or
+    re-uses the finished curves whose source is unchanged (``_rd_sources``: a retrained model or
     entropy coder is measured again) and the baselines' curves of the same qualities."""
     previous = _finished(run_dir)
     paths = list_images(suite.images_folder())
@@ -496,14 +495,11 @@ def run_rd_suite(suite: Suite, run_dir: Path, progress: Callable[[str], None] | 
         return next((r for r in previous if r.get("description") == description
                      and r.get("rd_source") == source and r.get("images") == img_desc), None)
 
-    def kept_model_curve(description: str, source: str | None) -> dict | None:
-        return finished(description, source) if source is not None else None
-
     for model in suite.models:
         codec = load_codec(model, precision=suite.precision, search=suite.search)
         desc = {coded: f"clean channel, {model}" + (", entropy-coded files" if coded else "") for coded in codings}
-        source = {coded: _rd_source(codec, coded, img_desc) for coded in codings}
-        kept = {coded: kept_model_curve(desc[coded], source[coded]) for coded in codings}
+        source = _rd_sources(codec, codings, img_desc)
+        kept = {coded: source[coded] and finished(desc[coded], source[coded]) for coded in codings}
         if all(kept.values()):
             for coded in codings:
                 curves[coded].append(kept[coded])
